@@ -1,0 +1,102 @@
+package guest_test
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/guest"
+)
+
+// record is one task of a safepool_batch buffer.
+type record struct{ fn, in string }
+
+// encode lays records out the way ABI.md describes.
+func encode(records ...record) []byte {
+	var buf []byte
+	for _, r := range records {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(r.fn)))
+		buf = append(buf, r.fn...)
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(r.in)))
+		buf = append(buf, r.in...)
+	}
+	return buf
+}
+
+func TestEachRecord(t *testing.T) {
+	full := encode(record{"a", "1"}, record{"", ""}, record{"ccc", "three"})
+	cases := []struct {
+		name    string
+		buf     []byte
+		want    []record
+		wantErr string
+	}{
+		{"empty batch", nil, nil, ""},
+		{"records in order", full, []record{{"a", "1"}, {"", ""}, {"ccc", "three"}}, ""},
+		{"short name length", full[:2], nil, "the record at byte 0 runs past the end of the 2-byte batch"},
+		{"name past end", encode(record{"abcdef", ""})[:6], nil, "the record at byte 0 runs past the end"},
+		{"missing input length", full[:len(full)-10], []record{{"a", "1"}, {"", ""}}, "the record at byte 18 runs past the end"},
+		{"input past end", full[:len(full)-1], []record{{"a", "1"}, {"", ""}}, "the record at byte 18 runs past the end of the 33-byte batch"},
+		{"huge length", []byte{0xff, 0xff, 0xff, 0xff, 'x'}, nil, "the record at byte 0 runs past the end"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []record
+			err := guest.EachRecord(tc.buf, func(name, in []byte) {
+				got = append(got, record{string(name), string(in)})
+			})
+			require.Equal(t, tc.want, got)
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, "guest: malformed batch: "+tc.wantErr)
+		})
+	}
+}
+
+func TestEachRecordInputCannotGrowIntoNextRecord(t *testing.T) {
+	buf := encode(record{"d-echo", "ab"}, record{"d-echo", "cd"})
+	var first []byte
+	require.NoError(t, guest.EachRecord(buf, func(_, in []byte) {
+		if first == nil {
+			first = in
+		}
+	}))
+	require.Equal(t, 2, cap(first), "a handler appending to its input must not overwrite the next record")
+}
+
+func TestRunBatch(t *testing.T) {
+	t.Run("one outcome per record, in order", func(t *testing.T) {
+		var r recorder
+		guest.RunBatch(encode(
+			record{"d-echo", "one"},
+			record{"d-panic", ""},
+			record{"d-fail", "two"},
+			record{"nope", ""},
+			record{"d-echo", "three"},
+		), r.report)
+		require.Equal(t, []outcome{
+			{guest.StatusOK, "one"},
+			{guest.StatusError, "panic: kaboom"},
+			{guest.StatusError, "boom: two"},
+			{guest.StatusUnknown, guest.UnknownMessage("nope")},
+			{guest.StatusOK, "three"},
+		}, r.got)
+	})
+	t.Run("malformed tail", func(t *testing.T) {
+		var r recorder
+		buf := encode(record{"d-echo", "one"}, record{"d-echo", "two"})
+		guest.RunBatch(buf[:len(buf)-1], r.report)
+		require.Len(t, r.got, 2)
+		require.Equal(t, outcome{guest.StatusOK, "one"}, r.got[0])
+		require.Equal(t, guest.StatusError, r.got[1].Status)
+		require.Contains(t, r.got[1].Data, "malformed batch")
+	})
+	t.Run("empty", func(t *testing.T) {
+		var r recorder
+		guest.RunBatch(nil, r.report)
+		require.Empty(t, r.got)
+	})
+}

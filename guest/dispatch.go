@@ -1,0 +1,61 @@
+package guest
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Status codes passed to safepool.result; see ABI.md.
+const (
+	statusOK      int32 = 0 // the bytes are the task's output
+	statusError   int32 = 1 // the bytes are an error message
+	statusUnknown int32 = 2 // the bytes name the unknown function
+)
+
+// reporter hands one task's outcome to the host. In a wasip1 build it calls
+// the safepool.result import; tests record the calls instead. The host copies
+// data before it returns, so data may alias memory the guest reuses.
+type reporter func(status int32, data []byte)
+
+// runTask runs the handler called name on in and reports the outcome exactly
+// once, whatever the handler does short of exiting the process or trapping.
+func runTask(name, in []byte, report reporter) {
+	status, out := invoke(name, in)
+	report(status, out)
+}
+
+// invoke runs the handler called name on in, turning a returned error or a
+// panic into statusError and an unregistered name into statusUnknown.
+func invoke(name, in []byte) (status int32, out []byte) {
+	fn, ok := handlers[string(name)]
+	if !ok {
+		return statusUnknown, []byte(unknownMessage(string(name)))
+	}
+	// The deferred recover also covers err.Error below, which is user code.
+	defer func() {
+		if v := recover(); v != nil {
+			status, out = statusError, []byte(panicMessage(v))
+		}
+	}()
+	out, err := fn(in)
+	if err != nil {
+		return statusError, []byte(err.Error())
+	}
+	return statusOK, out
+}
+
+// panicMessage formats a recovered panic value the way the ABI reports it.
+func panicMessage(v any) string {
+	return "panic: " + fmt.Sprint(v)
+}
+
+// unknownMessage is the status-2 message for a function name that has no
+// handler. It lists the handlers the module does have, so that a typo in
+// the task's function name is easy to spot.
+func unknownMessage(name string) string {
+	names := handlerNames()
+	if len(names) == 0 {
+		return fmt.Sprintf("unknown function %q; this module has no handlers (register them with guest.Handle in an init function)", name)
+	}
+	return fmt.Sprintf("unknown function %q; this module has: %s", name, strings.Join(names, ", "))
+}

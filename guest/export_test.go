@@ -1,0 +1,39 @@
+package guest
+
+// This file lets the external guest_test package reach the module's plain-Go
+// machinery, which the wasip1 exports wrap.
+
+// Status codes of safepool.result.
+const (
+	StatusOK      = statusOK
+	StatusError   = statusError
+	StatusUnknown = statusUnknown
+)
+
+// Arena is the buffer allocator behind safepool_alloc.
+type Arena = arena
+
+// Alloc calls alloc.
+func (a *arena) Alloc(n int) []byte { return a.alloc(n) }
+
+// Reset calls reset.
+func (a *arena) Reset() { a.reset() }
+
+// Chunks reports how many chunks the arena holds, in use or not.
+func (a *arena) Chunks() int { return len(a.full) + 1 }
+
+// Cap reports the size of the current chunk.
+func (a *arena) Cap() int { return len(a.buf) }
+
+var (
+	Invoke         = invoke
+	EachRecord     = eachRecord
+	HandlerNames   = handlerNames
+	UnknownMessage = unknownMessage
+)
+
+// RunBatch runs a batch buffer, passing each outcome to report.
+func RunBatch(buf []byte, report func(status int32, data []byte)) { runBatch(buf, report) }
+
+// RunTask runs one task, passing its outcome to report.
+func RunTask(name, in []byte, report func(status int32, data []byte)) { runTask(name, in, report) }

@@ -1,0 +1,16 @@
+// Package proc starts, hardens and reaps worker processes, and tells how each
+// one ended.
+//
+// The host side is [Start]; it returns a [Process]. The worker side is
+// [Child], called by the worker's entry point.
+//
+// A worker gets exactly three descriptors beyond stdio: the pipe it reads
+// frames from (fd 3), the pipe it writes frames to (fd 4), and a small shared
+// memory page (fd 5), the [Slot], where it records which task is running. The
+// host reads the slot only after the worker dies, so it blames exactly the
+// task that was running without paying a write per task.
+//
+// By default a worker re-executes the current binary with [WorkerArg] as its
+// only argument; the sandbox package recognises that argument before main
+// runs, so user programs and test binaries need no extra executable.
+package proc

@@ -1,0 +1,137 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// enc appends fields to a payload.
+type enc []byte
+
+func (e enc) uint(v uint64) enc { return binary.AppendUvarint(e, v) }
+func (e enc) int(v int64) enc   { return binary.AppendVarint(e, v) }
+func (e enc) bool(v bool) enc {
+	if v {
+		return append(e, 1)
+	}
+	return append(e, 0)
+}
+func (e enc) bytes(b []byte) enc { return append(e.uint(uint64(len(b))), b...) }
+func (e enc) str(s string) enc   { return append(e.uint(uint64(len(s))), s...) }
+
+// dec reads fields from a payload. The first error sticks; later reads return
+// zero values, so a decoder checks err once at the end.
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: bad %s", ErrMalformed, what)
+	}
+}
+
+func (d *dec) uint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) int(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) u32(what string) uint32 {
+	v := d.uint(what)
+	if v > math.MaxUint32 {
+		d.fail(what)
+		return 0
+	}
+	return uint32(v)
+}
+
+func (d *dec) bool(what string) bool {
+	if d.err != nil {
+		return false
+	}
+	if len(d.b) == 0 || d.b[0] > 1 {
+		d.fail(what)
+		return false
+	}
+	v := d.b[0] == 1
+	d.b = d.b[1:]
+	return v
+}
+
+// bytes returns a copy, so that decoded messages outlive the frame buffer.
+func (d *dec) bytes(what string) []byte {
+	n := d.uint(what)
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return nil
+	}
+	if n == 0 {
+		d.b = d.b[0:]
+		return nil
+	}
+	out := make([]byte, n)
+	copy(out, d.b[:n])
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *dec) str(what string) string {
+	n := d.uint(what)
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// count reads a list length and checks that at least min bytes per element
+// remain, so a forged count cannot make the decoder allocate a huge slice.
+func (d *dec) count(what string, min int) int {
+	n := d.uint(what)
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(len(d.b)/min) {
+		d.fail(what)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *dec) end(what string) error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes after %s", ErrMalformed, len(d.b), what)
+	}
+	return d.err
+}

@@ -1,0 +1,259 @@
+package wire
+
+import (
+	"fmt"
+	"time"
+)
+
+// Status is how one task ended. The values are part of the protocol.
+type Status uint8
+
+// Task statuses. StatusKilled is never sent by a worker: the host assigns it
+// when the worker dies.
+const (
+	StatusOK          Status = 1
+	StatusError       Status = 2
+	StatusKilled      Status = 3
+	StatusMemoryLimit Status = 4
+	StatusTimeout     Status = 5
+)
+
+// Valid reports whether s is one of the defined statuses.
+func (s Status) Valid() bool { return s >= StatusOK && s <= StatusTimeout }
+
+// Kind says how a worker runs its module.
+type Kind uint8
+
+// Module kinds.
+const (
+	KindSDK     Kind = 1 // exports the safepool guest ABI
+	KindCommand Kind = 2 // a WASI command: stdin in, stdout out, fresh instance per task
+)
+
+// Init is the first frame the host sends. It configures the worker.
+type Init struct {
+	Version       uint32
+	ModulePath    string        // the .wasm file to load
+	CacheDir      string        // compilation cache shared by all workers; "" for none
+	Engine        string        // "wazero" or "wasmtime"
+	MemoryLimit   uint64        // default per-task linear memory cap, bytes
+	Timeout       time.Duration // default per-task timeout; 0 for none
+	OutputLimit   uint64        // largest output a task may return, bytes
+	LogLimit      uint64        // tail of guest stdout/stderr kept per task, bytes
+	FreshInstance bool          // a new instance for every task
+	Events        bool          // send TypeStarted before each task
+}
+
+// Ready is the worker's answer to Init.
+type Ready struct {
+	Version  uint32
+	PID      uint32
+	Kind     Kind
+	Batch    bool     // the module exports safepool_batch
+	Handlers []string // handler names of an SDK module
+}
+
+// Task is one unit of work.
+type Task struct {
+	ID          uint64        // chosen by the host, echoed in the result
+	Func        string        // handler name; ignored by command modules
+	Input       []byte        //
+	MemoryLimit uint64        // overrides Init.MemoryLimit when non-zero
+	Timeout     time.Duration // overrides Init.Timeout when non-zero
+}
+
+// Result is the outcome of one task.
+type Result struct {
+	ID         uint64
+	Status     Status
+	Output     []byte
+	Error      string
+	Start, End int64  // Unix nanoseconds
+	PeakMemory uint64 // peak linear memory of the instance, bytes
+	Log        []byte // tail of the guest's stderr (and stdout for SDK modules)
+}
+
+// Fatal tells the host why a worker cannot go on.
+type Fatal struct {
+	Code    FatalCode
+	Message string
+}
+
+// FatalCode classifies a Fatal message.
+type FatalCode uint32
+
+// Fatal codes.
+const (
+	FatalInternal FatalCode = 1 // a bug or an unexpected host error
+	FatalVersion  FatalCode = 2 // protocol version mismatch
+	FatalModule   FatalCode = 3 // the module cannot be loaded or instantiated
+	FatalProtocol FatalCode = 4 // the host sent something malformed
+)
+
+func (f *Fatal) Error() string { return fmt.Sprintf("worker: %s", f.Message) }
+
+// AppendInit appends the encoding of m to b.
+func AppendInit(b []byte, m *Init) []byte {
+	e := enc(b).uint(uint64(m.Version)).str(m.ModulePath).str(m.CacheDir).str(m.Engine).
+		uint(m.MemoryLimit).int(int64(m.Timeout)).uint(m.OutputLimit).uint(m.LogLimit).
+		bool(m.FreshInstance).bool(m.Events)
+	return e
+}
+
+// DecodeInit decodes an Init payload.
+func DecodeInit(p []byte) (*Init, error) {
+	d := dec{b: p}
+	m := &Init{
+		Version:       d.u32("version"),
+		ModulePath:    d.str("module path"),
+		CacheDir:      d.str("cache dir"),
+		Engine:        d.str("engine"),
+		MemoryLimit:   d.uint("memory limit"),
+		Timeout:       time.Duration(d.int("timeout")),
+		OutputLimit:   d.uint("output limit"),
+		LogLimit:      d.uint("log limit"),
+		FreshInstance: d.bool("fresh instance"),
+		Events:        d.bool("events"),
+	}
+	return m, d.end("init")
+}
+
+// AppendReady appends the encoding of m to b.
+func AppendReady(b []byte, m *Ready) []byte {
+	e := enc(b).uint(uint64(m.Version)).uint(uint64(m.PID)).uint(uint64(m.Kind)).bool(m.Batch).
+		uint(uint64(len(m.Handlers)))
+	for _, h := range m.Handlers {
+		e = e.str(h)
+	}
+	return e
+}
+
+// DecodeReady decodes a Ready payload.
+func DecodeReady(p []byte) (*Ready, error) {
+	d := dec{b: p}
+	m := &Ready{
+		Version: d.u32("version"),
+		PID:     d.u32("pid"),
+		Kind:    Kind(d.uint("kind")),
+		Batch:   d.bool("batch"),
+	}
+	if n := d.count("handler count", 1); n > 0 {
+		m.Handlers = make([]string, n)
+		for i := range m.Handlers {
+			m.Handlers[i] = d.str("handler")
+		}
+	}
+	if d.err == nil && m.Kind != KindSDK && m.Kind != KindCommand {
+		d.fail("kind")
+	}
+	return m, d.end("ready")
+}
+
+// AppendTask appends the encoding of one task to b. A Batch payload is a
+// uvarint count followed by that many tasks.
+func AppendTask(b []byte, t *Task) []byte {
+	return enc(b).uint(t.ID).str(t.Func).bytes(t.Input).uint(t.MemoryLimit).int(int64(t.Timeout))
+}
+
+// AppendBatch appends a whole Batch payload to b.
+func AppendBatch(b []byte, tasks []Task) []byte {
+	b = enc(b).uint(uint64(len(tasks)))
+	for i := range tasks {
+		b = AppendTask(b, &tasks[i])
+	}
+	return b
+}
+
+// DecodeBatch decodes a Batch payload. A batch holds at least one task.
+func DecodeBatch(p []byte) ([]Task, error) {
+	d := dec{b: p}
+	n := d.count("task count", 5)
+	if d.err == nil && n == 0 {
+		d.fail("task count (zero)")
+	}
+	var tasks []Task
+	if d.err == nil {
+		tasks = make([]Task, n)
+		for i := range tasks {
+			t := &tasks[i]
+			t.ID = d.uint("task id")
+			t.Func = d.str("func")
+			t.Input = d.bytes("input")
+			t.MemoryLimit = d.uint("memory limit")
+			t.Timeout = time.Duration(d.int("timeout"))
+		}
+	}
+	if err := d.end("batch"); err != nil {
+		return nil, err
+	}
+	return tasks, nil
+}
+
+// AppendResult appends the encoding of one result to b. A Results payload is
+// a uvarint count followed by that many results.
+func AppendResult(b []byte, r *Result) []byte {
+	return enc(b).uint(r.ID).uint(uint64(r.Status)).bytes(r.Output).str(r.Error).
+		int(r.Start).int(r.End).uint(r.PeakMemory).bytes(r.Log)
+}
+
+// AppendResults appends a whole Results payload to b.
+func AppendResults(b []byte, rs []Result) []byte {
+	b = enc(b).uint(uint64(len(rs)))
+	for i := range rs {
+		b = AppendResult(b, &rs[i])
+	}
+	return b
+}
+
+// DecodeResults decodes a Results payload.
+func DecodeResults(p []byte) ([]Result, error) {
+	d := dec{b: p}
+	n := d.count("result count", 8)
+	if d.err == nil && n == 0 {
+		d.fail("result count (zero)")
+	}
+	var rs []Result
+	if d.err == nil {
+		rs = make([]Result, n)
+		for i := range rs {
+			r := &rs[i]
+			r.ID = d.uint("result id")
+			r.Status = Status(d.uint("status"))
+			if d.err == nil && !r.Status.Valid() {
+				d.fail("status")
+			}
+			r.Output = d.bytes("output")
+			r.Error = d.str("error")
+			r.Start = d.int("start")
+			r.End = d.int("end")
+			r.PeakMemory = d.uint("peak memory")
+			r.Log = d.bytes("log")
+		}
+	}
+	if err := d.end("results"); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// AppendStarted appends a Started payload: the task's ID.
+func AppendStarted(b []byte, id uint64) []byte { return enc(b).uint(id) }
+
+// DecodeStarted decodes a Started payload.
+func DecodeStarted(p []byte) (uint64, error) {
+	d := dec{b: p}
+	id := d.uint("task id")
+	return id, d.end("started")
+}
+
+// AppendFatal appends the encoding of m to b.
+func AppendFatal(b []byte, m *Fatal) []byte {
+	return enc(b).uint(uint64(m.Code)).str(m.Message)
+}
+
+// DecodeFatal decodes a Fatal payload.
+func DecodeFatal(p []byte) (*Fatal, error) {
+	d := dec{b: p}
+	m := &Fatal{Code: FatalCode(d.u32("code")), Message: d.str("message")}
+	return m, d.end("fatal")
+}

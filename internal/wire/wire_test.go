@@ -1,0 +1,134 @@
+package wire_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/internal/wire"
+)
+
+func TestRoundTrip(t *testing.T) {
+	t.Run("init", func(t *testing.T) {
+		in := &wire.Init{Version: wire.Version, ModulePath: "/m.wasm", CacheDir: "/c", Engine: "wazero",
+			MemoryLimit: 64 << 20, Timeout: time.Second, OutputLimit: 1 << 20, LogLimit: 64 << 10,
+			FreshInstance: true, Events: true}
+		out, err := wire.DecodeInit(wire.AppendInit(nil, in))
+		require.NoError(t, err)
+		require.Equal(t, in, out)
+	})
+	t.Run("ready", func(t *testing.T) {
+		in := &wire.Ready{Version: 1, PID: 42, Kind: wire.KindSDK, Batch: true, Handlers: []string{"a", "square"}}
+		out, err := wire.DecodeReady(wire.AppendReady(nil, in))
+		require.NoError(t, err)
+		require.Equal(t, in, out)
+	})
+	t.Run("batch", func(t *testing.T) {
+		in := []wire.Task{
+			{ID: 1, Func: "square", Input: []byte("7")},
+			{ID: 1 << 40, Func: "", Input: nil, MemoryLimit: 1 << 30, Timeout: -1},
+		}
+		out, err := wire.DecodeBatch(wire.AppendBatch(nil, in))
+		require.NoError(t, err)
+		require.Equal(t, in, out)
+	})
+	t.Run("results", func(t *testing.T) {
+		in := []wire.Result{
+			{ID: 3, Status: wire.StatusOK, Output: []byte("49"), Start: 10, End: 20, PeakMemory: 65536},
+			{ID: 4, Status: wire.StatusError, Error: "boom", Log: []byte("tail")},
+		}
+		out, err := wire.DecodeResults(wire.AppendResults(nil, in))
+		require.NoError(t, err)
+		require.Equal(t, in, out)
+	})
+	t.Run("started", func(t *testing.T) {
+		id, err := wire.DecodeStarted(wire.AppendStarted(nil, 99))
+		require.NoError(t, err)
+		require.Equal(t, uint64(99), id)
+	})
+	t.Run("fatal", func(t *testing.T) {
+		in := &wire.Fatal{Code: wire.FatalModule, Message: "no such export"}
+		out, err := wire.DecodeFatal(wire.AppendFatal(nil, in))
+		require.NoError(t, err)
+		require.Equal(t, in, out)
+		require.EqualError(t, out, "worker: no such export")
+	})
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good := wire.AppendResults(nil, []wire.Result{{ID: 1, Status: wire.StatusOK, Output: []byte("x")}})
+	cases := []struct {
+		name string
+		fn   func([]byte) error
+		in   []byte
+	}{
+		{"empty batch", func(p []byte) error { _, err := wire.DecodeBatch(p); return err }, nil},
+		{"zero tasks", func(p []byte) error { _, err := wire.DecodeBatch(p); return err }, []byte{0}},
+		{"huge task count", func(p []byte) error { _, err := wire.DecodeBatch(p); return err }, []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3}},
+		{"input longer than frame", func(p []byte) error { _, err := wire.DecodeBatch(p); return err }, []byte{1, 1, 0, 100, 'a'}},
+		{"truncated results", func(p []byte) error { _, err := wire.DecodeResults(p); return err }, good[:len(good)-1]},
+		{"trailing bytes", func(p []byte) error { _, err := wire.DecodeResults(p); return err }, append(append([]byte{}, good...), 0)},
+		{"bad status", func(p []byte) error { _, err := wire.DecodeResults(p); return err }, wire.AppendResults(nil, []wire.Result{{ID: 1, Status: 9}})},
+		{"bad bool", func(p []byte) error { _, err := wire.DecodeReady(p); return err }, []byte{1, 1, 1, 7, 0}},
+		{"bad kind", func(p []byte) error { _, err := wire.DecodeReady(p); return err }, []byte{1, 1, 9, 0, 0}},
+		{"version overflow", func(p []byte) error { _, err := wire.DecodeInit(p); return err }, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.fn(tc.in)
+			require.Error(t, err)
+			require.ErrorIs(t, err, wire.ErrMalformed)
+		})
+	}
+}
+
+func TestFrames(t *testing.T) {
+	var buf bytes.Buffer
+	w := wire.NewWriter(&buf)
+	require.NoError(t, w.Write(wire.TypeStarted, wire.AppendStarted(nil, 5)))
+	require.NoError(t, w.Send(wire.TypeShutdown, nil))
+
+	r := wire.NewReader(bytes.NewReader(buf.Bytes()))
+	typ, p, err := r.Read()
+	require.NoError(t, err)
+	require.Equal(t, wire.TypeStarted, typ)
+	id, err := wire.DecodeStarted(p)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), id)
+
+	typ, p, err = r.Read()
+	require.NoError(t, err)
+	require.Equal(t, wire.TypeShutdown, typ)
+	require.Empty(t, p)
+
+	_, _, err = r.Read()
+	require.ErrorIs(t, err, io.EOF)
+
+	t.Run("cut inside a frame", func(t *testing.T) {
+		r := wire.NewReader(bytes.NewReader(buf.Bytes()[:3]))
+		_, _, err := r.Read()
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		r = wire.NewReader(bytes.NewReader(buf.Bytes()[:5]))
+		_, _, err = r.Read()
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	})
+	t.Run("oversized length", func(t *testing.T) {
+		r := wire.NewReader(bytes.NewReader([]byte{0x7f, 0xff, 0xff, 0xff, 1}))
+		_, _, err := r.Read()
+		require.True(t, errors.Is(err, wire.ErrTooLarge), "got %v", err)
+	})
+	t.Run("zero length", func(t *testing.T) {
+		r := wire.NewReader(bytes.NewReader([]byte{0, 0, 0, 0}))
+		_, _, err := r.Read()
+		require.ErrorIs(t, err, wire.ErrMalformed)
+	})
+}
+
+func TestTypeString(t *testing.T) {
+	require.Equal(t, "batch", wire.TypeBatch.String())
+	require.Equal(t, "type(99)", wire.Type(99).String())
+}
