@@ -42,6 +42,7 @@ type Init struct {
 	LogLimit      uint64        // tail of guest stdout/stderr kept per task, bytes
 	FreshInstance bool          // a new instance for every task
 	Events        bool          // send TypeStarted before each task
+	ProcessLimit  uint64        // address-space backstop for the whole worker, bytes; 0 for none
 }
 
 // Ready is the worker's answer to Init.
@@ -96,7 +97,7 @@ func (f *Fatal) Error() string { return fmt.Sprintf("worker: %s", f.Message) }
 func AppendInit(b []byte, m *Init) []byte {
 	e := enc(b).uint(uint64(m.Version)).str(m.ModulePath).str(m.CacheDir).str(m.Engine).
 		uint(m.MemoryLimit).int(int64(m.Timeout)).uint(m.OutputLimit).uint(m.LogLimit).
-		bool(m.FreshInstance).bool(m.Events)
+		bool(m.FreshInstance).bool(m.Events).uint(m.ProcessLimit)
 	return e
 }
 
@@ -114,6 +115,7 @@ func DecodeInit(p []byte) (*Init, error) {
 		LogLimit:      d.uint("log limit"),
 		FreshInstance: d.bool("fresh instance"),
 		Events:        d.bool("events"),
+		ProcessLimit:  d.uint("process limit"),
 	}
 	return m, d.end("init")
 }

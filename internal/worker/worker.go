@@ -1,0 +1,206 @@
+// Package worker is the host's handle on one worker process: it starts the
+// process, runs the handshake, sends batches, and turns what comes back,
+// including the process's death, into events.
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/safepool/safepool/internal/proc"
+	"github.com/safepool/safepool/internal/wire"
+)
+
+// Config says how to start a worker.
+type Config struct {
+	Init         wire.Init
+	Proc         proc.Options
+	StartTimeout time.Duration // how long the handshake may take; 0 means 30 s
+}
+
+// ErrStart wraps every failure to bring a worker up.
+var ErrStart = errors.New("worker: start failed")
+
+// Worker is a running worker process. Send and Recv may be used from two
+// different goroutines; neither is safe for concurrent use with itself.
+type Worker struct {
+	p     *proc.Process
+	r     *wire.Reader
+	w     *wire.Writer
+	ready *wire.Ready
+	frame []byte
+
+	deathOnce sync.Once
+	death     *Death
+}
+
+// Death says how a worker ended and which task it was running.
+type Death struct {
+	Exit    proc.Exit
+	Running uint64 // the task running when it died; 0 if it was idle
+	Since   int64  // when that task started, Unix nanoseconds
+	Stderr  string // tail of the worker process's own stderr
+	Fatal   *wire.Fatal
+}
+
+func (d *Death) Error() string {
+	msg := "worker " + d.Exit.String()
+	if d.Fatal != nil {
+		msg += ": " + d.Fatal.Message
+	}
+	return msg
+}
+
+// Start starts a worker process and waits for its handshake. A worker that
+// fails to start is killed and reaped before Start returns.
+func Start(cfg Config) (*Worker, error) {
+	p, err := proc.Start(cfg.Proc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStart, err)
+	}
+	wk := &Worker{p: p, r: wire.NewReader(p.Reader()), w: wire.NewWriter(p.Writer())}
+	timeout := cfg.StartTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	// A worker stuck before its handshake (a module whose start-up never
+	// ends) is killed; the read below then fails.
+	t := time.AfterFunc(timeout, p.Kill)
+	defer t.Stop()
+	cfg.Init.Version = wire.Version
+	if err := wk.w.Send(wire.TypeInit, wire.AppendInit(nil, &cfg.Init)); err != nil {
+		return nil, wk.startFailed(err, timeout)
+	}
+	typ, pl, err := wk.r.Read()
+	if err != nil {
+		return nil, wk.startFailed(err, timeout)
+	}
+	switch typ {
+	case wire.TypeReady:
+		ready, err := wire.DecodeReady(pl)
+		if err != nil {
+			return nil, wk.startFailed(err, timeout)
+		}
+		if ready.Version != wire.Version {
+			return nil, wk.startFailed(fmt.Errorf("worker speaks protocol %d, host %d", ready.Version, wire.Version), timeout)
+		}
+		wk.ready = ready
+		return wk, nil
+	case wire.TypeFatal:
+		f, err := wire.DecodeFatal(pl)
+		if err != nil {
+			return nil, wk.startFailed(err, timeout)
+		}
+		wk.p.Kill()
+		wk.p.Release()
+		return nil, fmt.Errorf("%w: %w", ErrStart, f)
+	default:
+		return nil, wk.startFailed(fmt.Errorf("unexpected %s frame", typ), timeout)
+	}
+}
+
+func (wk *Worker) startFailed(err error, timeout time.Duration) error {
+	wk.p.Kill()
+	wk.p.Release()
+	e := wk.p.Exit()
+	msg := fmt.Sprintf("%v; worker %s", err, e)
+	if e.Signaled() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		msg = fmt.Sprintf("worker %s before its handshake (start timeout %s)", e, timeout)
+	}
+	if s := wk.p.Stderr(); len(s) > 0 {
+		msg += "; worker stderr: " + string(s)
+	}
+	return fmt.Errorf("%w: %s", ErrStart, msg)
+}
+
+// PID returns the worker's process ID.
+func (wk *Worker) PID() int { return wk.p.PID() }
+
+// Ready returns the worker's handshake.
+func (wk *Worker) Ready() *wire.Ready { return wk.ready }
+
+// Process returns the underlying process.
+func (wk *Worker) Process() *proc.Process { return wk.p }
+
+// Send sends one batch. An error means the worker is gone; Recv will report
+// how.
+func (wk *Worker) Send(tasks []wire.Task) error {
+	wk.frame = wire.AppendBatch(wk.frame[:0], tasks)
+	if cap(wk.frame) > 4<<20 {
+		defer func() { wk.frame = nil }()
+	}
+	return wk.w.Send(wire.TypeBatch, wk.frame)
+}
+
+// Event is one thing Recv learned. Exactly one field is set.
+type Event struct {
+	Results []wire.Result
+	Started uint64
+	Death   *Death
+}
+
+// Recv waits for the next event. When the worker dies it returns a Death
+// event; every call after that returns the same Death.
+func (wk *Worker) Recv() Event {
+	if wk.death != nil {
+		return Event{Death: wk.death}
+	}
+	typ, p, err := wk.r.Read()
+	if err == nil {
+		switch typ {
+		case wire.TypeResults:
+			rs, derr := wire.DecodeResults(p)
+			if derr == nil {
+				return Event{Results: rs}
+			}
+			err = derr
+		case wire.TypeStarted:
+			id, derr := wire.DecodeStarted(p)
+			if derr == nil {
+				return Event{Started: id}
+			}
+			err = derr
+		case wire.TypeFatal:
+			f, derr := wire.DecodeFatal(p)
+			if derr == nil {
+				return Event{Death: wk.die(f)}
+			}
+			err = derr
+		default:
+			err = fmt.Errorf("unexpected %s frame", typ)
+		}
+	}
+	// EOF: the process died or closed its end. A garbled stream is treated
+	// the same way: the worker cannot be trusted any more.
+	return Event{Death: wk.die(nil)}
+}
+
+func (wk *Worker) die(f *wire.Fatal) *Death {
+	wk.deathOnce.Do(func() {
+		// Read the slot before killing: the worker may still be alive if it
+		// sent garbage or a fatal message.
+		id, since := wk.p.Slot().Running()
+		wk.p.Kill()
+		d := &Death{Exit: wk.p.Exit(), Running: id, Since: since, Fatal: f}
+		d.Stderr = string(wk.p.Stderr())
+		wk.death = d
+	})
+	return wk.death
+}
+
+// Kill kills the worker now. Safe to call at any time, more than once.
+func (wk *Worker) Kill() { wk.p.Kill() }
+
+// Stop asks the worker to finish its queued batches and exit, by closing its
+// input.
+func (wk *Worker) Stop() { _ = wk.p.CloseInput() }
+
+// Release waits for the process to end and frees its descriptors.
+func (wk *Worker) Release() { wk.p.Release() }
+
+// Running returns the task the worker is running now and when it started, or
+// 0 when idle.
+func (wk *Worker) Running() (uint64, int64) { return wk.p.Slot().Running() }

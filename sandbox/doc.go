@@ -1,0 +1,24 @@
+// Package sandbox is the worker side of safepool: the process that hosts a
+// WebAssembly engine and runs tasks under a memory cap and a deadline.
+//
+// A pool starts workers by re-executing its own binary; this package's init
+// function recognises such a process and turns it into a worker before main
+// runs, so programs that import the pool need no setup. Programs that want an
+// explicit worker executable call [Main] (the safepool CLI does, for
+// `safepool worker`).
+//
+// The host side of the package is small: [Inspect] checks a module before any
+// worker starts, so that a bad module fails at load time with an error that
+// names the problem, and [Precompile] fills the compilation cache once per
+// machine, so that N workers do not compile N times.
+//
+// Each task ends with one status: ok, error, memory_limit or timeout. The
+// worker never reports killed; the host does, when the worker dies. After a
+// trap, a timeout or a memory-limit hit the worker throws the instance away
+// and makes a new one for the next task.
+//
+// The sandbox denies by default: no preopened directories, no environment
+// variables, no arguments, no sockets, and no imports beyond WASI preview 1
+// and safepool's own "safepool" module. Guest stdout and stderr are kept per
+// task, bounded to a tail.
+package sandbox

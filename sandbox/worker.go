@@ -1,0 +1,522 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/safepool/safepool/internal/proc"
+	"github.com/safepool/safepool/internal/wire"
+)
+
+func init() {
+	// A pool re-executes its own binary with proc.WorkerArg; become the
+	// worker before the program's main runs.
+	if proc.IsWorker() {
+		Main()
+	}
+}
+
+// Main runs this process as a worker and never returns. It expects the
+// descriptors a pool passes to its workers; started any other way it prints
+// an error and exits with code 2.
+func Main() {
+	end, err := proc.Child()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "safepool worker:", err)
+		fmt.Fprintln(os.Stderr, "this command is started by a pool; it is not meant to be run by hand")
+		os.Exit(2)
+	}
+	if err := serve(end); err != nil {
+		fmt.Fprintln(os.Stderr, "safepool worker:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// flushEvery bounds how long finished results wait in the worker before they
+// are sent, so that progress stays visible during long batches.
+const flushEvery = 2 * time.Millisecond
+
+type worker struct {
+	ctx  context.Context
+	cfg  *wire.Init
+	end  *proc.ChildEnd
+	w    *wire.Writer
+	eng  *engine
+	inst *instance // the warm SDK instance, nil until needed
+
+	pending   []wire.Result
+	lastFlush time.Time
+	frame     []byte
+	err       error // first write error: the host is gone
+}
+
+func serve(end *proc.ChildEnd) error {
+	ctx := context.Background()
+	r := wire.NewReader(end.In)
+	w := &worker{ctx: ctx, end: end, w: wire.NewWriter(end.Out)}
+
+	typ, p, err := r.Read()
+	if err != nil {
+		return fmt.Errorf("read init: %w", err)
+	}
+	if typ != wire.TypeInit {
+		return w.fatal(wire.FatalProtocol, fmt.Sprintf("expected an init frame, got %s", typ))
+	}
+	cfg, err := wire.DecodeInit(p)
+	if err != nil {
+		return w.fatal(wire.FatalProtocol, err.Error())
+	}
+	if cfg.Version != wire.Version {
+		return w.fatal(wire.FatalVersion, fmt.Sprintf("host speaks protocol version %d, this worker speaks %d; use the same safepool build for host and worker", cfg.Version, wire.Version))
+	}
+	w.cfg = cfg
+	if err := proc.LimitMemory(cfg.ProcessLimit); err != nil {
+		return w.fatal(wire.FatalInternal, err.Error())
+	}
+	wasm, err := os.ReadFile(cfg.ModulePath)
+	if err != nil {
+		return w.fatal(wire.FatalModule, fmt.Sprintf("read module: %v", err))
+	}
+	w.eng, err = newEngine(ctx, wasm, cfg.CacheDir)
+	if err != nil {
+		return w.fatal(wire.FatalModule, err.Error())
+	}
+	ready := &wire.Ready{Version: wire.Version, PID: uint32(os.Getpid()), Kind: wire.Kind(w.eng.info.Kind), Batch: w.eng.info.Batch}
+	if w.eng.info.Kind == KindSDK {
+		inst, err := w.eng.newInstance(ctx, cfg.MemoryLimit, cfg.LogLimit, cfg.Timeout, nil, nil)
+		if err != nil {
+			return w.fatal(wire.FatalModule, err.Error())
+		}
+		if ready.Handlers, err = w.handshakeSDK(inst); err != nil {
+			return w.fatal(wire.FatalModule, err.Error())
+		}
+		if !cfg.FreshInstance {
+			w.inst = inst
+		} else {
+			inst.close(ctx)
+		}
+	}
+	if err := w.w.Send(wire.TypeReady, wire.AppendReady(nil, ready)); err != nil {
+		return nil // the host is gone
+	}
+
+	// The reader runs beside the tasks so that the host can queue the next
+	// batch while this one runs.
+	batches := make(chan []wire.Task, 4)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		for {
+			typ, p, err := r.Read()
+			if err != nil {
+				readErr <- nil // EOF or a closed pipe: the host is done with us
+				return
+			}
+			switch typ {
+			case wire.TypeBatch:
+				tasks, err := wire.DecodeBatch(p)
+				if err != nil {
+					readErr <- err
+					return
+				}
+				batches <- tasks
+			case wire.TypeShutdown:
+				readErr <- nil
+				return
+			default:
+				readErr <- fmt.Errorf("unexpected %s frame", typ)
+				return
+			}
+		}
+	}()
+	for tasks := range batches {
+		w.run(tasks)
+		w.flush()
+		if w.err != nil {
+			return nil
+		}
+	}
+	if err := <-readErr; err != nil {
+		return w.fatal(wire.FatalProtocol, err.Error())
+	}
+	return nil
+}
+
+func (w *worker) fatal(code wire.FatalCode, msg string) error {
+	_ = w.w.Send(wire.TypeFatal, wire.AppendFatal(nil, &wire.Fatal{Code: code, Message: msg}))
+	return errors.New(msg)
+}
+
+// handshakeSDK checks the guest's ABI version and asks for its handlers.
+func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
+	res, err := inst.mod.ExportedFunction("safepool_abi_version").Call(w.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("safepool_abi_version failed: %s", inst.describe(err))
+	}
+	if v := uint32(res[0]); v != ABIVersion {
+		return nil, fmt.Errorf("%w: the module speaks guest ABI %d, this worker speaks %d", ErrABIVersion, v, ABIVersion)
+	}
+	var names []string
+	inst.sink = func(_ uint32, b []byte) {
+		for _, n := range strings.Split(string(b), "\n") {
+			if n != "" {
+				names = append(names, n)
+			}
+		}
+	}
+	_, err = inst.mod.ExportedFunction("safepool_handlers").Call(w.ctx)
+	inst.sink = nil
+	if err != nil {
+		return nil, fmt.Errorf("safepool_handlers failed: %s", inst.describe(err))
+	}
+	return names, nil
+}
+
+// emit queues a result, sending it at once when events are on or the last
+// send is older than flushEvery.
+func (w *worker) emit(r wire.Result) {
+	w.pending = append(w.pending, r)
+	if w.cfg.Events || time.Since(w.lastFlush) > flushEvery {
+		w.flush()
+	}
+}
+
+func (w *worker) flush() {
+	if len(w.pending) == 0 || w.err != nil {
+		return
+	}
+	w.frame = wire.AppendResults(w.frame[:0], w.pending)
+	w.err = w.w.Send(wire.TypeResults, w.frame)
+	w.pending = w.pending[:0]
+	w.lastFlush = time.Now()
+}
+
+// begin marks a task as running: in the shared slot, so the host can blame
+// it if the process dies, and as an event when the host asked for them.
+func (w *worker) begin(t *wire.Task, start time.Time) {
+	w.end.Slot.SetRunning(t.ID, start.UnixNano())
+	if w.cfg.Events {
+		if err := w.w.Send(wire.TypeStarted, wire.AppendStarted(nil, t.ID)); err != nil && w.err == nil {
+			w.err = err
+		}
+	}
+}
+
+func (w *worker) idle() { w.end.Slot.SetRunning(0, 0) }
+
+func (w *worker) limits(t *wire.Task) (uint64, time.Duration) {
+	limit, timeout := w.cfg.MemoryLimit, w.cfg.Timeout
+	if t.MemoryLimit != 0 {
+		limit = t.MemoryLimit
+	}
+	if t.Timeout != 0 {
+		timeout = t.Timeout
+	}
+	return limit, timeout
+}
+
+// run runs a batch in order.
+func (w *worker) run(tasks []wire.Task) {
+	if w.eng.info.Kind == KindCommand {
+		for i := range tasks {
+			w.runCommand(&tasks[i])
+		}
+		return
+	}
+	for len(tasks) > 0 {
+		if n := w.batchable(tasks); n > 1 {
+			tasks = tasks[w.runBatch(tasks[:n]):]
+			continue
+		}
+		w.runSDK(&tasks[0])
+		tasks = tasks[1:]
+	}
+}
+
+// batchable returns how many leading tasks can cross into the guest in one
+// safepool_batch call: they need the same limits, and events must be off
+// (events are sent per task, which the batch call cannot do).
+func (w *worker) batchable(tasks []wire.Task) int {
+	if !w.eng.info.Batch || w.cfg.Events || w.cfg.FreshInstance {
+		return 1
+	}
+	n := 1
+	for n < len(tasks) && tasks[n].MemoryLimit == tasks[0].MemoryLimit && tasks[n].Timeout == tasks[0].Timeout {
+		n++
+	}
+	return n
+}
+
+// instanceFor returns the warm instance if it fits the task's cap, or a new
+// one.
+func (w *worker) instanceFor(limit uint64, timeout time.Duration) (*instance, error) {
+	if w.inst != nil && (w.inst.broken || w.inst.limit != limit) {
+		w.inst.close(w.ctx)
+		w.inst = nil
+	}
+	if w.inst != nil {
+		return w.inst, nil
+	}
+	inst, err := w.eng.newInstance(w.ctx, limit, w.cfg.LogLimit, timeout, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	w.inst = inst
+	return inst, nil
+}
+
+// afterTask throws the instance away when it is broken or when every task
+// gets a fresh one.
+func (w *worker) afterTask() {
+	if w.inst != nil && (w.inst.broken || w.cfg.FreshInstance) {
+		w.inst.close(w.ctx)
+		w.inst = nil
+	}
+}
+
+// startFailure is the result of a task whose instance could not be made.
+func startFailure(t *wire.Task, start time.Time, err error) wire.Result {
+	r := wire.Result{ID: t.ID, Status: wire.StatusError, Error: err.Error(), Start: start.UnixNano(), End: time.Now().UnixNano()}
+	var mem errMemoryAtStart
+	if errors.As(err, &mem) {
+		r.Status = wire.StatusMemoryLimit
+	}
+	return r
+}
+
+// put writes the task's name and input into guest memory, name first.
+func (inst *instance) put(ctx context.Context, fn string, in []byte) (uint32, error) {
+	n := len(fn) + len(in)
+	res, err := inst.fAlloc.Call(ctx, uint64(n))
+	if err != nil {
+		return 0, err
+	}
+	ptr := uint32(res[0])
+	if ptr == 0 && n > 0 {
+		return 0, errors.New("safepool_alloc returned 0")
+	}
+	buf, ok := inst.mem.Read(ptr, uint32(n))
+	if !ok {
+		return 0, fmt.Errorf("safepool_alloc returned %d, outside linear memory", ptr)
+	}
+	copy(buf, fn)
+	copy(buf[len(fn):], in)
+	return ptr, nil
+}
+
+// runSDK runs one task through safepool_call.
+func (w *worker) runSDK(t *wire.Task) {
+	limit, timeout := w.limits(t)
+	start := time.Now()
+	w.begin(t, start)
+	defer w.idle()
+	inst, err := w.instanceFor(limit, timeout)
+	if err != nil {
+		w.emit(startFailure(t, start, err))
+		return
+	}
+	inst.log.Reset()
+	inst.cap.hit.Store(false)
+	res := wire.Result{ID: t.ID, Start: start.UnixNano()}
+	got := false
+	inst.sink = func(status uint32, b []byte) {
+		if got {
+			panic("safepool.result called twice for one task")
+		}
+		got = true
+		w.fill(&res, status, b)
+	}
+	w.eng.cur = inst
+	inst.arm(timeout)
+	ptr, err := inst.put(w.ctx, t.Func, t.Input)
+	if err == nil {
+		_, err = inst.fCall.Call(w.ctx, uint64(ptr), uint64(len(t.Func)), uint64(ptr)+uint64(len(t.Func)), uint64(len(t.Input)))
+	}
+	inst.disarm()
+	w.eng.cur, inst.sink = nil, nil
+	switch {
+	case err != nil:
+		res.Status, res.Error = inst.classify(err, timeout)
+		res.Output = nil
+	case !got:
+		res.Status, res.Error = wire.StatusError, "guest returned no result (safepool_call must call safepool.result once)"
+	case res.Status != wire.StatusOK && inst.cap.hit.Load():
+		res.Status = wire.StatusMemoryLimit
+		res.Error = fmt.Sprintf("task hit its linear memory cap of %d bytes (%s)", limit, res.Error)
+	}
+	res.End = time.Now().UnixNano()
+	res.PeakMemory = inst.cap.peak.Load()
+	res.Log = inst.log.Bytes()
+	w.emit(res)
+	w.afterTask()
+}
+
+// fill records what the guest passed to safepool.result.
+func (w *worker) fill(res *wire.Result, status uint32, b []byte) {
+	switch status {
+	case 0:
+		if uint64(len(b)) > w.cfg.OutputLimit {
+			res.Status = wire.StatusError
+			res.Error = fmt.Sprintf("output is %d bytes, over the output cap of %d bytes", len(b), w.cfg.OutputLimit)
+			return
+		}
+		res.Status = wire.StatusOK
+		res.Output = append([]byte(nil), b...)
+	default:
+		res.Status = wire.StatusError
+		res.Error = string(b[:min(len(b), 64<<10)])
+		if status != 1 && status != 2 {
+			res.Error = fmt.Sprintf("guest reported unknown status %d: %s", status, res.Error)
+		}
+	}
+}
+
+// runBatch runs tasks through one safepool_batch call and returns how many
+// it finished. On a trap the task that was running gets the failure and the
+// rest are left to the caller, which runs them on a new instance.
+func (w *worker) runBatch(tasks []wire.Task) int {
+	limit, timeout := w.limits(&tasks[0])
+	start := time.Now()
+	w.begin(&tasks[0], start)
+	defer w.idle()
+	inst, err := w.instanceFor(limit, timeout)
+	if err != nil {
+		w.emit(startFailure(&tasks[0], start, err))
+		return 1
+	}
+	// Encode the records: u32 fn_len, fn, u32 in_len, in.
+	size := 0
+	for i := range tasks {
+		size += 8 + len(tasks[i].Func) + len(tasks[i].Input)
+	}
+	inst.arm(timeout)
+	res, err := inst.fAlloc.Call(w.ctx, uint64(size))
+	if err != nil || res[0] == 0 {
+		inst.disarm()
+		return w.batchFallback(tasks, inst, err)
+	}
+	ptr := uint32(res[0])
+	buf, ok := inst.mem.Read(ptr, uint32(size))
+	if !ok {
+		inst.disarm()
+		return w.batchFallback(tasks, inst, fmt.Errorf("safepool_alloc returned %d, outside linear memory", ptr))
+	}
+	off := 0
+	for i := range tasks {
+		off += putRecord(buf[off:], tasks[i].Func)
+		off += putRecord(buf[off:], string(tasks[i].Input))
+	}
+
+	i := 0
+	cur := wire.Result{ID: tasks[0].ID, Start: start.UnixNano()}
+	inst.log.Reset()
+	inst.cap.hit.Store(false)
+	inst.sink = func(status uint32, b []byte) {
+		if i >= len(tasks) {
+			panic("safepool.result called more times than the batch has tasks")
+		}
+		w.fill(&cur, status, b)
+		now := time.Now()
+		if cur.Status != wire.StatusOK && inst.cap.hit.Load() {
+			cur.Status = wire.StatusMemoryLimit
+			cur.Error = fmt.Sprintf("task hit its linear memory cap of %d bytes (%s)", limit, cur.Error)
+		}
+		cur.End = now.UnixNano()
+		cur.PeakMemory = inst.cap.peak.Load()
+		cur.Log = inst.log.Bytes()
+		w.emit(cur)
+		i++
+		if i < len(tasks) {
+			inst.log.Reset()
+			inst.cap.hit.Store(false)
+			cur = wire.Result{ID: tasks[i].ID, Start: now.UnixNano()}
+			w.begin(&tasks[i], now)
+			inst.arm(timeout)
+		}
+	}
+	w.eng.cur = inst
+	_, err = inst.fBatch.Call(w.ctx, uint64(ptr), uint64(size))
+	inst.disarm()
+	w.eng.cur, inst.sink = nil, nil
+	switch {
+	case err != nil && i < len(tasks):
+		cur.Status, cur.Error = inst.classify(err, timeout)
+		cur.Output = nil
+		cur.End = time.Now().UnixNano()
+		cur.PeakMemory = inst.cap.peak.Load()
+		cur.Log = inst.log.Bytes()
+		w.emit(cur)
+		i++
+	case err != nil:
+		inst.broken = true // failed after the last result; the results stand
+	case i < len(tasks):
+		// The guest returned early. Report the task it was on, and let the
+		// caller run the rest one by one.
+		cur.Status, cur.Error = wire.StatusError, "guest returned no result (safepool_batch must call safepool.result once per record)"
+		cur.End = time.Now().UnixNano()
+		w.emit(cur)
+		i++
+	}
+	w.afterTask()
+	return i
+}
+
+// batchFallback handles a batch that could not be written into the guest
+// (usually because the buffer would not fit under the memory cap): run the
+// first task alone, where a cap hit is reported properly.
+func (w *worker) batchFallback(tasks []wire.Task, inst *instance, _ error) int {
+	inst.broken = true
+	w.afterTask()
+	w.idle()
+	w.runSDK(&tasks[0])
+	return 1
+}
+
+func putRecord(b []byte, s string) int {
+	binary.LittleEndian.PutUint32(b, uint32(len(s)))
+	copy(b[4:], s)
+	return 4 + len(s)
+}
+
+// runCommand runs a WASI command module once, in a fresh instance.
+func (w *worker) runCommand(t *wire.Task) {
+	limit, timeout := w.limits(t)
+	start := time.Now()
+	w.begin(t, start)
+	defer w.idle()
+	stdout := &capBuffer{max: int(w.cfg.OutputLimit)}
+	inst, err := w.eng.newInstance(w.ctx, limit, w.cfg.LogLimit, timeout, t.Input, stdout)
+	if err != nil {
+		w.emit(startFailure(t, start, err))
+		return
+	}
+	defer inst.close(w.ctx)
+	res := wire.Result{ID: t.ID, Start: start.UnixNano()}
+	inst.arm(timeout)
+	_, err = inst.mod.ExportedFunction("_start").Call(w.ctx)
+	inst.disarm()
+	var exit interface{ ExitCode() uint32 }
+	if errors.As(err, &exit) && exit.ExitCode() == 0 && !inst.timedOut.Load() {
+		err = nil // proc_exit(0) is how a command says it succeeded
+	}
+	switch {
+	case err != nil:
+		res.Status, res.Error = inst.classify(err, timeout)
+	case stdout.over:
+		res.Status = wire.StatusError
+		res.Error = fmt.Sprintf("output is over the output cap of %d bytes", w.cfg.OutputLimit)
+	default:
+		res.Status = wire.StatusOK
+		res.Output = stdout.buf
+	}
+	res.End = time.Now().UnixNano()
+	res.PeakMemory = inst.cap.peak.Load()
+	res.Log = inst.log.Bytes()
+	w.emit(res)
+}
