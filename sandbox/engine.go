@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,9 +69,11 @@ func Precompile(ctx context.Context, wasm []byte, cacheDir string) error {
 // once more.
 func compile(ctx context.Context, wasm []byte, cacheDir string) (wazero.Runtime, wazero.CompiledModule, error) {
 	rt, cm, err := compileOnce(ctx, wasm, cacheDir)
-	if err == nil || cacheDir == "" || errors.Is(err, ErrInvalidModule) {
+	if err == nil || cacheDir == "" {
 		return rt, cm, err
 	}
+	// Any failure with a cache may be the cache's fault: a real problem with
+	// the module fails again below, without the cache entry.
 	_ = os.RemoveAll(cacheDirFor(cacheDir, wasm))
 	return compileOnce(ctx, wasm, cacheDir)
 }

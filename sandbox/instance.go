@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,9 +17,6 @@ import (
 	"github.com/safepool/safepool/internal/tail"
 	"github.com/safepool/safepool/internal/wire"
 )
-
-// exitInterrupted is the exit code the watchdog closes a module with.
-const exitInterrupted = 0xdead
 
 // instance is one instantiated module with its memory cap, its captured
 // output, and its watchdog.
@@ -43,6 +41,8 @@ type instance struct {
 	timer    *time.Timer
 	timedOut atomic.Bool
 	wake     chan struct{} // closed on interruption; ends guest sleeps
+	wakeOnce sync.Once
+	cancel   atomic.Pointer[context.CancelFunc] // cancels the running call
 
 	broken bool // trapped, timed out or hit the cap: throw it away
 }
@@ -78,7 +78,7 @@ func (e *engine) newInstance(ctx context.Context, limit, logLimit uint64, timeou
 	inst.fBatch = mod.ExportedFunction("safepool_batch")
 	if init := mod.ExportedFunction("_initialize"); init != nil {
 		inst.arm(timeout)
-		_, err := init.Call(ctx)
+		_, err := inst.call(ctx, init)
 		inst.disarm()
 		if err != nil {
 			inst.close(ctx)
@@ -142,11 +142,25 @@ func (inst *instance) fire(g uint64) {
 		return // the task it was armed for has ended
 	}
 	inst.timedOut.Store(true)
-	close(inst.wake)
-	// With WithCloseOnContextDone the compiled code checks for closure at
-	// every loop header and function entry, so this stops the guest
-	// wherever it is.
-	_ = inst.mod.CloseWithExitCode(context.Background(), exitInterrupted)
+	inst.wakeOnce.Do(func() { close(inst.wake) })
+	// Cancelling the call's context makes wazero mark the module closed
+	// without freeing its memory; the compiled code checks that mark at
+	// every loop header and function entry, so the guest stops wherever it
+	// is. (Module.CloseWithExitCode would free the linear memory under the
+	// running guest.)
+	if c := inst.cancel.Load(); c != nil {
+		(*c)()
+	}
+}
+
+// call runs an exported function under a context the watchdog can cancel.
+func (inst *instance) call(ctx context.Context, f api.Function, params ...uint64) ([]uint64, error) {
+	cctx, cancel := context.WithCancel(ctx)
+	inst.cancel.Store(&cancel)
+	res, err := f.Call(cctx, params...)
+	inst.cancel.Store(nil)
+	cancel()
+	return res, err
 }
 
 func (inst *instance) close(ctx context.Context) {

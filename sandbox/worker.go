@@ -170,8 +170,9 @@ func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
 			}
 		}
 	}
+	w.eng.cur = inst
 	_, err = inst.mod.ExportedFunction("safepool_handlers").Call(w.ctx)
-	inst.sink = nil
+	w.eng.cur, inst.sink = nil, nil
 	if err != nil {
 		return nil, fmt.Errorf("safepool_handlers failed: %s", inst.describe(err))
 	}
@@ -293,7 +294,7 @@ func startFailure(t *wire.Task, start time.Time, err error) wire.Result {
 // put writes the task's name and input into guest memory, name first.
 func (inst *instance) put(ctx context.Context, fn string, in []byte) (uint32, error) {
 	n := len(fn) + len(in)
-	res, err := inst.fAlloc.Call(ctx, uint64(n))
+	res, err := inst.call(ctx, inst.fAlloc, uint64(n))
 	if err != nil {
 		return 0, err
 	}
@@ -336,7 +337,7 @@ func (w *worker) runSDK(t *wire.Task) {
 	inst.arm(timeout)
 	ptr, err := inst.put(w.ctx, t.Func, t.Input)
 	if err == nil {
-		_, err = inst.fCall.Call(w.ctx, uint64(ptr), uint64(len(t.Func)), uint64(ptr)+uint64(len(t.Func)), uint64(len(t.Input)))
+		_, err = inst.call(w.ctx, inst.fCall, uint64(ptr), uint64(len(t.Func)), uint64(ptr)+uint64(len(t.Func)), uint64(len(t.Input)))
 	}
 	inst.disarm()
 	w.eng.cur, inst.sink = nil, nil
@@ -396,7 +397,7 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		size += 8 + len(tasks[i].Func) + len(tasks[i].Input)
 	}
 	inst.arm(timeout)
-	res, err := inst.fAlloc.Call(w.ctx, uint64(size))
+	res, err := inst.call(w.ctx, inst.fAlloc, uint64(size))
 	if err != nil || res[0] == 0 {
 		inst.disarm()
 		return w.batchFallback(tasks, inst, err)
@@ -441,7 +442,7 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		}
 	}
 	w.eng.cur = inst
-	_, err = inst.fBatch.Call(w.ctx, uint64(ptr), uint64(size))
+	_, err = inst.call(w.ctx, inst.fBatch, uint64(ptr), uint64(size))
 	inst.disarm()
 	w.eng.cur, inst.sink = nil, nil
 	switch {
@@ -499,7 +500,7 @@ func (w *worker) runCommand(t *wire.Task) {
 	defer inst.close(w.ctx)
 	res := wire.Result{ID: t.ID, Start: start.UnixNano()}
 	inst.arm(timeout)
-	_, err = inst.mod.ExportedFunction("_start").Call(w.ctx)
+	_, err = inst.call(w.ctx, inst.mod.ExportedFunction("_start"))
 	inst.disarm()
 	var exit interface{ ExitCode() uint32 }
 	if errors.As(err, &exit) && exit.ExitCode() == 0 && !inst.timedOut.Load() {

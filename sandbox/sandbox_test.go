@@ -1,0 +1,363 @@
+package sandbox_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/internal/testguest"
+	"github.com/safepool/safepool/internal/wire"
+	"github.com/safepool/safepool/internal/worker"
+	_ "github.com/safepool/safepool/sandbox" // its init turns re-executed test binaries into workers
+)
+
+const (
+	testCap     = 64 << 20
+	testTimeout = 15 * time.Second // generous: -race slows the host side of a guest's stack growth
+)
+
+func startWorker(t *testing.T, module string, edit func(*wire.Init)) *worker.Worker {
+	t.Helper()
+	init := wire.Init{
+		ModulePath:  testguest.Path(t, module),
+		CacheDir:    cacheDir(t),
+		MemoryLimit: testCap,
+		Timeout:     testTimeout,
+		OutputLimit: 1 << 20,
+		LogLimit:    64 << 10,
+	}
+	if edit != nil {
+		edit(&init)
+	}
+	wk, err := worker.Start(worker.Config{Init: init})
+	require.NoError(t, err)
+	t.Cleanup(func() { wk.Kill(); wk.Release() })
+	return wk
+}
+
+// cacheDir is shared by all tests, as workers of one machine share it.
+func cacheDir(t *testing.T) string {
+	// Stable across runs: compiling a module under -race takes seconds.
+	d := filepath.Join(os.TempDir(), "safepool-test-cache")
+	require.NoError(t, os.MkdirAll(d, 0o755))
+	return d
+}
+
+var nextID uint64 = 1
+
+func task(fn, in string) wire.Task {
+	nextID++
+	return wire.Task{ID: nextID, Func: fn, Input: []byte(in)}
+}
+
+// run sends the tasks as one batch and returns their results in order.
+func run(t *testing.T, wk *worker.Worker, tasks ...wire.Task) []wire.Result {
+	t.Helper()
+	require.NoError(t, wk.Send(tasks))
+	byID := map[uint64]wire.Result{}
+	for len(byID) < len(tasks) {
+		ev := wk.Recv()
+		require.Nil(t, ev.Death, "worker died: %v", ev.Death)
+		for _, r := range ev.Results {
+			_, dup := byID[r.ID]
+			require.False(t, dup, "two results for task %d", r.ID)
+			byID[r.ID] = r
+		}
+	}
+	out := make([]wire.Result, len(tasks))
+	for i, tk := range tasks {
+		r, ok := byID[tk.ID]
+		require.True(t, ok, "no result for task %d", tk.ID)
+		out[i] = r
+	}
+	return out
+}
+
+func one(t *testing.T, wk *worker.Worker, fn, in string) wire.Result {
+	t.Helper()
+	return run(t, wk, task(fn, in))[0]
+}
+
+func TestSquare10000(t *testing.T) {
+	for _, module := range []string{"tasks", "wsquare"} {
+		t.Run(module, func(t *testing.T) {
+			wk := startWorker(t, module, nil)
+			require.Equal(t, wire.KindSDK, wk.Ready().Kind)
+			require.Contains(t, wk.Ready().Handlers, "square")
+			const n, batch = 10000, 500
+			for lo := 0; lo < n; lo += batch {
+				tasks := make([]wire.Task, batch)
+				for i := range tasks {
+					tasks[i] = task("square", strconv.Itoa(lo+i))
+				}
+				for i, r := range run(t, wk, tasks...) {
+					require.Equal(t, wire.StatusOK, r.Status, r.Error)
+					v := lo + i
+					require.Equal(t, strconv.Itoa(v*v), string(r.Output))
+					require.LessOrEqual(t, r.Start, r.End)
+					require.NotZero(t, r.PeakMemory)
+				}
+			}
+		})
+	}
+}
+
+func TestStatuses(t *testing.T) {
+	wk := startWorker(t, "tasks", nil)
+	cases := []struct {
+		name, fn, in string
+		status       wire.Status
+		output       string
+		errContains  string
+	}{
+		{"ok", "square", "7", wire.StatusOK, "49", ""},
+		{"echo", "echo", "hello", wire.StatusOK, "hello", ""},
+		{"returned error", "fail", "x", wire.StatusError, "", "boom: x"},
+		{"panic", "panic", "", wire.StatusError, "", "kaboom"},
+		{"unknown function", "nope", "", wire.StatusError, "", `unknown function "nope"`},
+		{"memory cap", "memhog", "100", wire.StatusMemoryLimit, "", "memory cap of 67108864 bytes"},
+		{"under the cap", "memhog", "16", wire.StatusOK, "16", ""},
+		// A Go guest keeps its goroutine stacks in linear memory, so
+		// unbounded recursion runs into the memory cap.
+		{"unbounded recursion", "recurse", "", wire.StatusMemoryLimit, "", "memory cap"},
+		{"exit", "exit", "3", wire.StatusError, "", "exited with code 3"},
+		{"exit zero", "exit", "0", wire.StatusError, "", "exited with code 0"},
+		{"output cap", "big", "2048", wire.StatusError, "", "over the output cap"},
+		{"after all that", "square", "9", wire.StatusOK, "81", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := one(t, wk, tc.fn, tc.in)
+			require.Equal(t, tc.status, r.Status, "error: %s", r.Error)
+			if tc.status == wire.StatusOK {
+				require.Equal(t, tc.output, string(r.Output))
+				require.Empty(t, r.Error)
+			} else {
+				require.Empty(t, r.Output)
+				require.NotEmpty(t, r.Error)
+				require.Contains(t, r.Error, tc.errContains)
+			}
+		})
+	}
+}
+
+func TestMemoryLimitThenOK(t *testing.T) {
+	wk := startWorker(t, "tasks", nil)
+	rs := run(t, wk, task("memhog", "200"), task("square", "3"))
+	require.Equal(t, wire.StatusMemoryLimit, rs[0].Status, rs[0].Error)
+	require.Equal(t, wire.StatusOK, rs[1].Status, rs[1].Error)
+	require.Equal(t, "9", string(rs[1].Output))
+
+	t.Run("a larger cap for one task", func(t *testing.T) {
+		tk := task("memhog", "200")
+		tk.MemoryLimit = 512 << 20
+		r := run(t, wk, tk)[0]
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+		require.Greater(t, r.PeakMemory, uint64(200<<20))
+	})
+	t.Run("a non-Go guest growing in a loop", func(t *testing.T) {
+		wk := startWorker(t, "wgrow", nil)
+		rs := run(t, wk, task("grow", ""), task("ok", ""))
+		require.Equal(t, wire.StatusMemoryLimit, rs[0].Status, rs[0].Error)
+		require.Equal(t, uint64(testCap), rs[0].PeakMemory)
+		require.Equal(t, wire.StatusOK, rs[1].Status, rs[1].Error)
+	})
+}
+
+func TestTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	wk := startWorker(t, "tasks", func(i *wire.Init) { i.Timeout = timeout })
+	for _, tc := range []struct{ fn, in string }{{"spin", ""}, {"sleep", "60000"}} {
+		t.Run(tc.fn, func(t *testing.T) {
+			begin := time.Now()
+			r := one(t, wk, tc.fn, tc.in)
+			took := time.Since(begin)
+			require.Equal(t, wire.StatusTimeout, r.Status, r.Error)
+			require.Contains(t, r.Error, "timeout of 300ms")
+			require.Less(t, took, timeout+100*time.Millisecond, "stopped too late")
+			require.GreaterOrEqual(t, time.Duration(r.End-r.Start), timeout)
+			// The same worker goes on.
+			r = one(t, wk, "square", "5")
+			require.Equal(t, wire.StatusOK, r.Status, r.Error)
+			require.Equal(t, "25", string(r.Output))
+		})
+	}
+	t.Run("per-task timeout overrides the default", func(t *testing.T) {
+		tk := task("sleep", "500")
+		tk.Timeout = 2 * time.Second
+		r := run(t, wk, tk)[0]
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+	})
+}
+
+func TestKillWhileRunning(t *testing.T) {
+	wk := startWorker(t, "tasks", func(i *wire.Init) { i.Events = true })
+	spin := task("spin", "")
+	require.NoError(t, wk.Send([]wire.Task{task("square", "2"), spin, task("square", "3")}))
+	for {
+		ev := wk.Recv()
+		require.Nil(t, ev.Death)
+		if ev.Started == spin.ID {
+			break
+		}
+	}
+	require.NoError(t, syscall.Kill(wk.PID(), syscall.SIGKILL))
+	var d *worker.Death
+	for d == nil {
+		d = wk.Recv().Death
+	}
+	require.True(t, d.Exit.Signaled())
+	require.Equal(t, "SIGKILL", d.Exit.SignalName())
+	require.Equal(t, spin.ID, d.Running, "the running task must be blamed")
+	require.NotZero(t, d.Since)
+	require.Contains(t, d.Error(), "killed by SIGKILL")
+}
+
+func TestBatchEntryPoint(t *testing.T) {
+	wk := startWorker(t, "tasks", nil)
+	require.True(t, wk.Ready().Batch)
+	// A trap in the middle of a batch fails only that task; the rest run on
+	// a new instance.
+	rs := run(t, wk, task("square", "1"), task("fail", "a"), task("recurse", ""), task("square", "4"), task("memhog", "500"), task("square", "5"))
+	want := []wire.Status{wire.StatusOK, wire.StatusError, wire.StatusMemoryLimit, wire.StatusOK, wire.StatusMemoryLimit, wire.StatusOK}
+	for i, r := range rs {
+		require.Equal(t, want[i], r.Status, "task %d: %s", i, r.Error)
+	}
+	require.Equal(t, "16", string(rs[3].Output))
+	require.Equal(t, "25", string(rs[5].Output))
+}
+
+func TestTraps(t *testing.T) {
+	wk := startWorker(t, "wtraps", nil)
+	for fn, want := range map[string]string{
+		"unreachable": "unreachable",
+		"divzero":     "integer divide by zero",
+		"overflow":    "stack overflow",
+	} {
+		t.Run(fn, func(t *testing.T) {
+			r := one(t, wk, fn, "")
+			require.Equal(t, wire.StatusError, r.Status)
+			require.Contains(t, r.Error, want)
+		})
+	}
+}
+
+func TestGuestOutputIsBounded(t *testing.T) {
+	wk := startWorker(t, "tasks", func(i *wire.Init) { i.LogLimit = 4 << 10 })
+	r := one(t, wk, "stderr", "1024") // 1 MiB of stderr
+	require.Equal(t, wire.StatusOK, r.Status, r.Error)
+	require.Len(t, r.Log, 4<<10)
+	r = one(t, wk, "stdout", "64")
+	require.Equal(t, wire.StatusOK, r.Status, r.Error)
+	require.LessOrEqual(t, len(r.Log), 4<<10)
+	require.NotEmpty(t, r.Log)
+}
+
+func TestDenyByDefault(t *testing.T) {
+	wk := startWorker(t, "tasks", nil)
+	r := one(t, wk, "env", "")
+	require.Equal(t, wire.StatusOK, r.Status, r.Error)
+	require.NotContains(t, string(r.Output), "PATH", "no environment may reach the guest")
+	r = one(t, wk, "readfile", "/etc/passwd")
+	require.Equal(t, wire.StatusOK, r.Status, r.Error)
+	require.NotContains(t, string(r.Output), "root:")
+}
+
+func TestFreshInstance(t *testing.T) {
+	wk := startWorker(t, "tasks", func(i *wire.Init) { i.FreshInstance = true })
+	for i := range 5 {
+		r := one(t, wk, "square", strconv.Itoa(i))
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+		require.Equal(t, strconv.Itoa(i*i), string(r.Output))
+	}
+}
+
+func TestCommandModule(t *testing.T) {
+	wk := startWorker(t, "upper", func(i *wire.Init) { i.Timeout = 500 * time.Millisecond })
+	require.Equal(t, wire.KindCommand, wk.Ready().Kind)
+	rs := run(t, wk, task("", "hello"), task("", "fail"), task("", "spin"), task("", "again"))
+	require.Equal(t, wire.StatusOK, rs[0].Status, rs[0].Error)
+	require.Equal(t, "HELLO", string(rs[0].Output))
+	require.Equal(t, wire.StatusError, rs[1].Status)
+	require.Contains(t, rs[1].Error, "exited with code 3")
+	require.Contains(t, rs[1].Error, "bad input")
+	require.Equal(t, wire.StatusTimeout, rs[2].Status, rs[2].Error)
+	require.Equal(t, "AGAIN", string(rs[3].Output))
+
+	t.Run("hand-written command", func(t *testing.T) {
+		wk := startWorker(t, "wcmd", nil)
+		r := one(t, wk, "", "")
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+		require.Equal(t, "hi\n", string(r.Output))
+	})
+}
+
+func TestBadModulesFailAtStart(t *testing.T) {
+	cases := map[string]string{
+		"wbadimport": "env.foo",
+		"wnoexport":  "neither safepool_abi_version nor _start",
+		"wbadsig":    "wrong signature",
+	}
+	for module, want := range cases {
+		t.Run(module, func(t *testing.T) {
+			_, err := worker.Start(worker.Config{Init: wire.Init{ModulePath: testguest.Path(t, module), MemoryLimit: testCap}})
+			require.ErrorIs(t, err, worker.ErrStart)
+			require.ErrorContains(t, err, want)
+		})
+	}
+	t.Run("not wasm", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "x.wasm")
+		require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\necho hi\n"), 0o644))
+		_, err := worker.Start(worker.Config{Init: wire.Init{ModulePath: p, MemoryLimit: testCap}})
+		require.ErrorContains(t, err, "invalid WebAssembly module")
+	})
+	t.Run("missing file", func(t *testing.T) {
+		_, err := worker.Start(worker.Config{Init: wire.Init{ModulePath: "/nonexistent.wasm"}})
+		require.ErrorContains(t, err, "read module")
+	})
+}
+
+func TestDamagedCacheRecovers(t *testing.T) {
+	// The hand-written module compiles in milliseconds even under -race.
+	dir := t.TempDir()
+	wk := startWorker(t, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
+	require.Equal(t, "4", string(one(t, wk, "square", "2").Output))
+	// Damage every cache file: flip bytes in the middle and truncate.
+	n := 0
+	require.NoError(t, filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		for i := len(b) / 3; i < len(b)/3+256 && i < len(b); i++ {
+			b[i] ^= 0xff
+		}
+		n++
+		return os.WriteFile(p, b[:len(b)*2/3], 0o644)
+	}))
+	require.NotZero(t, n, "the worker wrote nothing to the cache")
+	wk = startWorker(t, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
+	r := one(t, wk, "square", "3")
+	require.Equal(t, wire.StatusOK, r.Status, r.Error)
+	require.Equal(t, "9", string(r.Output))
+}
+
+func TestResultsAreIDMatched(t *testing.T) {
+	wk := startWorker(t, "tasks", nil)
+	var tasks []wire.Task
+	for i := range 50 {
+		tasks = append(tasks, task("echo", fmt.Sprint("m", i)))
+	}
+	for i, r := range run(t, wk, tasks...) {
+		require.Equal(t, "m"+strconv.Itoa(i), string(r.Output))
+		require.True(t, strings.HasPrefix(string(r.Output), "m"))
+	}
+}
