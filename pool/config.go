@@ -1,0 +1,254 @@
+package pool
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// Policy says what happens to a task that ended badly.
+type Policy uint8
+
+// Policies. The zero value, PolicyDefault, means "inherit": a per-cause
+// field inherits Config.OnKill, and OnKill itself defaults to Skip.
+const (
+	PolicyDefault Policy = iota
+	// Skip records the task's status and leaves its output empty; the map
+	// goes on. The seed's [0, 1, 4, None, 16, ...].
+	Skip
+	// Abort fails the whole map with a *TaskError naming the task, cancels
+	// its outstanding tasks and stops the workers running them.
+	Abort
+	// Retry runs the task again, up to Retry.MaxAttempts in all, with
+	// exponential backoff and jitter.
+	Retry
+)
+
+func (p Policy) String() string {
+	switch p {
+	case PolicyDefault:
+		return "default"
+	case Skip:
+		return "skip"
+	case Abort:
+		return "abort"
+	case Retry:
+		return "retry"
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// ParsePolicy parses "skip", "abort" or "retry".
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "skip":
+		return Skip, nil
+	case "abort":
+		return Abort, nil
+	case "retry":
+		return Retry, nil
+	}
+	return PolicyDefault, fmt.Errorf("pool: unknown policy %q: use skip, abort or retry", s)
+}
+
+// RetryPolicy tunes the Retry policy. Zero fields mean the defaults given.
+type RetryPolicy struct {
+	// MaxAttempts is the most times a task runs, the first included.
+	// Default 3.
+	MaxAttempts int
+	// Backoff is the wait before the first retry; it doubles for each
+	// further one, with up to 50% random jitter. Default 10ms.
+	Backoff time.Duration
+	// MaxBackoff caps the wait. Default 1s.
+	MaxBackoff time.Duration
+	// MemoryGrowth multiplies the memory cap of a task that hit it, before
+	// it is retried. Default 2; 1 retries with the same cap.
+	MemoryGrowth float64
+	// MaxMemory is the largest cap growth may reach, in bytes. Default
+	// 8 × MemoryLimit, at most 4 GiB.
+	MaxMemory int64
+	// MinAvailable is the memory gate: before re-running a task whose
+	// worker was killed by a signal, wait until the machine's MemAvailable
+	// (from /proc/meminfo) is at least this many bytes. 0 turns the gate
+	// off.
+	MinAvailable int64
+	// GateTimeout is how long the gate waits. When it runs out the task is
+	// not retried and keeps status killed. Default 30s.
+	GateTimeout time.Duration
+}
+
+// Config configures a Pool. The zero value of every field means the default
+// given in its comment; New validates the whole config and keeps its own
+// copy.
+type Config struct {
+	// Module is the path of the .wasm file. Exactly one of Module and
+	// ModuleBytes is set.
+	Module string
+	// ModuleBytes is the module itself.
+	ModuleBytes []byte
+
+	// Workers is the number of worker processes. Default runtime.NumCPU().
+	Workers int
+	// MemoryLimit caps each task's linear memory, in bytes. Default 64 MiB.
+	MemoryLimit int64
+	// Timeout is each task's deadline. Default 0: no deadline. A worker
+	// that stops answering altogether is killed Timeout + 1s after the task
+	// started.
+	Timeout time.Duration
+
+	// OnKill is the policy for killed tasks (statuses killed, memory_limit
+	// and timeout). Default Skip.
+	OnKill Policy
+	// OnKilled, OnMemoryLimit and OnTimeout override OnKill for one cause,
+	// the way Kubernetes podFailurePolicy does.
+	OnKilled, OnMemoryLimit, OnTimeout Policy
+	// OnError is the policy for tasks whose guest returned an error,
+	// panicked or trapped. Default Skip: the error is recorded and the map
+	// goes on. Abort gives the old stop-at-first-error behaviour.
+	OnError Policy
+	// Retry tunes the Retry policy.
+	Retry RetryPolicy
+
+	// FreshInstance gives every task a new WebAssembly instance. Default
+	// false: an instance serves tasks until one traps. Command modules
+	// always get a fresh instance.
+	FreshInstance bool
+	// MaxTasksPerWorker recycles a worker after it ran this many tasks
+	// (multiprocessing's maxtasksperchild). Default 0: never.
+	MaxTasksPerWorker int
+
+	// OutputLimit caps each task's output, in bytes. Default 16 MiB.
+	OutputLimit int64
+	// LogLimit is how much of the guest's stderr is kept per task, in
+	// bytes. Default 64 KiB.
+	LogLimit int64
+	// BatchSize is the most tasks sent to a worker in one frame. Default
+	// 256. Only the running task is blamed when a worker dies, whatever the
+	// batch size.
+	BatchSize int
+
+	// CacheDir is the compilation cache shared by all workers of the
+	// machine. Default sandbox.DefaultCacheDir().
+	CacheDir string
+	// WorkerCommand runs workers with an explicit command, such as
+	// []string{"/usr/bin/safepool", "worker"}. Default: re-execute the
+	// current binary, which needs no setup.
+	WorkerCommand []string
+
+	// OnEvent, when set, receives task and worker events. It is called from
+	// the pool's goroutines and must return quickly. Setting it makes
+	// workers report each task's start, which costs a little throughput.
+	OnEvent func(Event)
+}
+
+const (
+	defaultMemoryLimit = 64 << 20
+	defaultOutputLimit = 16 << 20
+	defaultLogLimit    = 64 << 10
+	defaultBatchSize   = 256
+	maxMemoryLimit     = 4 << 30
+	hangGrace          = time.Second
+)
+
+// withDefaults validates c and fills in the defaults.
+func (c Config) withDefaults() (Config, error) {
+	bad := func(format string, a ...any) (Config, error) {
+		return c, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...)
+	}
+	switch {
+	case c.Module == "" && c.ModuleBytes == nil:
+		return bad("set Module (a .wasm path) or ModuleBytes")
+	case c.Module != "" && c.ModuleBytes != nil:
+		return bad("set only one of Module and ModuleBytes")
+	case c.Workers < 0:
+		return bad("Workers is %d; use 0 for one per CPU, or a positive number", c.Workers)
+	case c.MemoryLimit < 0 || c.MemoryLimit > maxMemoryLimit:
+		return bad("MemoryLimit is %d; use 0 for 64 MiB, or up to 4 GiB", c.MemoryLimit)
+	case c.MemoryLimit > 0 && c.MemoryLimit < 64<<10:
+		return bad("MemoryLimit is %d bytes; it must be at least one 64 KiB page", c.MemoryLimit)
+	case c.Timeout < 0:
+		return bad("Timeout is %s; use 0 for none", c.Timeout)
+	case c.MaxTasksPerWorker < 0:
+		return bad("MaxTasksPerWorker is %d; use 0 for never", c.MaxTasksPerWorker)
+	case c.OutputLimit < 0 || c.LogLimit < 0 || c.BatchSize < 0:
+		return bad("OutputLimit, LogLimit and BatchSize must not be negative")
+	case c.Retry.MaxAttempts < 0 || c.Retry.Backoff < 0 || c.Retry.MaxBackoff < 0 ||
+		c.Retry.MaxMemory < 0 || c.Retry.MinAvailable < 0 || c.Retry.GateTimeout < 0:
+		return bad("Retry fields must not be negative")
+	case c.Retry.MemoryGrowth != 0 && c.Retry.MemoryGrowth < 1:
+		return bad("Retry.MemoryGrowth is %g; use 1 or more", c.Retry.MemoryGrowth)
+	}
+	for name, p := range map[string]Policy{"OnKill": c.OnKill, "OnKilled": c.OnKilled, "OnMemoryLimit": c.OnMemoryLimit, "OnTimeout": c.OnTimeout, "OnError": c.OnError} {
+		if p > Retry {
+			return bad("%s is %s; use Skip, Abort or Retry", name, p)
+		}
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = defaultMemoryLimit
+	}
+	if c.OnKill == PolicyDefault {
+		c.OnKill = Skip
+	}
+	for _, p := range []*Policy{&c.OnKilled, &c.OnMemoryLimit, &c.OnTimeout} {
+		if *p == PolicyDefault {
+			*p = c.OnKill
+		}
+	}
+	if c.OnError == PolicyDefault {
+		c.OnError = Skip
+	}
+	if c.OutputLimit == 0 {
+		c.OutputLimit = defaultOutputLimit
+	}
+	if c.LogLimit == 0 {
+		c.LogLimit = defaultLogLimit
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = defaultBatchSize
+	}
+	r := &c.Retry
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = 3
+	}
+	if r.Backoff == 0 {
+		r.Backoff = 10 * time.Millisecond
+	}
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = time.Second
+	}
+	if r.MemoryGrowth == 0 {
+		r.MemoryGrowth = 2
+	}
+	if r.MaxMemory == 0 {
+		r.MaxMemory = min(8*c.MemoryLimit, maxMemoryLimit)
+	}
+	if r.MaxMemory < c.MemoryLimit {
+		r.MaxMemory = c.MemoryLimit
+	}
+	if r.GateTimeout == 0 {
+		r.GateTimeout = 30 * time.Second
+	}
+	if c.ModuleBytes != nil {
+		c.ModuleBytes = append([]byte(nil), c.ModuleBytes...)
+	}
+	c.WorkerCommand = append([]string(nil), c.WorkerCommand...)
+	return c, nil
+}
+
+// policyFor returns the policy for a task that ended with status s.
+func (c *Config) policyFor(s Status) Policy {
+	switch s {
+	case StatusKilled:
+		return c.OnKilled
+	case StatusMemoryLimit:
+		return c.OnMemoryLimit
+	case StatusTimeout:
+		return c.OnTimeout
+	case StatusError:
+		return c.OnError
+	}
+	return Skip
+}

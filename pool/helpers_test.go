@@ -1,0 +1,118 @@
+package pool_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/safepool/safepool/internal/testguest"
+	"github.com/safepool/safepool/pool"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// cacheDir is shared by every test and every run: compiling a Go guest
+// under -race takes many seconds.
+func cacheDir(t testing.TB) string {
+	d := filepath.Join(os.TempDir(), "safepool-test-cache")
+	require.NoError(t, os.MkdirAll(d, 0o755))
+	return d
+}
+
+func newPool(t *testing.T, module string, edit func(*pool.Config)) *pool.Pool {
+	t.Helper()
+	cfg := pool.Config{Module: testguest.Path(t, module), Workers: 2, CacheDir: cacheDir(t)}
+	if edit != nil {
+		edit(&cfg)
+	}
+	p, err := pool.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, p.Terminate()) })
+	return p
+}
+
+func ints(n int) [][]byte {
+	in := make([][]byte, n)
+	for i := range in {
+		in[i] = []byte(strconv.Itoa(i))
+	}
+	return in
+}
+
+func squares(t *testing.T, rs []pool.Result) []string {
+	t.Helper()
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		require.Equal(t, i, r.Index)
+		if r.Status == pool.StatusOK {
+			out[i] = string(r.Output)
+		} else {
+			out[i] = "<" + r.Status.String() + ">"
+		}
+	}
+	return out
+}
+
+// killer kills, with a real SIGKILL, the worker that starts the tasks
+// whose index is in targets, once per index.
+type killer struct {
+	mu      sync.Mutex
+	targets map[int]bool
+	killed  []int
+}
+
+func newKiller(idx ...int) *killer {
+	k := &killer{targets: map[int]bool{}}
+	for _, i := range idx {
+		k.targets[i] = true
+	}
+	return k
+}
+
+func (k *killer) onEvent(e pool.Event) {
+	if e.Kind != pool.EventTaskStart {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.targets[e.Index] {
+		delete(k.targets, e.Index)
+		k.killed = append(k.killed, e.Index)
+		_ = syscall.Kill(e.WorkerPID, syscall.SIGKILL)
+	}
+}
+
+// children lists this process's child processes.
+func children(t testing.TB) []string {
+	var out []string
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			out = append(out, strings.Fields(string(b))...)
+		}
+	}
+	return out
+}
+
+func openFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
+
+// eventually waits for cond, failing the test after d.
+func eventually(t *testing.T, d time.Duration, cond func() bool, msg string) {
+	t.Helper()
+	require.Eventually(t, cond, d, 10*time.Millisecond, msg)
+}

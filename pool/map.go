@@ -1,0 +1,150 @@
+package pool
+
+import (
+	"context"
+	"iter"
+)
+
+// Map runs fn on every input and returns one result per input, in input
+// order. It blocks until every task has a final result or the map is
+// aborted.
+//
+// Killed tasks follow the kill policy: under Skip their slot has their
+// status and no output, and Map returns a nil error; under Abort Map
+// returns a *TaskError (errors.Is ErrTaskKilled). Guest errors follow
+// OnError the same way.
+//
+// When ctx is done, Map stops the map's tasks, including those running, and
+// returns ctx's error; the pool stays usable.
+func (p *Pool) Map(ctx context.Context, fn string, inputs [][]byte) ([]Result, error) {
+	m, err := p.MapAsync(ctx, fn, inputs)
+	if err != nil {
+		return nil, err
+	}
+	return m.Wait(context.Background())
+}
+
+// MapAsync starts a map and returns at once. The map's life is bound to
+// ctx: when ctx is done the map is aborted with ctx's error. The inputs are
+// not copied and must not change until the map ends.
+func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte) (*MapResult, error) {
+	r, err := p.begin(ctx, fn, len(inputs), nil)
+	if err != nil {
+		return nil, err
+	}
+	r.add(len(inputs))
+	jobs := make([]job, len(inputs))
+	ptrs := make([]*job, len(inputs))
+	for i := range inputs {
+		jobs[i] = job{run: r, index: i, input: inputs[i], memLimit: p.cfg.MemoryLimit}
+		ptrs[i] = &jobs[i]
+	}
+	p.q.push(ptrs...)
+	r.seal()
+	return &MapResult{r: r}, nil
+}
+
+// Apply runs one task and returns its result. Under Abort a killed task
+// gives a *TaskError as well as the result.
+func (p *Pool) Apply(ctx context.Context, fn string, input []byte) (Result, error) {
+	rs, err := p.Map(ctx, fn, [][]byte{input})
+	if len(rs) == 1 && rs[0].Status != 0 {
+		return rs[0], err
+	}
+	return Result{}, err
+}
+
+// Imap runs fn on a stream of inputs and yields the results in input order.
+// At most window tasks are outstanding (submitted but not yet yielded), so a
+// stream of any length runs in bounded memory; window <= 0 means 4 ×
+// Workers × BatchSize. The sequence ends early, without error, when the
+// caller stops ranging, and with ctx's error when ctx is done. An abort
+// (under the Abort policy) is yielded as a final error.
+func (p *Pool) Imap(ctx context.Context, fn string, inputs iter.Seq[[]byte], window int) iter.Seq2[Result, error] {
+	return p.stream(ctx, fn, inputs, window, true)
+}
+
+// ImapUnordered is Imap, yielding results as they finish rather than in
+// input order.
+func (p *Pool) ImapUnordered(ctx context.Context, fn string, inputs iter.Seq[[]byte], window int) iter.Seq2[Result, error] {
+	return p.stream(ctx, fn, inputs, window, false)
+}
+
+func (p *Pool) stream(ctx context.Context, fn string, inputs iter.Seq[[]byte], window int, ordered bool) iter.Seq2[Result, error] {
+	return func(yield func(Result, error) bool) {
+		if window <= 0 {
+			window = 4 * p.cfg.Workers * p.cfg.BatchSize
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		out := make(chan Result, window)
+		r, err := p.begin(ctx, fn, 0, out)
+		if err != nil {
+			yield(Result{}, err)
+			return
+		}
+		defer r.abort(context.Canceled) // a no-op when the run ended normally
+
+		next, stop := iter.Pull(inputs)
+		defer stop()
+		var (
+			submitted, yielded int
+			exhausted          bool
+			pending            = map[int]Result{} // ordered mode: results ahead of their turn
+			batch              []*job
+		)
+		for {
+			// Top up to the window.
+			batch = batch[:0]
+			for !exhausted && submitted-yielded < window {
+				in, ok := next()
+				if !ok {
+					exhausted = true
+					break
+				}
+				batch = append(batch, &job{run: r, index: submitted, input: in, memLimit: p.cfg.MemoryLimit})
+				submitted++
+			}
+			if len(batch) > 0 {
+				r.add(len(batch))
+				p.q.push(batch...)
+				batch = nil
+			}
+			if exhausted {
+				r.seal()
+			}
+			if exhausted && yielded == submitted {
+				return
+			}
+			select {
+			case res := <-out:
+				if !ordered {
+					yielded++
+					if !yield(res, nil) {
+						return
+					}
+					continue
+				}
+				pending[res.Index] = res
+				for {
+					res, ok := pending[yielded]
+					if !ok {
+						break
+					}
+					delete(pending, yielded)
+					yielded++
+					if !yield(res, nil) {
+						return
+					}
+				}
+			case <-r.done:
+				// Drain what finished before the end, then report why it
+				// ended early, if it did.
+				if r.err != nil {
+					yield(Result{}, r.err)
+					return
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package pool
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// settle applies the policy to one ended attempt of j: deliver it as
+// final, retry it, or abort its run. signal and exitCode describe the
+// worker's death when res.Status is StatusKilled.
+func (p *Pool) settle(j *job, res Result, signal string, exitCode int) {
+	r := j.run
+	if r.finished() {
+		return
+	}
+	j.attempts++
+	res.Attempts = j.attempts
+	p.emit(Event{Kind: EventTaskEnd, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
+		Attempt: j.attempts, Status: res.Status, Reason: res.Error})
+	if res.Status == StatusOK {
+		r.deliver(res, nil)
+		return
+	}
+	if exitCode == 0 && signal == "" && res.Status != StatusKilled {
+		exitCode = -1
+	}
+	att := Attempt{Status: res.Status, Reason: res.Error, Signal: signal, ExitCode: exitCode, Stats: res.Stats}
+	if res.Status != StatusKilled {
+		att.ExitCode = -1
+	}
+	j.history = append(j.history, att)
+
+	switch p.cfg.policyFor(res.Status) {
+	case Retry:
+		if why := p.noRetry(j, res.Status); why == "" {
+			r.nRetried.Add(1)
+			p.retryLater(j, res.Status)
+			return
+		} else {
+			res.Error += "; " + why
+		}
+	case Abort:
+		p.final(j, res, att)
+		r.abort(&TaskError{Index: j.index, Func: r.fn, Input: j.input, Status: res.Status, Reason: res.Error, Attempts: j.attempts})
+		return
+	}
+	p.final(j, res, att)
+}
+
+// final delivers a failed task's last result.
+func (p *Pool) final(j *job, res Result, last Attempt) {
+	var kt *KilledTask
+	if res.Status.Killed() {
+		kt = &KilledTask{
+			Index: j.index, Func: j.run.fn, Input: j.input, Status: res.Status, Reason: res.Error,
+			Signal: last.Signal, ExitCode: last.ExitCode, Attempts: slices.Clone(j.history),
+		}
+	}
+	res.Output = nil
+	j.run.deliver(res, kt)
+}
+
+// noRetry says why j must not run again, or "" when it may.
+func (p *Pool) noRetry(j *job, s Status) string {
+	rp := &p.cfg.Retry
+	if j.attempts >= rp.MaxAttempts {
+		return fmt.Sprintf("gave up after %d attempts", j.attempts)
+	}
+	if s == StatusMemoryLimit && rp.MemoryGrowth > 1 && j.memLimit >= rp.MaxMemory {
+		return fmt.Sprintf("the memory cap is already at Retry.MaxMemory (%d bytes)", rp.MaxMemory)
+	}
+	return ""
+}
+
+// retryLater queues j again after its backoff, with a larger memory cap if
+// it hit the cap, and after the memory gate if a signal killed its worker.
+func (p *Pool) retryLater(j *job, s Status) {
+	rp := &p.cfg.Retry
+	if s == StatusMemoryLimit {
+		grown := int64(float64(j.memLimit) * rp.MemoryGrowth)
+		j.memLimit = min(max(grown, j.memLimit), rp.MaxMemory)
+	}
+	delay := min(rp.Backoff<<min(j.attempts-1, 20), rp.MaxBackoff)
+	// Jitter: wait between half and all of the delay, so that tasks killed
+	// together do not come back together.
+	delay = delay/2 + rand.N(delay/2+1)
+	gate := s == StatusKilled && j.gateHold && rp.MinAvailable > 0
+	time.AfterFunc(delay, func() {
+		if j.run.finished() {
+			return
+		}
+		if gate {
+			if err := waitMemory(j.run, rp.MinAvailable, rp.GateTimeout); err != nil {
+				last := j.history[len(j.history)-1]
+				res := Result{Index: j.index, Status: StatusKilled, Attempts: j.attempts, Stats: last.Stats,
+					Error: last.Reason + "; not retried: " + err.Error()}
+				p.final(j, res, last)
+				return
+			}
+		}
+		p.q.push(j)
+	})
+}
+
+// memAvailable reads MemAvailable from /proc/meminfo, in bytes. It is a
+// variable so that tests can stand in a machine that is short of memory.
+var memAvailable = func() (int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := s.Bytes()
+		if v, ok := bytes.CutPrefix(line, []byte("MemAvailable:")); ok {
+			fields := bytes.Fields(v)
+			if len(fields) == 0 {
+				break
+			}
+			kb, err := strconv.ParseInt(string(fields[0]), 10, 64)
+			if err != nil {
+				return 0, err
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("MemAvailable not found in /proc/meminfo")
+}
+
+// waitMemory waits until MemAvailable is at least min bytes, for at most
+// timeout, or until the run ends.
+func waitMemory(r *run, min int64, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		avail, err := memAvailable()
+		if err != nil {
+			return fmt.Errorf("memory gate: %w", err)
+		}
+		if avail >= min {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("memory gate: MemAvailable stayed at %d bytes, below %d, for %s", avail, min, timeout)
+		case <-r.done:
+			return fmt.Errorf("memory gate: the map ended")
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// run is one map (or Apply, or stream) in flight. Its final results arrive
+// through deliver; abort ends it early.
+type run struct {
+	p     *Pool
+	fn    string
+	total atomic.Int64 // tasks submitted so far (streams grow it)
+
+	// Exactly one of results and out is used: a slice for Map, a channel
+	// for streams.
+	results []Result
+	out     chan Result
+
+	mu        sync.Mutex
+	remaining int64 // submitted tasks without a final result
+	sealed    bool  // no more tasks will be submitted
+	killed    []KilledTask
+	err       error
+	done      chan struct{}
+	stopCtx   func() bool
+
+	isDone   atomic.Bool
+	nDone    atomic.Int64
+	nKilled  atomic.Int64
+	nRetried atomic.Int64
+}
+
+func (p *Pool) newRun(ctx context.Context, fn string, n int, stream chan Result) *run {
+	r := &run{p: p, fn: fn, done: make(chan struct{}), out: stream}
+	if stream == nil {
+		r.results = make([]Result, n)
+	}
+	r.stopCtx = context.AfterFunc(ctx, func() { r.abort(context.Cause(ctx)) })
+	return r
+}
+
+// finished reports whether the run has ended (all results in, or aborted).
+func (r *run) finished() bool { return r.isDone.Load() }
+
+// add registers n more tasks.
+func (r *run) add(n int) {
+	r.mu.Lock()
+	r.remaining += int64(n)
+	r.mu.Unlock()
+	r.total.Add(int64(n))
+}
+
+// seal says that no more tasks will be added; the run ends when the last
+// result is in.
+func (r *run) seal() {
+	r.mu.Lock()
+	r.sealed = true
+	end := r.remaining == 0 && r.err == nil && !r.isDone.Load()
+	r.mu.Unlock()
+	if end {
+		r.end()
+	}
+}
+
+// deliver records the final result of one task.
+func (r *run) deliver(res Result, kt *KilledTask) {
+	r.mu.Lock()
+	if r.isDone.Load() {
+		r.mu.Unlock()
+		return
+	}
+	if kt != nil {
+		r.killed = append(r.killed, *kt)
+		r.nKilled.Add(1)
+	}
+	if r.results != nil {
+		r.results[res.Index] = res
+	}
+	r.remaining--
+	end := r.remaining == 0 && r.sealed
+	r.mu.Unlock()
+	r.nDone.Add(1)
+	if r.out != nil {
+		// Streams bound their outstanding tasks to the channel's capacity,
+		// so this never blocks.
+		r.out <- res
+	}
+	if kt != nil {
+		r.p.recordKilled(*kt)
+	}
+	if end {
+		r.end()
+	}
+}
+
+func (r *run) end() {
+	r.mu.Lock()
+	if r.isDone.Swap(true) {
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.stopCtx()
+	close(r.done)
+	r.p.runEnded(r)
+}
+
+// abort ends the run with err, drops its queued tasks and stops the workers
+// running its tasks. The first abort wins.
+func (r *run) abort(err error) {
+	r.mu.Lock()
+	if r.isDone.Load() {
+		r.mu.Unlock()
+		return
+	}
+	r.err = err
+	r.mu.Unlock()
+	r.end()
+	r.p.stopRun(r)
+}
+
+// MapResult is a map in flight, returned by MapAsync. Its methods are safe
+// for concurrent use.
+type MapResult struct{ r *run }
+
+// Done is closed when the map has ended.
+func (m *MapResult) Done() <-chan struct{} { return m.r.done }
+
+// Wait waits for the map to end and returns its results in input order.
+// When the map was aborted it returns the error (a *TaskError, ctx.Err()
+// of the map's context, or ErrClosed) and the results that were in by then;
+// slots without a result have a zero Status. If ctx is done first, Wait
+// returns ctx.Err() and the map goes on.
+func (m *MapResult) Wait(ctx context.Context) ([]Result, error) {
+	select {
+	case <-m.r.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	m.r.mu.Lock()
+	defer m.r.mu.Unlock()
+	return m.r.results, m.r.err
+}
+
+// Cancel aborts the map with context.Canceled. Its queued tasks are dropped
+// and the workers running its tasks are stopped; the pool stays usable.
+func (m *MapResult) Cancel() { m.r.abort(context.Canceled) }
+
+// Progress counts a map's tasks.
+type Progress struct {
+	Total   int // tasks in the map
+	Done    int // tasks with a final result
+	Killed  int // final results with a killed status
+	Retried int // retries scheduled so far
+}
+
+// Progress returns the map's counters. It is cheap and may be called often.
+func (m *MapResult) Progress() Progress {
+	return Progress{
+		Total:   int(m.r.total.Load()),
+		Done:    int(m.r.nDone.Load()),
+		Killed:  int(m.r.nKilled.Load()),
+		Retried: int(m.r.nRetried.Load()),
+	}
+}
+
+// KilledTasks lists this map's killed tasks so far, in the order their
+// final results came in.
+func (m *MapResult) KilledTasks() []KilledTask {
+	m.r.mu.Lock()
+	defer m.r.mu.Unlock()
+	return append([]KilledTask(nil), m.r.killed...)
+}

@@ -1,0 +1,159 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/safepool/safepool/internal/wire"
+)
+
+// Status is how a task ended.
+type Status uint8
+
+// Task statuses. Killed, MemoryLimit and Timeout are "killed tasks": they
+// take the pool's kill policy.
+const (
+	// StatusOK means the task returned its output.
+	StatusOK = Status(wire.StatusOK)
+	// StatusError means the guest returned an error, panicked or trapped.
+	// The worker is fine.
+	StatusError = Status(wire.StatusError)
+	// StatusKilled means the worker process died while running the task: a
+	// signal (SIGKILL from the OOM killer or a person) or any other
+	// unexpected exit.
+	StatusKilled = Status(wire.StatusKilled)
+	// StatusMemoryLimit means the task hit its linear-memory cap.
+	StatusMemoryLimit = Status(wire.StatusMemoryLimit)
+	// StatusTimeout means the task ran past its deadline and was stopped.
+	StatusTimeout = Status(wire.StatusTimeout)
+)
+
+var statusNames = map[Status]string{
+	StatusOK: "ok", StatusError: "error", StatusKilled: "killed",
+	StatusMemoryLimit: "memory_limit", StatusTimeout: "timeout",
+}
+
+// String returns the status's name: "ok", "error", "killed", "memory_limit"
+// or "timeout".
+func (s Status) String() string {
+	if n, ok := statusNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// MarshalText encodes the status as its name.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a status name.
+func (s *Status) UnmarshalText(b []byte) error {
+	for k, v := range statusNames {
+		if v == string(b) {
+			*s = k
+			return nil
+		}
+	}
+	return fmt.Errorf("pool: unknown status %q", b)
+}
+
+// Killed reports whether s is one of the killed-task statuses: killed,
+// memory_limit or timeout.
+func (s Status) Killed() bool {
+	return s == StatusKilled || s == StatusMemoryLimit || s == StatusTimeout
+}
+
+// Result is the outcome of one task.
+type Result struct {
+	// Index is the task's position in the input.
+	Index int
+	// Status says how the task ended.
+	Status Status
+	// Output is the task's output; nil unless Status is StatusOK.
+	Output []byte
+	// Error describes the failure; empty when Status is StatusOK.
+	Error string
+	// Attempts is how many times the task ran (1 without retries).
+	Attempts int
+	// Stats describe the last attempt.
+	Stats Stats
+	// Log is the tail of the guest's stderr (and, for SDK modules, stdout)
+	// during the last attempt.
+	Log []byte
+}
+
+// Stats describe one run of a task.
+type Stats struct {
+	Start, End  time.Time
+	WorkerPID   int
+	PeakMemory  int64 // peak linear memory of the instance, bytes
+	MemoryLimit int64 // the cap the attempt ran under, bytes
+}
+
+// Attempt is one run of a task that did not succeed.
+type Attempt struct {
+	Status   Status
+	Reason   string
+	Signal   string // the signal that killed the worker, such as "SIGKILL"
+	ExitCode int    // the worker's exit code when it exited by itself; -1 otherwise
+	Stats    Stats
+}
+
+// KilledTask is a task whose final status is killed, memory_limit or timeout:
+// the answer to the seed's get_killed_tasks().
+type KilledTask struct {
+	Index    int
+	Func     string
+	Input    []byte
+	Status   Status    // the final status
+	Reason   string    // the final attempt's reason
+	Signal   string    // the final attempt's signal, if a signal killed the worker
+	ExitCode int       // the final attempt's worker exit code, or -1
+	Attempts []Attempt // every attempt, in order
+}
+
+// Errors returned by the pool. Match them with errors.Is.
+var (
+	// ErrClosed is returned by calls on a pool after Close or Terminate.
+	ErrClosed = errors.New("pool: closed")
+	// ErrTaskKilled matches a *TaskError for a killed task (killed,
+	// memory_limit or timeout) that aborted a map.
+	ErrTaskKilled = errors.New("pool: task killed")
+	// ErrTaskFailed matches a *TaskError for a guest error that aborted a
+	// map under OnError: Abort.
+	ErrTaskFailed = errors.New("pool: task failed")
+	// ErrUnknownFunc is returned when a map names a function the module does
+	// not export.
+	ErrUnknownFunc = errors.New("pool: unknown function")
+	// ErrCrashLoop is returned when workers keep dying at start-up and the
+	// restart breaker opened. The pool is unusable afterwards.
+	ErrCrashLoop = errors.New("pool: workers keep crashing at start-up")
+	// ErrConfig wraps every configuration error from New.
+	ErrConfig = errors.New("pool: bad config")
+)
+
+// TaskError names the task that aborted a map.
+type TaskError struct {
+	Index    int
+	Func     string
+	Input    []byte
+	Status   Status
+	Reason   string
+	Attempts int
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("pool: task %d (%s) ended with %s after %d attempt(s): %s", e.Index, e.Func, e.Status, e.Attempts, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrTaskKilled) true for killed tasks and
+// errors.Is(err, ErrTaskFailed) true for guest errors.
+func (e *TaskError) Is(target error) bool {
+	switch target {
+	case ErrTaskKilled:
+		return e.Status.Killed()
+	case ErrTaskFailed:
+		return e.Status == StatusError
+	}
+	return false
+}
