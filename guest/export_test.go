@@ -32,6 +32,12 @@ var (
 	UnknownMessage = unknownMessage
 )
 
+// DecodeInt calls decodeInt.
+func DecodeInt[T any](in []byte, v *T) bool { return decodeInt(in, v) }
+
+// EncodeInt calls encodeInt.
+var EncodeInt = encodeInt
+
 // RunBatch runs a batch buffer, passing each outcome to report.
 func RunBatch(buf []byte, report func(status int32, data []byte)) { runBatch(buf, report) }
 

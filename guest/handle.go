@@ -61,7 +61,9 @@ func Handle(name string, fn func(in []byte) ([]byte, error)) {
 //		})
 //	}
 //
-// With that handler, input 7 gives output 49. Input that does not decode
+// With that handler, input 7 gives output 49. Basic integer types skip
+// encoding/json's reflection, which makes such a task several microseconds
+// cheaper; the results are the same. Input that does not decode
 // into In gives a task error that names the function and In's type; an
 // output that cannot be encoded gives a task error too. Errors and panics
 // from fn are handled as for [Handle], and the same notes and panics apply.
@@ -71,12 +73,17 @@ func HandleJSON[In, Out any](name string, fn func(In) (Out, error)) {
 	}
 	Handle(name, func(in []byte) ([]byte, error) {
 		var v In
-		if err := json.Unmarshal(in, &v); err != nil {
-			return nil, fmt.Errorf("%s: input is not valid JSON for %T: %w", name, v, err)
+		if !decodeInt(in, &v) {
+			if err := json.Unmarshal(in, &v); err != nil {
+				return nil, fmt.Errorf("%s: input is not valid JSON for %T: %w", name, v, err)
+			}
 		}
 		out, err := fn(v)
 		if err != nil {
 			return nil, err
+		}
+		if b, ok := encodeInt(out); ok {
+			return b, nil
 		}
 		b, err := json.Marshal(out)
 		if err != nil {

@@ -13,10 +13,10 @@
 
   (memory (export "memory") 1)
 
-  (data (i32.const 0) "square")                                   ;; 6 bytes: the handler list
-  (data (i32.const 16) "unknown function \22")                     ;; 18 bytes
-  (data (i32.const 48) "\22; this module has: square")             ;; 26 bytes
-  (data (i32.const 96) "square: input is not a decimal integer")  ;; 38 bytes
+  (data (i32.const 0) "square") ;; 6 bytes: the handler list
+  (data (i32.const 16) "unknown function \22") ;; 18 bytes
+  (data (i32.const 48) "\22; this module has: square") ;; 26 bytes
+  (data (i32.const 96) "square: input is not a decimal integer") ;; 38 bytes
   (data (i32.const 160) "malformed batch: a record runs past the end of the batch") ;; 56 bytes
 
   (global $heap_base i32 (i32.const 4096))

@@ -1,0 +1,52 @@
+// Package testguest provides the WebAssembly task modules that the project's
+// tests run: [Path] returns a fixture's compiled module by name, building Go
+// fixtures on demand.
+//
+// # Go fixtures
+//
+// Each lives in testdata/<name>/main.go and is built for GOOS=wasip1
+// GOARCH=wasm.
+//
+// tasks is an SDK reactor. Numeric inputs are decimal integers (valid JSON);
+// outputs are raw bytes unless marked JSON.
+//
+//	handler      input          what it does, and its output
+//	square       JSON integer   n*n as JSON: 7 gives 49
+//	slow_square  JSON integer   sleeps 30 ms, then as square
+//	echo         any bytes      returns the input
+//	fail         any bytes      returns the error "boom: <input>"
+//	panic        ignored        panics with "kaboom"
+//	memhog       n              allocates and touches n MiB, keeps it live until it returns; "n"
+//	spin         ignored        loops forever without calling anything that yields
+//	sleep        ms             time.Sleep(ms); "slept"
+//	stderr       n              writes n KiB of 'e' to stderr; "ok"
+//	stdout       n              writes n KiB of 'o' to stdout with fmt.Print; "ok"
+//	big          n              returns n KiB of 'x'
+//	garbage      ignored        allocates 1 MiB that becomes garbage; "1048576"
+//	exit         code           os.Exit(code)
+//	recurse      ignored        recurses without bound until the stack or memory runs out
+//	env          ignored        JSON {"env": os.Environ(), "args": os.Args}
+//	readfile     a path         JSON {"content", "read_error", "entries", "readdir_error"}: what
+//	                            os.ReadFile(path) and os.ReadDir("/") gave; empty fields are left out
+//
+// A non-integer input to a numeric handler is a task error.
+//
+// upper is a WASI command: it writes stdin upper-cased to stdout. Input
+// "fail" writes "bad input" to stderr and exits with code 3; input "spin"
+// loops forever (white space around either word is ignored).
+//
+// # WAT fixtures
+//
+// Hand-written in testdata/wat/<name>.wat, committed with the <name>.wasm
+// that wat2wasm makes of them (see gen.go). They show that the guest ABI
+// needs nothing from Go.
+//
+//	wsquare     SDK module with every export; handler square: ASCII decimal in, its square out
+//	wgrow       SDK module without safepool_batch; grow takes pages until memory.grow
+//	            fails, then hits unreachable; ok returns "ok"
+//	wtraps      SDK module; handlers divzero, ok, overflow (stack), unreachable
+//	wbadimport  imports env.foo; must be rejected at load
+//	wnoexport   exports neither _start nor safepool_abi_version
+//	wbadsig     safepool_abi_version is (i32) -> i32 and safepool_call is (i32) -> i32
+//	wcmd        command module whose _start writes "hi\n" to stdout
+package testguest
