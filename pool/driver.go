@@ -23,6 +23,7 @@ type driver struct {
 	sent     []*job          // inflight in send order
 	batches  []int           // tasks left per batch in flight, oldest first
 	hung     atomic.Bool     // the hang watchdog killed the worker
+	born     time.Time       // when the current worker finished its handshake
 	ran      int             // tasks run by the current worker
 	frame    []wire.Task
 }
@@ -46,7 +47,7 @@ func (d *driver) loop() {
 				continue
 			}
 			d.mu.Lock()
-			d.wk, d.ran = wk, 0
+			d.wk, d.ran, d.born = wk, 0, time.Now()
 			d.hung.Store(false)
 			d.mu.Unlock()
 		}
@@ -211,7 +212,12 @@ func (d *driver) onDeath(death *worker.Death) {
 	d.p.emit(Event{Kind: EventWorkerExit, WorkerPID: pid, Reason: reason})
 	d.p.q.pushFront(innocent)
 	if blamed == nil {
-		d.p.workerDiedIdle()
+		// A worker that exits on its own right after starting, with no task
+		// to blame, is a module (or machine) that cannot keep a worker up.
+		// A signal from outside is not the module's fault.
+		if !death.Exit.Signaled() && time.Since(d.born) < 2*time.Second {
+			d.p.workerDiedYoung()
+		}
 		return
 	}
 	res := Result{

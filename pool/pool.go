@@ -137,7 +137,7 @@ func New(cfg Config) (*Pool, error) {
 		}
 	}
 	for _, wk := range wks {
-		d := &driver{p: p, wk: wk, inflight: map[uint64]*job{}}
+		d := &driver{p: p, wk: wk, born: time.Now(), inflight: map[uint64]*job{}}
 		p.drivers = append(p.drivers, d)
 		p.wg.Add(1)
 		go d.loop()
@@ -235,9 +235,9 @@ func (p *Pool) workerDelivered() {
 	p.mu.Unlock()
 }
 
-// workerDiedIdle counts a worker that died with no task running toward the
-// breaker: a module whose workers die on their own is crash-looping.
-func (p *Pool) workerDiedIdle() {
+// workerDiedYoung counts a worker that exited by itself soon after starting
+// toward the breaker.
+func (p *Pool) workerDiedYoung() {
 	p.mu.Lock()
 	p.failures++
 	p.mu.Unlock()
