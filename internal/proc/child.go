@@ -40,6 +40,10 @@ func Child() (*ChildEnd, error) {
 	}
 	unix.CloseOnExec(3)
 	unix.CloseOnExec(4)
+	// Non-blocking, so the runtime's poller waits on the pipes instead of
+	// parking a thread in read(2).
+	_ = unix.SetNonblock(3, true)
+	_ = unix.SetNonblock(4, true)
 	_ = unix.Close(5)
 	return &ChildEnd{In: os.NewFile(3, "safepool-in"), Out: os.NewFile(4, "safepool-out"), Slot: slot}, nil
 }
