@@ -2,6 +2,7 @@ package pool
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,20 +13,48 @@ import (
 
 // driver owns one worker slot: it keeps a worker process alive, feeds it
 // batches from the queue and turns what comes back into outcomes. One
-// goroutine runs loop; other goroutines only read inflight (under mu) to
+// goroutine runs loop; other goroutines only read flights (under mu) to
 // decide whether to kill the worker.
 type driver struct {
 	p *Pool
 
-	mu       sync.Mutex
-	wk       *worker.Worker
-	inflight map[uint64]*job // sent and without a result
-	sent     []*job          // inflight in send order
-	batches  []int           // tasks left per batch in flight, oldest first
-	hung     atomic.Bool     // the hang watchdog killed the worker
-	born     time.Time       // when the current worker finished its handshake
-	ran      int             // tasks run by the current worker
-	frame    []wire.Task
+	mu      sync.Mutex
+	wk      *worker.Worker
+	flights []*flight   // batches sent and not fully answered, oldest first
+	hung    atomic.Bool // the hang watchdog killed the worker
+	born    time.Time   // when the current worker finished its handshake
+	ran     int         // tasks run by the current worker
+	frame   []wire.Task
+}
+
+// flight is one batch in flight. Its tasks have consecutive IDs, so a
+// result finds its job by subtraction, not by a map lookup per task.
+type flight struct {
+	base uint64 // ID of jobs[0]
+	jobs []*job // a job is set to nil once it has its result
+	left int    // jobs still without a result
+}
+
+// find returns the flight and index of task id, or nil. Called under mu.
+func (d *driver) find(id uint64) (*flight, int) {
+	for _, f := range d.flights {
+		if id >= f.base && id-f.base < uint64(len(f.jobs)) {
+			return f, int(id - f.base)
+		}
+	}
+	return nil, 0
+}
+
+// pending calls fn for every job in flight without a result, in send
+// order. Called under mu.
+func (d *driver) pending(fn func(*job)) {
+	for _, f := range d.flights {
+		for _, j := range f.jobs {
+			if j != nil {
+				fn(j)
+			}
+		}
+	}
 }
 
 // maxBatchesInFlight lets a worker start the next batch while the host
@@ -78,31 +107,31 @@ func (d *driver) loop() {
 // fill sends batches until maxBatchesInFlight are out or the queue is
 // empty. It reports whether anything is in flight.
 func (d *driver) fill() bool {
-	for len(d.batches) < maxBatchesInFlight && !d.recycleDue() {
+	for len(d.flights) < maxBatchesInFlight && !d.recycleDue() {
 		jobs, _ := d.p.q.pop(d.p.cfg.BatchSize, d.p.cfg.Workers)
 		if len(jobs) == 0 {
 			break
 		}
+		n := uint64(len(jobs))
+		f := &flight{base: d.p.nextID.Add(n) - n + 1, jobs: jobs, left: len(jobs)}
 		d.frame = d.frame[:0]
-		d.mu.Lock()
-		for _, j := range jobs {
-			j.id = d.p.nextID.Add(1)
-			d.inflight[j.id] = j
-			d.sent = append(d.sent, j)
+		for i, j := range jobs {
+			j.id = f.base + uint64(i)
 			t := wire.Task{ID: j.id, Func: j.run.fn, Input: j.input}
 			if j.memLimit != d.p.cfg.MemoryLimit {
 				t.MemoryLimit = uint64(j.memLimit)
 			}
 			d.frame = append(d.frame, t)
 		}
-		d.batches = append(d.batches, len(jobs))
+		d.mu.Lock()
+		d.flights = append(d.flights, f)
 		d.mu.Unlock()
 		d.ran += len(jobs)
 		if err := d.wk.Send(d.frame); err != nil {
 			break // the worker is dead; receive reports it
 		}
 	}
-	return len(d.batches) > 0
+	return len(d.flights) > 0
 }
 
 // recycleDue reports whether the worker has run its MaxTasksPerWorker.
@@ -119,7 +148,10 @@ func (d *driver) receive() {
 		d.onDeath(ev.Death)
 	case ev.Started != 0:
 		d.mu.Lock()
-		j := d.inflight[ev.Started]
+		var j *job
+		if f, i := d.find(ev.Started); f != nil {
+			j = f.jobs[i]
+		}
 		d.mu.Unlock()
 		if j != nil {
 			d.p.emit(Event{Kind: EventTaskStart, WorkerPID: d.wk.PID(), Index: j.index, Func: j.run.fn, Attempt: j.attempts + 1})
@@ -130,36 +162,20 @@ func (d *driver) receive() {
 		for i := range ev.Results {
 			wr := &ev.Results[i]
 			d.mu.Lock()
-			j := d.inflight[wr.ID]
-			delete(d.inflight, wr.ID)
-			if j != nil {
-				d.batches[0]--
-				if d.batches[0] == 0 {
-					d.batches = d.batches[1:]
+			var j *job
+			if f, k := d.find(wr.ID); f != nil && f.jobs[k] != nil {
+				j, f.jobs[k] = f.jobs[k], nil
+				if f.left--; f.left == 0 {
+					d.flights = slices.DeleteFunc(d.flights, func(g *flight) bool { return g == f })
 				}
 			}
 			d.mu.Unlock()
 			if j == nil {
-				continue // a task of a run that was aborted meanwhile
+				continue // not ours: a worker never sends such a result
 			}
 			d.p.settle(j, resultFrom(j, wr, pid), "", -1)
 		}
-		d.mu.Lock()
-		d.compactSent()
-		d.mu.Unlock()
 	}
-}
-
-func (d *driver) compactSent() {
-	k := 0
-	for _, j := range d.sent {
-		if _, ok := d.inflight[j.id]; ok {
-			d.sent[k] = j
-			k++
-		}
-	}
-	clear(d.sent[k:])
-	d.sent = d.sent[:k]
 }
 
 func resultFrom(j *job, wr *wire.Result, pid int) Result {
@@ -186,19 +202,14 @@ func (d *driver) onDeath(death *worker.Death) {
 	d.mu.Lock()
 	var blamed *job
 	var innocent []*job
-	for _, j := range d.sent {
-		if _, ok := d.inflight[j.id]; !ok {
-			continue
-		}
+	d.pending(func(j *job) {
 		if j.id == death.Running {
 			blamed = j
 		} else {
 			innocent = append(innocent, j)
 		}
-	}
-	clear(d.inflight)
-	d.sent = d.sent[:0]
-	d.batches = d.batches[:0]
+	})
+	d.flights = nil
 	wk := d.wk
 	d.wk = nil
 	hung := d.hung.Load()
@@ -266,11 +277,10 @@ func (d *driver) killIf(r *run) {
 	if d.wk == nil {
 		return
 	}
-	for _, j := range d.inflight {
-		if j.run == r {
-			d.wk.Kill()
-			return
-		}
+	kill := false
+	d.pending(func(j *job) { kill = kill || j.run == r })
+	if kill {
+		d.wk.Kill()
 	}
 }
 

@@ -137,7 +137,7 @@ func New(cfg Config) (*Pool, error) {
 		}
 	}
 	for _, wk := range wks {
-		d := &driver{p: p, wk: wk, born: time.Now(), inflight: map[uint64]*job{}}
+		d := &driver{p: p, wk: wk, born: time.Now()}
 		p.drivers = append(p.drivers, d)
 		p.wg.Add(1)
 		go d.loop()
