@@ -66,6 +66,7 @@ func squares(t *testing.T, rs []pool.Result) []string {
 // killer kills, with a real SIGKILL, the worker that starts the tasks
 // whose index is in targets, once per index.
 type killer struct {
+	fn      string // only tasks of this function, when set
 	mu      sync.Mutex
 	targets map[int]bool
 	killed  []int
@@ -80,7 +81,7 @@ func newKiller(idx ...int) *killer {
 }
 
 func (k *killer) onEvent(e pool.Event) {
-	if e.Kind != pool.EventTaskStart {
+	if e.Kind != pool.EventTaskStart || (k.fn != "" && e.Func != k.fn) {
 		return
 	}
 	k.mu.Lock()

@@ -47,15 +47,18 @@ func (p *Pool) settle(j *job, res Result, signal string, exitCode int) {
 			res.Error += "; " + why
 		}
 	case Abort:
-		p.final(j, res, att)
-		r.abort(&TaskError{Index: j.index, Func: r.fn, Input: j.input, Status: res.Status, Reason: res.Error, Attempts: j.attempts})
+		p.finalOrAbort(j, res, att, &TaskError{Index: j.index, Func: r.fn, Input: j.input, Status: res.Status, Reason: res.Error, Attempts: j.attempts})
 		return
 	}
 	p.final(j, res, att)
 }
 
 // final delivers a failed task's last result.
-func (p *Pool) final(j *job, res Result, last Attempt) {
+func (p *Pool) final(j *job, res Result, last Attempt) { p.finalOrAbort(j, res, last, nil) }
+
+// finalOrAbort delivers a failed task's last result and, with abortErr,
+// aborts its run.
+func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error) {
 	var kt *KilledTask
 	if res.Status.Killed() {
 		kt = &KilledTask{
@@ -64,7 +67,7 @@ func (p *Pool) final(j *job, res Result, last Attempt) {
 		}
 	}
 	res.Output = nil
-	j.run.deliver(res, kt)
+	j.run.deliverOrAbort(res, kt, abortErr)
 }
 
 // noRetry says why j must not run again, or "" when it may.

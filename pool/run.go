@@ -65,11 +65,20 @@ func (r *run) seal() {
 }
 
 // deliver records the final result of one task.
-func (r *run) deliver(res Result, kt *KilledTask) {
+func (r *run) deliver(res Result, kt *KilledTask) { r.deliverOrAbort(res, kt, nil) }
+
+// deliverOrAbort records the final result of one task and, when abortErr is
+// set, aborts the run with it. Both happen under one lock, so that the
+// aborting task's own result cannot end the run first and lose the error
+// (which happened when that task was the map's last).
+func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error) {
 	r.mu.Lock()
 	if r.isDone.Load() {
 		r.mu.Unlock()
 		return
+	}
+	if abortErr != nil && r.err == nil {
+		r.err = abortErr
 	}
 	if kt != nil {
 		r.killed = append(r.killed, *kt)
@@ -79,7 +88,7 @@ func (r *run) deliver(res Result, kt *KilledTask) {
 		r.results[res.Index] = res
 	}
 	r.remaining--
-	end := r.remaining == 0 && r.sealed
+	end := (r.remaining == 0 && r.sealed) || abortErr != nil
 	r.mu.Unlock()
 	r.nDone.Add(1)
 	if r.out != nil {
@@ -92,6 +101,9 @@ func (r *run) deliver(res Result, kt *KilledTask) {
 	}
 	if end {
 		r.end()
+	}
+	if abortErr != nil {
+		r.p.stopRun(r)
 	}
 }
 

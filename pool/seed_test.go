@@ -66,6 +66,7 @@ func TestSeed(t *testing.T) {
 func TestSeveralKillsAndTwoMaps(t *testing.T) {
 	ctx := context.Background()
 	k := newKiller(5, 17, 30, 41)
+	k.fn = "slow_square" // square tasks end in microseconds: a kill would miss them
 	p := newPool(t, "tasks", func(c *pool.Config) { c.OnEvent = k.onEvent; c.OnKill = pool.Retry; c.Retry.MaxAttempts = 2 })
 	a, err := p.MapAsync(ctx, "slow_square", ints(50))
 	require.NoError(t, err)
@@ -83,9 +84,23 @@ func TestSeveralKillsAndTwoMaps(t *testing.T) {
 		require.Equal(t, pool.StatusOK, r.Status, "task %d: %s", i, r.Error)
 		require.Equal(t, strconv.Itoa(i*i), string(r.Output))
 	}
-	// Each index of the killer's list is killed once; the tasks were both
-	// maps' (indexes are per map), so at least four retries happened.
-	require.GreaterOrEqual(t, a.Progress().Retried+b.Progress().Retried, 4)
+	// Each of the four slow tasks was killed once, while it ran.
+	require.Equal(t, 4, a.Progress().Retried)
+	for _, i := range []int{5, 17, 30, 41} {
+		require.Equal(t, 2, ra[i].Attempts, "task %d", i)
+	}
 	require.Equal(t, 50, a.Progress().Done)
 	require.Equal(t, 300, b.Progress().Total)
+}
+
+func TestAbortOnLastTask(t *testing.T) {
+	// The killed task is the map's last result: the abort must still win.
+	p := newPool(t, "tasks", func(c *pool.Config) { c.MemoryLimit = 16 << 20; c.OnKill = pool.Abort; c.Workers = 1 })
+	rs, err := p.Map(context.Background(), "memhog", [][]byte{[]byte("1"), []byte("64")})
+	require.ErrorIs(t, err, pool.ErrTaskKilled)
+	var te *pool.TaskError
+	require.ErrorAs(t, err, &te)
+	require.Equal(t, 1, te.Index)
+	require.Equal(t, pool.StatusMemoryLimit, rs[1].Status)
+	require.Len(t, p.KilledTasks(), 1)
 }
