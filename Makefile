@@ -1,0 +1,56 @@
+# safepool's tasks. `make` alone lists them.
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Every guest module built from Go: the examples' (SDK reactors, built with
+# -buildmode=c-shared) and the test fixtures (reactors when they import the
+# guest SDK, WASI commands otherwise).
+EXAMPLE_GUESTS := $(wildcard examples/*/guest examples/*/guests/*)
+FIXTURES       := $(filter-out internal/testguest/testdata/wat,$(wildcard internal/testguest/testdata/*))
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test guests lint bench check
+
+help: ## list the targets
+	@echo "usage: make TARGET"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: ## run the seed example: a worker is SIGKILLed mid-map, under skip, retry and abort
+	$(GO) run ./examples/seed
+
+test: guests ## build the guests, go vet, then go test -race ./...
+	$(GO) vet ./...
+	$(GO) test -race ./...
+
+guests: ## build the test fixtures and the examples' guest modules into their caches
+	$(GO) test -count=1 -run '^TestPathGivesEveryFixture$$' ./internal/testguest
+	$(GO) test -count=1 -run '^TestBuildGuests$$' ./examples/internal/guestbuild
+
+lint: ## go vet and staticcheck
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench: ## run the benchmarks
+	$(GO) test -run '^$$' -bench . ./...
+
+check: ## cross-build the guests for wasip1, go mod tidy, go vet; fail if the tree changed
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guest/... $(addprefix ./,$(EXAMPLE_GUESTS))
+	@for d in $(EXAMPLE_GUESTS); do \
+		echo "GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o /dev/null ./$$d"; \
+		GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o /dev/null ./$$d || exit 1; \
+	done
+	@for d in $(FIXTURES); do \
+		mode=; grep -qs '"github.com/safepool/safepool/guest"' $$d/*.go && mode=-buildmode=c-shared; \
+		echo "GOOS=wasip1 GOARCH=wasm $(GO) build $$mode -o /dev/null ./$$d"; \
+		GOOS=wasip1 GOARCH=wasm $(GO) build $$mode -o /dev/null ./$$d || exit 1; \
+	done
+	$(GO) mod tidy
+	$(GO) vet ./...
+	@if [ -n "$$(git status --porcelain)" ]; then \
+		echo "check: the tree is not clean (uncommitted changes, or go mod tidy changed go.mod/go.sum):"; \
+		git status --porcelain; \
+		exit 1; \
+	fi
+	@echo "check: ok"

@@ -1,0 +1,128 @@
+package main
+
+// These tests are in package main because they test its unexported
+// parsers; package main cannot be imported by an external test package.
+// Everything else is tested end to end on the built binary.
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseLine(t *testing.T) {
+	cases := []struct {
+		name, line, want, err string
+	}{
+		{name: "number", line: "42\n", want: "42"},
+		{name: "no newline", line: "42", want: "42"},
+		{name: "crlf", line: "42\r\n", want: "42"},
+		{name: "string", line: `"a b"` + "\n", want: `"a b"`},
+		{name: "object keeps its spaces", line: `{ "a" : 1 }` + "\n", want: `{ "a" : 1 }`},
+		{name: "blank", line: "\n", err: "is blank"},
+		{name: "spaces", line: " \t \n", err: "is blank"},
+		{name: "empty", line: "", err: "is blank"},
+		{name: "bare word", line: "hello\n", err: "is not valid JSON: invalid character 'h' looking for beginning of value (at byte 1)"},
+		{name: "two values", line: "1 2\n", err: "is not valid JSON: invalid character '2' after top-level value"},
+		{name: "truncated", line: `{"a":` + "\n", err: "is not valid JSON: unexpected end of JSON input"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseLine([]byte(tc.line))
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, string(got))
+		})
+	}
+}
+
+func TestReadTasks(t *testing.T) {
+	tasks, err := readTasks(iotest.OneByteReader(strings.NewReader("1\n\"two\"\r\n[3]")), "in")
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{[]byte("1"), []byte(`"two"`), []byte("[3]")}, tasks)
+
+	tasks, err = readTasks(strings.NewReader(""), "in")
+	require.NoError(t, err)
+	require.Empty(t, tasks)
+
+	_, err = readTasks(strings.NewReader("1\n2\n\n"), "in")
+	require.EqualError(t, err, `in line 3 is blank; each line must hold one JSON value, such as 42, "text" or {"n": 1}`)
+
+	// A long line is one task, whatever the reader's buffer size.
+	long := `"` + strings.Repeat("x", 1<<20) + `"`
+	tasks, err = readTasks(strings.NewReader(long+"\n"), "in")
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+	require.Len(t, tasks[0], len(long))
+}
+
+func TestParseSize(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{in: "67108864", want: 64 << 20},
+		{in: "64MiB", want: 64 << 20},
+		{in: "64mib", want: 64 << 20},
+		{in: "64 MiB", want: 64 << 20},
+		{in: "512KiB", want: 512 << 10},
+		{in: "1GiB", want: 1 << 30},
+		{in: "1.5GiB", want: 3 << 29},
+		{in: "64MB", want: 64e6},
+		{in: "2kB", want: 2000},
+		{in: "1GB", want: 1e9},
+		{in: "100B", want: 100},
+		{in: "64M", err: "ambiguous; write 64MiB (powers of 1024) or 64MB (powers of 1000)"},
+		{in: "1g", err: "ambiguous"},
+		{in: "64XB", err: `unknown unit "XB"`},
+		{in: "MiB", err: "does not start with a number"},
+		{in: "-1MiB", err: "does not start with a number"},
+		{in: "1.2.3MiB", err: "is not a number"},
+		{in: "0.5B", err: "not a whole number of bytes"},
+		{in: "99999999999GiB", err: "too large"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseSize(tc.in)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestJSONValue(t *testing.T) {
+	require.Equal(t, "null", string(jsonValue(nil)))
+	require.Equal(t, `{"a":1}`, string(jsonValue([]byte(`{"a":1}`))))
+	require.Equal(t, `"plain text"`, string(jsonValue([]byte("plain text"))))
+	require.Equal(t, `"\"\ufffd\""`, string(jsonValue([]byte("\"\xff\""))), "JSON that is not UTF-8 becomes a string")
+}
+
+// FuzzParseLine: any bytes of any length give an input or an error, never a
+// panic, and an input is always valid JSON cut from the line itself.
+func FuzzParseLine(f *testing.F) {
+	for _, s := range []string{"1", "42\n", "\"text\"\r\n", "{\"a\":[1,2,{}]}", "", "\n", " \t", "{", "1 2", "\xff", "[[[[[[[[", "\"\\u00\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		in, err := parseLine(line)
+		if err != nil {
+			require.Nil(t, in)
+			return
+		}
+		require.True(t, json.Valid(in), "%q", in)
+		require.True(t, bytes.HasPrefix(line, in), "the input is the line without its ending")
+		require.NotEmpty(t, bytes.TrimSpace(in))
+	})
+}

@@ -1,0 +1,324 @@
+package main_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/internal/testguest"
+)
+
+func TestRunKeepsInputOrder(t *testing.T) {
+	t.Parallel()
+	o := cli(t, numbers(200), "run", "--module", tasks(t), "--func", "square", "--workers", "2")
+	require.Equal(t, 0, o.code, o.stderr)
+	rs := records(t, o.stdout)
+	require.Len(t, rs, 200)
+	for i, r := range rs {
+		require.Equal(t, "ok", r.Status)
+		require.Equal(t, strconv.Itoa(i*i), string(r.Output))
+		require.Equal(t, "", *r.Error)
+		require.Equal(t, 1, r.Attempts)
+	}
+	require.Empty(t, o.stderr, "no progress or summary when stderr is not a terminal")
+}
+
+// TestRunStatuses runs one task per status the CLI can get from the module
+// alone; TestKillWorkerFromOutside covers killed.
+func TestRunStatuses(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		fn     string
+		input  string
+		flags  []string
+		status string
+		output string // the exact output, when set
+		error  string // a part of the error
+	}{
+		{name: "ok", fn: "square", input: "7", status: "ok", output: "49"},
+		{name: "error for a string input", fn: "fail", input: `"x"`, status: "error", output: "null", error: `boom: "x"`},
+		{name: "non-JSON output becomes a string", fn: "big", input: "1", status: "ok", output: strconv.Quote(string(make1KiB()))},
+		{name: "JSON output stays a value", fn: "echo", input: `{"a":[1,2]}`, status: "ok", output: `{"a":[1,2]}`},
+		{name: "error", fn: "fail", input: "1", status: "error", output: "null", error: "boom: 1"},
+		{name: "panic", fn: "panic", input: "1", status: "error", output: "null", error: "kaboom"},
+		{name: "memory_limit", fn: "memhog", input: "64", flags: []string{"--memory", "16MiB"}, status: "memory_limit", output: "null", error: "memory cap of 16777216 bytes"},
+		{name: "timeout", fn: "spin", input: "1", flags: []string{"--timeout", "300ms"}, status: "timeout", output: "null", error: "300ms"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"run", "--module", tasks(t), "--func", tc.fn, "--workers", "1"}, tc.flags...)
+			o := cli(t, tc.input+"\n", args...)
+			require.Equal(t, 0, o.code, "skipped and failed tasks still complete the run: %s", o.stderr)
+			rs := records(t, o.stdout)
+			require.Len(t, rs, 1)
+			require.Equal(t, tc.status, rs[0].Status)
+			if tc.output != "" {
+				require.Equal(t, tc.output, string(rs[0].Output))
+			}
+			require.Contains(t, *rs[0].Error, tc.error)
+			require.Equal(t, 1, rs[0].Attempts)
+		})
+	}
+}
+
+func make1KiB() []byte {
+	b := make([]byte, 1024)
+	for i := range b {
+		b[i] = 'x'
+	}
+	return b
+}
+
+func TestRunMixedStatusesKeepTheirSlots(t *testing.T) {
+	t.Parallel()
+	killed := filepath.Join(t.TempDir(), "killed.jsonl")
+	stats := filepath.Join(t.TempDir(), "stats.jsonl")
+	o := cli(t, "1\n64\n2\n\"x\"\n3\n", "run", "--module", tasks(t), "--func", "memhog", "--workers", "2",
+		"--memory", "16MiB", "--killed", killed, "--stats", stats)
+	require.Equal(t, 0, o.code, o.stderr)
+	rs := records(t, o.stdout)
+	require.Len(t, rs, 5)
+	got := []string{}
+	for _, r := range rs {
+		got = append(got, r.Status+" "+string(r.Output))
+	}
+	require.Equal(t, []string{"ok 1", "memory_limit null", "ok 2", "error null", "ok 3"}, got)
+	require.Contains(t, *rs[3].Error, "not an integer")
+
+	// The killed file lists the one killed task with its input.
+	ks := lines[killedRecord](t, readFile(t, killed))
+	require.Len(t, ks, 1)
+	require.Equal(t, 1, ks[0].Index)
+	require.Equal(t, "64", string(ks[0].Input))
+	require.Equal(t, "memory_limit", ks[0].Status)
+	require.Contains(t, ks[0].Reason, "memory cap")
+	require.Equal(t, 1, ks[0].Attempts)
+
+	// The stats file has one line per task, in order.
+	ss := lines[statsRecord](t, readFile(t, stats))
+	require.Len(t, ss, 5)
+	for i, s := range ss {
+		require.Equal(t, i, s.Index)
+		require.Equal(t, rs[i].Status, s.Status)
+		require.Equal(t, 1, s.Attempts)
+		require.Equal(t, int64(16<<20), s.MemoryLimit)
+		start, err := time.Parse(time.RFC3339Nano, s.Start)
+		require.NoError(t, err)
+		end, err := time.Parse(time.RFC3339Nano, s.End)
+		require.NoError(t, err)
+		require.False(t, end.Before(start), "task %d ends before it starts", i)
+		require.WithinDuration(t, time.Now(), start, time.Minute)
+		require.Greater(t, s.WorkerPID, 0)
+		require.Len(t, s.Start, len("2006-01-02T15:04:05.000000000Z"), "fixed-width nanoseconds")
+	}
+	require.Greater(t, ss[0].PeakMemory, int64(0))
+}
+
+func TestRunRetryGrowsTheMemoryCap(t *testing.T) {
+	t.Parallel()
+	killed := filepath.Join(t.TempDir(), "killed.jsonl")
+	o := cli(t, "24\n", "run", "--module", tasks(t), "--func", "memhog", "--workers", "1",
+		"--memory", "16MiB", "--on-kill", "retry", "--retries", "4", "--killed", killed)
+	require.Equal(t, 0, o.code, o.stderr)
+	rs := records(t, o.stdout)
+	require.Len(t, rs, 1)
+	require.Equal(t, "ok", rs[0].Status, *rs[0].Error)
+	require.Equal(t, "24", string(rs[0].Output))
+	require.Greater(t, rs[0].Attempts, 1)
+	require.Empty(t, readFile(t, killed), "a task that succeeded on retry is not a killed task")
+}
+
+func TestRunRetriesGivesUp(t *testing.T) {
+	t.Parallel()
+	o := cli(t, "1\n", "run", "--module", tasks(t), "--func", "spin", "--workers", "1",
+		"--timeout", "100ms", "--on-kill", "retry", "--retries", "2")
+	require.Equal(t, 0, o.code, o.stderr)
+	rs := records(t, o.stdout)
+	require.Len(t, rs, 1)
+	require.Equal(t, "timeout", rs[0].Status)
+	require.Equal(t, 2, rs[0].Attempts)
+}
+
+func TestRunAbortExitsWithOne(t *testing.T) {
+	t.Parallel()
+	// The aborting task is first, and last: both must fail the run.
+	for _, input := range []string{"64\n1\n2\n", "1\n64\n"} {
+		o := cli(t, input, "run", "--module", tasks(t), "--func", "memhog", "--workers", "1",
+			"--memory", "16MiB", "--on-kill", "abort")
+		require.Equal(t, 1, o.code, "input %q: %s", input, o.stderr)
+		require.Contains(t, o.stderr, "run aborted: task ")
+		require.Contains(t, o.stderr, "(input 64) ended with memory_limit")
+		require.Contains(t, o.stderr, "--on-kill skip")
+		for _, r := range records(t, o.stdout) {
+			if string(r.Output) == "null" {
+				require.Equal(t, "memory_limit", r.Status)
+			}
+		}
+	}
+}
+
+func TestRunEmptyInput(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	o := cli(t, "", "run", "--module", tasks(t), "--func", "square", "--out", out)
+	require.Equal(t, 0, o.code, o.stderr)
+	require.Empty(t, o.stdout)
+	require.Empty(t, o.stderr)
+	require.Empty(t, readFile(t, out))
+
+	o = cli(t, "", "run", "--module", tasks(t), "--func", "square", "--progress", "always")
+	require.Equal(t, 0, o.code, o.stderr)
+	require.Contains(t, o.stderr, "safepool: done 0/0")
+}
+
+func TestRunBadInputLines(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ name, input, want string }{
+		{"blank line", "1\n2\n\n4\n", "stdin line 3 is blank"},
+		{"white space only", "1\n \t\n", "stdin line 2 is blank"},
+		{"invalid JSON", "1\n2\n3\n{\"a\":\n5\n", "stdin line 4 is not valid JSON"},
+		{"two values on a line", "1 2\n", "stdin line 1 is not valid JSON"},
+		{"bare word", "1\nhello\n", "stdin line 2 is not valid JSON"},
+		{"bad last line without newline", "1\n2\n[", "stdin line 3 is not valid JSON"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(t.TempDir(), "out.jsonl")
+			o := cli(t, tc.input, "run", "--module", tasks(t), "--func", "square", "--out", out)
+			require.Equal(t, 2, o.code)
+			require.Contains(t, o.stderr, tc.want)
+			require.Contains(t, o.stderr, "each line must hold one JSON value")
+			// Checked before anything ran or was written.
+			require.NoFileExists(t, out)
+			require.Empty(t, o.stdout)
+		})
+	}
+	t.Run("--in names the file", func(t *testing.T) {
+		t.Parallel()
+		in := filepath.Join(t.TempDir(), "tasks.jsonl")
+		require.NoError(t, os.WriteFile(in, []byte("1\r\n2\r\n\r\n"), 0o644))
+		o := cli(t, "", "run", "--module", tasks(t), "--func", "square", "--in", in)
+		require.Equal(t, 2, o.code)
+		require.Contains(t, o.stderr, in+" line 3 is blank")
+	})
+}
+
+func TestRunInAndOutFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.jsonl")
+	// CRLF line endings and a last line without one are fine.
+	require.NoError(t, os.WriteFile(in, []byte("3\r\n4\n5"), 0o644))
+	o := cli(t, "", "run", "--module", tasks(t), "--func", "square", "--in", in, "--out", out)
+	require.Equal(t, 0, o.code, o.stderr)
+	require.Empty(t, o.stdout)
+	rs := records(t, readFile(t, out))
+	require.Len(t, rs, 3)
+	require.Equal(t, "25", string(rs[2].Output))
+}
+
+func TestRunCommandModule(t *testing.T) {
+	t.Parallel()
+	upper := testguest.Path(t, "upper")
+	o := cli(t, "\"hello\"\n[1,\"x y\"]\n{\"k\":\"v\"}\n", "run", "--module", upper, "--workers", "2")
+	require.Equal(t, 0, o.code, o.stderr)
+	rs := records(t, o.stdout)
+	require.Len(t, rs, 3)
+	require.Equal(t, `"HELLO"`, string(rs[0].Output))
+	require.Equal(t, `[1,"X Y"]`, string(rs[1].Output))
+	require.Equal(t, `{"K":"V"}`, string(rs[2].Output))
+
+	o = cli(t, "1\n", "run", "--module", upper, "--func", "square")
+	require.Equal(t, 2, o.code)
+	require.Contains(t, o.stderr, "is a WASI command module")
+	require.Contains(t, o.stderr, "drop --func")
+}
+
+func TestRunFuncMustMatchTheModule(t *testing.T) {
+	t.Parallel()
+	o := cli(t, "1\n", "run", "--module", tasks(t))
+	require.Equal(t, 2, o.code)
+	require.Contains(t, o.stderr, "pick its handler with --func NAME, one of: big, echo")
+	require.Contains(t, o.stderr, "slow_square, spin, square")
+
+	o = cli(t, "1\n", "run", "--module", tasks(t), "--func", "cube")
+	require.Equal(t, 2, o.code)
+	require.Contains(t, o.stderr, "--func cube")
+	require.Contains(t, o.stderr, "use one of: big, echo")
+}
+
+func TestRunBadFlags(t *testing.T) {
+	t.Parallel()
+	mod := testguest.Path(t, "wsquare")
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"--bogus"}, "flag provided but not defined: -bogus"},
+		{"no module", []string{"--func", "square"}, "--module is required"},
+		{"ambiguous size", []string{"--module", mod, "--memory", "64M"}, `"64M" is ambiguous; write 64MiB`},
+		{"bad size", []string{"--module", mod, "--memory", "lots"}, "does not start with a number"},
+		{"size too large", []string{"--module", mod, "--memory", "8GiB"}, "--memory 8GiB is out of range"},
+		{"size too small", []string{"--module", mod, "--memory", "1KiB"}, "--memory 1KiB is out of range"},
+		{"bad duration", []string{"--module", mod, "--timeout", "soon"}, `invalid value "soon" for flag -timeout`},
+		{"negative duration", []string{"--module", mod, "--timeout", "-1s"}, "--timeout -1s is negative"},
+		{"negative workers", []string{"--module", mod, "--workers", "-1"}, "--workers -1 is negative"},
+		{"bad policy", []string{"--module", mod, "--on-kill", "ignore"}, "use skip, abort or retry"},
+		{"retries without retry", []string{"--module", mod, "--retries", "3"}, "--retries only applies with --on-kill retry"},
+		{"zero retries", []string{"--module", mod, "--on-kill", "retry", "--retries", "0"}, "--retries 0 must be at least 1"},
+		{"bad progress", []string{"--module", mod, "--progress", "sometimes"}, "use auto, always or never"},
+		{"extra argument", []string{"--module", mod, "tasks.jsonl"}, `unexpected argument "tasks.jsonl"`},
+		{"missing input file", []string{"--module", mod, "--func", "square", "--in", "/nonexistent/in.jsonl"}, "--in: open /nonexistent/in.jsonl"},
+		{"unwritable output", []string{"--module", mod, "--func", "square", "--out", "/nonexistent/out.jsonl"}, "--out: open /nonexistent/out.jsonl"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := cli(t, "1\n", append([]string{"run"}, tc.args...)...)
+			require.Equal(t, 2, o.code, o.stderr)
+			require.Contains(t, o.stderr, tc.want)
+			require.Empty(t, o.stdout)
+		})
+	}
+}
+
+func TestRunBadModule(t *testing.T) {
+	t.Parallel()
+	notWasm := filepath.Join(t.TempDir(), "notes.txt")
+	require.NoError(t, os.WriteFile(notWasm, []byte("these are not the bytes you are looking for"), 0o644))
+	cases := []struct{ name, module, want string }{
+		{"forbidden import", testguest.Path(t, "wbadimport"), "env.foo"},
+		{"no task exports", testguest.Path(t, "wnoexport"), "neither safepool_abi_version nor _start"},
+		{"not wasm", notWasm, "not a WebAssembly module"},
+		{"missing file", filepath.Join(t.TempDir(), "gone.wasm"), "no such file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := cli(t, "1\n", "run", "--module", tc.module, "--func", "square")
+			require.Equal(t, 2, o.code, o.stderr)
+			require.Contains(t, o.stderr, tc.want)
+			require.Empty(t, o.stdout)
+		})
+	}
+}
+
+func TestRunProgress(t *testing.T) {
+	t.Parallel()
+	o := cli(t, numbers(5), "run", "--module", tasks(t), "--func", "square", "--progress", "always")
+	require.Equal(t, 0, o.code, o.stderr)
+	require.Len(t, records(t, o.stdout), 5)
+	require.Regexp(t, `safepool: done 5/5: ok 5, error 0, killed 0, retried 0, elapsed \d`, o.stderr)
+
+	o = cli(t, numbers(5), "run", "--module", tasks(t), "--func", "square", "--progress", "never")
+	require.Equal(t, 0, o.code, o.stderr)
+	require.Empty(t, o.stderr)
+}

@@ -1,0 +1,36 @@
+package main_test
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/examples/internal/exampletest"
+)
+
+func TestPlugins(t *testing.T) {
+	stdout, stderr, code := exampletest.Run(t)
+	require.Equal(t, 0, code, stderr)
+	rows := []string{
+		`greet +16 MiB, 1s +greet\("ada"\) +ok +[\d.]+ms +"hello, ada"`,
+		`greet +16 MiB, 1s +greet\("grace"\) +ok +[\d.]+ms +"hello, grace"`,
+		`greet +16 MiB, 1s +greet\("linus"\) +ok +[\d.]+ms +"hello, linus"`,
+		`wordcount +16 MiB, 1s +count\("the quick brown fox"\) +ok +[\d.]+ms +\{"words":4,"lines":1\}`,
+		`wordcount +16 MiB, 1s +count\("one\\ntwo\\nthree"\) +ok +[\d.]+ms +\{"words":3,"lines":3\}`,
+		`wordcount +16 MiB, 1s +count\(""\) +ok +[\d.]+ms +\{"words":0,"lines":1\}`,
+		// The worker's own watchdog stops the spin at the deadline; on a
+		// machine so loaded that it cannot, the pool's kills the worker a
+		// second later. Either way the status is timeout.
+		`rogue +32 MiB, 500ms +spin\(null\) +timeout +[\d.]+ms +(task ran past its timeout of 500ms|worker stopped answering)`,
+		`rogue +32 MiB, 500ms +flood\(null\) +memory_limit +[\d.]+ms +task hit its linear memory cap of 33554432 bytes`,
+		`rogue +32 MiB, 500ms +snoop\(null\) +error +[\d.]+ms +denied: open /etc/passwd: .*; environment: 0 variables`,
+		`rogue +32 MiB, 500ms +hello\(null\) +ok +[\d.]+ms +"still here"`,
+	}
+	re := "(?m)^plugin +caps +call +status +time +result\n"
+	for _, r := range rows {
+		re += r + ".*\n"
+	}
+	re += "\nthe well-behaved plugins: 6 of 6 calls ok while rogue misbehaved\n$"
+	require.Regexp(t, regexp.MustCompile(re), stdout)
+}
