@@ -1,0 +1,200 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/safepool/safepool/pool"
+)
+
+// killProbe kills a worker on cue and timestamps what the pool does about
+// it. Its onEvent runs on the pool's goroutines.
+type killProbe struct {
+	mu        sync.Mutex
+	armed     bool // kill the worker that starts the next first attempt
+	killedAt  time.Time
+	retryAt   time.Time // the killed task started again
+	fullAt    time.Time // a replacement worker finished its handshake
+	live      map[int]bool
+	retried   chan struct{}
+	recovered chan struct{}
+}
+
+func newKillProbe() *killProbe {
+	return &killProbe{live: map[int]bool{}}
+}
+
+// reset clears the timestamps for the next kill.
+func (k *killProbe) reset(armed bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.armed = armed
+	k.killedAt, k.retryAt, k.fullAt = time.Time{}, time.Time{}, time.Time{}
+	k.retried = make(chan struct{})
+	k.recovered = make(chan struct{})
+}
+
+func (k *killProbe) onEvent(e pool.Event) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	switch e.Kind {
+	case pool.EventWorkerStart:
+		k.live[e.WorkerPID] = true
+		if !k.killedAt.IsZero() && k.fullAt.IsZero() {
+			k.fullAt = e.Time
+			close(k.recovered)
+		}
+	case pool.EventWorkerExit:
+		delete(k.live, e.WorkerPID)
+	case pool.EventTaskStart:
+		switch {
+		case e.Attempt == 1 && k.armed:
+			k.armed = false
+			k.killedAt = time.Now()
+			_ = syscall.Kill(e.WorkerPID, syscall.SIGKILL)
+		case e.Attempt == 2 && !k.killedAt.IsZero() && k.retryAt.IsZero():
+			k.retryAt = e.Time
+			close(k.retried)
+		}
+	}
+}
+
+// killIdle kills one live worker now.
+func (k *killProbe) killIdle() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for pid := range k.live {
+		k.killedAt = time.Now()
+		return syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return errors.New("no live worker to kill")
+}
+
+func (k *killProbe) liveCount() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.live)
+}
+
+func (k *killProbe) since() (retry, full time.Duration) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.retryAt.Sub(k.killedAt), k.fullAt.Sub(k.killedAt)
+}
+
+// recovery is scenario 3: Kills times, SIGKILL the worker running a slow
+// task and time the retry's start and the replacement worker's handshake.
+// It runs with a near-zero Retry backoff, which measures the pool, and with
+// the default backoff, which is what a user gets. A third measurement kills
+// idle workers of the WAT guest, whose workers start fastest.
+func (b *bench) recovery(ctx context.Context) error {
+	for _, backoff := range []time.Duration{time.Microsecond, 0} {
+		rec, err := b.killRunning(ctx, backoff)
+		if err != nil {
+			return err
+		}
+		b.res.Recovery = append(b.res.Recovery, rec)
+	}
+	rec, err := b.killIdle(ctx, WATGuest)
+	if err != nil {
+		return err
+	}
+	b.res.Recovery = append(b.res.Recovery, rec)
+	return nil
+}
+
+const recoveryWait = 10 * time.Second
+
+// killRunning kills the worker running slow_square (30 ms in the Go guest)
+// as soon as the task starts, under the Retry policy.
+func (b *bench) killRunning(ctx context.Context, backoff time.Duration) (Recovery, error) {
+	probe := newKillProbe()
+	p, err := b.newPool(GoGuest, func(c *pool.Config) {
+		c.OnKill = pool.Retry
+		c.Retry.Backoff = backoff
+		c.OnEvent = probe.onEvent
+	})
+	if err != nil {
+		return Recovery{}, err
+	}
+	defer closePool(p)
+	rec := Recovery{Guest: GoGuest, Mode: "worker running slow_square (30 ms)", Backoff: "default (10 ms, jittered to 5–10 ms)", Kills: b.opts.Kills}
+	if backoff > 0 {
+		rec.Backoff = backoff.String()
+	}
+	for i := range b.opts.Kills {
+		b.waitQuiet()
+		probe.reset(true)
+		cctx, cancel := context.WithTimeout(ctx, recoveryWait)
+		r, err := p.Apply(cctx, "slow_square", []byte("7"))
+		cancel()
+		if err != nil {
+			return rec, fmt.Errorf("kill %d: %w", i, err)
+		}
+		if r.Status != pool.StatusOK || string(r.Output) != "49" || r.Attempts != 2 {
+			return rec, fmt.Errorf("kill %d: the task ended %s after %d attempts (%s); want ok after 2", i, r.Status, r.Attempts, r.Error)
+		}
+		select {
+		case <-probe.recovered:
+		case <-time.After(recoveryWait):
+			return rec, fmt.Errorf("kill %d: no replacement worker after %s", i, recoveryWait)
+		}
+		retry, full := probe.since()
+		rec.Retry = append(rec.Retry, retry)
+		rec.Full = append(rec.Full, full)
+		if err := waitFull(probe, b.opts.Workers); err != nil {
+			return rec, err
+		}
+	}
+	return rec, nil
+}
+
+// killIdle kills an idle worker and times its replacement.
+func (b *bench) killIdle(ctx context.Context, guest string) (Recovery, error) {
+	probe := newKillProbe()
+	p, err := b.newPool(guest, func(c *pool.Config) { c.OnEvent = probe.onEvent })
+	if err != nil {
+		return Recovery{}, err
+	}
+	defer closePool(p)
+	if _, err := p.Apply(ctx, "square", []byte("7")); err != nil {
+		return Recovery{}, err
+	}
+	rec := Recovery{Guest: guest, Mode: "idle worker", Backoff: "n/a", Kills: b.opts.Kills}
+	for i := range b.opts.Kills {
+		if err := waitFull(probe, b.opts.Workers); err != nil {
+			return rec, err
+		}
+		b.waitQuiet()
+		probe.reset(false)
+		if err := probe.killIdle(); err != nil {
+			return rec, err
+		}
+		select {
+		case <-probe.recovered:
+		case <-time.After(recoveryWait):
+			return rec, fmt.Errorf("kill %d: no replacement worker after %s", i, recoveryWait)
+		}
+		_, full := probe.since()
+		rec.Full = append(rec.Full, full)
+	}
+	return rec, nil
+}
+
+// waitFull waits until the pool has its workers again: the exit of a
+// killed worker is reported a moment after its replacement may have
+// started.
+func waitFull(probe *killProbe, workers int) error {
+	deadline := time.Now().Add(recoveryWait)
+	for probe.liveCount() != workers {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the pool has %d live workers, want %d", probe.liveCount(), workers)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// System names, as the report shows them.
+const (
+	SysNative    = "native goroutines"
+	SysInProcess = "wazero in-process"
+	SysSafepool  = "safepool"
+	SysPoolMap   = "Python Pool.map"
+	SysPoolMap1  = "Python Pool.map chunksize=1"
+	SysExecMap   = "Python ProcessPoolExecutor.map"
+	SysPoolApply = "Python Pool.apply"
+	SysExecApply = "Python ProcessPoolExecutor.submit"
+	SysPoolStart = "Python Pool"
+	SysExecStart = "Python ProcessPoolExecutor"
+)
+
+// Results is everything one run measured. It is what [Run] returns and what
+// the report is rendered from; it round-trips through JSON, so a report can
+// be rendered again without measuring again.
+type Results struct {
+	Machine  Machine
+	Options  Options
+	Started  time.Time
+	Finished time.Time
+	Python   PythonInfo
+	Quiet    QuietStats
+
+	Throughput []Throughput
+	Latency    []Latency
+	Recovery   []Recovery
+	Startup    []Startup
+	Chaos      []Chaos
+	IdleRSS    []IdleRSS
+	Stream     *Stream
+	Hang       []Hang
+
+	// Failures maps a scenario to the error that stopped it. The other
+	// scenarios still run.
+	Failures map[string]string
+}
+
+// QuietStats counts the waits for an idle machine (Options.Quiet).
+type QuietStats struct {
+	Measurements int           // measurements that waited
+	Busy         int           // of those, the ones that started on a busy machine
+	Waited       time.Duration // time spent waiting
+}
+
+// PythonInfo says whether the Python baselines ran.
+type PythonInfo struct {
+	Ran     bool
+	Version string
+	Reason  string // why they did not run, or what went wrong
+}
+
+// Throughput is one system's runs of square over Tasks integers.
+type Throughput struct {
+	System string
+	Guest  string // empty for systems that run no WebAssembly
+	Tasks  int
+	// Elapsed is the best of Runs, the wall time of every run.
+	Elapsed time.Duration
+	Runs    []time.Duration
+	// HostCPU and WorkerCPU are the CPU time the calling process and the
+	// worker processes spent during the best run; zero when not measured.
+	HostCPU, WorkerCPU time.Duration
+	Correct            bool   // every output was checked
+	Note               string // how the system was driven
+}
+
+// NsPerTask is the wall time per task.
+func (t Throughput) NsPerTask() float64 { return perTask(t.Elapsed, t.Tasks) }
+
+// Latency is one system's round-trip times for a single task.
+type Latency struct {
+	System        string
+	Guest         string
+	Samples       int
+	P50, P99, Max time.Duration
+	Mean          time.Duration
+	Note          string
+}
+
+// Recovery is one kill-recovery measurement: Kills workers were SIGKILLed
+// one at a time.
+type Recovery struct {
+	Guest   string
+	Mode    string // what was killed
+	Backoff string // the Retry policy's backoff
+	Kills   int
+	// Retry is the time from the kill until the killed task started again
+	// (EventTaskStart with Attempt 2). Empty when idle workers were killed.
+	Retry []time.Duration
+	// Full is the time from the kill until the replacement worker finished
+	// its handshake (EventWorkerStart): the pool is back at full strength.
+	Full []time.Duration
+}
+
+// Startup is pool start-ups until the first Apply result.
+type Startup struct {
+	System  string
+	Guest   string
+	Cache   string // "warm" or "cold"
+	Workers int
+	Times   []time.Duration
+	// NewTimes are the parts of Times until pool.New returned, which it
+	// does when every worker finished its handshake.
+	NewTimes []time.Duration
+	// Compiles counts, per start-up, the modules written to the compilation
+	// cache: each is one compilation to machine code. -1 when not counted.
+	Compiles []int
+	// CacheFiles is the number of files in the cold cache afterwards.
+	CacheFiles int
+}
+
+// Chaos compares a map's time without and with a worker SIGKILLed every
+// Options.ChaosEvery.
+type Chaos struct {
+	Guest       string
+	Tasks       int
+	Calm, Chaos time.Duration
+	Kills       int // SIGKILLs sent during the chaotic map
+	Retried     int // retries the pool scheduled
+	// Correct is set when the chaotic map completed with every result ok
+	// and right; otherwise Detail says what the pool did instead.
+	Correct bool
+	Detail  string
+}
+
+// Ratio is the chaotic throughput as a fraction of the calm one, or 0 when
+// the chaotic map did not complete correctly.
+func (c Chaos) Ratio() float64 {
+	if !c.Correct {
+		return 0
+	}
+	return ratio(c.Calm.Seconds(), c.Chaos.Seconds())
+}
+
+// IdleRSS is the resident memory of idle worker processes.
+type IdleRSS struct {
+	System string
+	Guest  string
+	KiB    []int64 // one per worker
+}
+
+// Stream is the host's resident memory while Imap streamed Items tasks.
+type Stream struct {
+	Guest         string
+	Items, Window int
+	Elapsed       time.Duration
+	// Resident set size of the host process: before the stream, the
+	// largest sample during it, and after it.
+	StartKiB, PeakKiB, EndKiB int64
+	Samples                   int // RSS samples taken
+	Correct                   bool
+}
+
+// Hang is what one system did with a 10-task map when one of its workers
+// was SIGKILLed.
+type Hang struct {
+	System  string
+	Outcome string // "completed", "hung", "broken (BrokenProcessPool)", ...
+	Elapsed time.Duration
+	Detail  string
+}
+
+// Save writes r as JSON.
+func (r *Results) Save(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Load reads results that Save wrote.
+func Load(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &Results{}
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("harness: %s: %w", path, err)
+	}
+	return r, nil
+}
+
+func (r *Results) fail(scenario string, err error) {
+	if r.Failures == nil {
+		r.Failures = map[string]string{}
+	}
+	r.Failures[scenario] = err.Error()
+}
+
+func perTask(d time.Duration, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(d.Nanoseconds()) / float64(n)
+}
+
+// ratio is a/b, or 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}

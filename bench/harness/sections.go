@@ -1,0 +1,237 @@
+package harness
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The report's sections, one per scenario.
+
+func (p *report) throughput() {
+	r := p.r
+	p.f("%s: square over %s integers, %d workers\n\n", Sections[1], fmtCount(r.Options.ThroughputN), r.Options.Workers)
+	if p.skipped(ScenarioThroughput, len(r.Throughput) == 0) {
+		return
+	}
+	p.f("Each input is an ASCII decimal; each output the decimal of its square, checked for every task. ")
+	p.f("The systems took turns, %d round(s); \"wall\" is each system's best run and \"median\" the median of its runs, and the per-task and CPU figures come from the best run. ", r.Options.Rounds)
+	p.f("Ratios are relative throughput (the other system's time per task ÷ this one's): above 1× is faster. ")
+	p.f("\"vs in-process\" compares with in-process wazero running the same guest.\n\n")
+	native, _ := findThroughput(r, SysNative, "")
+	py, hasPy := findThroughput(r, SysPoolMap, "")
+	var rows [][]string
+	for _, t := range r.Throughput {
+		ns := t.NsPerTask()
+		inProc := "—"
+		if in, ok := findThroughput(r, SysInProcess, t.Guest); ok && t.Guest != "" {
+			inProc = fmtRatio(ratio(in.NsPerTask(), ns))
+		}
+		vsPy := "—"
+		if hasPy {
+			vsPy = fmtRatio(ratio(py.NsPerTask(), ns))
+		}
+		med := "—"
+		if len(t.Runs) > 0 {
+			med = fmtDur(median(t.Runs))
+		}
+		rows = append(rows, []string{
+			t.System, dash(t.Guest), fmtCount(t.Tasks), fmtDur(t.Elapsed), med, fmtUs(ns),
+			trimFloat(ratio(1e3, ns)), cpuPerTask(t.HostCPU, t.Tasks), cpuPerTask(t.WorkerCPU, t.Tasks),
+			fmtRatio(ratio(native.NsPerTask(), ns)), inProc, vsPy, yesNo(t.Correct),
+		})
+	}
+	table(p.w, []string{"system", "guest", "tasks", "wall", "median", "µs/task", "M tasks/s", "host CPU µs/task", "worker CPU µs/task",
+		"vs native", "vs in-process", "vs Python Pool.map", "all correct"}, rows)
+	p.pythonNote(ScenarioThroughput)
+	p.f("How each system was driven:\n\n")
+	for _, t := range r.Throughput {
+		if t.Note != "" {
+			p.f("- %s%s: %s.\n", t.System, parenGuest(t.Guest), t.Note)
+		}
+	}
+	p.f("\n")
+
+	// The CPU budget: what the worker spends beyond what the same guest
+	// costs in process, and what the host spends on dispatch.
+	var budget [][]string
+	for _, g := range r.Options.Guests {
+		sp, ok1 := findThroughput(r, SysSafepool, g)
+		in, ok2 := findThroughput(r, SysInProcess, g)
+		if !ok1 || !ok2 || sp.WorkerCPU == 0 {
+			continue
+		}
+		inCPU := perTask(in.HostCPU, in.Tasks)
+		wCPU := perTask(sp.WorkerCPU, sp.Tasks)
+		budget = append(budget, []string{guestLabel(g), fmtUs(inCPU), fmtUs(wCPU), fmtUs(wCPU - inCPU), fmtUs(perTask(sp.HostCPU, sp.Tasks)),
+			fmtRatio(ratio(wCPU+perTask(sp.HostCPU, sp.Tasks), inCPU))})
+	}
+	if len(budget) > 0 {
+		p.f("Where the CPU goes (CPU time per task, all workers or goroutines together; process CPU clocks tick every 10 ms, so small figures are coarse):\n\n")
+		table(p.w, []string{"guest", "in-process wazero", "safepool workers", "worker cost beyond in-process", "safepool host", "safepool total ÷ in-process"}, budget)
+	}
+}
+
+func (p *report) latency() {
+	r := p.r
+	p.f("%s: one task's round trip\n\n", Sections[2])
+	if p.skipped(ScenarioLatency, len(r.Latency) == 0) {
+		return
+	}
+	p.f("square(7), %s samples per system after %s untimed ones; the systems took turns in %d rounds. ", fmtCount(r.Options.LatencySamples), fmtCount(max(r.Options.LatencySamples/10, 10)), r.Options.LatencyRounds)
+	p.f("\"× in-process\" is this p50 ÷ in-process wazero's p50 on the same guest (the cost of isolation); \"vs Python\" is Python Pool.apply's p50 ÷ this p50 (above 1× is faster).\n\n")
+	py, hasPy := findLatency(r, SysPoolApply, "")
+	var rows [][]string
+	for _, l := range r.Latency {
+		inProc := "—"
+		if in, ok := findLatency(r, SysInProcess, l.Guest); ok && l.Guest != "" && l.System != SysInProcess {
+			inProc = fmtRatio(ratio(float64(l.P50), float64(in.P50)))
+		}
+		vsPy := "—"
+		if hasPy {
+			vsPy = fmtRatio(ratio(float64(py.P50), float64(l.P50)))
+		}
+		rows = append(rows, []string{l.System, dash(l.Guest), fmtCount(l.Samples), fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.Max), fmtDur(l.Mean), inProc, vsPy})
+	}
+	table(p.w, []string{"system", "guest", "samples", "p50", "p99", "max", "mean", "p50 × in-process", "vs Python Pool.apply (p50)"}, rows)
+	p.pythonNote(ScenarioLatency)
+	for _, l := range r.Latency {
+		if l.Note != "" {
+			p.f("- %s%s: %s.\n", l.System, parenGuest(l.Guest), l.Note)
+		}
+	}
+	p.f("\n")
+}
+
+func (p *report) recovery() {
+	r := p.r
+	p.f("%s: from a real SIGKILL to the task running again and the pool back at full strength\n\n", Sections[3])
+	if p.skipped(ScenarioRecovery, len(r.Recovery) == 0) {
+		return
+	}
+	p.f("`syscall.Kill(pid, SIGKILL)` of the worker, timed from just before the kill to `OnEvent`'s `EventTaskStart` with `Attempt == 2` ")
+	p.f("(the retry started) and to the replacement's `EventWorkerStart` (handshake done), warm compilation cache, `OnKill: pool.Retry`. ")
+	p.f("The near-zero backoff measures the pool itself; the default backoff adds its deliberate 5–10 ms wait.\n\n")
+	var rows [][]string
+	for _, rec := range r.Recovery {
+		retry := []string{"—", "—", "—"}
+		if len(rec.Retry) > 0 {
+			retry = quantiles(rec.Retry)
+		}
+		rows = append(rows, append(append([]string{guestLabel(rec.Guest), rec.Mode, rec.Backoff, fmt.Sprint(len(rec.Full))}, retry...), quantiles(rec.Full)...))
+	}
+	table(p.w, []string{"guest", "killed", "Retry.Backoff", "kills", "→ retry started p50", "p90", "max", "→ full strength p50", "p90", "max"}, rows)
+	p.f("Python: no figure. `multiprocessing.Pool` replaces a killed worker but never re-runs its tasks, and `ProcessPoolExecutor` breaks for good (section 7).\n\n")
+}
+
+func (p *report) startup() {
+	r := p.r
+	p.f("%s: pool.New with %d workers until the first Apply result\n\n", Sections[4], r.Options.Workers)
+	if p.skipped(ScenarioStartup, len(r.Startup) == 0) {
+		return
+	}
+	p.f("Warm: the compilation cache already holds the module. Cold: a fresh, empty `CacheDir` per start-up. ")
+	p.f("Compilations are counted by watching the cache directory with inotify: wazero writes every compiled module to a uniquely named temporary file before renaming it, ")
+	p.f("so a compilation per worker would show as one file per worker even though they all end under one name. Python: `Pool(%d)` or `ProcessPoolExecutor(%d)` until the first result.\n\n", r.Options.Workers, r.Options.Workers)
+	var pyStart time.Duration
+	for _, s := range r.Startup {
+		if s.System == SysPoolStart && len(s.Times) > 0 {
+			pyStart = median(s.Times)
+		}
+	}
+	var rows [][]string
+	for _, s := range r.Startup {
+		if len(s.Times) == 0 {
+			continue
+		}
+		comp, files := "—", "—"
+		if s.System == SysSafepool {
+			comp = joinInts(s.Compiles)
+			if s.Cache == "cold" {
+				files = fmt.Sprint(s.CacheFiles)
+			}
+		}
+		p50, newP50 := median(s.Times), "—"
+		if len(s.NewTimes) > 0 {
+			newP50 = fmtDur(median(s.NewTimes))
+		}
+		rows = append(rows, []string{s.System, dash(s.Guest), s.Cache, fmt.Sprint(len(s.Times)), fmtDur(p50), newP50,
+			fmtDur(slices.Min(s.Times)), fmtDur(slices.Max(s.Times)), comp, files, fmtRatio(ratio(float64(p50), float64(pyStart)))})
+	}
+	table(p.w, []string{"system", "guest", "cache", "start-ups", "p50", "of which pool.New (p50)", "min", "max", "compilations per start-up", "cache files after", "p50 × Python Pool"}, rows)
+	p.pythonNote(ScenarioStartup)
+}
+
+func (p *report) chaos() {
+	r := p.r
+	p.f("%s: a worker SIGKILLed every %s\n\n", Sections[5], fmtDur(r.Options.ChaosEvery))
+	if p.skipped(ScenarioChaos, len(r.Chaos) == 0) {
+		return
+	}
+	p.f("The same Map of square, calm and then with the longest-running worker SIGKILLed every %s (a map that is calm for less than %d kill intervals is made longer); ", fmtDur(r.Options.ChaosEvery), chaosMinKills)
+	p.f("`OnKill: pool.Retry`, `Retry.MaxAttempts: 10`, every result checked. Python has no figure: its pools hang or break on the first kill (section 7).\n\n")
+	var rows [][]string
+	for _, c := range r.Chaos {
+		chaos, pct := fmtUs(perTask(c.Chaos, c.Tasks)), fmtPct(c.Ratio())
+		if !c.Correct {
+			chaos, pct = "—", "**failed**"
+		}
+		rows = append(rows, []string{guestLabel(c.Guest), fmtCount(c.Tasks), fmtDur(c.Calm), fmtDur(c.Chaos), fmt.Sprint(c.Kills), fmt.Sprint(c.Retried),
+			fmtUs(perTask(c.Calm, c.Tasks)), chaos, pct, yesNo(c.Correct), oneLine(c.Detail)})
+	}
+	table(p.w, []string{"guest", "tasks", "calm", "chaos wall", "kills", "retries", "calm µs/task", "chaos µs/task", "chaos ÷ calm throughput", "all correct", "outcome"}, rows)
+}
+
+func (p *report) memory() {
+	r := p.r
+	p.f("%s\n\n", Sections[6])
+	if p.skipped(ScenarioMemory, len(r.IdleRSS) == 0 && r.Stream == nil) {
+		return
+	}
+	p.f("Idle workers: VmRSS from `/proc/<pid>/status` of each worker (pids from `EventWorkerStart`), after a 1,000-task map and a 300 ms pause.\n\n")
+	var rows [][]string
+	var pyMax int64
+	for _, m := range r.IdleRSS {
+		if m.System == SysPoolStart && len(m.KiB) > 0 {
+			pyMax = slices.Max(m.KiB)
+		}
+	}
+	for _, m := range r.IdleRSS {
+		if len(m.KiB) == 0 {
+			continue
+		}
+		per := make([]string, len(m.KiB))
+		for i, k := range m.KiB {
+			per[i] = fmtKiB(k)
+		}
+		hi := slices.Max(m.KiB)
+		rows = append(rows, []string{m.System, dash(m.Guest), strings.Join(per, ", "), fmtKiB(hi), fmtRatio(ratio(float64(hi), float64(pyMax)))})
+	}
+	table(p.w, []string{"system", "guest", "RSS per idle worker", "largest", "× Python Pool worker"}, rows)
+	p.pythonNote(ScenarioMemory)
+	if s := r.Stream; s != nil {
+		p.f("Host: VmRSS of this process sampled every 10 ms while `Imap` streamed %s fresh inputs through a window of %s; before the start figure the garbage of earlier scenarios was collected and returned to the system (debug.FreeOSMemory).\n\n",
+			fmtCount(s.Items), fmtCount(s.Window))
+		table(p.w, []string{"guest", "items", "window", "wall", "µs/item", "RSS start", "RSS peak", "RSS end", "peak − start", "samples", "all correct"},
+			[][]string{{guestLabel(s.Guest), fmtCount(s.Items), fmtCount(s.Window), fmtDur(s.Elapsed), fmtUs(perTask(s.Elapsed, s.Items)),
+				fmtKiB(s.StartKiB), fmtKiB(s.PeakKiB), fmtKiB(s.EndKiB), fmtKiB(s.PeakKiB - s.StartKiB), fmt.Sprint(s.Samples), yesNo(s.Correct)}})
+	}
+}
+
+func (p *report) hang() {
+	r := p.r
+	p.f("%s: the Python hang\n\n", Sections[7])
+	if p.skipped(ScenarioHang, len(r.Hang) == 0) {
+		return
+	}
+	p.f("A map of %d slow squares on %d workers; one worker is SIGKILLed while it runs a task ", hangTasks, r.Options.Workers)
+	p.f("(safepool: the worker that starts task %d, 30 ms per task, in the Go guest; Python: the first worker to start a task, 100 ms per task). ", hangVictim)
+	p.f("Python's `Pool.map_async(...).get(timeout=%s)` and `ProcessPoolExecutor`'s futures are given %s.\n\n", fmtDur(r.Options.HangTimeout), fmtDur(r.Options.HangTimeout))
+	var rows [][]string
+	for _, h := range r.Hang {
+		rows = append(rows, []string{h.System, h.Outcome, fmtDur(h.Elapsed), h.Detail})
+	}
+	table(p.w, []string{"system", "outcome", "wall", "what happened"}, rows)
+	p.pythonNote(ScenarioHang)
+}

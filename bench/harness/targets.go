@@ -1,0 +1,250 @@
+package harness
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Target is one goal and whether a run met it.
+type Target struct {
+	Name     string
+	Scope    string // the guest or system it was judged on
+	Measured string
+	Goal     string
+	// Met is nil when the run did not measure it (a scenario was skipped,
+	// failed, or needs Python).
+	Met *bool
+	// Check marks a correctness check of a scenario, as opposed to one of
+	// the performance targets.
+	Check bool
+}
+
+// Goals of the targets.
+const (
+	goalVsPython     = 2.0  // × Python Pool.map throughput
+	goalIsolation    = 0.70 // of in-process wazero throughput
+	goalApplyP50     = 25 * time.Microsecond
+	goalApplyP99     = 100 * time.Microsecond
+	goalRetry        = 5 * time.Millisecond
+	goalFullStrength = 50 * time.Millisecond
+	goalWarmStart    = 100 * time.Millisecond
+	goalChaos        = 0.80
+	goalIdleRSSKiB   = 30_000_000 / 1024 // 30 MB
+	goalStreamKiB    = 64 << 10          // RSS growth allowed while streaming
+)
+
+// Targets judges r against the goals. Every guest of the run gets its own
+// row where the guest matters; rows that r has no figures for have a nil
+// Met.
+func Targets(r *Results) []Target {
+	var ts []Target
+	add := func(name, scope, measured, goal string, met *bool) {
+		ts = append(ts, Target{Name: name, Scope: scope, Measured: measured, Goal: goal, Met: met})
+	}
+	pyMap, hasPy := findThroughput(r, SysPoolMap, "")
+	for _, g := range r.Options.Guests {
+		sp, ok := findThroughput(r, SysSafepool, g)
+		in, okIn := findThroughput(r, SysInProcess, g)
+		switch {
+		case ok && hasPy:
+			x := ratio(pyMap.NsPerTask(), sp.NsPerTask())
+			add("Throughput vs Python Pool.map (default chunking)", guestLabel(g),
+				fmt.Sprintf("%.2f× (%.2f vs %.2f µs/task)", x, sp.NsPerTask()/1e3, pyMap.NsPerTask()/1e3), fmt.Sprintf("≥ %.0f×", goalVsPython), met(x >= goalVsPython))
+		default:
+			add("Throughput vs Python Pool.map (default chunking)", guestLabel(g), notMeasured(r, ScenarioThroughput, !hasPy), fmt.Sprintf("≥ %.0f×", goalVsPython), nil)
+		}
+		if ok && okIn {
+			x := ratio(in.NsPerTask(), sp.NsPerTask())
+			measured := fmt.Sprintf("%.0f%% (%.2f vs %.2f µs/task)", 100*x, sp.NsPerTask()/1e3, in.NsPerTask()/1e3)
+			if sp.WorkerCPU > 0 && in.HostCPU > 0 {
+				// CPU time is less disturbed than wall time by other
+				// processes on a shared machine.
+				measured += fmt.Sprintf("; by CPU time %.0f%%", 100*ratio(perTask(in.HostCPU, in.Tasks), perTask(sp.WorkerCPU+sp.HostCPU, sp.Tasks)))
+			}
+			add("Isolation cost: safepool ÷ in-process wazero throughput", guestLabel(g),
+				measured, fmt.Sprintf("≥ %.0f%%", 100*goalIsolation), met(x >= goalIsolation))
+		} else {
+			add("Isolation cost: safepool ÷ in-process wazero throughput", guestLabel(g), notMeasured(r, ScenarioThroughput, false), fmt.Sprintf("≥ %.0f%%", 100*goalIsolation), nil)
+		}
+	}
+	for _, g := range r.Options.Guests {
+		l, ok := findLatency(r, SysSafepool, g)
+		if ok {
+			add("Apply round trip p50", guestLabel(g), fmtDur(l.P50), "≤ "+fmtDur(goalApplyP50), met(l.P50 <= goalApplyP50))
+			add("Apply round trip p99", guestLabel(g), fmtDur(l.P99), "≤ "+fmtDur(goalApplyP99), met(l.P99 <= goalApplyP99))
+		} else {
+			add("Apply round trip p50", guestLabel(g), notMeasured(r, ScenarioLatency, false), "≤ "+fmtDur(goalApplyP50), nil)
+			add("Apply round trip p99", guestLabel(g), notMeasured(r, ScenarioLatency, false), "≤ "+fmtDur(goalApplyP99), nil)
+		}
+	}
+
+	var retryRow, idleRow *Recovery
+	for i := range r.Recovery {
+		rec := &r.Recovery[i]
+		switch {
+		case len(rec.Retry) > 0 && rec.Backoff != "" && !strings.HasPrefix(rec.Backoff, "default") && retryRow == nil:
+			retryRow = rec
+		case len(rec.Retry) == 0 && idleRow == nil:
+			idleRow = rec
+		}
+	}
+	if retryRow != nil {
+		p := median(retryRow.Retry)
+		add("Kill → killed task started again, p50", guestLabel(retryRow.Guest)+", Retry.Backoff "+retryRow.Backoff,
+			fmtDur(p), "≤ "+fmtDur(goalRetry), met(p <= goalRetry))
+		p = median(retryRow.Full)
+		add("Kill → full strength (replacement worker ready), p50, warm cache", guestLabel(retryRow.Guest),
+			fmtDur(p), "≤ "+fmtDur(goalFullStrength), met(p <= goalFullStrength))
+	} else {
+		add("Kill → killed task started again, p50", guestLabel(GoGuest), notMeasured(r, ScenarioRecovery, false), "≤ "+fmtDur(goalRetry), nil)
+		add("Kill → full strength (replacement worker ready), p50, warm cache", guestLabel(GoGuest), notMeasured(r, ScenarioRecovery, false), "≤ "+fmtDur(goalFullStrength), nil)
+	}
+	if idleRow != nil {
+		p := median(idleRow.Full)
+		add("Kill → full strength (replacement worker ready), p50, warm cache", guestLabel(idleRow.Guest)+", idle worker killed",
+			fmtDur(p), "≤ "+fmtDur(goalFullStrength), met(p <= goalFullStrength))
+	}
+
+	for _, g := range r.Options.Guests {
+		if s, ok := findStartup(r, g, "warm"); ok {
+			p := median(s.Times)
+			add("Start-up until the first result, warm cache, p50", guestLabel(g), fmtDur(p), "≤ "+fmtDur(goalWarmStart), met(p <= goalWarmStart))
+		} else {
+			add("Start-up until the first result, warm cache, p50", guestLabel(g), notMeasured(r, ScenarioStartup, false), "≤ "+fmtDur(goalWarmStart), nil)
+		}
+	}
+	for _, g := range r.Options.Guests {
+		s, ok := findStartup(r, g, "cold")
+		if !ok {
+			if r.Failures[ScenarioStartup] != "" || !slices.Contains(r.Options.ColdGuests, g) {
+				add("Cold cache: one compilation per machine, not per worker", guestLabel(g), notMeasured(r, ScenarioStartup, false), "1 per start-up", nil)
+			}
+			continue
+		}
+		one := len(s.Compiles) > 0
+		for _, c := range s.Compiles {
+			one = one && c == 1
+		}
+		add("Cold cache: one compilation per machine, not per worker", guestLabel(g),
+			fmt.Sprintf("%s per start-up of %d workers", joinInts(s.Compiles), s.Workers), "1 per start-up", met(one))
+	}
+	for _, g := range r.Options.Guests {
+		if c, ok := findChaos(r, g); ok && !c.Correct {
+			add("Chaos throughput (SIGKILL every "+fmtDur(r.Options.ChaosEvery)+") ÷ calm", guestLabel(g),
+				"did not complete: "+c.Detail, fmt.Sprintf("≥ %.0f%%", 100*goalChaos), met(false))
+		} else if ok {
+			add("Chaos throughput (SIGKILL every "+fmtDur(r.Options.ChaosEvery)+") ÷ calm", guestLabel(g),
+				fmt.Sprintf("%.0f%% (%d kills)", 100*c.Ratio(), c.Kills), fmt.Sprintf("≥ %.0f%%", 100*goalChaos), met(c.Ratio() >= goalChaos && c.Correct))
+		} else {
+			add("Chaos throughput ÷ calm", guestLabel(g), notMeasured(r, ScenarioChaos, false), fmt.Sprintf("≥ %.0f%%", 100*goalChaos), nil)
+		}
+	}
+	for _, g := range r.Options.Guests {
+		if m, ok := findIdle(r, SysSafepool, g); ok {
+			hi := slices.Max(m.KiB)
+			add("Idle worker RSS", guestLabel(g), fmtKiB(hi)+" (largest worker)", "≤ 30 MB", met(hi <= goalIdleRSSKiB))
+		} else {
+			add("Idle worker RSS", guestLabel(g), notMeasured(r, ScenarioMemory, false), "≤ 30 MB", nil)
+		}
+	}
+
+	// Correctness checks of the scenarios.
+	check := func(name, scope, measured, goal string, ok *bool) {
+		ts = append(ts, Target{Name: name, Scope: scope, Measured: measured, Goal: goal, Met: ok, Check: true})
+	}
+	if s := r.Stream; s != nil {
+		grow := s.PeakKiB - s.StartKiB
+		check("Host RSS stays flat while Imap streams", fmt.Sprintf("%s, %s items", guestLabel(s.Guest), fmtCount(s.Items)),
+			fmt.Sprintf("+%s (%s → peak %s)", fmtKiB(grow), fmtKiB(s.StartKiB), fmtKiB(s.PeakKiB)), "≤ +"+fmtKiB(goalStreamKiB), met(grow <= goalStreamKiB && s.Correct))
+	} else {
+		check("Host RSS stays flat while Imap streams", guestLabel(WATGuest), notMeasured(r, ScenarioMemory, false), "≤ +"+fmtKiB(goalStreamKiB), nil)
+	}
+	var hangs []string
+	hangOK := true
+	for _, h := range r.Hang {
+		if strings.HasPrefix(h.System, "safepool") {
+			hangs = append(hangs, h.Outcome)
+			hangOK = hangOK && h.Outcome == "completed"
+		}
+	}
+	if len(hangs) > 0 {
+		check("A 10-task map with a worker SIGKILLed completes", "safepool, Skip and Retry", strings.Join(hangs, ", "), "completed", met(hangOK))
+	} else {
+		check("A 10-task map with a worker SIGKILLed completes", "safepool", notMeasured(r, ScenarioHang, false), "completed", nil)
+	}
+	return ts
+}
+
+func met(b bool) *bool { return &b }
+
+// notMeasured says why a target has no figure.
+func notMeasured(r *Results, scenario string, needsPython bool) string {
+	switch {
+	case r.Failures[scenario] != "":
+		return "scenario failed"
+	case len(r.Options.Only) > 0 && !slices.Contains(r.Options.Only, scenario):
+		return "not run"
+	case needsPython && !r.Python.Ran:
+		return "needs python3 (" + r.Python.Reason + ")"
+	case needsPython:
+		return "Python baseline failed"
+	}
+	return "not measured"
+}
+
+func guestLabel(g string) string {
+	switch g {
+	case GoGuest:
+		return "Go guest (tasks)"
+	case WATGuest:
+		return "WAT guest (wsquare)"
+	}
+	return g
+}
+
+func findThroughput(r *Results, system, guest string) (Throughput, bool) {
+	for _, t := range r.Throughput {
+		if t.System == system && t.Guest == guest {
+			return t, true
+		}
+	}
+	return Throughput{}, false
+}
+
+func findLatency(r *Results, system, guest string) (Latency, bool) {
+	for _, l := range r.Latency {
+		if l.System == system && l.Guest == guest {
+			return l, true
+		}
+	}
+	return Latency{}, false
+}
+
+func findStartup(r *Results, guest, cache string) (Startup, bool) {
+	for _, s := range r.Startup {
+		if s.System == SysSafepool && s.Guest == guest && s.Cache == cache && len(s.Times) > 0 {
+			return s, true
+		}
+	}
+	return Startup{}, false
+}
+
+func findChaos(r *Results, guest string) (Chaos, bool) {
+	for _, c := range r.Chaos {
+		if c.Guest == guest {
+			return c, true
+		}
+	}
+	return Chaos{}, false
+}
+
+func findIdle(r *Results, system, guest string) (IdleRSS, bool) {
+	for _, m := range r.IdleRSS {
+		if m.System == system && m.Guest == guest && len(m.KiB) > 0 {
+			return m, true
+		}
+	}
+	return IdleRSS{}, false
+}
