@@ -33,7 +33,7 @@ lint: ## go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
 bench: ## run the hot-path benchmarks, then the side-by-side harness (writes bench/RESULTS.md and bench/results.svg)
-	$(GO) test -run '^$$' -bench . -benchtime 2x ./internal/wire ./pool ./internal/testguest
+	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest
 	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md
 
 check: ## cross-build the guests for wasip1, go mod tidy, go vet; fail if the tree changed
