@@ -20,9 +20,11 @@ help: ## list the targets
 demo: ## run the seed example: a worker is SIGKILLed mid-map, under skip, retry and abort
 	$(GO) run ./examples/seed
 
-test: guests ## build the guests, go vet, then go test -race ./...
+test: guests ## build the guests, go vet, go test -race ./..., then the engine conformance suite on wasmtime
 	$(GO) vet ./...
 	$(GO) test -race ./...
+	$(GO) vet -tags wasmtime ./sandbox/ ./pool/
+	$(GO) test -tags wasmtime ./sandbox/ ./pool/
 
 guests: ## build the test fixtures and the examples' guest modules into their caches
 	$(GO) test -count=1 -run '^TestPathGivesEveryFixture$$' ./internal/testguest
@@ -49,6 +51,8 @@ check: ## cross-build the guests for wasip1, go mod tidy, go vet; fail if the tr
 	done
 	$(GO) mod tidy
 	$(GO) vet ./...
+	$(GO) vet -tags wasmtime ./sandbox/ ./pool/
+	CGO_ENABLED=0 $(GO) build ./...
 	@if [ -n "$$(git status --porcelain)" ]; then \
 		echo "check: the tree is not clean (uncommitted changes, or go mod tidy changed go.mod/go.sum):"; \
 		git status --porcelain; \

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/safepool/safepool/sandbox"
 )
 
 // Policy says what happens to a task that ended badly.
@@ -127,6 +129,10 @@ type Config struct {
 	// batch size.
 	BatchSize int
 
+	// Engine is the WebAssembly engine the workers run: "wazero" (the
+	// default, pure Go) or "wasmtime" (only in binaries built with
+	// -tags wasmtime, which needs cgo). See sandbox.Engines.
+	Engine string
 	// CacheDir is the compilation cache shared by all workers of the
 	// machine. Default sandbox.DefaultCacheDir().
 	CacheDir string
@@ -178,6 +184,9 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Retry.MemoryGrowth != 0 && c.Retry.MemoryGrowth < 1:
 		return bad("Retry.MemoryGrowth is %g; use 1 or more", c.Retry.MemoryGrowth)
 	}
+	if err := sandbox.CheckEngine(c.Engine); err != nil {
+		return c, fmt.Errorf("%w: Engine: %w", ErrConfig, err)
+	}
 	for name, p := range map[string]Policy{"OnKill": c.OnKill, "OnKilled": c.OnKilled, "OnMemoryLimit": c.OnMemoryLimit, "OnTimeout": c.OnTimeout, "OnError": c.OnError} {
 		if p > Retry {
 			return bad("%s is %s; use Skip, Abort or Retry", name, p)
@@ -185,6 +194,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Workers == 0 {
 		c.Workers = runtime.NumCPU()
+	}
+	if c.Engine == "" {
+		c.Engine = sandbox.EngineWazero
 	}
 	if c.MemoryLimit == 0 {
 		c.MemoryLimit = defaultMemoryLimit
@@ -232,7 +244,7 @@ func (c Config) withDefaults() (Config, error) {
 		r.GateTimeout = 30 * time.Second
 	}
 	if c.ModuleBytes != nil {
-		c.ModuleBytes = append([]byte(nil), c.ModuleBytes...)
+		c.ModuleBytes = append([]byte{}, c.ModuleBytes...) // empty stays non-nil: "not wasm", not "read module"
 	}
 	c.WorkerCommand = append([]string(nil), c.WorkerCommand...)
 	return c, nil

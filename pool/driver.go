@@ -22,6 +22,7 @@ type driver struct {
 	wk      *worker.Worker
 	flights []*flight   // batches sent and not fully answered, oldest first
 	hung    atomic.Bool // the hang watchdog killed the worker
+	stopped bool        // killIf killed the worker: its running task may be another run's
 	born    time.Time   // when the current worker finished its handshake
 	ran     int         // tasks run by the current worker
 	frame   []wire.Task
@@ -209,6 +210,13 @@ func (d *driver) onDeath(death *worker.Death) {
 			innocent = append(innocent, j)
 		}
 	})
+	if d.stopped && blamed != nil && !blamed.run.finished() {
+		// The pool stopped this worker to end another run: the task it was
+		// running is innocent, and goes first.
+		innocent = append([]*job{blamed}, innocent...)
+		blamed = nil
+	}
+	d.stopped = false
 	d.flights = nil
 	wk := d.wk
 	d.wk = nil
@@ -280,6 +288,7 @@ func (d *driver) killIf(r *run) {
 	kill := false
 	d.pending(func(j *job) { kill = kill || j.run == r })
 	if kill {
+		d.stopped = true
 		d.wk.Kill()
 	}
 }

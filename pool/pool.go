@@ -93,7 +93,7 @@ func New(cfg Config) (*Pool, error) {
 	// Compile once, here, so that the workers load machine code from the
 	// cache instead of each compiling the module.
 	if cache != "" {
-		if err := sandbox.Precompile(ctx, wasm, cache); err != nil {
+		if err := sandbox.Precompile(ctx, cfg.Engine, wasm, cache); err != nil {
 			p.cleanup()
 			return nil, fmt.Errorf("pool: module %s: %w", p.moduleName(), err)
 		}
@@ -101,7 +101,7 @@ func New(cfg Config) (*Pool, error) {
 	p.init = wire.Init{
 		ModulePath:    p.modPath,
 		CacheDir:      cache,
-		Engine:        "wazero",
+		Engine:        cfg.Engine,
 		MemoryLimit:   uint64(cfg.MemoryLimit),
 		Timeout:       cfg.Timeout,
 		OutputLimit:   uint64(cfg.OutputLimit),
@@ -120,6 +120,21 @@ func New(cfg Config) (*Pool, error) {
 		wg.Go(func() { wks[i], errs[i] = p.spawn() })
 	}
 	wg.Wait()
+	if cache != "" && mayBeCache(errs) {
+		// Perhaps a damaged cache entry: forget it and try once more.
+		for i, wk := range wks {
+			if wk != nil {
+				wk.Kill()
+				wk.Release()
+				wks[i] = nil
+			}
+		}
+		_ = sandbox.ForgetCompiled(wasm, cache)
+		for i := range wks {
+			wg.Go(func() { wks[i], errs[i] = p.spawn() })
+		}
+		wg.Wait()
+	}
 	if err := errors.Join(errs...); err != nil {
 		for _, wk := range wks {
 			if wk != nil {
@@ -185,13 +200,23 @@ func (p *Pool) spawn() (*worker.Worker, error) {
 			opts.Args = []string{}
 		}
 	}
-	wk, err := worker.Start(worker.Config{Init: p.init, Proc: opts})
+	wk, err := worker.Start(worker.Config{Init: p.init, Proc: opts, StartTimeout: startTimeout})
 	if err != nil {
 		return nil, err
 	}
 	p.emit(Event{Kind: EventWorkerStart, WorkerPID: wk.PID()})
 	return wk, nil
 }
+
+// startTimeout bounds a worker's start-up, so that a module whose start
+// never ends cannot hang the pool. The race detector slows the worker's
+// module loading about tenfold.
+var startTimeout = func() time.Duration {
+	if raceEnabled {
+		return 3 * time.Minute
+	}
+	return 30 * time.Second
+}()
 
 // breakerLimit is how many workers in a row may fail to start, or die
 // before delivering a result, before the pool gives up.
@@ -214,6 +239,9 @@ func (p *Pool) startWorker() (*worker.Worker, error) {
 	wk, err := p.spawn()
 	if err == nil {
 		return wk, nil
+	}
+	if errors.Is(err, worker.ErrKilledAtStart) {
+		return nil, err // a SIGKILL from outside is not the module's fault: not counted
 	}
 	p.mu.Lock()
 	p.failures++

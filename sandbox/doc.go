@@ -12,6 +12,12 @@
 // names the problem, and [Precompile] fills the compilation cache once per
 // machine, so that N workers do not compile N times.
 //
+// Two engines run the tasks, with the same statuses and limits: wazero, the
+// default, in pure Go; and wasmtime, built in with -tags wasmtime (cgo). The
+// worker's task logic is engine-independent; each engine only compiles,
+// instantiates, calls, caps memory, interrupts and names its traps (see
+// [Engines] and [CheckEngine]).
+//
 // Each task ends with one status: ok, error, memory_limit or timeout. The
 // worker never reports killed; the host does, when the worker dies. After a
 // trap, a timeout or a memory-limit hit the worker throws the instance away

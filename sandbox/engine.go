@@ -8,33 +8,163 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/safepool/safepool/internal/wire"
 )
 
-// maxPages is wazero's own page limit. The real cap is enforced per instance
-// by memCap; this only has to be above every cap a task may ask for (4 GiB,
-// the most a 32-bit memory can address).
-const maxPages = 65536
+// Engine names, as pool.Config.Engine and the CLI's --engine flag spell them.
+const (
+	// EngineWazero is the default engine: pure Go, no cgo.
+	EngineWazero = "wazero"
+	// EngineWasmtime is wasmtime-go. It is built in only with -tags wasmtime,
+	// which needs cgo.
+	EngineWasmtime = "wasmtime"
+)
 
-// runtimeConfig must be the same in the host's Precompile and in every
-// worker: the settings are part of the compilation cache's key.
-func runtimeConfig(cache wazero.CompilationCache) wazero.RuntimeConfig {
-	c := wazero.NewRuntimeConfigCompiler().
-		// Compiles loop-header checks, so that closing the module from the
-		// watchdog stops even a tight infinite loop.
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(maxPages)
-	if cache != nil {
-		c = c.WithCompilationCache(cache)
+// Engines returns the names of the engines built into this binary, the
+// default first: [EngineWazero], then [EngineWasmtime] when the binary was
+// built with -tags wasmtime.
+func Engines() []string {
+	if wasmtimeBuilt {
+		return []string{EngineWazero, EngineWasmtime}
 	}
-	return c
+	return []string{EngineWazero}
+}
+
+// CheckEngine reports whether this binary can run the engine called name.
+// The empty name means [EngineWazero].
+//
+// # Errors
+//
+// An unknown name wraps ErrUnknownEngine and lists the choices. "wasmtime"
+// in a binary built without -tags wasmtime wraps ErrEngineUnavailable and
+// says how to build it in.
+func CheckEngine(name string) error {
+	switch name {
+	case "", EngineWazero:
+		return nil
+	case EngineWasmtime:
+		if !wasmtimeBuilt {
+			return fmt.Errorf("%w: this binary was built without wasmtime; rebuild with -tags wasmtime (needs cgo)", ErrEngineUnavailable)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w %q; use %s or %s", ErrUnknownEngine, name, EngineWazero, EngineWasmtime)
+}
+
+// engine is one WebAssembly runtime with one module compiled in it. It is
+// the seam between the engine-independent task logic (worker.go and
+// instance.go: batching, blame, caps, timeouts, statuses) and wazero or
+// wasmtime. Only the worker's main goroutine uses it.
+type engine interface {
+	// instantiate makes a new instance of the module for inst: linear
+	// memory capped at inst.limit, stdin from inst.stdin, stdout to
+	// inst.stdout (or inst.log when nil), stderr to inst.log, WASI sleeps
+	// through inst.sleep and safepool.result to inst.onResult. It runs no
+	// export. A module that needs more memory than the cap to start gives
+	// errMemoryAtStart.
+	instantiate(ctx context.Context, inst *instance) (guest, error)
+	close()
+}
+
+// guest is one instance of the module inside an engine.
+type guest interface {
+	// call runs an export with i32 arguments and returns its i32 result,
+	// or 0 for an export without one. A proc_exit gives *exitError; a trap
+	// gives an error whose text names it the same way in every engine
+	// ("unreachable", "integer divide by zero", "stack overflow", ...).
+	//
+	// call must stop promptly once interrupt has been called, including
+	// when interrupt came before the call started: the watchdog sets
+	// inst.timedOut before it calls interrupt, so an engine that checks
+	// timedOut after it has made the call interruptible misses nothing.
+	call(ctx context.Context, fn export, args ...uint32) (uint32, error)
+	// has reports whether the module exports fn.
+	has(fn export) bool
+	// memory returns n bytes of linear memory at ptr, shared with the guest
+	// (writes go straight to the guest), or false when they are out of
+	// bounds.
+	memory(ptr, n uint32) ([]byte, bool)
+	// capHit reports whether a grow past the cap was refused since the last
+	// clearCapHit.
+	capHit() bool
+	clearCapHit()
+	// peakMemory is the largest linear memory size the instance had, bytes.
+	peakMemory() uint64
+	// interrupt stops the running call. It is called from the watchdog's
+	// goroutine; everything else is called from the worker's.
+	interrupt()
+	close()
+}
+
+// export names the functions the worker calls.
+type export uint8
+
+const (
+	exportAlloc export = iota
+	exportCall
+	exportBatch
+	exportABIVersion
+	exportHandlers
+	exportInitialize
+	exportStart
+	numExports
+)
+
+var exportNames = [numExports]string{
+	exportAlloc:      "safepool_alloc",
+	exportCall:       "safepool_call",
+	exportBatch:      "safepool_batch",
+	exportABIVersion: "safepool_abi_version",
+	exportHandlers:   "safepool_handlers",
+	exportInitialize: "_initialize",
+	exportStart:      "_start",
+}
+
+func (f export) String() string { return exportNames[f] }
+
+// exitError is a guest's proc_exit, in every engine.
+type exitError struct{ code uint32 }
+
+func (e *exitError) Error() string    { return fmt.Sprintf("guest exited with code %d", e.code) }
+func (e *exitError) ExitCode() uint32 { return e.code }
+
+// newEngine compiles wasm in the engine called name, through the cache
+// under cacheDir when it is set.
+func newEngine(ctx context.Context, name string, wasm []byte, cacheDir string) (engine, *ModuleInfo, error) {
+	if err := CheckEngine(name); err != nil {
+		return nil, nil, err
+	}
+	if name == EngineWasmtime {
+		return newWasmtime(wasm, cacheDir)
+	}
+	return newWazero(ctx, wasm, cacheDir)
+}
+
+// Precompile compiles wasm for the engine called name ("" means wazero)
+// into the compilation cache under cacheDir, so that workers started
+// afterwards load machine code instead of compiling. It is cheap when the
+// cache already holds the module. A damaged cache entry is removed and
+// compiled again.
+//
+// # Errors
+//
+// The errors of [CheckEngine], or a module the engine cannot compile
+// (wrapping ErrInvalidModule).
+func Precompile(ctx context.Context, name string, wasm []byte, cacheDir string) error {
+	if err := CheckEngine(name); err != nil {
+		return err
+	}
+	if name == EngineWasmtime {
+		return precompileWasmtime(wasm, cacheDir)
+	}
+	return precompileWazero(ctx, wasm, cacheDir)
 }
 
 // cacheDirFor returns the cache directory of one module. Each module gets its
-// own directory, so that a damaged entry can be removed without knowing
-// wazero's internal file names.
+// own directory, so that a damaged entry can be removed without knowing the
+// engine's internal file names. Both engines share it: wazero keeps its
+// files in a subdirectory named after its version, wasmtime its in files
+// named after its version and its settings.
 func cacheDirFor(root string, wasm []byte) string {
 	sum := sha256.Sum256(wasm)
 	return filepath.Join(root, hex.EncodeToString(sum[:12]))
@@ -42,6 +172,7 @@ func cacheDirFor(root string, wasm []byte) string {
 
 // DefaultCacheDir returns the compilation cache directory used when a pool is
 // not given one: the user's cache directory, or the temporary directory.
+// Both engines use it.
 func DefaultCacheDir() string {
 	if d, err := os.UserCacheDir(); err == nil {
 		return filepath.Join(d, "safepool", "wazero")
@@ -49,122 +180,16 @@ func DefaultCacheDir() string {
 	return filepath.Join(os.TempDir(), "safepool-cache", "wazero")
 }
 
-// Precompile compiles wasm into the compilation cache under cacheDir, so
-// that workers started afterwards load machine code instead of compiling. It
-// is cheap when the cache already holds the module. A damaged cache entry is
-// removed and compiled again.
-func Precompile(ctx context.Context, wasm []byte, cacheDir string) error {
-	rt, cm, err := compile(ctx, wasm, cacheDir)
-	if err != nil {
-		return err
+// addressSpaceLimit is the worker's address-space backstop: the host's
+// figure, plus what the engine reserves beyond the linear memory the host
+// counted (wasmtime reserves 4 GiB and guard pages for every memory,
+// whatever its cap).
+func addressSpaceLimit(cfg *wire.Init) uint64 {
+	if cfg.ProcessLimit == 0 {
+		return 0
 	}
-	cm.Close(ctx)
-	return rt.Close(ctx)
-}
-
-// compile makes a runtime and compiles wasm in it, through the cache when
-// cacheDir is set. wazero checks only part of a cache file (its checksum does
-// not cover the offset table), so a damaged file can fail or even panic here;
-// either way the module's cache directory is removed and the module compiled
-// once more.
-func compile(ctx context.Context, wasm []byte, cacheDir string) (wazero.Runtime, wazero.CompiledModule, error) {
-	rt, cm, err := compileOnce(ctx, wasm, cacheDir)
-	if err == nil || cacheDir == "" {
-		return rt, cm, err
+	if cfg.Engine == EngineWasmtime {
+		return cfg.ProcessLimit + wasmtimeReservation
 	}
-	// Any failure with a cache may be the cache's fault: a real problem with
-	// the module fails again below, without the cache entry.
-	_ = os.RemoveAll(cacheDirFor(cacheDir, wasm))
-	return compileOnce(ctx, wasm, cacheDir)
-}
-
-func compileOnce(ctx context.Context, wasm []byte, cacheDir string) (rt wazero.Runtime, cm wazero.CompiledModule, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("sandbox: compilation cache is damaged: %v", r)
-			if rt != nil {
-				rt.Close(ctx)
-			}
-			rt, cm = nil, nil
-		}
-	}()
-	var cache wazero.CompilationCache
-	if cacheDir != "" {
-		cache, err = wazero.NewCompilationCacheWithDir(cacheDirFor(cacheDir, wasm))
-		if err != nil {
-			return nil, nil, fmt.Errorf("sandbox: open compilation cache: %w", err)
-		}
-	}
-	rt = wazero.NewRuntimeWithConfig(ctx, runtimeConfig(cache))
-	cm, err = rt.CompileModule(ctx, wasm)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
-	}
-	return rt, cm, nil
-}
-
-// engine is the worker's wazero runtime with the module compiled in it.
-type engine struct {
-	rt   wazero.Runtime
-	cm   wazero.CompiledModule
-	info *ModuleInfo
-	base wazero.ModuleConfig
-
-	// cur is the instance whose call is running; the safepool.result host
-	// function reports to it. Only the worker's main goroutine sets it.
-	cur *instance
-}
-
-func newEngine(ctx context.Context, wasm []byte, cacheDir string) (*engine, error) {
-	rt, cm, err := compile(ctx, wasm, cacheDir)
-	if err != nil {
-		return nil, err
-	}
-	info, err := inspectCompiled(cm)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, err
-	}
-	e := &engine{rt: rt, cm: cm, info: info}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("sandbox: instantiate WASI: %w", err)
-	}
-	_, err = rt.NewHostModuleBuilder("safepool").
-		NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(e.hostResult), []api.ValueType{i32, i32, i32}, nil).
-		Export("result").
-		Instantiate(ctx)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("sandbox: instantiate the safepool host module: %w", err)
-	}
-	// Deny by default: no args, no env, no preopens, no sockets. Clocks are
-	// real, so that timing code behaves; sleeps are made interruptible per
-	// instance.
-	e.base = wazero.NewModuleConfig().
-		WithName("").
-		WithStartFunctions().
-		WithSysWalltime().
-		WithSysNanotime().
-		WithRandSource(randReader{})
-	return e, nil
-}
-
-func (e *engine) hostResult(ctx context.Context, m api.Module, stack []uint64) {
-	status, ptr, n := uint32(stack[0]), uint32(stack[1]), uint32(stack[2])
-	inst := e.cur
-	if inst == nil {
-		panic("safepool.result called outside a task")
-	}
-	b, ok := m.Memory().Read(ptr, n)
-	if !ok {
-		panic(fmt.Sprintf("safepool.result: bytes [%d, %d) are outside linear memory", ptr, uint64(ptr)+uint64(n)))
-	}
-	inst.onResult(status, b)
-}
-
-func (e *engine) close(ctx context.Context) {
-	e.rt.Close(ctx)
+	return cfg.ProcessLimit
 }

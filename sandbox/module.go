@@ -23,6 +23,10 @@ var (
 	ErrBadSignature    = errors.New("sandbox: export has the wrong signature")
 	ErrMissingExport   = errors.New("sandbox: module lacks a required export")
 	ErrABIVersion      = errors.New("sandbox: unsupported guest ABI version")
+
+	// Returned by CheckEngine, Precompile and workers asked for an engine.
+	ErrUnknownEngine     = errors.New("sandbox: unknown engine")
+	ErrEngineUnavailable = errors.New("sandbox: engine unavailable")
 )
 
 // ABIVersion is the guest ABI version this sandbox speaks. See guest/ABI.md.
@@ -111,6 +115,9 @@ func Inspect(ctx context.Context, wasm []byte) (*ModuleInfo, error) {
 	}
 	// The interpreter's compile only decodes and validates; it makes no
 	// machine code, so this stays cheap and needs no cache.
+	if err := checkBounds(wasm); err != nil { // before wazero sizes anything from the input's counts
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	defer r.Close(ctx)
 	cm, err := r.CompileModule(ctx, wasm)
@@ -118,6 +125,9 @@ func Inspect(ctx context.Context, wasm []byte) (*ModuleInfo, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
 	defer cm.Close(ctx)
+	if err := checkOtherImports(wasm); err != nil {
+		return nil, err
+	}
 	return inspectCompiled(cm)
 }
 
@@ -131,6 +141,9 @@ func inspectCompiled(cm wazero.CompiledModule) (*ModuleInfo, error) {
 		case "wasi_snapshot_preview1", "wasi_unstable":
 			if mod == "wasi_unstable" {
 				return nil, fmt.Errorf("%w: %s; rebuild for wasi_snapshot_preview1 (WASI preview 1)", ErrForbiddenImport, f)
+			}
+			if err := checkWASI(f, d); err != nil {
+				return nil, err
 			}
 		case "safepool":
 			want, ok := hostImports[name]

@@ -1,11 +1,14 @@
 package sandbox_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,7 +18,7 @@ import (
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
 	"github.com/safepool/safepool/internal/worker"
-	_ "github.com/safepool/safepool/sandbox" // its init turns re-executed test binaries into workers
+	"github.com/safepool/safepool/sandbox" // its init turns re-executed test binaries into workers
 )
 
 const (
@@ -23,9 +26,30 @@ const (
 	testTimeout = 15 * time.Second // generous: -race slows the host side of a guest's stack growth
 )
 
-func startWorker(t *testing.T, module string, edit func(*wire.Init)) *worker.Worker {
+// Every test runs once per engine built into the test binary: wazero, and
+// wasmtime too under -tags wasmtime. The engines must give the same
+// statuses, messages and stats.
+func forEngines(t *testing.T, f func(t *testing.T, engine string)) {
+	for _, engine := range sandbox.Engines() {
+		t.Run(engine, func(t *testing.T) { f(t, engine) })
+	}
+}
+
+// recursion is how unbounded recursion in a Go guest ends. The guest keeps
+// its goroutine stacks in linear memory; under wazero they run into the
+// memory cap first, while wasmtime's native stack for wasm (512 KiB)
+// overflows long before, which is a trap.
+func recursion(engine string) (wire.Status, string) {
+	if engine == sandbox.EngineWasmtime {
+		return wire.StatusError, "stack overflow"
+	}
+	return wire.StatusMemoryLimit, "memory cap"
+}
+
+func startWorker(t *testing.T, engine, module string, edit func(*wire.Init)) *worker.Worker {
 	t.Helper()
 	init := wire.Init{
+		Engine:      engine,
 		ModulePath:  testguest.Path(t, module),
 		CacheDir:    cacheDir(t),
 		MemoryLimit: testCap,
@@ -36,10 +60,31 @@ func startWorker(t *testing.T, module string, edit func(*wire.Init)) *worker.Wor
 	if edit != nil {
 		edit(&init)
 	}
+	precompile(t, &init)
 	wk, err := worker.Start(worker.Config{Init: init})
 	require.NoError(t, err)
 	t.Cleanup(func() { wk.Kill(); wk.Release() })
 	return wk
+}
+
+var precompiled sync.Map // engine, module and cache directory -> struct{}
+
+// precompile fills the cache before the first worker of a module starts, as
+// a pool does: a worker that compiles cold under -race can take longer than
+// its start timeout. Later starts find the cache as the worker left it.
+func precompile(t *testing.T, init *wire.Init) {
+	t.Helper()
+	key := init.Engine + "\x00" + init.ModulePath + "\x00" + init.CacheDir
+	if init.CacheDir == "" {
+		return
+	}
+	if _, done := precompiled.Load(key); done {
+		return
+	}
+	wasm, err := os.ReadFile(init.ModulePath)
+	require.NoError(t, err)
+	require.NoError(t, sandbox.Precompile(context.Background(), init.Engine, wasm, init.CacheDir))
+	precompiled.Store(key, struct{}{})
 }
 
 // cacheDir is shared by all tests, as workers of one machine share it.
@@ -86,278 +131,341 @@ func one(t *testing.T, wk *worker.Worker, fn, in string) wire.Result {
 }
 
 func TestSquare10000(t *testing.T) {
-	for _, module := range []string{"tasks", "wsquare"} {
-		t.Run(module, func(t *testing.T) {
-			wk := startWorker(t, module, nil)
-			require.Equal(t, wire.KindSDK, wk.Ready().Kind)
-			require.Contains(t, wk.Ready().Handlers, "square")
-			const n, batch = 10000, 500
-			for lo := 0; lo < n; lo += batch {
-				tasks := make([]wire.Task, batch)
-				for i := range tasks {
-					tasks[i] = task("square", strconv.Itoa(lo+i))
+	forEngines(t, func(t *testing.T, engine string) {
+		for _, module := range []string{"tasks", "wsquare"} {
+			t.Run(module, func(t *testing.T) {
+				wk := startWorker(t, engine, module, nil)
+				require.Equal(t, wire.KindSDK, wk.Ready().Kind)
+				require.Contains(t, wk.Ready().Handlers, "square")
+				const n, batch = 10000, 500
+				for lo := 0; lo < n; lo += batch {
+					tasks := make([]wire.Task, batch)
+					for i := range tasks {
+						tasks[i] = task("square", strconv.Itoa(lo+i))
+					}
+					for i, r := range run(t, wk, tasks...) {
+						require.Equal(t, wire.StatusOK, r.Status, r.Error)
+						v := lo + i
+						require.Equal(t, strconv.Itoa(v*v), string(r.Output))
+						require.LessOrEqual(t, r.Start, r.End)
+						require.NotZero(t, r.PeakMemory)
+					}
 				}
-				for i, r := range run(t, wk, tasks...) {
-					require.Equal(t, wire.StatusOK, r.Status, r.Error)
-					v := lo + i
-					require.Equal(t, strconv.Itoa(v*v), string(r.Output))
-					require.LessOrEqual(t, r.Start, r.End)
-					require.NotZero(t, r.PeakMemory)
-				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 func TestStatuses(t *testing.T) {
-	wk := startWorker(t, "tasks", nil)
-	cases := []struct {
-		name, fn, in string
-		status       wire.Status
-		output       string
-		errContains  string
-	}{
-		{"ok", "square", "7", wire.StatusOK, "49", ""},
-		{"echo", "echo", "hello", wire.StatusOK, "hello", ""},
-		{"returned error", "fail", "x", wire.StatusError, "", "boom: x"},
-		{"panic", "panic", "", wire.StatusError, "", "kaboom"},
-		{"unknown function", "nope", "", wire.StatusError, "", `unknown function "nope"`},
-		{"memory cap", "memhog", "100", wire.StatusMemoryLimit, "", "memory cap of 67108864 bytes"},
-		{"under the cap", "memhog", "16", wire.StatusOK, "16", ""},
-		// A Go guest keeps its goroutine stacks in linear memory, so
-		// unbounded recursion runs into the memory cap.
-		{"unbounded recursion", "recurse", "", wire.StatusMemoryLimit, "", "memory cap"},
-		{"exit", "exit", "3", wire.StatusError, "", "exited with code 3"},
-		{"exit zero", "exit", "0", wire.StatusError, "", "exited with code 0"},
-		{"output cap", "big", "2048", wire.StatusError, "", "over the output cap"},
-		{"after all that", "square", "9", wire.StatusOK, "81", ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := one(t, wk, tc.fn, tc.in)
-			require.Equal(t, tc.status, r.Status, "error: %s", r.Error)
-			if tc.status == wire.StatusOK {
-				require.Equal(t, tc.output, string(r.Output))
-				require.Empty(t, r.Error)
-			} else {
-				require.Empty(t, r.Output)
-				require.NotEmpty(t, r.Error)
-				require.Contains(t, r.Error, tc.errContains)
-			}
-		})
-	}
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "tasks", nil)
+		recursionStatus, recursionError := recursion(engine)
+		cases := []struct {
+			name, fn, in string
+			status       wire.Status
+			output       string
+			errContains  string
+		}{
+			{"ok", "square", "7", wire.StatusOK, "49", ""},
+			{"echo", "echo", "hello", wire.StatusOK, "hello", ""},
+			{"returned error", "fail", "x", wire.StatusError, "", "boom: x"},
+			{"panic", "panic", "", wire.StatusError, "", "kaboom"},
+			{"unknown function", "nope", "", wire.StatusError, "", `unknown function "nope"`},
+			{"memory cap", "memhog", "100", wire.StatusMemoryLimit, "", "memory cap of 67108864 bytes"},
+			{"under the cap", "memhog", "16", wire.StatusOK, "16", ""},
+			{"unbounded recursion", "recurse", "", recursionStatus, "", recursionError},
+			{"exit", "exit", "3", wire.StatusError, "", "exited with code 3"},
+			{"exit zero", "exit", "0", wire.StatusError, "", "exited with code 0"},
+			{"output cap", "big", "2048", wire.StatusError, "", "over the output cap"},
+			{"after all that", "square", "9", wire.StatusOK, "81", ""},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				r := one(t, wk, tc.fn, tc.in)
+				require.Equal(t, tc.status, r.Status, "error: %s", r.Error)
+				if tc.status == wire.StatusOK {
+					require.Equal(t, tc.output, string(r.Output))
+					require.Empty(t, r.Error)
+				} else {
+					require.Empty(t, r.Output)
+					require.NotEmpty(t, r.Error)
+					require.Contains(t, r.Error, tc.errContains)
+				}
+			})
+		}
+	})
 }
 
 func TestMemoryLimitThenOK(t *testing.T) {
-	wk := startWorker(t, "tasks", nil)
-	rs := run(t, wk, task("memhog", "200"), task("square", "3"))
-	require.Equal(t, wire.StatusMemoryLimit, rs[0].Status, rs[0].Error)
-	require.Equal(t, wire.StatusOK, rs[1].Status, rs[1].Error)
-	require.Equal(t, "9", string(rs[1].Output))
-
-	t.Run("a larger cap for one task", func(t *testing.T) {
-		tk := task("memhog", "200")
-		tk.MemoryLimit = 512 << 20
-		r := run(t, wk, tk)[0]
-		require.Equal(t, wire.StatusOK, r.Status, r.Error)
-		require.Greater(t, r.PeakMemory, uint64(200<<20))
-	})
-	t.Run("a non-Go guest growing in a loop", func(t *testing.T) {
-		wk := startWorker(t, "wgrow", nil)
-		rs := run(t, wk, task("grow", ""), task("ok", ""))
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "tasks", nil)
+		rs := run(t, wk, task("memhog", "200"), task("square", "3"))
 		require.Equal(t, wire.StatusMemoryLimit, rs[0].Status, rs[0].Error)
-		require.Equal(t, uint64(testCap), rs[0].PeakMemory)
 		require.Equal(t, wire.StatusOK, rs[1].Status, rs[1].Error)
+		require.Equal(t, "9", string(rs[1].Output))
+
+		t.Run("a larger cap for one task", func(t *testing.T) {
+			tk := task("memhog", "200")
+			tk.MemoryLimit = 512 << 20
+			r := run(t, wk, tk)[0]
+			require.Equal(t, wire.StatusOK, r.Status, r.Error)
+			require.Greater(t, r.PeakMemory, uint64(200<<20))
+		})
+		t.Run("a non-Go guest growing in a loop", func(t *testing.T) {
+			wk := startWorker(t, engine, "wgrow", nil)
+			rs := run(t, wk, task("grow", ""), task("ok", ""))
+			require.Equal(t, wire.StatusMemoryLimit, rs[0].Status, rs[0].Error)
+			require.Equal(t, uint64(testCap), rs[0].PeakMemory)
+			require.Equal(t, wire.StatusOK, rs[1].Status, rs[1].Error)
+		})
 	})
 }
 
 func TestTimeout(t *testing.T) {
-	const timeout = 300 * time.Millisecond
-	wk := startWorker(t, "tasks", func(i *wire.Init) { i.Timeout = timeout })
-	for _, tc := range []struct{ fn, in string }{{"spin", ""}, {"sleep", "60000"}} {
-		t.Run(tc.fn, func(t *testing.T) {
-			begin := time.Now()
-			r := one(t, wk, tc.fn, tc.in)
-			took := time.Since(begin)
-			require.Equal(t, wire.StatusTimeout, r.Status, r.Error)
-			require.Contains(t, r.Error, "timeout of 300ms")
-			require.Less(t, took, timeout+100*time.Millisecond, "stopped too late")
-			require.GreaterOrEqual(t, time.Duration(r.End-r.Start), timeout)
-			// The same worker goes on.
-			r = one(t, wk, "square", "5")
+	forEngines(t, func(t *testing.T, engine string) {
+		const timeout = 300 * time.Millisecond
+		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.Timeout = timeout })
+		for _, tc := range []struct{ fn, in string }{{"spin", ""}, {"sleep", "60000"}} {
+			t.Run(tc.fn, func(t *testing.T) {
+				begin := time.Now()
+				r := one(t, wk, tc.fn, tc.in)
+				took := time.Since(begin)
+				require.Equal(t, wire.StatusTimeout, r.Status, r.Error)
+				require.Contains(t, r.Error, "timeout of 300ms")
+				// The slack allows for a loaded machine; a sleep that is not
+				// interrupted would take a minute.
+				require.Less(t, took, timeout+250*time.Millisecond, "stopped too late")
+				require.GreaterOrEqual(t, time.Duration(r.End-r.Start), timeout)
+				// The same worker goes on.
+				r = one(t, wk, "square", "5")
+				require.Equal(t, wire.StatusOK, r.Status, r.Error)
+				require.Equal(t, "25", string(r.Output))
+			})
+		}
+		t.Run("per-task timeout overrides the default", func(t *testing.T) {
+			tk := task("sleep", "500")
+			tk.Timeout = 2 * time.Second
+			r := run(t, wk, tk)[0]
 			require.Equal(t, wire.StatusOK, r.Status, r.Error)
-			require.Equal(t, "25", string(r.Output))
 		})
-	}
-	t.Run("per-task timeout overrides the default", func(t *testing.T) {
-		tk := task("sleep", "500")
-		tk.Timeout = 2 * time.Second
-		r := run(t, wk, tk)[0]
-		require.Equal(t, wire.StatusOK, r.Status, r.Error)
 	})
 }
 
 func TestKillWhileRunning(t *testing.T) {
-	wk := startWorker(t, "tasks", func(i *wire.Init) { i.Events = true })
-	spin := task("spin", "")
-	require.NoError(t, wk.Send([]wire.Task{task("square", "2"), spin, task("square", "3")}))
-	for {
-		ev := wk.Recv()
-		require.Nil(t, ev.Death)
-		if ev.Started == spin.ID {
-			break
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.Events = true })
+		spin := task("spin", "")
+		require.NoError(t, wk.Send([]wire.Task{task("square", "2"), spin, task("square", "3")}))
+		for {
+			ev := wk.Recv()
+			require.Nil(t, ev.Death)
+			if ev.Started == spin.ID {
+				break
+			}
 		}
-	}
-	require.NoError(t, syscall.Kill(wk.PID(), syscall.SIGKILL))
-	var d *worker.Death
-	for d == nil {
-		d = wk.Recv().Death
-	}
-	require.True(t, d.Exit.Signaled())
-	require.Equal(t, "SIGKILL", d.Exit.SignalName())
-	require.Equal(t, spin.ID, d.Running, "the running task must be blamed")
-	require.NotZero(t, d.Since)
-	require.Contains(t, d.Error(), "killed by SIGKILL")
+		require.NoError(t, syscall.Kill(wk.PID(), syscall.SIGKILL))
+		var d *worker.Death
+		for d == nil {
+			d = wk.Recv().Death
+		}
+		require.True(t, d.Exit.Signaled())
+		require.Equal(t, "SIGKILL", d.Exit.SignalName())
+		require.Equal(t, spin.ID, d.Running, "the running task must be blamed")
+		require.NotZero(t, d.Since)
+		require.Contains(t, d.Error(), "killed by SIGKILL")
+	})
 }
 
 func TestBatchEntryPoint(t *testing.T) {
-	wk := startWorker(t, "tasks", nil)
-	require.True(t, wk.Ready().Batch)
-	// A trap in the middle of a batch fails only that task; the rest run on
-	// a new instance.
-	rs := run(t, wk, task("square", "1"), task("fail", "a"), task("recurse", ""), task("square", "4"), task("memhog", "500"), task("square", "5"))
-	want := []wire.Status{wire.StatusOK, wire.StatusError, wire.StatusMemoryLimit, wire.StatusOK, wire.StatusMemoryLimit, wire.StatusOK}
-	for i, r := range rs {
-		require.Equal(t, want[i], r.Status, "task %d: %s", i, r.Error)
-	}
-	require.Equal(t, "16", string(rs[3].Output))
-	require.Equal(t, "25", string(rs[5].Output))
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "tasks", nil)
+		require.True(t, wk.Ready().Batch)
+		// A trap in the middle of a batch fails only that task; the rest run on
+		// a new instance.
+		rs := run(t, wk, task("square", "1"), task("fail", "a"), task("recurse", ""), task("square", "4"), task("memhog", "500"), task("square", "5"))
+		recursionStatus, _ := recursion(engine)
+		want := []wire.Status{wire.StatusOK, wire.StatusError, recursionStatus, wire.StatusOK, wire.StatusMemoryLimit, wire.StatusOK}
+		for i, r := range rs {
+			require.Equal(t, want[i], r.Status, "task %d: %s", i, r.Error)
+		}
+		require.Equal(t, "16", string(rs[3].Output))
+		require.Equal(t, "25", string(rs[5].Output))
+	})
 }
 
 func TestTraps(t *testing.T) {
-	wk := startWorker(t, "wtraps", nil)
-	for fn, want := range map[string]string{
-		"unreachable": "unreachable",
-		"divzero":     "integer divide by zero",
-		"overflow":    "stack overflow",
-	} {
-		t.Run(fn, func(t *testing.T) {
-			r := one(t, wk, fn, "")
-			require.Equal(t, wire.StatusError, r.Status)
-			require.Contains(t, r.Error, want)
-		})
-	}
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "wtraps", nil)
+		for fn, want := range map[string]string{
+			"unreachable": "unreachable",
+			"divzero":     "integer divide by zero",
+			"overflow":    "stack overflow",
+		} {
+			t.Run(fn, func(t *testing.T) {
+				r := one(t, wk, fn, "")
+				require.Equal(t, wire.StatusError, r.Status)
+				require.Contains(t, r.Error, want)
+			})
+		}
+	})
 }
 
 func TestGuestOutputIsBounded(t *testing.T) {
-	wk := startWorker(t, "tasks", func(i *wire.Init) { i.LogLimit = 4 << 10 })
-	r := one(t, wk, "stderr", "1024") // 1 MiB of stderr
-	require.Equal(t, wire.StatusOK, r.Status, r.Error)
-	require.Len(t, r.Log, 4<<10)
-	r = one(t, wk, "stdout", "64")
-	require.Equal(t, wire.StatusOK, r.Status, r.Error)
-	require.LessOrEqual(t, len(r.Log), 4<<10)
-	require.NotEmpty(t, r.Log)
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.LogLimit = 4 << 10 })
+		r := one(t, wk, "stderr", "1024") // 1 MiB of stderr
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+		require.Len(t, r.Log, 4<<10)
+		r = one(t, wk, "stdout", "64")
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+		require.LessOrEqual(t, len(r.Log), 4<<10)
+		require.NotEmpty(t, r.Log)
+	})
 }
 
 func TestDenyByDefault(t *testing.T) {
-	wk := startWorker(t, "tasks", nil)
-	r := one(t, wk, "env", "")
-	require.Equal(t, wire.StatusOK, r.Status, r.Error)
-	require.NotContains(t, string(r.Output), "PATH", "no environment may reach the guest")
-	r = one(t, wk, "readfile", "/etc/passwd")
-	require.Equal(t, wire.StatusOK, r.Status, r.Error)
-	require.NotContains(t, string(r.Output), "root:")
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "tasks", nil)
+		r := one(t, wk, "env", "")
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+		require.NotContains(t, string(r.Output), "PATH", "no environment may reach the guest")
+		r = one(t, wk, "readfile", "/etc/passwd")
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+		require.NotContains(t, string(r.Output), "root:")
+	})
 }
 
 func TestFreshInstance(t *testing.T) {
-	wk := startWorker(t, "tasks", func(i *wire.Init) { i.FreshInstance = true })
-	for i := range 5 {
-		r := one(t, wk, "square", strconv.Itoa(i))
-		require.Equal(t, wire.StatusOK, r.Status, r.Error)
-		require.Equal(t, strconv.Itoa(i*i), string(r.Output))
-	}
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.FreshInstance = true })
+		for i := range 5 {
+			r := one(t, wk, "square", strconv.Itoa(i))
+			require.Equal(t, wire.StatusOK, r.Status, r.Error)
+			require.Equal(t, strconv.Itoa(i*i), string(r.Output))
+		}
+	})
 }
 
 func TestCommandModule(t *testing.T) {
-	wk := startWorker(t, "upper", func(i *wire.Init) { i.Timeout = 500 * time.Millisecond })
-	require.Equal(t, wire.KindCommand, wk.Ready().Kind)
-	rs := run(t, wk, task("", "hello"), task("", "fail"), task("", "spin"), task("", "again"))
-	require.Equal(t, wire.StatusOK, rs[0].Status, rs[0].Error)
-	require.Equal(t, "HELLO", string(rs[0].Output))
-	require.Equal(t, wire.StatusError, rs[1].Status)
-	require.Contains(t, rs[1].Error, "exited with code 3")
-	require.Contains(t, rs[1].Error, "bad input")
-	require.Equal(t, wire.StatusTimeout, rs[2].Status, rs[2].Error)
-	require.Equal(t, "AGAIN", string(rs[3].Output))
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "upper", func(i *wire.Init) { i.Timeout = 500 * time.Millisecond })
+		require.Equal(t, wire.KindCommand, wk.Ready().Kind)
+		rs := run(t, wk, task("", "hello"), task("", "fail"), task("", "spin"), task("", "again"))
+		require.Equal(t, wire.StatusOK, rs[0].Status, rs[0].Error)
+		require.Equal(t, "HELLO", string(rs[0].Output))
+		require.Equal(t, wire.StatusError, rs[1].Status)
+		require.Contains(t, rs[1].Error, "exited with code 3")
+		require.Contains(t, rs[1].Error, "bad input")
+		require.Equal(t, wire.StatusTimeout, rs[2].Status, rs[2].Error)
+		require.Equal(t, "AGAIN", string(rs[3].Output))
 
-	t.Run("hand-written command", func(t *testing.T) {
-		wk := startWorker(t, "wcmd", nil)
-		r := one(t, wk, "", "")
-		require.Equal(t, wire.StatusOK, r.Status, r.Error)
-		require.Equal(t, "hi\n", string(r.Output))
+		t.Run("hand-written command", func(t *testing.T) {
+			wk := startWorker(t, engine, "wcmd", nil)
+			r := one(t, wk, "", "")
+			require.Equal(t, wire.StatusOK, r.Status, r.Error)
+			require.Equal(t, "hi\n", string(r.Output))
+		})
 	})
 }
 
 func TestBadModulesFailAtStart(t *testing.T) {
-	cases := map[string]string{
-		"wbadimport": "env.foo",
-		"wnoexport":  "neither safepool_abi_version nor _start",
-		"wbadsig":    "wrong signature",
-	}
-	for module, want := range cases {
-		t.Run(module, func(t *testing.T) {
-			_, err := worker.Start(worker.Config{Init: wire.Init{ModulePath: testguest.Path(t, module), MemoryLimit: testCap}})
-			require.ErrorIs(t, err, worker.ErrStart)
-			require.ErrorContains(t, err, want)
+	forEngines(t, func(t *testing.T, engine string) {
+		cases := map[string]string{
+			"wbadimport": "env.foo",
+			"wnoexport":  "neither safepool_abi_version nor _start",
+			"wbadsig":    "wrong signature",
+		}
+		for module, want := range cases {
+			t.Run(module, func(t *testing.T) {
+				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, module), MemoryLimit: testCap}})
+				require.ErrorIs(t, err, worker.ErrStart)
+				require.ErrorContains(t, err, want)
+			})
+		}
+		t.Run("not wasm", func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "x.wasm")
+			require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\necho hi\n"), 0o644))
+			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: p, MemoryLimit: testCap}})
+			require.ErrorContains(t, err, "invalid WebAssembly module")
 		})
-	}
-	t.Run("not wasm", func(t *testing.T) {
-		p := filepath.Join(t.TempDir(), "x.wasm")
-		require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\necho hi\n"), 0o644))
-		_, err := worker.Start(worker.Config{Init: wire.Init{ModulePath: p, MemoryLimit: testCap}})
-		require.ErrorContains(t, err, "invalid WebAssembly module")
-	})
-	t.Run("missing file", func(t *testing.T) {
-		_, err := worker.Start(worker.Config{Init: wire.Init{ModulePath: "/nonexistent.wasm"}})
-		require.ErrorContains(t, err, "read module")
+		t.Run("missing file", func(t *testing.T) {
+			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: "/nonexistent.wasm"}})
+			require.ErrorContains(t, err, "read module")
+		})
+		t.Run("needs more memory than the cap", func(t *testing.T) {
+			// The Go guest's initial memory is larger than 1 MiB.
+			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 1 << 20}})
+			require.ErrorIs(t, err, worker.ErrStart)
+			require.ErrorContains(t, err, "needs more than the memory cap of 1048576 bytes")
+		})
 	})
 }
 
 func TestDamagedCacheRecovers(t *testing.T) {
-	// The hand-written module compiles in milliseconds even under -race.
-	dir := t.TempDir()
-	wk := startWorker(t, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
-	require.Equal(t, "4", string(one(t, wk, "square", "2").Output))
-	// Damage every cache file: flip bytes in the middle and truncate.
-	n := 0
-	require.NoError(t, filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		require.NoError(t, err)
-		for i := len(b) / 3; i < len(b)/3+256 && i < len(b); i++ {
-			b[i] ^= 0xff
-		}
-		n++
-		return os.WriteFile(p, b[:len(b)*2/3], 0o644)
-	}))
-	require.NotZero(t, n, "the worker wrote nothing to the cache")
-	wk = startWorker(t, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
-	r := one(t, wk, "square", "3")
-	require.Equal(t, wire.StatusOK, r.Status, r.Error)
-	require.Equal(t, "9", string(r.Output))
+	forEngines(t, func(t *testing.T, engine string) {
+		// The hand-written module compiles in milliseconds even under -race.
+		dir := t.TempDir()
+		wk := startWorker(t, engine, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
+		require.Equal(t, "4", string(one(t, wk, "square", "2").Output))
+		// Damage every cache file: flip bytes in the middle and truncate.
+		n := 0
+		require.NoError(t, filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			for i := len(b) / 3; i < len(b)/3+256 && i < len(b); i++ {
+				b[i] ^= 0xff
+			}
+			n++
+			return os.WriteFile(p, b[:len(b)*2/3], 0o644)
+		}))
+		require.NotZero(t, n, "the worker wrote nothing to the cache")
+		wk = startWorker(t, engine, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
+		r := one(t, wk, "square", "3")
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+		require.Equal(t, "9", string(r.Output))
+	})
 }
 
 func TestResultsAreIDMatched(t *testing.T) {
-	wk := startWorker(t, "tasks", nil)
-	var tasks []wire.Task
-	for i := range 50 {
-		tasks = append(tasks, task("echo", fmt.Sprint("m", i)))
+	forEngines(t, func(t *testing.T, engine string) {
+		wk := startWorker(t, engine, "tasks", nil)
+		var tasks []wire.Task
+		for i := range 50 {
+			tasks = append(tasks, task("echo", fmt.Sprint("m", i)))
+		}
+		for i, r := range run(t, wk, tasks...) {
+			require.Equal(t, "m"+strconv.Itoa(i), string(r.Output))
+			require.True(t, strings.HasPrefix(string(r.Output), "m"))
+		}
+	})
+}
+
+func TestEngineChoice(t *testing.T) {
+	start := func(engine string) error {
+		wk, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "wsquare"), MemoryLimit: testCap}})
+		if err == nil {
+			wk.Kill()
+			wk.Release()
+		}
+		return err
 	}
-	for i, r := range run(t, wk, tasks...) {
-		require.Equal(t, "m"+strconv.Itoa(i), string(r.Output))
-		require.True(t, strings.HasPrefix(string(r.Output), "m"))
+	require.NoError(t, start(""), "the empty name is the default engine")
+	err := start("v8")
+	require.ErrorIs(t, err, worker.ErrStart)
+	require.ErrorContains(t, err, `unknown engine "v8"; use wazero or wasmtime`)
+	require.ErrorIs(t, sandbox.CheckEngine("v8"), sandbox.ErrUnknownEngine)
+
+	require.Equal(t, sandbox.EngineWazero, sandbox.Engines()[0])
+	if slices.Contains(sandbox.Engines(), sandbox.EngineWasmtime) {
+		require.NoError(t, sandbox.CheckEngine(sandbox.EngineWasmtime))
+		return
 	}
+	err = start(sandbox.EngineWasmtime)
+	require.ErrorIs(t, err, worker.ErrStart)
+	require.ErrorContains(t, err, "this binary was built without wasmtime; rebuild with -tags wasmtime (needs cgo)")
+	require.ErrorIs(t, sandbox.CheckEngine(sandbox.EngineWasmtime), sandbox.ErrEngineUnavailable)
+	require.ErrorIs(t, sandbox.Precompile(context.Background(), sandbox.EngineWasmtime, testguest.Bytes(t, "wsquare"), t.TempDir()), sandbox.ErrEngineUnavailable)
 }

@@ -47,7 +47,8 @@ type worker struct {
 	cfg  *wire.Init
 	end  *proc.ChildEnd
 	w    *wire.Writer
-	eng  *engine
+	eng  engine
+	info *ModuleInfo
 	inst *instance // the warm SDK instance, nil until needed
 
 	pending   []wire.Result
@@ -76,20 +77,26 @@ func serve(end *proc.ChildEnd) error {
 		return w.fatal(wire.FatalVersion, fmt.Sprintf("host speaks protocol version %d, this worker speaks %d; use the same safepool build for host and worker", cfg.Version, wire.Version))
 	}
 	w.cfg = cfg
-	if err := proc.LimitMemory(cfg.ProcessLimit); err != nil {
+	if err := CheckEngine(cfg.Engine); err != nil {
+		return w.fatal(wire.FatalModule, err.Error())
+	}
+	if err := proc.LimitMemory(addressSpaceLimit(cfg)); err != nil {
+		return w.fatal(wire.FatalInternal, err.Error())
+	}
+	if err := proc.Confine(); err != nil { // seccomp: after the last setrlimit, before any guest code
 		return w.fatal(wire.FatalInternal, err.Error())
 	}
 	wasm, err := os.ReadFile(cfg.ModulePath)
 	if err != nil {
 		return w.fatal(wire.FatalModule, fmt.Sprintf("read module: %v", err))
 	}
-	w.eng, err = newEngine(ctx, wasm, cfg.CacheDir)
+	w.eng, w.info, err = newEngine(ctx, cfg.Engine, wasm, cfg.CacheDir)
 	if err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
-	ready := &wire.Ready{Version: wire.Version, PID: uint32(os.Getpid()), Kind: wire.Kind(w.eng.info.Kind), Batch: w.eng.info.Batch}
-	if w.eng.info.Kind == KindSDK {
-		inst, err := w.eng.newInstance(ctx, cfg.MemoryLimit, cfg.LogLimit, cfg.Timeout, nil, nil)
+	ready := &wire.Ready{Version: wire.Version, PID: uint32(os.Getpid()), Kind: wire.Kind(w.info.Kind), Batch: w.info.Batch}
+	if w.info.Kind == KindSDK {
+		inst, err := newInstance(ctx, w.eng, cfg.MemoryLimit, cfg.LogLimit, cfg.Timeout, nil, nil)
 		if err != nil {
 			return w.fatal(wire.FatalModule, err.Error())
 		}
@@ -99,7 +106,7 @@ func serve(end *proc.ChildEnd) error {
 		if !cfg.FreshInstance {
 			w.inst = inst
 		} else {
-			inst.close(ctx)
+			inst.close()
 		}
 	}
 	if err := w.w.Send(wire.TypeReady, wire.AppendReady(nil, ready)); err != nil {
@@ -155,11 +162,11 @@ func (w *worker) fatal(code wire.FatalCode, msg string) error {
 
 // handshakeSDK checks the guest's ABI version and asks for its handlers.
 func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
-	res, err := inst.mod.ExportedFunction("safepool_abi_version").Call(w.ctx)
+	v, err := inst.call(w.ctx, exportABIVersion)
 	if err != nil {
 		return nil, fmt.Errorf("safepool_abi_version failed: %s", inst.describe(err))
 	}
-	if v := uint32(res[0]); v != ABIVersion {
+	if v != ABIVersion {
 		return nil, fmt.Errorf("%w: the module speaks guest ABI %d, this worker speaks %d", ErrABIVersion, v, ABIVersion)
 	}
 	var names []string
@@ -170,9 +177,8 @@ func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
 			}
 		}
 	}
-	w.eng.cur = inst
-	_, err = inst.mod.ExportedFunction("safepool_handlers").Call(w.ctx)
-	w.eng.cur, inst.sink = nil, nil
+	_, err = inst.call(w.ctx, exportHandlers)
+	inst.sink = nil
 	if err != nil {
 		return nil, fmt.Errorf("safepool_handlers failed: %s", inst.describe(err))
 	}
@@ -224,7 +230,7 @@ func (w *worker) limits(t *wire.Task) (uint64, time.Duration) {
 
 // run runs a batch in order.
 func (w *worker) run(tasks []wire.Task) {
-	if w.eng.info.Kind == KindCommand {
+	if w.info.Kind == KindCommand {
 		for i := range tasks {
 			w.runCommand(&tasks[i])
 		}
@@ -244,7 +250,7 @@ func (w *worker) run(tasks []wire.Task) {
 // safepool_batch call: they need the same limits, and events must be off
 // (events are sent per task, which the batch call cannot do).
 func (w *worker) batchable(tasks []wire.Task) int {
-	if !w.eng.info.Batch || w.cfg.Events || w.cfg.FreshInstance {
+	if !w.info.Batch || w.cfg.Events || w.cfg.FreshInstance {
 		return 1
 	}
 	n := 1
@@ -258,13 +264,13 @@ func (w *worker) batchable(tasks []wire.Task) int {
 // one.
 func (w *worker) instanceFor(limit uint64, timeout time.Duration) (*instance, error) {
 	if w.inst != nil && (w.inst.broken || w.inst.limit != limit) {
-		w.inst.close(w.ctx)
+		w.inst.close()
 		w.inst = nil
 	}
 	if w.inst != nil {
 		return w.inst, nil
 	}
-	inst, err := w.eng.newInstance(w.ctx, limit, w.cfg.LogLimit, timeout, nil, nil)
+	inst, err := newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, timeout, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +282,7 @@ func (w *worker) instanceFor(limit uint64, timeout time.Duration) (*instance, er
 // gets a fresh one.
 func (w *worker) afterTask() {
 	if w.inst != nil && (w.inst.broken || w.cfg.FreshInstance) {
-		w.inst.close(w.ctx)
+		w.inst.close()
 		w.inst = nil
 	}
 }
@@ -294,15 +300,14 @@ func startFailure(t *wire.Task, start time.Time, err error) wire.Result {
 // put writes the task's name and input into guest memory, name first.
 func (inst *instance) put(ctx context.Context, fn string, in []byte) (uint32, error) {
 	n := len(fn) + len(in)
-	res, err := inst.call(ctx, inst.fAlloc, uint64(n))
+	ptr, err := inst.call(ctx, exportAlloc, uint32(n))
 	if err != nil {
 		return 0, err
 	}
-	ptr := uint32(res[0])
 	if ptr == 0 && n > 0 {
 		return 0, errors.New("safepool_alloc returned 0")
 	}
-	buf, ok := inst.mem.Read(ptr, uint32(n))
+	buf, ok := inst.g.memory(ptr, uint32(n))
 	if !ok {
 		return 0, fmt.Errorf("safepool_alloc returned %d, outside linear memory", ptr)
 	}
@@ -323,7 +328,7 @@ func (w *worker) runSDK(t *wire.Task) {
 		return
 	}
 	inst.log.Reset()
-	inst.cap.hit.Store(false)
+	inst.g.clearCapHit()
 	res := wire.Result{ID: t.ID, Start: start.UnixNano()}
 	got := false
 	inst.sink = func(status uint32, b []byte) {
@@ -333,26 +338,25 @@ func (w *worker) runSDK(t *wire.Task) {
 		got = true
 		w.fill(&res, status, b)
 	}
-	w.eng.cur = inst
 	inst.arm(timeout)
 	ptr, err := inst.put(w.ctx, t.Func, t.Input)
 	if err == nil {
-		_, err = inst.call(w.ctx, inst.fCall, uint64(ptr), uint64(len(t.Func)), uint64(ptr)+uint64(len(t.Func)), uint64(len(t.Input)))
+		_, err = inst.call(w.ctx, exportCall, ptr, uint32(len(t.Func)), ptr+uint32(len(t.Func)), uint32(len(t.Input)))
 	}
 	inst.disarm()
-	w.eng.cur, inst.sink = nil, nil
+	inst.sink = nil
 	switch {
-	case err != nil:
+	case err != nil || inst.timedOut.Load(): // a result after the deadline is too late
 		res.Status, res.Error = inst.classify(err, timeout)
 		res.Output = nil
 	case !got:
 		res.Status, res.Error = wire.StatusError, "guest returned no result (safepool_call must call safepool.result once)"
-	case res.Status != wire.StatusOK && inst.cap.hit.Load():
+	case res.Status != wire.StatusOK && inst.g.capHit():
 		res.Status = wire.StatusMemoryLimit
 		res.Error = fmt.Sprintf("task hit its linear memory cap of %d bytes (%s)", limit, res.Error)
 	}
 	res.End = time.Now().UnixNano()
-	res.PeakMemory = inst.cap.peak.Load()
+	res.PeakMemory = inst.g.peakMemory()
 	res.Log = inst.log.Bytes()
 	w.emit(res)
 	w.afterTask()
@@ -397,13 +401,12 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		size += 8 + len(tasks[i].Func) + len(tasks[i].Input)
 	}
 	inst.arm(timeout)
-	res, err := inst.call(w.ctx, inst.fAlloc, uint64(size))
-	if err != nil || res[0] == 0 {
+	ptr, err := inst.call(w.ctx, exportAlloc, uint32(size))
+	if err != nil || ptr == 0 {
 		inst.disarm()
 		return w.batchFallback(tasks, inst, err)
 	}
-	ptr := uint32(res[0])
-	buf, ok := inst.mem.Read(ptr, uint32(size))
+	buf, ok := inst.g.memory(ptr, uint32(size))
 	if !ok {
 		inst.disarm()
 		return w.batchFallback(tasks, inst, fmt.Errorf("safepool_alloc returned %d, outside linear memory", ptr))
@@ -417,40 +420,42 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 	i := 0
 	cur := wire.Result{ID: tasks[0].ID, Start: start.UnixNano()}
 	inst.log.Reset()
-	inst.cap.hit.Store(false)
+	inst.g.clearCapHit()
 	inst.sink = func(status uint32, b []byte) {
 		if i >= len(tasks) {
 			panic("safepool.result called more times than the batch has tasks")
 		}
+		if inst.timedOut.Load() { // too late: fail the call, so that this task, not the next, is the timeout
+			panic("safepool.result called after the task's deadline")
+		}
 		w.fill(&cur, status, b)
 		now := time.Now()
-		if cur.Status != wire.StatusOK && inst.cap.hit.Load() {
+		if cur.Status != wire.StatusOK && inst.g.capHit() {
 			cur.Status = wire.StatusMemoryLimit
 			cur.Error = fmt.Sprintf("task hit its linear memory cap of %d bytes (%s)", limit, cur.Error)
 		}
 		cur.End = now.UnixNano()
-		cur.PeakMemory = inst.cap.peak.Load()
+		cur.PeakMemory = inst.g.peakMemory()
 		cur.Log = inst.log.Bytes()
 		w.emit(cur)
 		i++
 		if i < len(tasks) {
 			inst.log.Reset()
-			inst.cap.hit.Store(false)
+			inst.g.clearCapHit()
 			cur = wire.Result{ID: tasks[i].ID, Start: now.UnixNano()}
 			w.begin(&tasks[i], now)
 			inst.arm(timeout)
 		}
 	}
-	w.eng.cur = inst
-	_, err = inst.call(w.ctx, inst.fBatch, uint64(ptr), uint64(size))
+	_, err = inst.call(w.ctx, exportBatch, ptr, uint32(size))
 	inst.disarm()
-	w.eng.cur, inst.sink = nil, nil
+	inst.sink = nil
 	switch {
 	case err != nil && i < len(tasks):
 		cur.Status, cur.Error = inst.classify(err, timeout)
 		cur.Output = nil
 		cur.End = time.Now().UnixNano()
-		cur.PeakMemory = inst.cap.peak.Load()
+		cur.PeakMemory = inst.g.peakMemory()
 		cur.Log = inst.log.Bytes()
 		w.emit(cur)
 		i++
@@ -492,18 +497,17 @@ func (w *worker) runCommand(t *wire.Task) {
 	w.begin(t, start)
 	defer w.idle()
 	stdout := &capBuffer{max: int(w.cfg.OutputLimit)}
-	inst, err := w.eng.newInstance(w.ctx, limit, w.cfg.LogLimit, timeout, t.Input, stdout)
+	inst, err := newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, timeout, t.Input, stdout)
 	if err != nil {
 		w.emit(startFailure(t, start, err))
 		return
 	}
-	defer inst.close(w.ctx)
+	defer inst.close()
 	res := wire.Result{ID: t.ID, Start: start.UnixNano()}
 	inst.arm(timeout)
-	_, err = inst.call(w.ctx, inst.mod.ExportedFunction("_start"))
+	_, err = inst.call(w.ctx, exportStart)
 	inst.disarm()
-	var exit interface{ ExitCode() uint32 }
-	if errors.As(err, &exit) && exit.ExitCode() == 0 && !inst.timedOut.Load() {
+	if code, ok := exitCode(err); ok && code == 0 && !inst.timedOut.Load() {
 		err = nil // proc_exit(0) is how a command says it succeeded
 	}
 	switch {
@@ -517,7 +521,7 @@ func (w *worker) runCommand(t *wire.Task) {
 		res.Output = stdout.buf
 	}
 	res.End = time.Now().UnixNano()
-	res.PeakMemory = inst.cap.peak.Load()
+	res.PeakMemory = inst.g.peakMemory()
 	res.Log = inst.log.Bytes()
 	w.emit(res)
 }

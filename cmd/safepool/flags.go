@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/safepool/safepool/pool"
+	"github.com/safepool/safepool/sandbox"
 )
 
 // runOptions are the flags of 'safepool run'.
@@ -27,6 +28,7 @@ type runOptions struct {
 	killed   string
 	stats    string
 	progress progressFlag
+	engine   string
 }
 
 // parseRunFlags parses and checks the flags of 'safepool run'. Every error
@@ -48,6 +50,7 @@ func parseRunFlags(args []string, stdout io.Writer) (*runOptions, error) {
 	fs.StringVar(&o.killed, "killed", "", "")
 	fs.StringVar(&o.stats, "stats", "", "")
 	fs.Var(&o.progress, "progress", "")
+	fs.StringVar(&o.engine, "engine", "", "")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -76,6 +79,9 @@ func parseRunFlags(args []string, stdout io.Writer) (*runOptions, error) {
 	case set["retries"] && pool.Policy(o.onKill) != pool.Retry:
 		return nil, usageErrorf("run: --retries only applies with --on-kill retry; add --on-kill retry or drop --retries")
 	}
+	if err := sandbox.CheckEngine(o.engine); err != nil {
+		return nil, usageErrorf("run: --engine %q: %s", o.engine, strings.TrimPrefix(err.Error(), "sandbox: "))
+	}
 	return o, nil
 }
 
@@ -89,6 +95,7 @@ func (o *runOptions) config(workerCmd []string) pool.Config {
 		OnKill:        pool.Policy(o.onKill),
 		Retry:         pool.RetryPolicy{MaxAttempts: o.retries},
 		WorkerCommand: workerCmd,
+		Engine:        o.engine,
 	}
 }
 

@@ -27,6 +27,7 @@ const runHelp = `Usage:
   safepool run --module PATH [--func NAME] [--workers N] [--memory SIZE] [--timeout DUR]
                [--on-kill skip|abort|retry] [--retries N] [--in PATH] [--out PATH]
                [--killed PATH] [--stats PATH] [--progress auto|always|never]
+               [--engine wazero|wasmtime]
 
 Runs one task per line of the input (JSON Lines: each line is one JSON value,
 and its bytes are the task's input) and writes one JSON object per line, in
@@ -59,6 +60,8 @@ Flags:
                      attempts, peak_memory, memory_limit, status
   --progress MODE    auto (a bar and a summary on stderr when it is a
                      terminal), always or never (default auto)
+  --engine NAME      the WebAssembly engine: wazero (default) or wasmtime
+                     (only in binaries built with -tags wasmtime, which needs cgo)
 `
 
 const inspectHelp = `Usage:

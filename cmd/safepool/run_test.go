@@ -275,6 +275,9 @@ func TestRunBadFlags(t *testing.T) {
 		{"retries without retry", []string{"--module", mod, "--retries", "3"}, "--retries only applies with --on-kill retry"},
 		{"zero retries", []string{"--module", mod, "--on-kill", "retry", "--retries", "0"}, "--retries 0 must be at least 1"},
 		{"bad progress", []string{"--module", mod, "--progress", "sometimes"}, "use auto, always or never"},
+		{"unknown engine", []string{"--module", mod, "--engine", "v8"}, `unknown engine "v8"; use wazero or wasmtime`},
+		// The test binary is built without -tags wasmtime.
+		{"engine not built in", []string{"--module", mod, "--engine", "wasmtime"}, "rebuild with -tags wasmtime"},
 		{"extra argument", []string{"--module", mod, "tasks.jsonl"}, `unexpected argument "tasks.jsonl"`},
 		{"missing input file", []string{"--module", mod, "--func", "square", "--in", "/nonexistent/in.jsonl"}, "--in: open /nonexistent/in.jsonl"},
 		{"unwritable output", []string{"--module", mod, "--func", "square", "--out", "/nonexistent/out.jsonl"}, "--out: open /nonexistent/out.jsonl"},

@@ -10,6 +10,12 @@
 // host reads the slot only after the worker dies, so it blames exactly the
 // task that was running without paying a write per task.
 //
+// [Child] hardens the worker as it starts (no new privileges, no core dumps);
+// [LimitMemory] and [Confine] (a seccomp filter that forbids starting
+// processes, sockets and other calls a worker never needs) finish the job
+// before the worker runs guest code. SECURITY.md at the repository root
+// describes every layer.
+//
 // By default a worker re-executes the current binary with [WorkerArg] as its
 // only argument; the sandbox package recognises that argument before main
 // runs, so user programs and test binaries need no extra executable.

@@ -60,6 +60,14 @@ func childMain() {
 			code, _ := strconv.Atoi(arg)
 			os.Stderr.WriteString("exiting on request")
 			os.Exit(code)
+		case "confine":
+			if err := proc.Confine(); err != nil {
+				reply(err.Error())
+			} else {
+				reply("ok")
+			}
+		case "try":
+			reply(try(arg))
 		case "nnp":
 			b, _ := os.ReadFile("/proc/self/status")
 			for _, l := range strings.Split(string(b), "\n") {

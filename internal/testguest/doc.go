@@ -42,6 +42,8 @@
 // needs nothing from Go.
 //
 //	wsquare     SDK module with every export; handler square: ASCII decimal in, its square out
+//	wchaos      wsquare plus slow_square (sleeps 30 ms on a WASI clock, then squares)
+//	            and big (n KiB of 'x'), for the pool's chaos test
 //	wgrow       SDK module without safepool_batch; grow takes pages until memory.grow
 //	            fails, then hits unreachable; ok returns "ok"
 //	wtraps      SDK module; handlers divzero, ok, overflow (stack), unreachable
@@ -49,4 +51,18 @@
 //	wnoexport   exports neither _start nor safepool_abi_version
 //	wbadsig     safepool_abi_version is (i32) -> i32 and safepool_call is (i32) -> i32
 //	wcmd        command module whose _start writes "hi\n" to stdout
+//	wescape     SDK module whose handlers try to leave the sandbox through WASI (write
+//	            or read a descriptor, open a file, list a directory, read the environment
+//	            or arguments, accept on a socket) and return the errno they got; also
+//	            exit (proc_exit mid-task), sleep (an hour on a WASI clock), loop, ok
+//	wtable      SDK module; grow calls table.grow until it fails, making the worker
+//	            allocate outside linear memory (8 bytes per entry); size, ok
+//
+// # Modules made in code
+//
+// [Module] encodes small modules in the binary format, for cases that need
+// one exact defect, and [Malformed] is the corpus of modules safepool must
+// refuse at load time: not wasm, truncated, broken sections, counts larger
+// than the file, missing or wrongly typed exports, imports the sandbox does
+// not provide, and well-formed modules that fail when a worker starts them.
 package testguest

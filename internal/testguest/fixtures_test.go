@@ -18,7 +18,7 @@ import (
 
 var wantNames = []string{
 	"tasks", "upper",
-	"wbadimport", "wbadsig", "wcmd", "wgrow", "wnoexport", "wsquare", "wtraps",
+	"wbadimport", "wbadsig", "wchaos", "wcmd", "wescape", "wgrow", "wnoexport", "wsquare", "wtable", "wtraps",
 }
 
 func TestNames(t *testing.T) {

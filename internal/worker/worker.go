@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/safepool/safepool/internal/proc"
@@ -24,6 +26,11 @@ type Config struct {
 // ErrStart wraps every failure to bring a worker up.
 var ErrStart = errors.New("worker: start failed")
 
+// ErrKilledAtStart is wrapped, with ErrStart, when a SIGKILL from outside
+// (an operator, the OOM killer; not Start's own timeout) ended the worker
+// before its handshake: the worker did not fail, it was killed.
+var ErrKilledAtStart = errors.New("worker: killed from outside during start-up")
+
 // Worker is a running worker process. Send and Recv may be used from two
 // different goroutines; neither is safe for concurrent use with itself.
 type Worker struct {
@@ -35,6 +42,7 @@ type Worker struct {
 
 	deathOnce sync.Once
 	death     *Death
+	timedOut  atomic.Bool // Start's timeout killed the worker
 }
 
 // Death says how a worker ended and which task it was running.
@@ -68,7 +76,7 @@ func Start(cfg Config) (*Worker, error) {
 	}
 	// A worker stuck before its handshake (a module whose start-up never
 	// ends) is killed; the read below then fails.
-	t := time.AfterFunc(timeout, p.Kill)
+	t := time.AfterFunc(timeout, func() { wk.timedOut.Store(true); p.Kill() })
 	defer t.Stop()
 	cfg.Init.Version = wire.Version
 	if err := wk.w.Send(wire.TypeInit, wire.AppendInit(nil, &cfg.Init)); err != nil {
@@ -107,8 +115,11 @@ func (wk *Worker) startFailed(err error, timeout time.Duration) error {
 	wk.p.Release()
 	e := wk.p.Exit()
 	msg := fmt.Sprintf("%v; worker %s", err, e)
-	if e.Signaled() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+	if e.Signaled() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)) {
 		msg = fmt.Sprintf("worker %s before its handshake (start timeout %s)", e, timeout)
+		if e.Signal == syscall.SIGKILL && !wk.timedOut.Load() {
+			return fmt.Errorf("%w: %w: %s", ErrStart, ErrKilledAtStart, msg)
+		}
 	}
 	if s := wk.p.Stderr(); len(s) > 0 {
 		msg += "; worker stderr: " + string(s)

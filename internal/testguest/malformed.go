@@ -1,0 +1,170 @@
+package testguest
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/safepool/safepool/sandbox"
+)
+
+// BadModule is a module that safepool must refuse at load time.
+type BadModule struct {
+	Name string
+	Wasm []byte
+	// Is is the sandbox error that sandbox.Inspect's error wraps. It is nil
+	// for modules that are well formed but fail when a worker starts them
+	// (a wrong ABI version, a start-up that traps): Inspect accepts those,
+	// and pool.New must refuse them.
+	Is error
+	// Want is text the error must contain: the part that tells the user
+	// what is wrong (an import's name, an export's name).
+	Want string
+}
+
+// Malformed returns the corpus of bad modules: not wasm, truncated, broken
+// sections, missing or wrongly typed exports, imports the sandbox does not
+// provide, and modules that fail in the worker.
+func Malformed(tb testing.TB) []BadModule {
+	tb.Helper()
+	good := Bytes(tb, "wsquare")
+	header := []byte("\x00asm\x01\x00\x00\x00")
+	sdk := func(edit func(*Module)) []byte {
+		m := SDK()
+		edit(&m)
+		return m.Encode()
+	}
+	without := func(name string) []byte {
+		return sdk(func(m *Module) {
+			for i, f := range m.Funcs {
+				if f.Export == name {
+					m.Funcs[i].Export = ""
+				}
+			}
+		})
+	}
+	retype := func(name string, params, results []byte) []byte {
+		return sdk(func(m *Module) {
+			for i, f := range m.Funcs {
+				if f.Export == name {
+					m.Funcs[i].Params, m.Funcs[i].Results = params, results
+				}
+			}
+		})
+	}
+	importing := func(im Import) []byte {
+		return sdk(func(m *Module) { m.Imports = append(m.Imports, im) })
+	}
+	wasiFdWrite := Import{Module: "wasi_snapshot_preview1", Name: "fd_write", Params: []byte{I32, I32, I32, I32}, Results: []byte{I32}}
+	badSection := func(id byte, contents []byte) []byte { return Section(append([]byte(nil), header...), id, contents) }
+	hugeSize := append(append([]byte(nil), header...), 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00)
+	overlong := append(append([]byte(nil), header...), 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00)
+	v2 := append([]byte(nil), good...)
+	binary.LittleEndian.PutUint32(v2[4:], 2)
+
+	return []BadModule{
+		// Not wasm at all.
+		{"empty", nil, sandbox.ErrNotWasm, "magic bytes"},
+		{"text", []byte("hello world, this is not wasm\n"), sandbox.ErrNotWasm, "magic bytes"},
+		{"shell script", []byte("#!/bin/sh\necho hi\n"), sandbox.ErrNotWasm, "magic bytes"},
+		{"ELF", []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00"), sandbox.ErrNotWasm, "magic bytes"},
+		{"magic only", []byte("\x00asm"), sandbox.ErrNotWasm, "magic bytes"},
+		// Broken binaries.
+		{"version 2", v2, sandbox.ErrInvalidModule, "version"},
+		{"header only", header, sandbox.ErrNotTaskModule, "neither"},
+		{"truncated in the header", good[:6], sandbox.ErrNotWasm, "magic bytes"},
+		{"truncated after the header", good[:9], sandbox.ErrInvalidModule, ""},
+		{"truncated at a quarter", good[:len(good)/4], sandbox.ErrInvalidModule, ""},
+		{"truncated at a half", good[:len(good)/2], sandbox.ErrInvalidModule, ""},
+		{"last byte missing", good[:len(good)-1], sandbox.ErrInvalidModule, ""},
+		{"unknown section id", badSection(0x2a, []byte{1, 2, 3}), sandbox.ErrInvalidModule, ""},
+		{"section larger than the file", hugeSize, sandbox.ErrInvalidModule, ""},
+		{"overlong LEB128", overlong, sandbox.ErrInvalidModule, ""},
+		{"garbage type section", badSection(1, []byte{0x01, 0x55, 0x00, 0x00}), sandbox.ErrInvalidModule, ""},
+		{"function without code", func() []byte {
+			b := SDK().Encode()
+			// Cut the code section (the last one) off: the function section
+			// then promises bodies that never come.
+			return b[:len(b)-codeSectionLen(SDK())]
+		}(), sandbox.ErrInvalidModule, ""},
+		{"body of the wrong type", sdk(func(m *Module) { m.Funcs[0].NoReturn = true }), sandbox.ErrInvalidModule, ""},
+		// Counts that promise more than the file holds. Decoded as they
+		// stand, each makes the decoder allocate gigabytes from a few bytes.
+		{"two billion imports", badSection(2, []byte{0xff, 0xff, 0xff, 0xff, 0x07, 0x00}), sandbox.ErrInvalidModule, "count 2147483647"},
+		{"two billion exports", badSection(7, []byte{0xff, 0xff, 0xff, 0xff, 0x07, 0x00}), sandbox.ErrInvalidModule, "count 2147483647"},
+		{"four billion locals", locals(0xffffffff), sandbox.ErrInvalidModule, "4294967295 locals"},
+		{"one local too many", locals(50001), sandbox.ErrInvalidModule, "at most 50000"},
+		{"custom section name of 4 GiB", badSection(0, []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 'x'}), sandbox.ErrInvalidModule, "custom section name"},
+		{"data segment of 4 GiB", append(Section(Section(append([]byte(nil), header...), 5, []byte{1, 0, 1}), 11,
+			[]byte{1, 0, 0x41, 0, 0x0b, 0xff, 0xff, 0xff, 0xff, 0x0f}), []byte{}...), sandbox.ErrInvalidModule, "bytes claimed"},
+		{"name section with two billion names", badSection(0, append([]byte{4, 'n', 'a', 'm', 'e', 1, 6}, 0xff, 0xff, 0xff, 0xff, 0x07, 0)), sandbox.ErrInvalidModule, "count 2147483647"},
+		// Exports.
+		{"no exports", Module{Funcs: []Func{{}}}.Encode(), sandbox.ErrNotTaskModule, "neither safepool_abi_version nor _start"},
+		{"missing safepool_alloc", without("safepool_alloc"), sandbox.ErrMissingExport, "safepool_alloc"},
+		{"missing safepool_call", without("safepool_call"), sandbox.ErrMissingExport, "safepool_call"},
+		{"missing safepool_handlers", without("safepool_handlers"), sandbox.ErrMissingExport, "safepool_handlers"},
+		{"missing memory export", sdk(func(m *Module) { m.MemoryExport = "" }), sandbox.ErrMissingExport, "memory"},
+		{"memory exported under another name", sdk(func(m *Module) { m.MemoryExport = "mem" }), sandbox.ErrMissingExport, "memory"},
+		{"safepool_abi_version returns i64", retype("safepool_abi_version", nil, []byte{I64}), sandbox.ErrBadSignature, "safepool_abi_version"},
+		{"safepool_call takes i64", retype("safepool_call", []byte{I64, I64, I64, I64}, nil), sandbox.ErrBadSignature, "safepool_call"},
+		{"safepool_alloc returns nothing", retype("safepool_alloc", []byte{I32}, nil), sandbox.ErrBadSignature, "safepool_alloc"},
+		{"_start returns i32", Module{Funcs: []Func{{Export: "_start", Results: []byte{I32}}}}.Encode(), sandbox.ErrBadSignature, "_start"},
+		{"safepool_batch takes one argument", sdk(func(m *Module) {
+			m.Funcs = append(m.Funcs, Func{Export: "safepool_batch", Params: []byte{I32}})
+		}), sandbox.ErrBadSignature, "safepool_batch"},
+		// Imports.
+		{"import env.foo", importing(Import{Module: "env", Name: "foo"}), sandbox.ErrForbiddenImport, "env.foo"},
+		{"import wasi_unstable", importing(Import{Module: "wasi_unstable", Name: "fd_write", Params: wasiFdWrite.Params, Results: wasiFdWrite.Results}), sandbox.ErrForbiddenImport, "wasi_unstable.fd_write"},
+		{"import a WASI function that does not exist", importing(Import{Module: "wasi_snapshot_preview1", Name: "sock_open", Params: []byte{I32, I32, I32}, Results: []byte{I32}}), sandbox.ErrForbiddenImport, "wasi_snapshot_preview1.sock_open"},
+		{"import a WASI function with the wrong type", importing(Import{Module: "wasi_snapshot_preview1", Name: "fd_write", Params: []byte{I32}, Results: []byte{I32}}), sandbox.ErrBadSignature, "wasi_snapshot_preview1.fd_write"},
+		{"import safepool.other", importing(Import{Module: "safepool", Name: "other"}), sandbox.ErrForbiddenImport, "safepool.other"},
+		{"import safepool.result with the wrong type", sdk(func(m *Module) { m.Imports[0].Params = []byte{I32} }), sandbox.ErrBadSignature, "safepool.result"},
+		{"import a memory", sdk(func(m *Module) {
+			m.Memory, m.MemoryExport = 0, ""
+			m.Imports = append(m.Imports, Import{Module: "env", Name: "memory", Kind: "memory"})
+		}), sandbox.ErrForbiddenImport, "env.memory"},
+		{"import a table", importing(Import{Module: "env", Name: "table", Kind: "table"}), sandbox.ErrForbiddenImport, "env.table"},
+		{"import a global", importing(Import{Module: "env", Name: "g", Kind: "global"}), sandbox.ErrForbiddenImport, "env.g"},
+		// Well formed, refused by the worker.
+		{"ABI version 2", sdk(func(m *Module) { m.Funcs[0].Return = 2 }), nil, "guest ABI 2"},
+		{"_initialize traps", sdk(func(m *Module) {
+			m.Funcs = append(m.Funcs, Func{Export: "_initialize", Trap: true})
+		}), nil, "_initialize failed"},
+		{"start function traps", sdk(func(m *Module) {
+			m.Funcs = append(m.Funcs, Func{Trap: true})
+			m.Start = uint32(len(m.Imports) + len(m.Funcs))
+		}), nil, "unreachable"},
+	}
+}
+
+// locals returns a module with one function that declares n i32 locals.
+func locals(n uint32) []byte {
+	b := []byte("\x00asm\x01\x00\x00\x00")
+	b = Section(b, 1, []byte{1, 0x60, 0, 0}) // one type: () -> ()
+	b = Section(b, 3, []byte{1, 0})          // one function of type 0
+	body := appendU32([]byte{1}, n, I32, 0x0b)
+	return Section(b, 10, append(appendU32([]byte{1}, uint32(len(body))), body...))
+}
+
+// codeSectionLen returns the size of m's encoded code section (the last
+// section), id and size bytes included.
+func codeSectionLen(m Module) int {
+	full := m.Encode()
+	i, last := 8, 0
+	for i < len(full) {
+		start := i
+		i++ // id
+		var size, shift uint32
+		for {
+			c := full[i]
+			i++
+			size |= uint32(c&0x7f) << shift
+			shift += 7
+			if c&0x80 == 0 {
+				break
+			}
+		}
+		i += int(size)
+		last = i - start
+	}
+	return last
+}

@@ -1,0 +1,82 @@
+package sandbox_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/internal/testguest"
+	"github.com/safepool/safepool/sandbox"
+)
+
+// sentinels are the errors Inspect may wrap; every refusal wraps exactly one.
+var sentinels = []error{
+	sandbox.ErrNotWasm, sandbox.ErrInvalidModule, sandbox.ErrForbiddenImport,
+	sandbox.ErrNotTaskModule, sandbox.ErrBadSignature, sandbox.ErrMissingExport,
+}
+
+func TestInspectMalformed(t *testing.T) {
+	for _, bad := range testguest.Malformed(t) {
+		t.Run(bad.Name, func(t *testing.T) {
+			info, err := sandbox.Inspect(context.Background(), bad.Wasm)
+			if bad.Is == nil {
+				require.NoError(t, err, "well formed: only a worker can refuse it")
+				require.Equal(t, sandbox.KindSDK, info.Kind)
+				return
+			}
+			require.Nil(t, info)
+			require.ErrorIs(t, err, bad.Is)
+			require.ErrorContains(t, err, bad.Want)
+			n := 0
+			for _, s := range sentinels {
+				if errors.Is(err, s) {
+					n++
+				}
+			}
+			require.Equal(t, 1, n, "wraps exactly one sentinel: %v", err)
+		})
+	}
+}
+
+func TestInspectGood(t *testing.T) {
+	cases := map[string]sandbox.Kind{
+		"wsquare": sandbox.KindSDK, "wtraps": sandbox.KindSDK, "wgrow": sandbox.KindSDK,
+		"wcmd": sandbox.KindCommand, "wescape": sandbox.KindSDK, "wtable": sandbox.KindSDK,
+	}
+	for name, kind := range cases {
+		t.Run(name, func(t *testing.T) {
+			info, err := sandbox.Inspect(context.Background(), testguest.Bytes(t, name))
+			require.NoError(t, err)
+			require.Equal(t, kind, info.Kind)
+		})
+	}
+	t.Run("Go guests", func(t *testing.T) {
+		// Built by the Go toolchain, with its custom sections: the checks
+		// on counts must pass real modules.
+		for _, name := range []string{"tasks", "upper"} {
+			_, err := sandbox.Inspect(context.Background(), testguest.Bytes(t, name))
+			require.NoError(t, err, name)
+		}
+	})
+	t.Run("built module", func(t *testing.T) {
+		info, err := sandbox.Inspect(context.Background(), testguest.SDK().Encode())
+		require.NoError(t, err)
+		require.Equal(t, sandbox.KindSDK, info.Kind)
+		require.False(t, info.Batch)
+	})
+	t.Run("every WASI function with its real type", func(t *testing.T) {
+		// A module may import any WASI preview 1 function the worker
+		// provides; the check must not refuse real ones.
+		m := testguest.SDK()
+		m.Imports = append(m.Imports,
+			testguest.Import{Module: "wasi_snapshot_preview1", Name: "fd_write", Params: []byte{testguest.I32, testguest.I32, testguest.I32, testguest.I32}, Results: []byte{testguest.I32}},
+			testguest.Import{Module: "wasi_snapshot_preview1", Name: "proc_exit", Params: []byte{testguest.I32}},
+			testguest.Import{Module: "wasi_snapshot_preview1", Name: "clock_time_get", Params: []byte{testguest.I32, testguest.I64, testguest.I32}, Results: []byte{testguest.I32}},
+			testguest.Import{Module: "wasi_snapshot_preview1", Name: "sock_accept", Params: []byte{testguest.I32, testguest.I32, testguest.I32}, Results: []byte{testguest.I32}},
+		)
+		_, err := sandbox.Inspect(context.Background(), m.Encode())
+		require.NoError(t, err)
+	})
+}

@@ -1,0 +1,225 @@
+//go:build wasmtime && cgo
+
+package sandbox
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// wasmtime's WASI runs everything but three functions, which the engine
+// replaces with its own so that they behave as under wazero:
+//
+//   - fd_write on stdout and stderr, and fd_read on stdin, go to the
+//     instance's bounded buffers, synchronously, so that each task's log and
+//     output are complete when its call returns. (WasiConfig can only point
+//     stdio at files: a guest could fill the disk, and a pipe would need a
+//     reader whose lag blurs which task wrote what.)
+//   - poll_oneoff sleeps through instance.sleep, which the watchdog can cut
+//     short. wasmtime's own sleep cannot be interrupted: epoch deadlines are
+//     checked only in compiled code, so a guest asleep past its timeout
+//     would stay asleep.
+//
+// With no preopened directories, fds 0, 1 and 2 are the only ones a guest
+// can have.
+
+// WASI errno values.
+const (
+	errnoSuccess = 0
+	errnoBadf    = 8
+	errnoFault   = 21
+	errnoInval   = 28
+	errnoNotsup  = 58
+)
+
+var le = binary.LittleEndian
+
+func (e *wasmtimeEngine) defineWASI() error {
+	if err := e.linker.DefineWasi(); err != nil {
+		return err
+	}
+	e.linker.AllowShadowing(true)
+	i32 := wasmtime.NewValType(wasmtime.KindI32)
+	four := wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32}, []*wasmtime.ValType{i32})
+	for name, f := range map[string]func(*wasmtimeGuest, []wasmtime.Val) (int32, *wasmtime.Trap){
+		"fd_write":    fdWrite,
+		"fd_read":     fdRead,
+		"poll_oneoff": pollOneoff,
+	} {
+		err := e.linker.FuncNew("wasi_snapshot_preview1", name, four, func(c *wasmtime.Caller, args []wasmtime.Val) (res []wasmtime.Val, trap *wasmtime.Trap) {
+			g := guestOf(c)
+			defer trapOnPanic(&trap)
+			errno, trap := f(g, args)
+			if trap != nil {
+				return nil, trap
+			}
+			return []wasmtime.Val{wasmtime.ValI32(errno)}, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	e.linker.AllowShadowing(false)
+	return nil
+}
+
+// trapOnPanic turns a panic in a host function into a trap. wasmtime-go
+// would otherwise carry the panic through the guest and re-raise it in the
+// worker, which would die of it.
+func trapOnPanic(trap **wasmtime.Trap) {
+	if r := recover(); r != nil {
+		*trap = wasmtime.NewTrap(fmt.Sprint(r))
+	}
+}
+
+func u32(v wasmtime.Val) uint32 { return uint32(v.I32()) }
+
+// iovecs calls f on each buffer of a WASI iovec array and stores the total
+// it returns at resultPtr.
+func iovecs(g *wasmtimeGuest, iovs, n, resultPtr uint32, f func([]byte) int) int32 {
+	if uint64(n)*8 >= 1<<32 {
+		return errnoFault
+	}
+	vec, ok := g.mem.bytes(iovs, n*8)
+	if !ok {
+		return errnoFault
+	}
+	total := 0
+	for i := range n {
+		ptr, size := le.Uint32(vec[i*8:]), le.Uint32(vec[i*8+4:])
+		b, ok := g.mem.bytes(ptr, size)
+		if !ok {
+			return errnoFault
+		}
+		m := f(b)
+		total += m
+		if m < len(b) {
+			break
+		}
+	}
+	out, ok := g.mem.bytes(resultPtr, 4)
+	if !ok {
+		return errnoFault
+	}
+	le.PutUint32(out, uint32(total))
+	return errnoSuccess
+}
+
+func fdWrite(g *wasmtimeGuest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
+	var w io.Writer
+	switch u32(args[0]) {
+	case 1:
+		w = g.inst.log
+		if g.inst.stdout != nil {
+			w = g.inst.stdout
+		}
+	case 2:
+		w = g.inst.log
+	default:
+		return errnoBadf, nil
+	}
+	return iovecs(g, u32(args[1]), u32(args[2]), u32(args[3]), func(b []byte) int {
+		n, _ := w.Write(b) // both writers take every byte, keeping only what fits
+		return n
+	}), nil
+}
+
+func fdRead(g *wasmtimeGuest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
+	if u32(args[0]) != 0 {
+		return errnoBadf, nil
+	}
+	return iovecs(g, u32(args[1]), u32(args[2]), u32(args[3]), func(b []byte) int {
+		n := copy(b, g.inst.stdin[g.stdinOff:])
+		g.stdinOff += n
+		return n
+	}), nil
+}
+
+// pollOneoff follows wazero's poll_oneoff: relative clocks sleep for the
+// shortest timeout, absolute ones are not supported, stdio is always
+// ready (stdin is a buffer), and any other fd is EBADF.
+func pollOneoff(g *wasmtimeGuest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
+	in, out, nsubs, neventsPtr := u32(args[0]), u32(args[1]), u32(args[2]), u32(args[3])
+	if nsubs == 0 {
+		return errnoInval, nil
+	}
+	if uint64(nsubs)*48 >= 1<<32 {
+		return errnoFault, nil
+	}
+	subs, ok := g.mem.bytes(in, nsubs*48)
+	if !ok {
+		return errnoFault, nil
+	}
+	events, ok := g.mem.bytes(out, nsubs*32)
+	if !ok {
+		return errnoFault, nil
+	}
+	// Read every subscription before writing any event: the guest may have
+	// made the two areas overlap.
+	type sub struct {
+		userdata   [8]byte
+		tag        uint8
+		fd         uint32
+		timeout    uint64
+		clockFlags uint16
+		eventErrno uint16
+	}
+	list := make([]sub, nsubs)
+	for i := range list {
+		s := subs[i*48 : i*48+48]
+		copy(list[i].userdata[:], s[:8])
+		list[i].tag = s[8]
+		list[i].fd = le.Uint32(s[16:])
+		list[i].timeout = le.Uint64(s[24:])
+		list[i].clockFlags = le.Uint16(s[40:])
+	}
+	sleep := time.Duration(-1)
+	for i := range list {
+		s := &list[i]
+		switch s.tag {
+		case 0: // clock
+			switch s.clockFlags {
+			case 0:
+			case 1: // subscription_clock_abstime
+				return errnoNotsup, nil
+			default:
+				return errnoInval, nil
+			}
+			d := time.Duration(min(s.timeout, 1<<63-1))
+			if sleep < 0 || d < sleep {
+				sleep = d
+			}
+		case 1: // fd_read
+			if s.fd > 2 {
+				s.eventErrno = errnoBadf
+			}
+		case 2: // fd_write
+			s.eventErrno = errnoNotsup
+			if s.fd > 2 {
+				s.eventErrno = errnoBadf
+			}
+		default:
+			return errnoInval, nil
+		}
+	}
+	clear(events)
+	for i, s := range list {
+		ev := events[i*32 : i*32+32]
+		copy(ev[:8], s.userdata[:])
+		le.PutUint16(ev[8:], s.eventErrno)
+		ev[10] = s.tag
+	}
+	nevents, ok := g.mem.bytes(neventsPtr, 4)
+	if !ok {
+		return errnoFault, nil
+	}
+	le.PutUint32(nevents, nsubs)
+	if sleep > 0 && !g.inst.sleep(int64(sleep)) {
+		return 0, wasmtime.NewTrap("interrupted: the task ran past its timeout")
+	}
+	return errnoSuccess, nil
+}
