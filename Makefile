@@ -10,7 +10,7 @@ EXAMPLE_GUESTS := $(wildcard examples/*/guest examples/*/guests/*)
 FIXTURES       := $(filter-out internal/testguest/testdata/wat,$(wildcard internal/testguest/testdata/*))
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test guests lint bench check
+.PHONY: help demo test guests lint bench soak check
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -37,6 +37,9 @@ lint: ## go vet and staticcheck
 bench: ## run the hot-path benchmarks, then the side-by-side harness (writes bench/RESULTS.md and bench/results.svg)
 	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest
 	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md
+
+soak: ## the chaos test for minutes (SOAK=5m by default); prints tasks, kills, retries, hangs, lost
+	SAFEPOOL_SOAK=$${SOAK:-5m} $(GO) test -run TestChaos -count=1 -timeout 0 -v ./pool/
 
 check: ## cross-build the guests for wasip1, go mod tidy, go vet; fail if the tree changed
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guest/... $(addprefix ./,$(EXAMPLE_GUESTS))
