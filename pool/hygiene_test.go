@@ -101,9 +101,11 @@ func TestHostKilled(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		// Reap it: it is this process's child now, or already gone.
+		// Reap it: the host's exit reparented it to this process before
+		// host.Wait returned, so a blocking wait returns at once (or with
+		// ECHILD if it is not ours).
 		var ws unix.WaitStatus
-		_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		_, _ = unix.Wait4(pid, &ws, 0, nil)
 	}
 	t.Logf("all %d workers gone %s after the host was killed", len(pids), time.Since(killed))
 }

@@ -373,14 +373,27 @@ if [ ! -e `+broken+` ]; then exec `+exe+` __safepool_worker__; fi
 echo "worker refuses to start" >&2
 exit 3
 `), 0o755))
-	p := newPool(t, "tasks", func(c *pool.Config) { c.WorkerCommand = []string{script} })
+	var mu sync.Mutex
+	var pids []int
+	p := newPool(t, "tasks", func(c *pool.Config) {
+		c.WorkerCommand = []string{script}
+		c.OnEvent = func(e pool.Event) {
+			if e.Kind == pool.EventWorkerStart {
+				mu.Lock()
+				pids = append(pids, e.WorkerPID)
+				mu.Unlock()
+			}
+		}
+	})
 	m, err := p.MapAsync(context.Background(), "spin", make([][]byte, 2))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(broken, nil, 0o644))
-	eventually(t, 10*time.Second, func() bool { return len(children(t)) == 2 }, "workers did not start")
-	for _, pid := range children(t) {
-		n, _ := strconv.Atoi(pid)
-		require.NoError(t, syscall.Kill(n, syscall.SIGKILL))
+	mu.Lock()
+	started := slices.Clone(pids)
+	mu.Unlock()
+	require.Len(t, started, 2, "New starts both workers")
+	for _, pid := range started {
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 	}
 	select {
 	case <-m.Done():
