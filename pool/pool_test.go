@@ -152,10 +152,8 @@ func TestOnErrorAbort(t *testing.T) {
 func TestGuestErrorsNeverStopThePool(t *testing.T) {
 	p := newPool(t, "tasks", nil)
 	var in [][]byte
-	fns := []string{}
 	for i := range 20 {
 		in = append(in, []byte(strconv.Itoa(i)))
-		fns = append(fns, "panic")
 	}
 	rs, err := p.Map(context.Background(), "panic", in)
 	require.NoError(t, err)

@@ -84,13 +84,6 @@ func (q *queue) pop(max, workers int) ([]*job, <-chan struct{}) {
 	return out, nil
 }
 
-// len returns how many jobs wait.
-func (q *queue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items) - q.head
-}
-
 // waitCh returns nil when jobs wait, or a channel closed on the next push.
 func (q *queue) waitCh() <-chan struct{} {
 	q.mu.Lock()

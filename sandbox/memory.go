@@ -29,14 +29,6 @@ func (c *memCap) Allocate(_, _ uint64) experimental.LinearMemory {
 	return c.mem
 }
 
-// size is the current linear memory size in bytes.
-func (c *memCap) size() uint64 {
-	if c.mem == nil {
-		return 0
-	}
-	return uint64(len(c.mem.cur))
-}
-
 type capMemory struct {
 	c   *memCap
 	buf []byte // the whole reservation

@@ -160,33 +160,36 @@ func (wk *Worker) Recv() Event {
 		return Event{Death: wk.death}
 	}
 	typ, p, err := wk.r.Read()
-	if err == nil {
-		switch typ {
-		case wire.TypeResults:
-			rs, derr := wire.DecodeResults(p)
-			if derr == nil {
-				return Event{Results: rs}
-			}
-			err = derr
-		case wire.TypeStarted:
-			id, derr := wire.DecodeStarted(p)
-			if derr == nil {
-				return Event{Started: id}
-			}
-			err = derr
-		case wire.TypeFatal:
-			f, derr := wire.DecodeFatal(p)
-			if derr == nil {
-				return Event{Death: wk.die(f)}
-			}
-			err = derr
-		default:
-			err = fmt.Errorf("unexpected %s frame", typ)
-		}
+	if err != nil {
+		// EOF: the process died or closed its end.
+		return Event{Death: wk.die(nil)}
 	}
-	// EOF: the process died or closed its end. A garbled stream is treated
-	// the same way: the worker cannot be trusted any more.
-	return Event{Death: wk.die(nil)}
+	var bad error
+	switch typ {
+	case wire.TypeResults:
+		rs, err := wire.DecodeResults(p)
+		if err == nil {
+			return Event{Results: rs}
+		}
+		bad = err
+	case wire.TypeStarted:
+		id, err := wire.DecodeStarted(p)
+		if err == nil {
+			return Event{Started: id}
+		}
+		bad = err
+	case wire.TypeFatal:
+		f, err := wire.DecodeFatal(p)
+		if err == nil {
+			return Event{Death: wk.die(f)}
+		}
+		bad = err
+	default:
+		bad = fmt.Errorf("unexpected %s frame", typ)
+	}
+	// A garbled stream means the worker cannot be trusted any more: it is
+	// killed, and the death says why.
+	return Event{Death: wk.die(&wire.Fatal{Code: wire.FatalProtocol, Message: "garbled frame from the worker: " + bad.Error()})}
 }
 
 func (wk *Worker) die(f *wire.Fatal) *Death {
