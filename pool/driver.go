@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -26,6 +27,7 @@ type driver struct {
 	born    time.Time   // when the current worker finished its handshake
 	ran     int         // tasks run by the current worker
 	frame   []wire.Task
+	wake    chan struct{} // capacity 1; the queue wakes this driver through it
 }
 
 // flight is one batch in flight. Its tasks have consecutive IDs, so a
@@ -82,6 +84,11 @@ func (d *driver) loop() {
 			d.mu.Unlock()
 		}
 		if d.fill() {
+			// A lone batch with nothing queued behind it: someone is
+			// waiting for just this answer (an Apply), so poll for it
+			// rather than sleep. A busy pool does not poll, to leave the
+			// CPUs to its workers.
+			d.wk.Process().SpinReads(len(d.flights) == 1 && d.p.q.empty())
 			d.receive()
 			continue
 		}
@@ -90,15 +97,16 @@ func (d *driver) loop() {
 			d.retire()
 			continue
 		}
-		changed := d.p.q.waitCh()
-		if changed == nil {
+		if !d.p.q.wait(d.wake) {
 			continue // work arrived meanwhile
 		}
 		select {
-		case <-changed:
+		case <-d.wake:
 		case <-d.wk.Process().Exited():
+			d.p.q.unwait(d.wake)
 			d.receive() // reports the death
 		case <-d.p.quit:
+			d.p.q.unwait(d.wake)
 			d.retire()
 			return
 		}
@@ -106,10 +114,13 @@ func (d *driver) loop() {
 }
 
 // fill sends batches until maxBatchesInFlight are out or the queue is
-// empty. It reports whether anything is in flight.
+// empty. It reports whether anything is in flight. The first batch may
+// block until the worker takes it; a batch queued behind a running one is
+// sent only if it fits in the pipe (see worker.TrySend), else its jobs go
+// back to the front of the queue, for this worker or another.
 func (d *driver) fill() bool {
 	for len(d.flights) < maxBatchesInFlight && !d.recycleDue() {
-		jobs, _ := d.p.q.pop(d.p.cfg.BatchSize, d.p.cfg.Workers)
+		jobs := d.p.q.pop(d.p.cfg.BatchSize, d.p.cfg.Workers)
 		if len(jobs) == 0 {
 			break
 		}
@@ -124,11 +135,24 @@ func (d *driver) fill() bool {
 			}
 			d.frame = append(d.frame, t)
 		}
+		send := d.wk.Send
+		if len(d.flights) > 0 {
+			send = d.wk.TrySend
+		}
 		d.mu.Lock()
 		d.flights = append(d.flights, f)
 		d.mu.Unlock()
+		err := send(d.frame)
+		clear(d.frame) // do not keep inputs alive
+		if errors.Is(err, worker.ErrNoRoom) {
+			d.mu.Lock()
+			d.flights = d.flights[:len(d.flights)-1]
+			d.mu.Unlock()
+			d.p.q.pushFront(jobs)
+			break
+		}
 		d.ran += len(jobs)
-		if err := d.wk.Send(d.frame); err != nil {
+		if err != nil {
 			break // the worker is dead; receive reports it
 		}
 	}

@@ -20,7 +20,7 @@ import (
 // Pool runs tasks in worker processes. It is safe for concurrent use.
 type Pool struct {
 	cfg      Config
-	info     *sandbox.ModuleInfo
+	kind     sandbox.Kind // from the workers' handshake
 	handlers map[string]bool
 	modPath  string
 	tmpDir   string // holds ModuleBytes written out for the workers
@@ -70,9 +70,6 @@ func New(cfg Config) (*Pool, error) {
 			return nil, fmt.Errorf("pool: module path: %w", err)
 		}
 	}
-	if p.info, err = sandbox.Inspect(ctx, wasm); err != nil {
-		return nil, fmt.Errorf("pool: module %s: %w", p.moduleName(), err)
-	}
 	if p.modPath == "" {
 		if p.tmpDir, err = os.MkdirTemp("", "safepool-module-"); err != nil {
 			return nil, fmt.Errorf("pool: write module for the workers: %w", err)
@@ -90,12 +87,20 @@ func New(cfg Config) (*Pool, error) {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		cache = "" // run without a cache rather than not at all
 	}
-	// Compile once, here, so that the workers load machine code from the
-	// cache instead of each compiling the module.
-	if cache != "" {
-		if err := sandbox.Precompile(ctx, cfg.Engine, wasm, cache); err != nil {
+	// Check the module and compile it once, here, so that the workers load
+	// machine code from the cache instead of each compiling it. A module
+	// this machine has prepared before needs neither: the workers start at
+	// once, and their handshake says what the module is.
+	prepare := func() error {
+		if _, err := sandbox.Prepare(ctx, cfg.Engine, wasm, cache); err != nil {
 			p.cleanup()
-			return nil, fmt.Errorf("pool: module %s: %w", p.moduleName(), err)
+			return fmt.Errorf("pool: module %s: %w", p.moduleName(), err)
+		}
+		return nil
+	}
+	if !sandbox.Prepared(cfg.Engine, wasm, cache) {
+		if err := prepare(); err != nil {
+			return nil, err
 		}
 	}
 	p.init = wire.Init{
@@ -130,6 +135,9 @@ func New(cfg Config) (*Pool, error) {
 			}
 		}
 		_ = sandbox.ForgetCompiled(wasm, cache)
+		if err := prepare(); err != nil {
+			return nil, err
+		}
 		for i := range wks {
 			wg.Go(func() { wks[i], errs[i] = p.spawn() })
 		}
@@ -145,14 +153,15 @@ func New(cfg Config) (*Pool, error) {
 		p.cleanup()
 		return nil, fmt.Errorf("pool: module %s: %w", p.moduleName(), errs[firstErr(errs)])
 	}
-	if p.info.Kind == sandbox.KindSDK {
+	p.kind = sandbox.Kind(wks[0].Ready().Kind)
+	if p.kind == sandbox.KindSDK {
 		p.handlers = map[string]bool{}
 		for _, h := range wks[0].Ready().Handlers {
 			p.handlers[h] = true
 		}
 	}
 	for _, wk := range wks {
-		d := &driver{p: p, wk: wk, born: time.Now()}
+		d := &driver{p: p, wk: wk, born: time.Now(), wake: make(chan struct{}, 1)}
 		p.drivers = append(p.drivers, d)
 		p.wg.Add(1)
 		go d.loop()
@@ -321,7 +330,7 @@ func (p *Pool) begin(ctx context.Context, fn string, n int, stream chan Result) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if p.info.Kind == sandbox.KindSDK && !p.handlers[fn] {
+	if p.kind == sandbox.KindSDK && !p.handlers[fn] {
 		return nil, fmt.Errorf("%w %q: the module exports %v", ErrUnknownFunc, fn, p.handlerNames())
 	}
 	p.mu.Lock()

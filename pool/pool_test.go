@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -421,4 +422,24 @@ func TestErrorsIsAs(t *testing.T) {
 	var got *pool.TaskError
 	require.True(t, errors.As(errors.Join(errors.New("x"), err), &got))
 	require.Equal(t, 2, got.Index)
+}
+
+// TestLargeBatches sends batches larger than the worker's input pipe, so
+// that a batch cannot be queued behind the running one (the pool must then
+// hold it back rather than block), with large outputs coming back at the
+// same time. Every output must come back whole and in order.
+func TestLargeBatches(t *testing.T) {
+	p := newPool(t, "tasks", func(c *pool.Config) { c.BatchSize = 8 })
+	const n, size = 48, 300 << 10
+	inputs := make([][]byte, n)
+	for i := range inputs {
+		inputs[i] = bytes.Repeat([]byte{byte('a' + i%26)}, size)
+	}
+	rs, err := p.Map(context.Background(), "echo", inputs)
+	require.NoError(t, err)
+	require.Len(t, rs, n)
+	for i, r := range rs {
+		require.Equal(t, pool.StatusOK, r.Status, "task %d: %s", i, r.Error)
+		require.True(t, bytes.Equal(inputs[i], r.Output), "task %d: output differs from its input", i)
+	}
 }

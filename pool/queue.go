@@ -16,25 +16,49 @@ type job struct {
 
 // queue holds jobs waiting for a worker, in order. Jobs of a finished run
 // are dropped when popped. Its methods are safe for concurrent use.
+//
+// Idle drivers wait on a stack, and a push wakes only as many of them as
+// there are jobs, the most recently idle first: that driver's worker has
+// just finished, so it is the one still polling its pipe (see
+// proc.SpinReader) with its caches warm. Waking every driver for one job
+// would send the job to whichever thread the scheduler ran first, often a
+// worker that has long gone to sleep.
 type queue struct {
-	mu      sync.Mutex
-	items   []*job
-	head    int
-	changed chan struct{} // closed and replaced on every push
+	mu    sync.Mutex
+	items []*job
+	head  int
+	idle  []chan struct{} // idle drivers' wake channels (capacity 1), most recent last
 }
 
-func newQueue() *queue { return &queue{changed: make(chan struct{})} }
+func newQueue() *queue { return &queue{} }
 
-func (q *queue) signal() {
-	close(q.changed)
-	q.changed = make(chan struct{})
+// wakeLocked wakes up to n idle drivers, the most recently idle first.
+func (q *queue) wakeLocked(n int) {
+	for ; n > 0 && len(q.idle) > 0; n-- {
+		ch := q.idle[len(q.idle)-1]
+		q.idle[len(q.idle)-1] = nil
+		q.idle = q.idle[:len(q.idle)-1]
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wakeOne passes on a wake-up its receiver will not use.
+func (q *queue) wakeOne() {
+	q.mu.Lock()
+	if q.head < len(q.items) {
+		q.wakeLocked(1)
+	}
+	q.mu.Unlock()
 }
 
 // push adds jobs at the back.
 func (q *queue) push(js ...*job) {
 	q.mu.Lock()
 	q.items = append(q.items, js...)
-	q.signal()
+	q.wakeLocked(len(js))
 	q.mu.Unlock()
 }
 
@@ -49,21 +73,20 @@ func (q *queue) pushFront(js []*job) {
 	items := make([]*job, 0, len(js)+len(rest))
 	q.items = append(append(items, js...), rest...)
 	q.head = 0
-	q.signal()
+	q.wakeLocked(len(js))
 	q.mu.Unlock()
 }
 
 // pop takes up to max jobs, aiming at a fair share of the queue per worker
-// so that a small map spreads over every worker. It returns nil and a
-// channel that is closed on the next push when the queue is empty.
-func (q *queue) pop(max, workers int) ([]*job, <-chan struct{}) {
+// so that a small map spreads over every worker. It returns nil when the
+// queue is empty.
+func (q *queue) pop(max, workers int) []*job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []*job
 	for len(out) == 0 && q.head < len(q.items) {
 		n := len(q.items) - q.head
-		want := min(max, n/(2*workers))
-		want = min(n, want+1)
+		want := min(n, max, n/(2*workers)+1)
 		for _, j := range q.items[q.head : q.head+want] {
 			if !j.run.finished() {
 				out = append(out, j)
@@ -78,18 +101,49 @@ func (q *queue) pop(max, workers int) ([]*job, <-chan struct{}) {
 		q.items = append(q.items[:0], q.items[q.head:]...)
 		q.head = 0
 	}
-	if len(out) == 0 {
-		return nil, q.changed
+	if q.head < len(q.items) && len(out) > 0 {
+		// Jobs are left: another idle driver may take a share.
+		q.wakeLocked(1)
 	}
-	return out, nil
+	return out
 }
 
-// waitCh returns nil when jobs wait, or a channel closed on the next push.
-func (q *queue) waitCh() <-chan struct{} {
+// empty reports whether no job waits.
+func (q *queue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head == len(q.items)
+}
+
+// wait registers ch as an idle driver's wake channel, unless jobs are
+// waiting, and reports whether it did. A registered driver gets one value
+// on ch when a push wakes it; it must call unwait if it stops waiting for
+// another reason.
+func (q *queue) wait(ch chan struct{}) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.head < len(q.items) {
-		return nil
+		return false
 	}
-	return q.changed
+	q.idle = append(q.idle, ch)
+	return true
+}
+
+// unwait takes ch off the idle stack. When a push had already taken it off
+// (and so counted on this driver), the wake-up is passed to another.
+func (q *queue) unwait(ch chan struct{}) {
+	q.mu.Lock()
+	for i, c := range q.idle {
+		if c == ch {
+			q.idle = append(q.idle[:i], q.idle[i+1:]...)
+			q.mu.Unlock()
+			return
+		}
+	}
+	q.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+	}
+	q.wakeOne()
 }

@@ -151,13 +151,68 @@ func newEngine(ctx context.Context, name string, wasm []byte, cacheDir string) (
 // The errors of [CheckEngine], or a module the engine cannot compile
 // (wrapping ErrInvalidModule).
 func Precompile(ctx context.Context, name string, wasm []byte, cacheDir string) error {
+	_, err := Prepare(ctx, name, wasm, cacheDir)
+	return err
+}
+
+// Prepare checks wasm as [Inspect] does, compiles it for the engine called
+// name into the cache under cacheDir as [Precompile] does, and returns what
+// Inspect returns. Once it has succeeded, [Prepared] reports true for the
+// same module, engine and cache, until [ForgetCompiled].
+//
+// # Errors
+//
+// The errors of [CheckEngine] and of [Inspect].
+func Prepare(ctx context.Context, name string, wasm []byte, cacheDir string) (*ModuleInfo, error) {
 	if err := CheckEngine(name); err != nil {
-		return err
+		return nil, err
 	}
+	var info *ModuleInfo
+	var err error
 	if name == EngineWasmtime {
-		return precompileWasmtime(wasm, cacheDir)
+		info, err = prepareWasmtime(wasm, cacheDir)
+	} else {
+		info, err = prepareWazero(ctx, wasm, cacheDir)
 	}
-	return precompileWazero(ctx, wasm, cacheDir)
+	if err == nil && cacheDir != "" {
+		// Best effort: without the mark the next pool prepares again.
+		mark := preparedMark(name, wasm, cacheDir)
+		if os.MkdirAll(filepath.Dir(mark), 0o700) == nil {
+			_ = os.WriteFile(mark, nil, 0o600)
+		}
+	}
+	return info, err
+}
+
+// Prepared reports whether a Prepare of wasm for the engine called name
+// into cacheDir has succeeded (and the entry has not been forgotten since):
+// the module passed every check, and its machine code is in the cache. A
+// pool then starts its workers at once, without decoding the module in the
+// host at all.
+func Prepared(name string, wasm []byte, cacheDir string) bool {
+	if cacheDir == "" || CheckEngine(name) != nil {
+		return false
+	}
+	_, err := os.Stat(preparedMark(name, wasm, cacheDir))
+	return err == nil
+}
+
+// preparedRules names the checks a module passed when it was marked
+// prepared; a build whose checks differ uses another name, so that it checks
+// every module again.
+var preparedRules = fmt.Sprintf("abi%d-wire%d-checks%d", ABIVersion, wire.Version, checksVersion)
+
+// checksVersion changes whenever Inspect's checks do.
+const checksVersion = 1
+
+// preparedMark is the file whose presence says that the module was
+// prepared. It lives in the module's cache directory, so ForgetCompiled
+// removes it with the entry.
+func preparedMark(name string, wasm []byte, cacheDir string) string {
+	if name == "" {
+		name = EngineWazero
+	}
+	return filepath.Join(cacheDirFor(cacheDir, wasm), "prepared-"+name+"-"+preparedRules)
 }
 
 // cacheDirFor returns the cache directory of one module. Each module gets its

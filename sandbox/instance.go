@@ -26,14 +26,19 @@ type instance struct {
 	// sink receives safepool.result calls; set by whoever drives the call.
 	sink func(status uint32, b []byte)
 
-	// Watchdog. mu orders fire against arm and disarm, so that a timer
-	// armed for one task can never interrupt the next: once disarm has
-	// returned, the old timer has either fired completely or will see a
-	// newer gen and do nothing. timedOut is set before the engine is
-	// interrupted, so the failed call is classified as a timeout and not
-	// as a trap.
+	// Watchdog. One timer serves every task of the instance: arming for a
+	// task only moves the deadline, and the timer, when it fires early,
+	// sleeps again until the current deadline. Resetting a timer per task
+	// cost more than many guests' tasks. mu orders the check against arm
+	// and disarm, so that a deadline armed for one task can never
+	// interrupt the next: once disarm has returned, the check has either
+	// fired completely or will see no deadline and do nothing. timedOut is
+	// set before the engine is interrupted, so the failed call is
+	// classified as a timeout and not as a trap.
 	mu       sync.Mutex
-	gen      uint64
+	deadline time.Time // zero: no task is watched
+	fireAt   time.Time // when the timer is due, while pending
+	pending  bool      // the timer is set and has not run its check yet
 	timer    *time.Timer
 	timedOut atomic.Bool
 	wake     chan struct{} // closed on interruption; ends guest sleeps
@@ -105,16 +110,25 @@ func (inst *instance) sleep(ns int64) bool {
 }
 
 // arm starts the watchdog for one task. d <= 0 means no deadline.
-func (inst *instance) arm(d time.Duration) {
+func (inst *instance) arm(d time.Duration) { inst.armAt(time.Now(), d) }
+
+// armAt is arm for a task that started at now.
+func (inst *instance) armAt(now time.Time, d time.Duration) {
 	inst.mu.Lock()
-	inst.gen++
-	g := inst.gen
-	inst.mu.Unlock()
-	if inst.timer != nil {
-		inst.timer.Stop()
+	defer inst.mu.Unlock()
+	if d <= 0 {
+		inst.deadline = time.Time{}
+		return
 	}
-	if d > 0 {
-		inst.timer = time.AfterFunc(d, func() { inst.fire(g) })
+	inst.deadline = now.Add(d)
+	if inst.pending && !inst.fireAt.After(inst.deadline) {
+		return // the timer comes first and will sleep on to the deadline
+	}
+	inst.pending, inst.fireAt = true, inst.deadline
+	if inst.timer == nil {
+		inst.timer = time.AfterFunc(d, inst.check)
+	} else {
+		inst.timer.Reset(d)
 	}
 }
 
@@ -123,22 +137,28 @@ func (inst *instance) arm(d time.Duration) {
 // stop, and guest sleeps no longer wait.
 func (inst *instance) disarm() {
 	inst.mu.Lock()
-	inst.gen++
+	inst.deadline = time.Time{}
 	inst.mu.Unlock()
-	if inst.timer != nil {
-		inst.timer.Stop()
-	}
 	if inst.timedOut.Load() {
 		inst.broken = true
 	}
 }
 
-func (inst *instance) fire(g uint64) {
+// check runs when the timer fires: it interrupts the task past its
+// deadline, or sleeps again until the deadline of the task now running.
+func (inst *instance) check() {
 	inst.mu.Lock()
 	defer inst.mu.Unlock()
-	if inst.gen != g {
-		return // the task it was armed for has ended
+	if inst.deadline.IsZero() {
+		inst.pending = false
+		return
 	}
+	if left := time.Until(inst.deadline); left > 0 {
+		inst.fireAt = inst.deadline
+		inst.timer.Reset(left)
+		return
+	}
+	inst.pending = false
 	inst.timedOut.Store(true)
 	inst.wakeOnce.Do(func() { close(inst.wake) })
 	inst.g.interrupt()
@@ -151,6 +171,11 @@ func (inst *instance) call(ctx context.Context, fn export, args ...uint32) (uint
 
 func (inst *instance) close() {
 	inst.disarm()
+	inst.mu.Lock()
+	if inst.timer != nil {
+		inst.timer.Stop()
+	}
+	inst.mu.Unlock()
 	if inst.g != nil {
 		inst.g.close()
 	}

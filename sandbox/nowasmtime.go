@@ -15,4 +15,4 @@ var errNoWasmtime = errors.New("sandbox: this binary was built without wasmtime;
 
 func newWasmtime([]byte, string) (engine, *ModuleInfo, error) { return nil, nil, errNoWasmtime }
 
-func precompileWasmtime([]byte, string) error { return errNoWasmtime }
+func prepareWasmtime([]byte, string) (*ModuleInfo, error) { return nil, errNoWasmtime }

@@ -251,6 +251,49 @@ func TestTimeout(t *testing.T) {
 	})
 }
 
+// TestTimeoutIsPerTaskInABatch: the deadline belongs to each task of a
+// batch, not to the batch. Tasks that each stay under the timeout pass
+// even when the batch as a whole runs past it, and a task that overruns in
+// the middle of a batch is stopped on time, with the tasks after it run.
+func TestTimeoutIsPerTaskInABatch(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine string) {
+		const timeout = 400 * time.Millisecond
+		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.Timeout = timeout })
+		require.True(t, wk.Ready().Batch)
+		// 5 × 150 ms = 750 ms, almost twice the timeout.
+		var tasks []wire.Task
+		for range 5 {
+			tasks = append(tasks, task("sleep", "150"))
+		}
+		for i, r := range run(t, wk, tasks...) {
+			require.Equal(t, wire.StatusOK, r.Status, "task %d: %s", i, r.Error)
+		}
+
+		begin := time.Now()
+		rs := run(t, wk, task("square", "2"), task("sleep", "150"), task("sleep", "60000"), task("square", "3"))
+		took := time.Since(begin)
+		want := []wire.Status{wire.StatusOK, wire.StatusOK, wire.StatusTimeout, wire.StatusOK}
+		for i, r := range rs {
+			require.Equal(t, want[i], r.Status, "task %d: %s", i, r.Error)
+		}
+		require.GreaterOrEqual(t, time.Duration(rs[2].End-rs[2].Start), timeout)
+		require.Less(t, took, 150*time.Millisecond+timeout+time.Second, "the sleeping task was not stopped at its deadline")
+		require.Equal(t, "9", string(rs[3].Output))
+
+		// A shorter per-task timeout after a longer one still fires on time:
+		// the shared timer must be pulled in, not left at the old deadline.
+		long, short := task("square", "4"), task("sleep", "60000")
+		long.Timeout = 10 * time.Second
+		short.Timeout = 100 * time.Millisecond
+		r := run(t, wk, long)[0]
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+		begin = time.Now()
+		r = run(t, wk, short)[0]
+		require.Equal(t, wire.StatusTimeout, r.Status, r.Error)
+		require.Less(t, time.Since(begin), 2*time.Second, "the short deadline waited for the long one")
+	})
+}
+
 func TestKillWhileRunning(t *testing.T) {
 	forEngines(t, func(t *testing.T, engine string) {
 		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.Events = true })

@@ -21,19 +21,21 @@ import (
 // last part when newWasmtimeEngine's settings change.
 const wasmtimeCachePrefix = "wasmtime-v39.0.1-" + runtime.GOARCH + "-1-"
 
-// precompileWasmtime fills the cache, as the workers would.
-func precompileWasmtime(wasm []byte, cacheDir string) error {
-	if _, err := Inspect(context.Background(), wasm); err != nil {
-		return err
+// prepareWasmtime checks the module and fills the cache, as the workers
+// would.
+func prepareWasmtime(wasm []byte, cacheDir string) (*ModuleInfo, error) {
+	info, err := Inspect(context.Background(), wasm)
+	if err != nil || cacheDir == "" {
+		return info, err
 	}
 	eng := newWasmtimeEngine()
 	defer eng.Close()
 	mod, err := loadWasmtime(eng, wasm, cacheDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mod.Close()
-	return nil
+	return info, nil
 }
 
 // loadWasmtime returns the module compiled for eng: from the cache under

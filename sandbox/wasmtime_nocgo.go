@@ -14,4 +14,4 @@ const (
 
 func newWasmtime([]byte, string) (engine, *ModuleInfo, error) { return nil, nil, nil }
 
-func precompileWasmtime([]byte, string) error { return nil }
+func prepareWasmtime([]byte, string) (*ModuleInfo, error) { return nil, nil }

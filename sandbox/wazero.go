@@ -35,13 +35,26 @@ func runtimeConfig(cache wazero.CompilationCache) wazero.RuntimeConfig {
 	return c
 }
 
-func precompileWazero(ctx context.Context, wasm []byte, cacheDir string) error {
+// prepareWazero checks the module as Inspect does and compiles it into the
+// cache under cacheDir. With a cache the check comes from the compiled
+// module itself, which spares decoding the module a second time in the
+// interpreter (a third of a second for a 4 MB Go module).
+func prepareWazero(ctx context.Context, wasm []byte, cacheDir string) (*ModuleInfo, error) {
+	if cacheDir == "" {
+		return Inspect(ctx, wasm) // nothing to fill: a compile would be thrown away
+	}
+	if err := checkHeader(wasm); err != nil {
+		return nil, err
+	}
 	rt, cm, err := compileWazero(ctx, wasm, cacheDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cm.Close(ctx)
-	return rt.Close(ctx)
+	defer rt.Close(ctx)
+	if err := checkOtherImports(wasm); err != nil {
+		return nil, err
+	}
+	return inspectCompiled(cm)
 }
 
 // compileWazero makes a runtime and compiles wasm in it, through the cache

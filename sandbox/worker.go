@@ -52,6 +52,7 @@ type worker struct {
 	inst *instance // the warm SDK instance, nil until needed
 
 	pending   []wire.Result
+	arena     []byte // outputs of the pending results, copied out of guest memory
 	lastFlush time.Time
 	frame     []byte
 	err       error // first write error: the host is gone
@@ -59,7 +60,8 @@ type worker struct {
 
 func serve(end *proc.ChildEnd) error {
 	ctx := context.Background()
-	r := wire.NewReader(end.In)
+	in := proc.NewSpinReader(end.In, proc.WorkerSpin)
+	r := wire.NewReader(in)
 	w := &worker{ctx: ctx, end: end, w: wire.NewWriter(end.Out)}
 
 	typ, p, err := r.Read()
@@ -113,47 +115,45 @@ func serve(end *proc.ChildEnd) error {
 		return nil // the host is gone
 	}
 
-	// The reader runs beside the tasks so that the host can queue the next
-	// batch while this one runs.
-	batches := make(chan []wire.Task, 4)
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(batches)
-		for {
-			typ, p, err := r.Read()
-			if err != nil {
-				readErr <- nil // EOF or a closed pipe: the host is done with us
-				return
-			}
-			switch typ {
-			case wire.TypeBatch:
-				tasks, err := wire.DecodeBatch(p)
-				if err != nil {
-					readErr <- err
-					return
-				}
-				batches <- tasks
-			case wire.TypeShutdown:
-				readErr <- nil
-				return
-			default:
-				readErr <- fmt.Errorf("unexpected %s frame", typ)
-				return
-			}
+	// Frames are read on this goroutine, between batches: a hand-off to a
+	// reader goroutine costs a thread wake-up per batch, which is most of
+	// a single task's round trip. The host keeps at most one batch queued
+	// in the pipe, and only when it fits in the pipe's buffer (see
+	// internal/worker), so it never blocks writing while this worker
+	// blocks writing results.
+	//
+	// After a small batch (an Apply, the tail of a map) the next one is
+	// likely a caller's round trip away, so the read polls for it before
+	// sleeping. After a big one it sleeps at once: the host is busy
+	// feeding every worker, and polling would take its CPU.
+	for {
+		typ, p, err := r.Read()
+		if err != nil {
+			return nil // EOF or a closed pipe: the host is done with us
 		}
-	}()
-	for tasks := range batches {
+		switch typ {
+		case wire.TypeBatch:
+		case wire.TypeShutdown:
+			return nil
+		default:
+			return w.fatal(wire.FatalProtocol, fmt.Sprintf("unexpected %s frame", typ))
+		}
+		tasks, err := wire.DecodeBatch(p)
+		if err != nil {
+			return w.fatal(wire.FatalProtocol, err.Error())
+		}
 		w.run(tasks)
 		w.flush()
 		if w.err != nil {
 			return nil
 		}
+		in.SetSpin(len(tasks) <= spinAfterBatch)
 	}
-	if err := <-readErr; err != nil {
-		return w.fatal(wire.FatalProtocol, err.Error())
-	}
-	return nil
 }
+
+// spinAfterBatch is the largest batch after which the worker polls for the
+// next one (see serve).
+const spinAfterBatch = 4
 
 func (w *worker) fatal(code wire.FatalCode, msg string) error {
 	_ = w.w.Send(wire.TypeFatal, wire.AppendFatal(nil, &wire.Fatal{Code: code, Message: msg}))
@@ -187,9 +187,12 @@ func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
 
 // emit queues a result, sending it at once when events are on or the last
 // send is older than flushEvery.
-func (w *worker) emit(r wire.Result) {
+func (w *worker) emit(r wire.Result) { w.emitAt(r, time.Now()) }
+
+// emitAt is emit at the time now.
+func (w *worker) emitAt(r wire.Result, now time.Time) {
 	w.pending = append(w.pending, r)
-	if w.cfg.Events || time.Since(w.lastFlush) > flushEvery {
+	if w.cfg.Events || now.Sub(w.lastFlush) > flushEvery {
 		w.flush()
 	}
 }
@@ -200,7 +203,12 @@ func (w *worker) flush() {
 	}
 	w.frame = wire.AppendResults(w.frame[:0], w.pending)
 	w.err = w.w.Send(wire.TypeResults, w.frame)
+	clear(w.pending) // drop references into the arena and to logs
 	w.pending = w.pending[:0]
+	w.arena = w.arena[:0]
+	if cap(w.arena) > 4<<20 {
+		w.arena = nil // do not keep a rare huge output's buffer
+	}
 	w.lastFlush = time.Now()
 }
 
@@ -372,7 +380,11 @@ func (w *worker) fill(res *wire.Result, status uint32, b []byte) {
 			return
 		}
 		res.Status = wire.StatusOK
-		res.Output = append([]byte(nil), b...)
+		// One buffer for every output of a frame instead of one allocation
+		// per output. Earlier outputs stay valid when append moves it.
+		start := len(w.arena)
+		w.arena = append(w.arena, b...)
+		res.Output = w.arena[start:len(w.arena):len(w.arena)]
 	default:
 		res.Status = wire.StatusError
 		res.Error = string(b[:min(len(b), 64<<10)])
@@ -437,14 +449,14 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		cur.End = now.UnixNano()
 		cur.PeakMemory = inst.g.peakMemory()
 		cur.Log = inst.log.Bytes()
-		w.emit(cur)
+		w.emitAt(cur, now)
 		i++
 		if i < len(tasks) {
 			inst.log.Reset()
 			inst.g.clearCapHit()
 			cur = wire.Result{ID: tasks[i].ID, Start: now.UnixNano()}
 			w.begin(&tasks[i], now)
-			inst.arm(timeout)
+			inst.armAt(now, timeout)
 		}
 	}
 	_, err = inst.call(w.ctx, exportBatch, ptr, uint32(size))

@@ -28,8 +28,9 @@ type Options struct {
 type Process struct {
 	pid    int
 	cmd    *exec.Cmd
-	toW    *os.File // host writes frames here
-	fromW  *os.File // host reads frames here
+	toW    *os.File    // host writes frames here
+	fromW  *os.File    // host reads frames here
+	reader *SpinReader // fromW, polled briefly before parking when asked
 	slot   *Slot
 	stderr *tail.Buffer
 
@@ -81,6 +82,8 @@ func Start(opts Options) (*Process, error) {
 		return fail(fmt.Errorf("proc: pipe: %w", err))
 	}
 	closers = append(closers, fromWR, fromWW)
+	growPipe(toWW)
+	growPipe(fromWR)
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		return fail(fmt.Errorf("proc: pipe: %w", err))
@@ -118,10 +121,12 @@ func Start(opts Options) (*Process, error) {
 		cmd:    cmd,
 		toW:    toWW,
 		fromW:  fromWR,
+		reader: NewSpinReader(fromWR, hostSpin),
 		slot:   slot,
 		stderr: tail.New(opts.StderrTail),
 		exited: make(chan struct{}),
 	}
+	p.reader.SetSpin(false)
 	go p.wait(errR)
 	return p, nil
 }
@@ -144,7 +149,11 @@ func (p *Process) wait(errR *os.File) {
 func (p *Process) PID() int { return p.pid }
 
 // Reader returns the pipe the worker writes frames to.
-func (p *Process) Reader() io.Reader { return p.fromW }
+func (p *Process) Reader() io.Reader { return p.reader }
+
+// SpinReads turns on or off polling for the worker's next frames before
+// parking (see SpinReader). Turn it on when a caller waits for the answer.
+func (p *Process) SpinReads(on bool) { p.reader.SetSpin(on) }
 
 // Writer returns the pipe the worker reads frames from.
 func (p *Process) Writer() io.Writer { return p.toW }

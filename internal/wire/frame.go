@@ -106,6 +106,10 @@ func NewWriter(w io.Writer) *Writer {
 	return &Writer{w: bufio.NewWriterSize(w, 64<<10)}
 }
 
+// FrameSize is the number of bytes a frame with a payload of n bytes takes
+// on the stream: a 4-byte length, the type byte, the payload.
+func FrameSize(n int) int { return 5 + n }
+
 // Write buffers one frame. Call Flush to send it.
 func (w *Writer) Write(t Type, payload []byte) error {
 	n := len(payload) + 1

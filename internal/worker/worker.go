@@ -136,12 +136,29 @@ func (wk *Worker) Ready() *wire.Ready { return wk.ready }
 // Process returns the underlying process.
 func (wk *Worker) Process() *proc.Process { return wk.p }
 
-// Send sends one batch. An error means the worker is gone; Recv will report
-// how.
-func (wk *Worker) Send(tasks []wire.Task) error {
+// ErrNoRoom is returned by TrySend when the batch does not fit in the
+// worker's input pipe now.
+var ErrNoRoom = errors.New("worker: the batch does not fit in the input pipe now")
+
+// Send sends one batch, blocking until the worker has taken it. Use it only
+// when the worker has nothing in flight: a worker reads its next batch only
+// after it has sent every result of the one before, so a host blocked here
+// while that worker blocks writing results to it would never move again.
+// An error means the worker is gone; Recv will report how.
+func (wk *Worker) Send(tasks []wire.Task) error { return wk.send(tasks, false) }
+
+// TrySend sends one batch only if it fits in the input pipe's free buffer,
+// so that it cannot block; otherwise it sends nothing and returns
+// ErrNoRoom. It queues a batch behind one the worker is running.
+func (wk *Worker) TrySend(tasks []wire.Task) error { return wk.send(tasks, true) }
+
+func (wk *Worker) send(tasks []wire.Task, try bool) error {
 	wk.frame = wire.AppendBatch(wk.frame[:0], tasks)
 	if cap(wk.frame) > 4<<20 {
 		defer func() { wk.frame = nil }()
+	}
+	if try && wire.FrameSize(len(wk.frame)) > wk.p.InputRoom() {
+		return ErrNoRoom
 	}
 	return wk.w.Send(wire.TypeBatch, wk.frame)
 }

@@ -1,0 +1,133 @@
+package proc
+
+import (
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pipeSize is the buffer asked for on the pipes between host and worker:
+// large enough that the host can queue a whole batch while the worker runs
+// the one before. Linux lets any user go up to /proc/sys/fs/pipe-max-size
+// (1 MiB by default); when the kernel refuses, the default (64 KiB) stays.
+const pipeSize = 1 << 20
+
+// growPipe asks for pipeSize bytes of buffer on f's pipe, best effort.
+// SyscallConn, not Fd: Fd would switch the descriptor to blocking mode.
+func growPipe(f *os.File) {
+	if c, err := f.SyscallConn(); err == nil {
+		_ = c.Control(func(fd uintptr) {
+			_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
+		})
+	}
+}
+
+// InputRoom returns how many bytes can be written to the worker's input now
+// without blocking: the pipe's buffer less what the worker has not read
+// yet. It returns 0 when it cannot tell.
+func (p *Process) InputRoom() int { return pipeRoom(p.toW) }
+
+// pipeRoom returns the free bytes in the buffer of f's pipe, or 0.
+func pipeRoom(f *os.File) int {
+	c, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	room := 0
+	_ = c.Control(func(fd uintptr) {
+		size, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
+		if err != nil {
+			return
+		}
+		queued, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			return
+		}
+		room = max(size-queued, 0)
+	})
+	return room
+}
+
+// How long each side polls its input pipe before parking (see SpinReader).
+// A worker always polls after a batch: it has nothing else to do, and the
+// next batch of a request–reply caller is one round trip away. The host
+// polls for results only when its driver asks (a lone batch in flight and
+// nothing queued: someone is waiting for this answer), so that a pool
+// running a big map does not take CPU from its own workers.
+const (
+	hostSpin   = 100 * time.Microsecond
+	WorkerSpin = 100 * time.Microsecond
+)
+
+// SpinReader reads from a non-blocking pipe, polling it for a short while
+// before it parks on the runtime's poller. Parking costs a thread wake-up
+// when the bytes come, which on a virtual machine with idle CPUs is tens of
+// microseconds, more than a whole round trip through a worker; polling
+// keeps a request–reply exchange (an Apply) at a few microseconds.
+type SpinReader struct {
+	f      *os.File
+	budget time.Duration
+	spin   atomic.Bool
+}
+
+// NewSpinReader returns a SpinReader on f, which must be a pollable (non-
+// blocking) descriptor, polling for up to budget on each read that has to
+// wait, until SetSpin(false).
+func NewSpinReader(f *os.File, budget time.Duration) *SpinReader {
+	s := &SpinReader{f: f, budget: budget}
+	s.spin.Store(true)
+	return s
+}
+
+// SetSpin turns polling on or off for the reads that follow. It may be
+// called from any goroutine.
+func (s *SpinReader) SetSpin(on bool) { s.spin.Store(on) }
+
+func (s *SpinReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c, err := s.f.SyscallConn()
+	if err != nil {
+		return s.f.Read(p)
+	}
+	var (
+		n     int
+		rerr  error
+		start time.Time
+		spin  = s.spin.Load()
+	)
+	err = c.Read(func(fd uintptr) bool {
+		for i := 0; ; i++ {
+			n, rerr = unix.Read(int(fd), p)
+			if rerr == unix.EINTR {
+				continue
+			}
+			if rerr != unix.EAGAIN {
+				return true
+			}
+			if !spin {
+				return false // park on the poller, which calls us again
+			}
+			if i == 0 {
+				start = time.Now()
+			} else if i&31 == 0 && time.Since(start) > s.budget {
+				spin = false
+				return false
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}

@@ -1,0 +1,80 @@
+package pool
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func woken(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func testJobs(n int) []*job {
+	r := &run{}
+	js := make([]*job, n)
+	for i := range js {
+		js[i] = &job{run: r, index: i}
+	}
+	return js
+}
+
+// TestQueueWakesMostRecentIdle: one job wakes one driver, the one that went
+// idle last (its worker is the one still polling its pipe).
+func TestQueueWakesMostRecentIdle(t *testing.T) {
+	q := newQueue()
+	a, b := make(chan struct{}, 1), make(chan struct{}, 1)
+	require.True(t, q.wait(a))
+	require.True(t, q.wait(b))
+	q.push(testJobs(1)...)
+	assert.True(t, woken(b), "the most recently idle driver is woken")
+	assert.False(t, woken(a), "one job wakes one driver")
+	require.Len(t, q.pop(10, 2), 1)
+
+	// Many jobs wake every idle driver.
+	require.True(t, q.wait(b))
+	q.push(testJobs(5)...)
+	assert.True(t, woken(a))
+	assert.True(t, woken(b))
+	assert.False(t, q.wait(a), "jobs are waiting: no need to sleep")
+}
+
+// TestQueueUnwaitPassesWakeOn: a driver that stops waiting for another
+// reason (its worker died) after a push chose it hands the wake-up on, so
+// the job does not sit while another driver sleeps.
+func TestQueueUnwaitPassesWakeOn(t *testing.T) {
+	q := newQueue()
+	a, b := make(chan struct{}, 1), make(chan struct{}, 1)
+	require.True(t, q.wait(a))
+	require.True(t, q.wait(b))
+	q.push(testJobs(1)...) // wakes b
+	q.unwait(b)            // ... which is busy with its worker's death
+	assert.True(t, woken(a), "the wake-up went to the other idle driver")
+	assert.False(t, woken(b), "b's unused wake-up was consumed")
+
+	// Unwaiting a driver no push chose just takes it off the stack.
+	require.Len(t, q.pop(10, 2), 1)
+	require.True(t, q.wait(a))
+	q.unwait(a)
+	q.push(testJobs(1)...)
+	assert.False(t, woken(a), "an unwaited driver is not woken")
+}
+
+// TestQueuePushFrontWakes: jobs put back after a death wake idle drivers.
+func TestQueuePushFrontWakes(t *testing.T) {
+	q := newQueue()
+	a := make(chan struct{}, 1)
+	require.True(t, q.wait(a))
+	js := testJobs(2)
+	q.pushFront(js)
+	assert.True(t, woken(a))
+	got := q.pop(1, 1)
+	require.Len(t, got, 1, "pop takes at most max jobs")
+	assert.Same(t, js[0], got[0], "put-back jobs keep their order")
+}
