@@ -71,12 +71,15 @@ func (d *driver) loop() {
 			if d.p.stopping() {
 				return
 			}
-			wk, err := d.p.startWorker()
-			if err != nil {
-				if d.p.breakerOpen() {
-					return
+			wk := d.p.takeSpare()
+			if wk == nil {
+				var err error
+				if wk, err = d.p.startWorker(); err != nil {
+					if d.p.breakerOpen() {
+						return
+					}
+					continue
 				}
-				continue
 			}
 			d.mu.Lock()
 			d.wk, d.ran, d.born = wk, 0, time.Now()

@@ -15,6 +15,9 @@ const (
 	EventWorkerStart
 	// EventWorkerExit: a worker process ended (Reason says how).
 	EventWorkerExit
+	// EventSparePromoted: a spare worker (Config.Spares) took the place of
+	// one that died or was recycled; the pool is at full strength again.
+	EventSparePromoted
 )
 
 func (k EventKind) String() string {
@@ -27,6 +30,8 @@ func (k EventKind) String() string {
 		return "worker_start"
 	case EventWorkerExit:
 		return "worker_exit"
+	case EventSparePromoted:
+		return "spare_promoted"
 	}
 	return "event"
 }

@@ -28,9 +28,13 @@ type Pool struct {
 
 	q       *queue
 	drivers []*driver
-	wg      sync.WaitGroup
-	quit    chan struct{} // closed when workers must stop
-	nextID  atomic.Uint64
+	// Spare workers (Config.Spares) and the keeper's wake-up; both nil
+	// without spares.
+	spares     chan *worker.Worker
+	spareTaken chan struct{}
+	wg         sync.WaitGroup
+	quit       chan struct{} // closed when workers must stop
+	nextID     atomic.Uint64
 
 	mu        sync.Mutex
 	closed    bool
@@ -169,6 +173,12 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.Timeout > 0 {
 		p.wg.Add(1)
 		go p.watchHangs()
+	}
+	if cfg.Spares > 0 {
+		p.spares = make(chan *worker.Worker, cfg.Spares)
+		p.spareTaken = make(chan struct{}, 1)
+		p.wg.Add(1)
+		go p.keepSpares()
 	}
 	return p, nil
 }

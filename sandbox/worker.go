@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -111,9 +112,15 @@ func serve(end *proc.ChildEnd) error {
 			inst.close()
 		}
 	}
+	wasm = nil
 	if err := w.w.Send(wire.TypeReady, wire.AppendReady(nil, ready)); err != nil {
 		return nil // the host is gone
 	}
+	// Compiling or loading the module leaves megabytes of garbage (a Go
+	// guest's decoded module) that an idle worker would otherwise hold for
+	// good: hand it back to the system, beside the first tasks rather than
+	// before them.
+	go debug.FreeOSMemory()
 
 	// Frames are read on this goroutine, between batches: a hand-off to a
 	// reader goroutine costs a thread wake-up per batch, which is most of

@@ -84,6 +84,9 @@ func (w *compileWatch) add(dir string, initial bool) error {
 
 // record notes a file name seen in the cache.
 func (w *compileWatch) record(name string, renamed bool) {
+	if isPreparedMark(name) {
+		return
+	}
 	key, rest, isTmp := strings.Cut(name, ".")
 	if isTmp && strings.HasSuffix(rest, ".tmp") {
 		if w.tmps[key] == nil {
@@ -151,11 +154,15 @@ func (w *compileWatch) stop() {
 	w.f.Close()
 }
 
-// countFiles counts the regular files under dir.
+// isPreparedMark reports whether name is the empty file sandbox.Prepare
+// leaves beside a module's cache entry: not a compilation.
+func isPreparedMark(name string) bool { return strings.HasPrefix(name, "prepared-") }
+
+// countFiles counts the compiled files under dir.
 func countFiles(dir string) int {
 	n := 0
 	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
+		if err == nil && d.Type().IsRegular() && !isPreparedMark(d.Name()) {
 			n++
 		}
 		return nil

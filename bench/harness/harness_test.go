@@ -79,7 +79,9 @@ func TestQuickRun(t *testing.T) {
 		require.Equal(t, len(opts.Guests), n)
 	})
 	t.Run("recovery", func(t *testing.T) {
-		require.Len(t, res.Recovery, 3)
+		require.Len(t, res.Recovery, 4)
+		require.Equal(t, 1, res.Recovery[2].Spares, "the third run has a spare")
+		require.Len(t, res.Recovery[2].Retry, opts.Kills, "with a spare too, the killed task starts again once per kill")
 		for _, rec := range res.Recovery {
 			require.Len(t, rec.Full, opts.Kills, rec.Mode)
 			for _, d := range append(append([]time.Duration{}, rec.Retry...), rec.Full...) {

@@ -42,7 +42,7 @@ func (k *killProbe) onEvent(e pool.Event) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	switch e.Kind {
-	case pool.EventWorkerStart:
+	case pool.EventWorkerStart, pool.EventSparePromoted:
 		k.live[e.WorkerPID] = true
 		if !k.killedAt.IsZero() && k.fullAt.IsZero() {
 			k.fullAt = e.Time
@@ -63,7 +63,7 @@ func (k *killProbe) onEvent(e pool.Event) {
 	}
 }
 
-// killIdle kills one live worker now.
+// killIdle kills one live worker now. Only for pools without spares.
 func (k *killProbe) killIdle() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -88,12 +88,16 @@ func (k *killProbe) since() (retry, full time.Duration) {
 
 // recovery is scenario 3: Kills times, SIGKILL the worker running a slow
 // task and time the retry's start and the replacement worker's handshake.
-// It runs with a near-zero Retry backoff, which measures the pool, and with
-// the default backoff, which is what a user gets. A third measurement kills
-// idle workers of the WAT guest, whose workers start fastest.
+// It runs with a near-zero Retry backoff, which measures the pool, with
+// the default backoff, which is what a user gets, and with a spare worker
+// (Config.Spares) and the near-zero backoff. A last measurement kills idle
+// workers of the WAT guest, whose workers start fastest.
 func (b *bench) recovery(ctx context.Context) error {
-	for _, backoff := range []time.Duration{time.Microsecond, 0} {
-		rec, err := b.killRunning(ctx, backoff)
+	for _, c := range []struct {
+		backoff time.Duration
+		spares  int
+	}{{time.Microsecond, 0}, {0, 0}, {time.Microsecond, 1}} {
+		rec, err := b.killRunning(ctx, c.backoff, c.spares)
 		if err != nil {
 			return err
 		}
@@ -111,18 +115,23 @@ const recoveryWait = 10 * time.Second
 
 // killRunning kills the worker running slow_square (30 ms in the Go guest)
 // as soon as the task starts, under the Retry policy.
-func (b *bench) killRunning(ctx context.Context, backoff time.Duration) (Recovery, error) {
+func (b *bench) killRunning(ctx context.Context, backoff time.Duration, spares int) (Recovery, error) {
 	probe := newKillProbe()
 	p, err := b.newPool(GoGuest, func(c *pool.Config) {
 		c.OnKill = pool.Retry
 		c.Retry.Backoff = backoff
 		c.OnEvent = probe.onEvent
+		c.Spares = spares
 	})
 	if err != nil {
 		return Recovery{}, err
 	}
 	defer closePool(p)
-	rec := Recovery{Guest: GoGuest, Mode: "worker running slow_square (30 ms)", Backoff: "default (10 ms, jittered to 5–10 ms)", Kills: b.opts.Kills}
+	// The spares start after New returns.
+	if err := waitFull(probe, b.opts.Workers+spares); err != nil {
+		return Recovery{}, err
+	}
+	rec := Recovery{Guest: GoGuest, Mode: "worker running slow_square (30 ms)", Backoff: "default (10 ms, jittered to 5–10 ms)", Spares: spares, Kills: b.opts.Kills}
 	if backoff > 0 {
 		rec.Backoff = backoff.String()
 	}
@@ -146,7 +155,7 @@ func (b *bench) killRunning(ctx context.Context, backoff time.Duration) (Recover
 		retry, full := probe.since()
 		rec.Retry = append(rec.Retry, retry)
 		rec.Full = append(rec.Full, full)
-		if err := waitFull(probe, b.opts.Workers); err != nil {
+		if err := waitFull(probe, b.opts.Workers+spares); err != nil {
 			return rec, err
 		}
 	}

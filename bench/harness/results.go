@@ -94,12 +94,14 @@ type Recovery struct {
 	Guest   string
 	Mode    string // what was killed
 	Backoff string // the Retry policy's backoff
+	Spares  int    // Config.Spares
 	Kills   int
 	// Retry is the time from the kill until the killed task started again
 	// (EventTaskStart with Attempt 2). Empty when idle workers were killed.
 	Retry []time.Duration
 	// Full is the time from the kill until the replacement worker finished
-	// its handshake (EventWorkerStart): the pool is back at full strength.
+	// its handshake (EventWorkerStart) or a spare took the dead worker's
+	// place (EventSparePromoted): the pool is back at full strength.
 	Full []time.Duration
 }
 

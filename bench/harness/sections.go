@@ -111,17 +111,19 @@ func (p *report) recovery() {
 		return
 	}
 	p.f("`syscall.Kill(pid, SIGKILL)` of the worker, timed from just before the kill to `OnEvent`'s `EventTaskStart` with `Attempt == 2` ")
-	p.f("(the retry started) and to the replacement's `EventWorkerStart` (handshake done), warm compilation cache, `OnKill: pool.Retry`. ")
-	p.f("The near-zero backoff measures the pool itself; the default backoff adds its deliberate 5–10 ms wait.\n\n")
+	p.f("(the retry started) and to the replacement's `EventWorkerStart` (handshake done) or, with a spare worker (`Config.Spares`), to `EventSparePromoted`, ")
+	p.f("warm compilation cache, `OnKill: pool.Retry`. ")
+	p.f("The near-zero backoff measures the pool itself; the default backoff adds its deliberate 5–10 ms wait. ")
+	p.f("A spare is a started, idle worker that takes a dead worker's place at once; it costs one idle worker's memory (section 6).\n\n")
 	var rows [][]string
 	for _, rec := range r.Recovery {
 		retry := []string{"—", "—", "—"}
 		if len(rec.Retry) > 0 {
 			retry = quantiles(rec.Retry)
 		}
-		rows = append(rows, append(append([]string{guestLabel(rec.Guest), rec.Mode, rec.Backoff, fmt.Sprint(len(rec.Full))}, retry...), quantiles(rec.Full)...))
+		rows = append(rows, append(append([]string{guestLabel(rec.Guest), rec.Mode, rec.Backoff, fmt.Sprint(rec.Spares), fmt.Sprint(len(rec.Full))}, retry...), quantiles(rec.Full)...))
 	}
-	table(p.w, []string{"guest", "killed", "Retry.Backoff", "kills", "→ retry started p50", "p90", "max", "→ full strength p50", "p90", "max"}, rows)
+	table(p.w, []string{"guest", "killed", "Retry.Backoff", "spares", "kills", "→ retry started p50", "p90", "max", "→ full strength p50", "p90", "max"}, rows)
 	p.f("Python: no figure. `multiprocessing.Pool` replaces a killed worker but never re-runs its tasks, and `ProcessPoolExecutor` breaks for good (section 7).\n\n")
 }
 

@@ -19,6 +19,7 @@ type runOptions struct {
 	module   string
 	fn       string
 	workers  int
+	spares   int
 	memory   sizeFlag
 	timeout  time.Duration
 	onKill   policyFlag
@@ -41,6 +42,7 @@ func parseRunFlags(args []string, stdout io.Writer) (*runOptions, error) {
 	fs.StringVar(&o.module, "module", "", "")
 	fs.StringVar(&o.fn, "func", "", "")
 	fs.IntVar(&o.workers, "workers", 0, "")
+	fs.IntVar(&o.spares, "spares", 0, "")
 	fs.Var(&o.memory, "memory", "")
 	fs.DurationVar(&o.timeout, "timeout", 0, "")
 	fs.Var(&o.onKill, "on-kill", "")
@@ -70,6 +72,8 @@ func parseRunFlags(args []string, stdout io.Writer) (*runOptions, error) {
 		return nil, usageErrorf("run: --module is required: pass the .wasm file to run, such as --module tasks.wasm")
 	case o.workers < 0:
 		return nil, usageErrorf("run: --workers %d is negative; use a positive number, or leave it out for one worker per CPU", o.workers)
+	case o.spares < 0:
+		return nil, usageErrorf("run: --spares %d is negative; use 0 (the default) or more spare workers", o.spares)
 	case o.timeout < 0:
 		return nil, usageErrorf("run: --timeout %s is negative; use a duration such as 500ms or 2s, or leave it out for no deadline", o.timeout)
 	case set["memory"] && (o.memory < minMemory || o.memory > maxMemory):
@@ -90,6 +94,7 @@ func (o *runOptions) config(workerCmd []string) pool.Config {
 	return pool.Config{
 		Module:        o.module,
 		Workers:       o.workers,
+		Spares:        o.spares,
 		MemoryLimit:   int64(o.memory),
 		Timeout:       o.timeout,
 		OnKill:        pool.Policy(o.onKill),

@@ -24,8 +24,8 @@ Run 'safepool help run' for the flags of run.
 `
 
 const runHelp = `Usage:
-  safepool run --module PATH [--func NAME] [--workers N] [--memory SIZE] [--timeout DUR]
-               [--on-kill skip|abort|retry] [--retries N] [--in PATH] [--out PATH]
+  safepool run --module PATH [--func NAME] [--workers N] [--spares N] [--memory SIZE]
+               [--timeout DUR] [--on-kill skip|abort|retry] [--retries N] [--in PATH] [--out PATH]
                [--killed PATH] [--stats PATH] [--progress auto|always|never]
                [--engine wazero|wasmtime]
 
@@ -43,6 +43,8 @@ Flags:
   --func NAME        the handler to run, for SDK modules; leave it out for a
                      WASI command, which gets each line on stdin
   --workers N        worker processes (default: one per CPU)
+  --spares N         extra workers kept started and idle, to replace a killed
+                     worker at once instead of after a start-up (default 0)
   --memory SIZE      each task's linear-memory cap, such as 64MiB, 512KiB,
                      1GiB, 64MB or 67108864 (default 64MiB)
   --timeout DUR      each task's deadline, such as 500ms or 2s (default: none)

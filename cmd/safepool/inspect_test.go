@@ -86,7 +86,7 @@ func TestVersionAndHelp(t *testing.T) {
 	for _, args := range [][]string{{"help", "run"}, {"run", "-h"}, {"run", "--help"}} {
 		o = cli(t, "", args...)
 		require.Equal(t, 0, o.code, args)
-		for _, flag := range []string{"--module", "--func", "--workers", "--memory", "--timeout", "--on-kill", "--retries", "--in", "--out", "--killed", "--stats", "--progress"} {
+		for _, flag := range []string{"--module", "--func", "--workers", "--spares", "--memory", "--timeout", "--on-kill", "--retries", "--in", "--out", "--killed", "--stats", "--progress"} {
 			require.Contains(t, o.stdout, flag, args)
 		}
 	}

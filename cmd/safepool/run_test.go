@@ -14,7 +14,7 @@ import (
 
 func TestRunKeepsInputOrder(t *testing.T) {
 	t.Parallel()
-	o := cli(t, numbers(200), "run", "--module", tasks(t), "--func", "square", "--workers", "2")
+	o := cli(t, numbers(200), "run", "--module", tasks(t), "--func", "square", "--workers", "2", "--spares", "1")
 	require.Equal(t, 0, o.code, o.stderr)
 	rs := records(t, o.stdout)
 	require.Len(t, rs, 200)
@@ -271,6 +271,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"bad duration", []string{"--module", mod, "--timeout", "soon"}, `invalid value "soon" for flag -timeout`},
 		{"negative duration", []string{"--module", mod, "--timeout", "-1s"}, "--timeout -1s is negative"},
 		{"negative workers", []string{"--module", mod, "--workers", "-1"}, "--workers -1 is negative"},
+		{"negative spares", []string{"--module", mod, "--spares", "-1"}, "--spares -1 is negative"},
 		{"bad policy", []string{"--module", mod, "--on-kill", "ignore"}, "use skip, abort or retry"},
 		{"retries without retry", []string{"--module", mod, "--retries", "3"}, "--retries only applies with --on-kill retry"},
 		{"zero retries", []string{"--module", mod, "--on-kill", "retry", "--retries", "0"}, "--retries 0 must be at least 1"},
