@@ -145,7 +145,7 @@ func serve(end *proc.ChildEnd) error {
 		default:
 			return w.fatal(wire.FatalProtocol, fmt.Sprintf("unexpected %s frame", typ))
 		}
-		tasks, err := wire.DecodeBatch(p)
+		tasks, err := wire.DecodeBatchInPlace(p) // run before the next Read reuses p
 		if err != nil {
 			return w.fatal(wire.FatalProtocol, err.Error())
 		}

@@ -101,6 +101,43 @@ func (d *dec) bytes(what string) []byte {
 	return out
 }
 
+// view is bytes without the copy: the result is a slice of the payload.
+func (d *dec) view(what string) []byte {
+	n := d.uint(what)
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := d.b[:n:n]
+	d.b = d.b[n:]
+	return out
+}
+
+// strLike is str, returning prev itself when the bytes equal it, so that a
+// batch of tasks of one function makes one string, not one per task.
+func (d *dec) strLike(prev, what string) string {
+	n := d.uint(what)
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return ""
+	}
+	b := d.b[:n]
+	d.b = d.b[n:]
+	if string(b) == prev { // compared without allocating
+		return prev
+	}
+	return string(b)
+}
+
 func (d *dec) str(what string) string {
 	n := d.uint(what)
 	if d.err != nil {

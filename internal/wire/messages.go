@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 )
@@ -167,7 +168,20 @@ func AppendBatch(b []byte, tasks []Task) []byte {
 }
 
 // DecodeBatch decodes a Batch payload. A batch holds at least one task.
+// The tasks' inputs are copies; see DecodeBatchInPlace.
 func DecodeBatch(p []byte) ([]Task, error) {
+	tasks, err := DecodeBatchInPlace(p)
+	for i := range tasks {
+		tasks[i].Input = bytes.Clone(tasks[i].Input)
+	}
+	return tasks, err
+}
+
+// DecodeBatchInPlace is DecodeBatch without copying the inputs: each
+// task's Input is a slice of p, valid as long as p is. A worker decodes
+// its batches in place and runs them before it reads the next frame.
+// Tasks that name the same function as the task before share its string.
+func DecodeBatchInPlace(p []byte) ([]Task, error) {
 	d := dec{b: p}
 	n := d.count("task count", 5)
 	if d.err == nil && n == 0 {
@@ -179,8 +193,12 @@ func DecodeBatch(p []byte) ([]Task, error) {
 		for i := range tasks {
 			t := &tasks[i]
 			t.ID = d.uint("task id")
-			t.Func = d.str("func")
-			t.Input = d.bytes("input")
+			if i > 0 {
+				t.Func = d.strLike(tasks[i-1].Func, "func")
+			} else {
+				t.Func = d.str("func")
+			}
+			t.Input = d.view("input")
 			t.MemoryLimit = d.uint("memory limit")
 			t.Timeout = time.Duration(d.int("timeout"))
 		}
@@ -207,7 +225,35 @@ func AppendResults(b []byte, rs []Result) []byte {
 	return b
 }
 
-// DecodeResults decodes a Results payload.
+// smallOutput is the largest output DecodeResults packs into a shared
+// chunk; larger ones get their own allocation. outputChunk is the chunk
+// size: an output kept alone keeps at most this much memory alive.
+const (
+	smallOutput = 1 << 10
+	outputChunk = 32 << 10
+)
+
+// outputs copies outputs out of a payload, packing small ones into shared
+// chunks: one allocation per chunk instead of one per output.
+type outputs struct{ chunk []byte }
+
+func (o *outputs) copy(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > smallOutput {
+		return bytes.Clone(b)
+	}
+	if cap(o.chunk)-len(o.chunk) < len(b) {
+		o.chunk = make([]byte, 0, outputChunk)
+	}
+	start := len(o.chunk)
+	o.chunk = append(o.chunk, b...)
+	return o.chunk[start:len(o.chunk):len(o.chunk)] // capped: an append by the caller cannot reach a neighbour
+}
+
+// DecodeResults decodes a Results payload. The outputs and logs are copies
+// that do not alias p; small ones share larger allocations.
 func DecodeResults(p []byte) ([]Result, error) {
 	d := dec{b: p}
 	n := d.count("result count", 8)
@@ -215,6 +261,7 @@ func DecodeResults(p []byte) ([]Result, error) {
 		d.fail("result count (zero)")
 	}
 	var rs []Result
+	var out outputs
 	if d.err == nil {
 		rs = make([]Result, n)
 		for i := range rs {
@@ -224,12 +271,12 @@ func DecodeResults(p []byte) ([]Result, error) {
 			if d.err == nil && !r.Status.Valid() {
 				d.fail("status")
 			}
-			r.Output = d.bytes("output")
+			r.Output = out.copy(d.view("output"))
 			r.Error = d.str("error")
 			r.Start = d.int("start")
 			r.End = d.int("end")
 			r.PeakMemory = d.uint("peak memory")
-			r.Log = d.bytes("log")
+			r.Log = out.copy(d.view("log"))
 		}
 	}
 	if err := d.end("results"); err != nil {
