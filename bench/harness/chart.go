@@ -135,6 +135,8 @@ func systemColor(system string) string {
 	switch {
 	case system == SysNative:
 		return "#6b7280"
+	case system == SysPipe:
+		return "#9ca3af"
 	case system == SysInProcess:
 		return "#2563eb"
 	case strings.HasPrefix(system, "safepool"):

@@ -55,6 +55,17 @@ func (b *bench) latency(ctx context.Context) error {
 		},
 	}}
 
+	// The kernel's floor for any process pool: 8 bytes to another process
+	// over a pipe and back, through cat, which sleeps in read between
+	// messages. It is missing when there is no cat.
+	if pipe, err := newPipeEcho(); err == nil {
+		defer pipe.close()
+		systems = append(systems, &latSystem{
+			row: Latency{System: SysPipe, Note: "8 bytes to a cat process and back over pipes; cat sleeps in read(2) between messages: the floor of a wake-up in each direction"},
+			fn:  pipe.roundTrip,
+		})
+	}
+
 	for _, g := range b.opts.Guests {
 		wasm, err := os.ReadFile(b.modules[g])
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 // System names, as the report shows them.
 const (
 	SysNative    = "native goroutines"
+	SysPipe      = "pipe round trip (cat)"
 	SysInProcess = "wazero in-process"
 	SysSafepool  = "safepool"
 	SysPoolMap   = "Python Pool.map"
