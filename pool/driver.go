@@ -97,6 +97,7 @@ func (d *driver) loop() {
 		}
 		// Nothing in flight: wait for work, the worker's death, or the end.
 		if d.recycleDue() {
+			d.p.q.unwait(d.wake) // registered early by receive, perhaps
 			d.retire()
 			continue
 		}
@@ -123,7 +124,7 @@ func (d *driver) loop() {
 // back to the front of the queue, for this worker or another.
 func (d *driver) fill() bool {
 	for len(d.flights) < maxBatchesInFlight && !d.recycleDue() {
-		jobs := d.p.q.pop(d.p.cfg.BatchSize, d.p.cfg.Workers)
+		jobs := d.p.q.pop(d.p.cfg.BatchSize, d.p.cfg.Workers, d.wake)
 		if len(jobs) == 0 {
 			break
 		}
@@ -187,6 +188,20 @@ func (d *driver) receive() {
 	default:
 		pid := d.wk.PID()
 		d.p.workerDelivered()
+		// When these are the last results in flight, go on the idle stack
+		// before delivering them: a caller that sends its next task as
+		// soon as it has this answer (Apply in a loop) then gets this
+		// worker, which is still polling its pipe, and not one that went
+		// to sleep long ago.
+		d.mu.Lock()
+		left := 0
+		for _, f := range d.flights {
+			left += f.left
+		}
+		d.mu.Unlock()
+		if left == len(ev.Results) && !d.recycleDue() {
+			d.p.q.wait(d.wake)
+		}
 		for i := range ev.Results {
 			wr := &ev.Results[i]
 			d.mu.Lock()

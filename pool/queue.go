@@ -1,6 +1,9 @@
 package pool
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // job is one task of one run, across all its attempts.
 type job struct {
@@ -79,11 +82,16 @@ func (q *queue) pushFront(js []*job) {
 
 // pop takes up to max jobs, aiming at a fair share of the queue per worker
 // so that a small map spreads over every worker. It returns nil when the
-// queue is empty.
-func (q *queue) pop(max, workers int) []*job {
+// queue is empty. self is the calling driver's wake channel: a driver that
+// gets jobs is no longer idle, whether or not a push woke it.
+func (q *queue) pop(max, workers int, self chan struct{}) (out []*job) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var out []*job
+	defer func() {
+		if len(out) > 0 {
+			q.forgetLocked(self)
+		}
+	}()
 	for len(out) == 0 && q.head < len(q.items) {
 		n := len(q.items) - q.head
 		want := min(n, max, n/(2*workers)+1)
@@ -116,17 +124,35 @@ func (q *queue) empty() bool {
 }
 
 // wait registers ch as an idle driver's wake channel, unless jobs are
-// waiting, and reports whether it did. A registered driver gets one value
-// on ch when a push wakes it; it must call unwait if it stops waiting for
-// another reason.
+// waiting, and reports whether ch is registered. A registered driver gets
+// one value on ch when a push wakes it; it must call unwait if it stops
+// waiting for another reason. Registering twice is registering once.
 func (q *queue) wait(ch chan struct{}) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.head < len(q.items) {
 		return false
 	}
-	q.idle = append(q.idle, ch)
+	if !slices.Contains(q.idle, ch) {
+		q.idle = append(q.idle, ch)
+	}
 	return true
+}
+
+// forgetLocked takes ch off the idle stack, if it is there, and drops a
+// wake-up it holds: its driver is busy now and looks at the queue again
+// before it next sleeps.
+func (q *queue) forgetLocked(ch chan struct{}) {
+	if ch == nil {
+		return
+	}
+	if i := slices.Index(q.idle, ch); i >= 0 {
+		q.idle = slices.Delete(q.idle, i, i+1)
+	}
+	select {
+	case <-ch:
+	default:
+	}
 }
 
 // unwait takes ch off the idle stack. When a push had already taken it off

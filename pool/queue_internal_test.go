@@ -35,7 +35,7 @@ func TestQueueWakesMostRecentIdle(t *testing.T) {
 	q.push(testJobs(1)...)
 	assert.True(t, woken(b), "the most recently idle driver is woken")
 	assert.False(t, woken(a), "one job wakes one driver")
-	require.Len(t, q.pop(10, 2), 1)
+	require.Len(t, q.pop(10, 2, nil), 1)
 
 	// Many jobs wake every idle driver.
 	require.True(t, q.wait(b))
@@ -59,7 +59,7 @@ func TestQueueUnwaitPassesWakeOn(t *testing.T) {
 	assert.False(t, woken(b), "b's unused wake-up was consumed")
 
 	// Unwaiting a driver no push chose just takes it off the stack.
-	require.Len(t, q.pop(10, 2), 1)
+	require.Len(t, q.pop(10, 2, nil), 1)
 	require.True(t, q.wait(a))
 	q.unwait(a)
 	q.push(testJobs(1)...)
@@ -74,7 +74,28 @@ func TestQueuePushFrontWakes(t *testing.T) {
 	js := testJobs(2)
 	q.pushFront(js)
 	assert.True(t, woken(a))
-	got := q.pop(1, 1)
+	got := q.pop(1, 1, nil)
 	require.Len(t, got, 1, "pop takes at most max jobs")
 	assert.Same(t, js[0], got[0], "put-back jobs keep their order")
+}
+
+// TestQueueEarlyIdle: a driver may register before it is done (to be first
+// in line for its caller's next task); registering again does not add it
+// twice, and a driver that pops work is taken off the stack with its
+// wake-up dropped, so the next push wakes a driver that is really idle.
+func TestQueueEarlyIdle(t *testing.T) {
+	q := newQueue()
+	a, b := make(chan struct{}, 1), make(chan struct{}, 1)
+	require.True(t, q.wait(b))
+	require.True(t, q.wait(a))
+	require.True(t, q.wait(a), "registering again is fine")
+	assert.Len(t, q.idle, 2, "... and registers once")
+
+	q.push(testJobs(1)...)
+	assert.Len(t, q.pop(10, 2, a), 1)
+	assert.False(t, woken(a), "the busy driver's wake-up was dropped")
+	assert.NotContains(t, q.idle, a)
+
+	q.push(testJobs(1)...)
+	assert.True(t, woken(b), "the next job wakes the idle driver")
 }
