@@ -17,6 +17,7 @@ func (e enc) bool(v bool) enc {
 	}
 	return append(e, 0)
 }
+func (e enc) fixed64(v uint64) enc { return binary.LittleEndian.AppendUint64(e, v) }
 func (e enc) bytes(b []byte) enc { return append(e.uint(uint64(len(b))), b...) }
 func (e enc) str(s string) enc   { return append(e.uint(uint64(len(s))), s...) }
 
@@ -37,6 +38,11 @@ func (d *dec) uint(what string) uint64 {
 	if d.err != nil {
 		return 0
 	}
+	if len(d.b) > 0 && d.b[0] < 0x80 { // one byte: most lengths, statuses and small IDs
+		v := uint64(d.b[0])
+		d.b = d.b[1:]
+		return v
+	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail(what)
@@ -50,12 +56,30 @@ func (d *dec) int(what string) int64 {
 	if d.err != nil {
 		return 0
 	}
+	if len(d.b) > 0 && d.b[0] < 0x80 { // one byte: zero and small values
+		u := uint64(d.b[0])
+		d.b = d.b[1:]
+		return int64(u>>1) ^ -int64(u&1) // zigzag, as binary.Varint
+	}
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.fail(what)
 		return 0
 	}
 	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) fixed64(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
+		d.fail(what)
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
 	return v
 }
 
