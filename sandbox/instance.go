@@ -39,6 +39,7 @@ type instance struct {
 	deadline time.Time // zero: no task is watched
 	fireAt   time.Time // when the timer is due, while pending
 	pending  bool      // the timer is set and has not run its check yet
+	watched  bool      // deadline is set; read and written only by the task's goroutine
 	timer    *time.Timer
 	timedOut atomic.Bool
 	wake     chan struct{} // closed on interruption; ends guest sleeps
@@ -114,13 +115,16 @@ func (inst *instance) arm(d time.Duration) { inst.armAt(time.Now(), d) }
 
 // armAt is arm for a task that started at now.
 func (inst *instance) armAt(now time.Time, d time.Duration) {
+	if d <= 0 && !inst.watched {
+		return // no deadline before, none now: nothing to lock
+	}
 	inst.mu.Lock()
 	defer inst.mu.Unlock()
 	if d <= 0 {
-		inst.deadline = time.Time{}
+		inst.deadline, inst.watched = time.Time{}, false
 		return
 	}
-	inst.deadline = now.Add(d)
+	inst.deadline, inst.watched = now.Add(d), true
 	if inst.pending && !inst.fireAt.After(inst.deadline) {
 		return // the timer comes first and will sleep on to the deadline
 	}
@@ -136,9 +140,11 @@ func (inst *instance) armAt(now time.Time, d time.Duration) {
 // if its call went on to succeed: the engine may already have been told to
 // stop, and guest sleeps no longer wait.
 func (inst *instance) disarm() {
-	inst.mu.Lock()
-	inst.deadline = time.Time{}
-	inst.mu.Unlock()
+	if inst.watched {
+		inst.mu.Lock()
+		inst.deadline, inst.watched = time.Time{}, false
+		inst.mu.Unlock()
+	}
 	if inst.timedOut.Load() {
 		inst.broken = true
 	}

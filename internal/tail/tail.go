@@ -1,7 +1,10 @@
 // Package tail keeps the last N bytes written to it.
 package tail
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Buffer is an io.Writer that keeps only the last Max bytes written, and
 // counts the bytes it dropped. It is safe for concurrent use.
@@ -11,6 +14,9 @@ type Buffer struct {
 	mu      sync.Mutex
 	buf     []byte
 	dropped int64
+	// used is set by Write and cleared by Reset, so that Bytes and Reset
+	// of a buffer nobody wrote to (most tasks log nothing) take no lock.
+	used atomic.Bool
 }
 
 // New returns a Buffer that keeps the last max bytes.
@@ -20,6 +26,7 @@ func New(max int) *Buffer { return &Buffer{Max: max} }
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.used.Store(true)
 	n := len(p)
 	if b.Max <= 0 {
 		b.dropped += int64(n)
@@ -40,6 +47,9 @@ func (b *Buffer) Write(p []byte) (int, error) {
 
 // Bytes returns a copy of the kept tail.
 func (b *Buffer) Bytes() []byte {
+	if !b.used.Load() {
+		return nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.buf) == 0 {
@@ -57,8 +67,12 @@ func (b *Buffer) Dropped() int64 {
 
 // Reset empties the buffer.
 func (b *Buffer) Reset() {
+	if !b.used.Load() {
+		return
+	}
 	b.mu.Lock()
 	b.buf = b.buf[:0]
 	b.dropped = 0
+	b.used.Store(false)
 	b.mu.Unlock()
 }

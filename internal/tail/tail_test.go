@@ -37,3 +37,19 @@ func TestBuffer(t *testing.T) {
 		})
 	}
 }
+
+// TestResetReuse: a buffer is reset and written again, once per task; a
+// reset buffer reads as empty and the next write shows.
+func TestResetReuse(t *testing.T) {
+	b := tail.New(8)
+	require.Nil(t, b.Bytes(), "never written")
+	b.Reset()
+	require.Nil(t, b.Bytes())
+	for _, s := range []string{"one", "two", "three!!!!"} {
+		_, _ = b.Write([]byte(s))
+		require.Equal(t, s[max(0, len(s)-8):], string(b.Bytes()))
+		b.Reset()
+		require.Nil(t, b.Bytes(), "reset after %q", s)
+		require.Zero(t, b.Dropped())
+	}
+}
