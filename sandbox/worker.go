@@ -133,6 +133,7 @@ func serve(end *proc.ChildEnd) error {
 	// likely a caller's round trip away, so the read polls for it before
 	// sleeping. After a big one it sleeps at once: the host is busy
 	// feeding every worker, and polling would take its CPU.
+	var tasks []wire.Task
 	for {
 		typ, p, err := r.Read()
 		if err != nil {
@@ -145,7 +146,7 @@ func serve(end *proc.ChildEnd) error {
 		default:
 			return w.fatal(wire.FatalProtocol, fmt.Sprintf("unexpected %s frame", typ))
 		}
-		tasks, err := wire.DecodeBatchInPlace(p) // run before the next Read reuses p
+		tasks, err = wire.DecodeBatchInto(tasks[:0], p) // run before the next Read reuses p
 		if err != nil {
 			return w.fatal(wire.FatalProtocol, err.Error())
 		}

@@ -65,3 +65,25 @@ func TestDecodeResultsOutputs(t *testing.T) {
 		t.Error("a decoded output aliases the payload")
 	}
 }
+
+func TestDecodeBatchIntoReuses(t *testing.T) {
+	big := AppendBatch(nil, []Task{{ID: 1, Func: "a", Input: []byte("x"), MemoryLimit: 9}, {ID: 2, Func: "a"}, {ID: 3, Func: "b"}})
+	small := AppendBatch(nil, []Task{{ID: 4, Func: "c"}})
+	first, err := DecodeBatchInto(nil, big)
+	if err != nil || len(first) != 3 {
+		t.Fatalf("decode: %v, %d tasks", err, len(first))
+	}
+	second, err := DecodeBatchInto(first[:0], small)
+	if err != nil || len(second) != 1 {
+		t.Fatalf("decode: %v, %d tasks", err, len(second))
+	}
+	if &second[0] != &first[0] {
+		t.Error("the slice's storage was not reused")
+	}
+	if second[0].ID != 4 || second[0].Func != "c" || second[0].Input != nil || second[0].MemoryLimit != 0 {
+		t.Errorf("a reused task keeps fields of the last batch: %+v", second[0])
+	}
+	if _, err := DecodeBatchInto(first[:0], []byte{0x80}); err == nil {
+		t.Error("a malformed batch decoded")
+	}
+}

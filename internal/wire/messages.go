@@ -181,7 +181,11 @@ func DecodeBatch(p []byte) ([]Task, error) {
 // task's Input is a slice of p, valid as long as p is. A worker decodes
 // its batches in place and runs them before it reads the next frame.
 // Tasks that name the same function as the task before share its string.
-func DecodeBatchInPlace(p []byte) ([]Task, error) {
+func DecodeBatchInPlace(p []byte) ([]Task, error) { return DecodeBatchInto(nil, p) }
+
+// DecodeBatchInto is DecodeBatchInPlace into dst's storage when it has
+// room, so that a worker reuses one slice for all its batches.
+func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 	d := dec{b: p}
 	n := d.count("task count", 5)
 	if d.err == nil && n == 0 {
@@ -189,7 +193,12 @@ func DecodeBatchInPlace(p []byte) ([]Task, error) {
 	}
 	var tasks []Task
 	if d.err == nil {
-		tasks = make([]Task, n)
+		if cap(dst) >= int(n) {
+			tasks = dst[:n]
+			clear(tasks)
+		} else {
+			tasks = make([]Task, n)
+		}
 		for i := range tasks {
 			t := &tasks[i]
 			t.ID = d.uint("task id")
