@@ -33,13 +33,8 @@ func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte) (*MapRe
 		return nil, err
 	}
 	r.add(len(inputs))
-	jobs := make([]job, len(inputs))
-	ptrs := make([]*job, len(inputs))
-	for i := range inputs {
-		jobs[i] = job{run: r, index: i, input: inputs[i], memLimit: p.cfg.MemoryLimit}
-		ptrs[i] = &jobs[i]
-	}
-	p.q.push(ptrs...)
+	r.inputs = inputs
+	p.q.pushRun(r, len(inputs)) // jobs are made as workers take them
 	r.seal()
 	return &MapResult{r: r}, nil
 }

@@ -28,9 +28,34 @@ type job struct {
 // worker that has long gone to sleep.
 type queue struct {
 	mu    sync.Mutex
-	items []*job
+	items []entry
 	head  int
+	count int             // tasks in items[head:]
 	idle  []chan struct{} // idle drivers' wake channels (capacity 1), most recent last
+}
+
+// entry is one job, or a segment of a map's fresh tasks: the inputs
+// [lo, hi) of run. A map of a million tasks is one entry, and its jobs are
+// made as workers take them, a batch at a time, so that the host never
+// holds (nor its garbage collector scans) a job per task up front.
+type entry struct {
+	j      *job
+	run    *run
+	lo, hi int
+}
+
+func (e *entry) len() int {
+	if e.j != nil {
+		return 1
+	}
+	return e.hi - e.lo
+}
+
+func (e *entry) finished() bool {
+	if e.j != nil {
+		return e.j.run.finished()
+	}
+	return e.run.finished()
 }
 
 func newQueue() *queue { return &queue{} }
@@ -51,7 +76,7 @@ func (q *queue) wakeLocked(n int) {
 // wakeOne passes on a wake-up its receiver will not use.
 func (q *queue) wakeOne() {
 	q.mu.Lock()
-	if q.head < len(q.items) {
+	if q.count > 0 {
 		q.wakeLocked(1)
 	}
 	q.mu.Unlock()
@@ -60,8 +85,23 @@ func (q *queue) wakeOne() {
 // push adds jobs at the back.
 func (q *queue) push(js ...*job) {
 	q.mu.Lock()
-	q.items = append(q.items, js...)
+	for _, j := range js {
+		q.items = append(q.items, entry{j: j})
+	}
+	q.count += len(js)
 	q.wakeLocked(len(js))
+	q.mu.Unlock()
+}
+
+// pushRun adds the tasks of a map, inputs [0, n) of r, at the back.
+func (q *queue) pushRun(r *run, n int) {
+	if n == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.items = append(q.items, entry{run: r, lo: 0, hi: n})
+	q.count += n
+	q.wakeLocked(n)
 	q.mu.Unlock()
 }
 
@@ -73,9 +113,13 @@ func (q *queue) pushFront(js []*job) {
 	}
 	q.mu.Lock()
 	rest := q.items[q.head:]
-	items := make([]*job, 0, len(js)+len(rest))
-	q.items = append(append(items, js...), rest...)
+	items := make([]entry, 0, len(js)+len(rest))
+	for _, j := range js {
+		items = append(items, entry{j: j})
+	}
+	q.items = append(items, rest...)
 	q.head = 0
+	q.count += len(js)
 	q.wakeLocked(len(js))
 	q.mu.Unlock()
 }
@@ -92,16 +136,42 @@ func (q *queue) pop(max, workers int, self chan struct{}) (out []*job) {
 			q.forgetLocked(self)
 		}
 	}()
-	for len(out) == 0 && q.head < len(q.items) {
-		n := len(q.items) - q.head
-		want := min(n, max, n/(2*workers)+1)
-		for _, j := range q.items[q.head : q.head+want] {
-			if !j.run.finished() {
-				out = append(out, j)
+	for len(out) == 0 && q.count > 0 && q.head < len(q.items) {
+		want := min(q.count, max, q.count/(2*workers)+1)
+		var made []job // jobs made from segments, one allocation per pop
+		for want > 0 && q.head < len(q.items) {
+			e := &q.items[q.head]
+			if e.finished() { // a finished run's tasks are dropped
+				q.count -= e.len()
+				*e = entry{}
+				q.head++
+				continue
+			}
+			if e.j != nil {
+				out = append(out, e.j)
+				q.count--
+				want--
+				*e = entry{}
+				q.head++
+				continue
+			}
+			k := min(want, e.hi-e.lo)
+			if made == nil {
+				made = make([]job, 0, want)
+			}
+			mem := e.run.p.cfg.MemoryLimit
+			for i := e.lo; i < e.lo+k; i++ {
+				made = append(made, job{run: e.run, index: i, input: e.run.inputs[i], memLimit: mem})
+				out = append(out, &made[len(made)-1])
+			}
+			e.lo += k
+			q.count -= k
+			want -= k
+			if e.lo == e.hi {
+				*e = entry{}
+				q.head++
 			}
 		}
-		clear(q.items[q.head : q.head+want])
-		q.head += want
 	}
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
@@ -109,7 +179,7 @@ func (q *queue) pop(max, workers int, self chan struct{}) (out []*job) {
 		q.items = append(q.items[:0], q.items[q.head:]...)
 		q.head = 0
 	}
-	if q.head < len(q.items) && len(out) > 0 {
+	if q.count > 0 && len(out) > 0 {
 		// Jobs are left: another idle driver may take a share.
 		q.wakeLocked(1)
 	}
@@ -120,7 +190,7 @@ func (q *queue) pop(max, workers int, self chan struct{}) (out []*job) {
 func (q *queue) empty() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.head == len(q.items)
+	return q.count == 0
 }
 
 // wait registers ch as an idle driver's wake channel, unless jobs are
@@ -130,7 +200,7 @@ func (q *queue) empty() bool {
 func (q *queue) wait(ch chan struct{}) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.head < len(q.items) {
+	if q.count > 0 {
 		return false
 	}
 	if !slices.Contains(q.idle, ch) {

@@ -99,3 +99,48 @@ func TestQueueEarlyIdle(t *testing.T) {
 	q.push(testJobs(1)...)
 	assert.True(t, woken(b), "the next job wakes the idle driver")
 }
+
+// TestQueueSegments: a map's tasks wait as one segment and become jobs as
+// they are popped, in order, after any job put back in front; a finished
+// run's segment is dropped whole.
+func TestQueueSegments(t *testing.T) {
+	q := newQueue()
+	p := &Pool{cfg: Config{MemoryLimit: 1 << 20}}
+	inputs := make([][]byte, 10)
+	for i := range inputs {
+		inputs[i] = []byte{byte('a' + i)}
+	}
+	r := &run{p: p, inputs: inputs}
+	q.pushRun(r, len(inputs))
+	back := testJobs(1)[0]
+	q.pushFront([]*job{back})
+	require.False(t, q.empty())
+
+	got := q.pop(4, 1, nil)
+	require.Len(t, got, 4)
+	assert.Same(t, back, got[0], "a put-back job comes first")
+	for k, j := range got[1:] {
+		assert.Same(t, r, j.run)
+		assert.Equal(t, k, j.index)
+		assert.Equal(t, inputs[k], j.input)
+		assert.Equal(t, int64(1<<20), j.memLimit)
+	}
+	var rest []int
+	for !q.empty() {
+		for _, j := range q.pop(100, 1, nil) {
+			rest = append(rest, j.index)
+		}
+	}
+	assert.Equal(t, []int{3, 4, 5, 6, 7, 8, 9}, rest, "every task once, in order")
+
+	// A finished run's queued tasks are dropped, not made into jobs.
+	done := &run{p: p, inputs: inputs}
+	done.isDone.Store(true)
+	q.pushRun(done, len(inputs))
+	q.pushRun(r, 2)
+	got = q.pop(100, 1, nil)
+	require.Len(t, got, 2)
+	assert.Same(t, r, got[0].run)
+	assert.True(t, q.empty())
+	assert.Nil(t, q.pop(100, 1, nil))
+}

@@ -17,6 +17,7 @@ type run struct {
 	// for streams.
 	results []Result
 	out     chan Result
+	inputs  [][]byte // a Map's inputs, queued as one segment (see entry)
 
 	mu        sync.Mutex
 	remaining int64 // submitted tasks without a final result
