@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -74,6 +76,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			res.fail(s.name, err)
 			continue
 		}
+		// Each scenario starts without the garbage of the last one (a
+		// million results per throughput round), so that no collection
+		// left over from it runs inside another's measurements.
+		runtime.GC()
+		debug.FreeOSMemory()
 		opts.logf("%s: start", s.name)
 		start := time.Now()
 		if err := s.run(ctx); err != nil {
