@@ -35,7 +35,7 @@ lint: ## go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
 bench: ## run the hot-path benchmarks, then the side-by-side harness (writes bench/RESULTS.md and bench/results.svg)
-	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest
+	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest ./internal/worker
 	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md
 
 soak: ## the chaos test for minutes (SOAK=5m by default); prints tasks, kills, retries, hangs, lost
