@@ -310,6 +310,12 @@ func (d *driver) retire() {
 	if wk == nil {
 		return
 	}
+	d.p.stopWorker(wk, "worker retired")
+}
+
+// stopWorker stops an idle worker gracefully: it exits when its input
+// closes, or is killed after 5 s.
+func (p *Pool) stopWorker(wk *worker.Worker, reason string) {
 	wk.Stop()
 	select {
 	case <-wk.Process().Exited():
@@ -317,7 +323,7 @@ func (d *driver) retire() {
 		wk.Kill()
 	}
 	wk.Release()
-	d.p.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: "worker retired"})
+	p.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: reason})
 }
 
 // killIf kills the worker when it runs a task of r.

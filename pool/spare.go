@@ -67,14 +67,7 @@ func (p *Pool) drainSpares() {
 	for {
 		select {
 		case wk := <-p.spares:
-			wk.Stop()
-			select {
-			case <-wk.Process().Exited():
-			case <-time.After(5 * time.Second):
-				wk.Kill()
-			}
-			wk.Release()
-			p.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: "spare worker retired"})
+			p.stopWorker(wk, "spare worker retired")
 		default:
 			return
 		}

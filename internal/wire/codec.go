@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -106,24 +107,7 @@ func (d *dec) bool(what string) bool {
 }
 
 // bytes returns a copy, so that decoded messages outlive the frame buffer.
-func (d *dec) bytes(what string) []byte {
-	n := d.uint(what)
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.fail(what)
-		return nil
-	}
-	if n == 0 {
-		d.b = d.b[0:]
-		return nil
-	}
-	out := make([]byte, n)
-	copy(out, d.b[:n])
-	d.b = d.b[n:]
-	return out
-}
+func (d *dec) bytes(what string) []byte { return bytes.Clone(d.view(what)) }
 
 // view is bytes without the copy: the result is a slice of the payload.
 func (d *dec) view(what string) []byte {
@@ -146,35 +130,14 @@ func (d *dec) view(what string) []byte {
 // strLike is str, returning prev itself when the bytes equal it, so that a
 // batch of tasks of one function makes one string, not one per task.
 func (d *dec) strLike(prev, what string) string {
-	n := d.uint(what)
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.fail(what)
-		return ""
-	}
-	b := d.b[:n]
-	d.b = d.b[n:]
+	b := d.view(what)
 	if string(b) == prev { // compared without allocating
 		return prev
 	}
 	return string(b)
 }
 
-func (d *dec) str(what string) string {
-	n := d.uint(what)
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.fail(what)
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
+func (d *dec) str(what string) string { return string(d.view(what)) }
 
 // count reads a list length and checks that at least min bytes per element
 // remain, so a forged count cannot make the decoder allocate a huge slice.
