@@ -22,7 +22,8 @@
 //
 // Only the task that was running when a worker died is blamed; tasks queued
 // behind it are sent again without using up an attempt. A replacement worker
-// starts at once, and a module that keeps killing its workers trips a breaker
+// starts at once (or a spare one, already started, takes over: see
+// Config.Spares), and a module that keeps killing its workers trips a breaker
 // instead of respawning forever.
 //
 // A Pool is safe for concurrent use: several maps may share it.
