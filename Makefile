@@ -10,7 +10,7 @@ EXAMPLE_GUESTS := $(wildcard examples/*/guest examples/*/guests/*)
 FIXTURES       := $(filter-out internal/testguest/testdata/wat,$(wildcard internal/testguest/testdata/*))
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test guests lint bench soak check
+.PHONY: help demo test guests fmt lint bench soak check
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -20,7 +20,7 @@ help: ## list the targets
 demo: ## run the seed example: a worker is SIGKILLed mid-map, under skip, retry and abort
 	$(GO) run ./examples/seed
 
-test: guests ## build the guests, go vet, go test -race ./..., then the engine conformance suite on wasmtime
+test: guests fmt ## build the guests, check gofmt, go vet, go test -race ./..., then the engine conformance suite on wasmtime
 	$(GO) vet ./...
 	$(GO) test -race ./...
 	$(GO) vet -tags wasmtime ./sandbox/ ./pool/
@@ -30,7 +30,10 @@ guests: ## build the test fixtures and the examples' guest modules into their ca
 	$(GO) test -count=1 -run '^TestPathGivesEveryFixture$$' ./internal/testguest
 	$(GO) test -count=1 -run '^TestBuildGuests$$' ./examples/internal/guestbuild
 
-lint: ## go vet and staticcheck
+fmt: ## fail if gofmt would change a file, and name the files
+	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt would change these files (run gofmt -w on them):"; echo "$$files"; exit 1; fi
+
+lint: fmt ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 

@@ -19,8 +19,8 @@ func (e enc) bool(v bool) enc {
 	return append(e, 0)
 }
 func (e enc) fixed64(v uint64) enc { return binary.LittleEndian.AppendUint64(e, v) }
-func (e enc) bytes(b []byte) enc { return append(e.uint(uint64(len(b))), b...) }
-func (e enc) str(s string) enc   { return append(e.uint(uint64(len(s))), s...) }
+func (e enc) bytes(b []byte) enc   { return append(e.uint(uint64(len(b))), b...) }
+func (e enc) str(s string) enc     { return append(e.uint(uint64(len(s))), s...) }
 
 // dec reads fields from a payload. The first error sticks; later reads return
 // zero values, so a decoder checks err once at the end.

@@ -224,7 +224,7 @@ func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 // End is sent as its distance from Start, a short varint.
 func AppendResult(b []byte, r *Result) []byte {
 	return enc(b).uint(r.ID).uint(uint64(r.Status)).bytes(r.Output).str(r.Error).
-		fixed64(uint64(r.Start)).int(r.End-r.Start).uint(r.PeakMemory).bytes(r.Log)
+		fixed64(uint64(r.Start)).int(r.End - r.Start).uint(r.PeakMemory).bytes(r.Log)
 }
 
 // AppendResults appends a whole Results payload to b.
