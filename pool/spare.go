@@ -1,10 +1,6 @@
 package pool
 
-import (
-	"time"
-
-	"github.com/safepool/safepool/internal/worker"
-)
+import "github.com/safepool/safepool/internal/worker"
 
 // Spare workers (Config.Spares) wait, started and idle, in p.spares. A
 // driver whose worker died takes one instead of starting a worker, and the
@@ -56,7 +52,7 @@ func (p *Pool) takeSpare() *worker.Worker {
 			wk.Release()
 			p.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: "spare worker " + wk.Process().Exit().String()})
 		default:
-			p.emit(Event{Kind: EventSparePromoted, WorkerPID: wk.PID(), Time: time.Now()})
+			p.emit(Event{Kind: EventSparePromoted, WorkerPID: wk.PID()})
 			return wk
 		}
 	}

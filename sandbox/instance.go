@@ -36,10 +36,9 @@ type instance struct {
 	// set before the engine is interrupted, so the failed call is
 	// classified as a timeout and not as a trap.
 	mu       sync.Mutex
-	deadline time.Time // zero: no task is watched
+	deadline time.Time // zero: no task is watched; written only by the task's goroutine, under mu
 	fireAt   time.Time // when the timer is due, while pending
 	pending  bool      // the timer is set and has not run its check yet
-	watched  bool      // deadline is set; read and written only by the task's goroutine
 	timer    *time.Timer
 	timedOut atomic.Bool
 	wake     chan struct{} // closed on interruption; ends guest sleeps
@@ -115,16 +114,17 @@ func (inst *instance) arm(d time.Duration) { inst.armAt(time.Now(), d) }
 
 // armAt is arm for a task that started at now.
 func (inst *instance) armAt(now time.Time, d time.Duration) {
-	if d <= 0 && !inst.watched {
+	// deadline is read here without mu: this goroutine is its only writer.
+	if d <= 0 && inst.deadline.IsZero() {
 		return // no deadline before, none now: nothing to lock
 	}
 	inst.mu.Lock()
 	defer inst.mu.Unlock()
 	if d <= 0 {
-		inst.deadline, inst.watched = time.Time{}, false
+		inst.deadline = time.Time{}
 		return
 	}
-	inst.deadline, inst.watched = now.Add(d), true
+	inst.deadline = now.Add(d)
 	if inst.pending && !inst.fireAt.After(inst.deadline) {
 		return // the timer comes first and will sleep on to the deadline
 	}
@@ -140,9 +140,9 @@ func (inst *instance) armAt(now time.Time, d time.Duration) {
 // if its call went on to succeed: the engine may already have been told to
 // stop, and guest sleeps no longer wait.
 func (inst *instance) disarm() {
-	if inst.watched {
+	if !inst.deadline.IsZero() { // read without mu: see armAt
 		inst.mu.Lock()
-		inst.deadline, inst.watched = time.Time{}, false
+		inst.deadline = time.Time{}
 		inst.mu.Unlock()
 	}
 	if inst.timedOut.Load() {

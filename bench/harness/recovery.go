@@ -74,6 +74,20 @@ func (k *killProbe) killIdle() error {
 	return errors.New("no live worker to kill")
 }
 
+// waitRecovered waits for the pool to be back at full strength after
+// kill number i.
+func (k *killProbe) waitRecovered(i int) error {
+	k.mu.Lock()
+	recovered := k.recovered
+	k.mu.Unlock()
+	select {
+	case <-recovered:
+		return nil
+	case <-time.After(recoveryWait):
+		return fmt.Errorf("kill %d: no replacement worker after %s", i, recoveryWait)
+	}
+}
+
 func (k *killProbe) liveCount() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -147,10 +161,8 @@ func (b *bench) killRunning(ctx context.Context, backoff time.Duration, spares i
 		if r.Status != pool.StatusOK || string(r.Output) != "49" || r.Attempts != 2 {
 			return rec, fmt.Errorf("kill %d: the task ended %s after %d attempts (%s); want ok after 2", i, r.Status, r.Attempts, r.Error)
 		}
-		select {
-		case <-probe.recovered:
-		case <-time.After(recoveryWait):
-			return rec, fmt.Errorf("kill %d: no replacement worker after %s", i, recoveryWait)
+		if err := probe.waitRecovered(i); err != nil {
+			return rec, err
 		}
 		retry, full := probe.since()
 		rec.Retry = append(rec.Retry, retry)
@@ -183,10 +195,8 @@ func (b *bench) killIdle(ctx context.Context, guest string) (Recovery, error) {
 		if err := probe.killIdle(); err != nil {
 			return rec, err
 		}
-		select {
-		case <-probe.recovered:
-		case <-time.After(recoveryWait):
-			return rec, fmt.Errorf("kill %d: no replacement worker after %s", i, recoveryWait)
+		if err := probe.waitRecovered(i); err != nil {
+			return rec, err
 		}
 		_, full := probe.since()
 		rec.Full = append(rec.Full, full)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,38 +16,45 @@ import (
 // (1 MiB by default); when the kernel refuses, the default (64 KiB) stays.
 const pipeSize = 1 << 20
 
-// growPipe asks for pipeSize bytes of buffer on f's pipe, best effort.
-// SyscallConn, not Fd: Fd would switch the descriptor to blocking mode.
-func growPipe(f *os.File) {
+// growPipe asks for pipeSize bytes of buffer on f's pipe, best effort, and
+// returns the buffer's size afterwards (0 when it cannot tell).
+func growPipe(f *os.File) int {
+	control(f, func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	return pipeBufSize(f)
+}
+
+// pipeBufSize returns the size of f's pipe buffer, or 0.
+func pipeBufSize(f *os.File) int {
+	size := 0
+	control(f, func(fd uintptr) {
+		if n, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0); err == nil {
+			size = n
+		}
+	})
+	return size
+}
+
+// control runs fn on f's descriptor. SyscallConn, not Fd: Fd would switch
+// the descriptor to blocking mode.
+func control(f *os.File, fn func(fd uintptr)) {
 	if c, err := f.SyscallConn(); err == nil {
-		_ = c.Control(func(fd uintptr) {
-			_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
-		})
+		_ = c.Control(fn)
 	}
 }
 
 // InputRoom returns how many bytes can be written to the worker's input now
 // without blocking: the pipe's buffer less what the worker has not read
 // yet. It returns 0 when it cannot tell.
-func (p *Process) InputRoom() int { return pipeRoom(p.toW) }
+func (p *Process) InputRoom() int { return pipeRoom(p.toW, p.toWSize) }
 
-// pipeRoom returns the free bytes in the buffer of f's pipe, or 0.
-func pipeRoom(f *os.File) int {
-	c, err := f.SyscallConn()
-	if err != nil {
-		return 0
-	}
+// pipeRoom returns the free bytes in the buffer, of size bytes, of f's
+// pipe, or 0.
+func pipeRoom(f *os.File, size int) int {
 	room := 0
-	_ = c.Control(func(fd uintptr) {
-		size, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
-		if err != nil {
-			return
+	control(f, func(fd uintptr) {
+		if queued, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ); err == nil { // FIONREAD
+			room = max(size-queued, 0)
 		}
-		queued, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ) // FIONREAD
-		if err != nil {
-			return
-		}
-		room = max(size-queued, 0)
 	})
 	return room
 }
@@ -69,6 +77,7 @@ const (
 // keeps a request–reply exchange (an Apply) at a few microseconds.
 type SpinReader struct {
 	f      *os.File
+	conn   syscall.RawConn // f's, nil when f has none (then reads just block)
 	budget time.Duration
 	spin   atomic.Bool
 }
@@ -78,6 +87,7 @@ type SpinReader struct {
 // wait, until SetSpin(false).
 func NewSpinReader(f *os.File, budget time.Duration) *SpinReader {
 	s := &SpinReader{f: f, budget: budget}
+	s.conn, _ = f.SyscallConn()
 	s.spin.Store(true)
 	return s
 }
@@ -90,8 +100,7 @@ func (s *SpinReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c, err := s.f.SyscallConn()
-	if err != nil {
+	if s.conn == nil {
 		return s.f.Read(p)
 	}
 	var (
@@ -100,7 +109,7 @@ func (s *SpinReader) Read(p []byte) (int, error) {
 		start time.Time
 		spin  = s.spin.Load()
 	)
-	err = c.Read(func(fd uintptr) bool {
+	err := s.conn.Read(func(fd uintptr) bool {
 		for i := 0; ; i++ {
 			n, rerr = unix.Read(int(fd), p)
 			if rerr == unix.EINTR {

@@ -16,17 +16,18 @@ func TestPipeRoom(t *testing.T) {
 	require.NoError(t, err)
 	defer r.Close()
 	defer w.Close()
-	before := pipeRoom(w)
+	before := pipeRoom(w, pipeBufSize(w))
 	require.Positive(t, before, "a fresh pipe has room")
-	growPipe(w)
-	grown := pipeRoom(w)
+	size := growPipe(w)
+	require.Equal(t, pipeBufSize(w), size, "growPipe reports the size it left")
+	grown := pipeRoom(w, size)
 	assert.GreaterOrEqual(t, grown, before, "growing never shrinks the buffer")
 	_, err = w.Write(make([]byte, 1000))
 	require.NoError(t, err)
-	assert.Equal(t, grown-1000, pipeRoom(w), "unread bytes take room")
+	assert.Equal(t, grown-1000, pipeRoom(w, size), "unread bytes take room")
 	_, err = io.ReadFull(r, make([]byte, 1000))
 	require.NoError(t, err)
-	assert.Equal(t, grown, pipeRoom(w), "read bytes give it back")
+	assert.Equal(t, grown, pipeRoom(w, size), "read bytes give it back")
 }
 
 func TestPipeRoomClosed(t *testing.T) {
@@ -34,7 +35,8 @@ func TestPipeRoomClosed(t *testing.T) {
 	require.NoError(t, err)
 	r.Close()
 	w.Close()
-	assert.Zero(t, pipeRoom(w), "a closed pipe has no room to offer")
+	assert.Zero(t, pipeRoom(w, pipeSize), "a closed pipe has no room to offer")
+	assert.Zero(t, pipeBufSize(w), "nor a size")
 }
 
 // TestSpinReader checks that a SpinReader returns the same bytes as the

@@ -26,13 +26,14 @@ type Options struct {
 
 // Process is a running worker. Its methods are safe for concurrent use.
 type Process struct {
-	pid    int
-	cmd    *exec.Cmd
-	toW    *os.File    // host writes frames here
-	fromW  *os.File    // host reads frames here
-	reader *SpinReader // fromW, polled briefly before parking when asked
-	slot   *Slot
-	stderr *tail.Buffer
+	pid     int
+	cmd     *exec.Cmd
+	toW     *os.File    // host writes frames here
+	toWSize int         // toW's pipe buffer, bytes
+	fromW   *os.File    // host reads frames here
+	reader  *SpinReader // fromW, polled briefly before parking when asked
+	slot    *Slot
+	stderr  *tail.Buffer
 
 	exited   chan struct{} // closed when Wait returned and stderr drained
 	exit     Exit
@@ -82,7 +83,7 @@ func Start(opts Options) (*Process, error) {
 		return fail(fmt.Errorf("proc: pipe: %w", err))
 	}
 	closers = append(closers, fromWR, fromWW)
-	growPipe(toWW)
+	toWSize := growPipe(toWW)
 	growPipe(fromWR)
 	errR, errW, err := os.Pipe()
 	if err != nil {
@@ -117,14 +118,15 @@ func Start(opts Options) (*Process, error) {
 	slotF.Close()
 
 	p := &Process{
-		pid:    cmd.Process.Pid,
-		cmd:    cmd,
-		toW:    toWW,
-		fromW:  fromWR,
-		reader: NewSpinReader(fromWR, hostSpin),
-		slot:   slot,
-		stderr: tail.New(opts.StderrTail),
-		exited: make(chan struct{}),
+		pid:     cmd.Process.Pid,
+		cmd:     cmd,
+		toW:     toWW,
+		toWSize: toWSize,
+		fromW:   fromWR,
+		reader:  NewSpinReader(fromWR, hostSpin),
+		slot:    slot,
+		stderr:  tail.New(opts.StderrTail),
+		exited:  make(chan struct{}),
 	}
 	p.reader.SetSpin(false)
 	go p.wait(errR)

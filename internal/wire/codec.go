@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -105,9 +104,6 @@ func (d *dec) bool(what string) bool {
 	d.b = d.b[1:]
 	return v
 }
-
-// bytes returns a copy, so that decoded messages outlive the frame buffer.
-func (d *dec) bytes(what string) []byte { return bytes.Clone(d.view(what)) }
 
 // view is bytes without the copy: the result is a slice of the payload.
 func (d *dec) view(what string) []byte {

@@ -6,10 +6,10 @@ import (
 	"unsafe"
 )
 
-func TestDecodeBatchInPlace(t *testing.T) {
+func TestDecodeBatchIntoInPlace(t *testing.T) {
 	tasks := []Task{{ID: 1, Func: "square", Input: []byte("7")}, {ID: 2, Func: "square", Input: []byte("8")}, {ID: 3, Func: "echo"}}
 	p := AppendBatch(nil, tasks)
-	got, err := DecodeBatchInPlace(p)
+	got, err := DecodeBatchInto(nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestDecodeBatchInPlace(t *testing.T) {
 	// In place: the inputs are the payload's bytes...
 	got[0].Input[0] = 'x'
 	if !bytes.Contains(p, []byte("x")) {
-		t.Error("DecodeBatchInPlace copied an input")
+		t.Error("DecodeBatchInto copied an input")
 	}
 	if cap(got[0].Input) != 1 {
 		t.Errorf("an in-place input has capacity %d; appending to it would overwrite the next task", cap(got[0].Input))

@@ -168,23 +168,20 @@ func AppendBatch(b []byte, tasks []Task) []byte {
 }
 
 // DecodeBatch decodes a Batch payload. A batch holds at least one task.
-// The tasks' inputs are copies; see DecodeBatchInPlace.
+// The tasks' inputs are copies; see DecodeBatchInto.
 func DecodeBatch(p []byte) ([]Task, error) {
-	tasks, err := DecodeBatchInPlace(p)
+	tasks, err := DecodeBatchInto(nil, p)
 	for i := range tasks {
 		tasks[i].Input = bytes.Clone(tasks[i].Input)
 	}
 	return tasks, err
 }
 
-// DecodeBatchInPlace is DecodeBatch without copying the inputs: each
-// task's Input is a slice of p, valid as long as p is. A worker decodes
-// its batches in place and runs them before it reads the next frame.
-// Tasks that name the same function as the task before share its string.
-func DecodeBatchInPlace(p []byte) ([]Task, error) { return DecodeBatchInto(nil, p) }
-
-// DecodeBatchInto is DecodeBatchInPlace into dst's storage when it has
-// room, so that a worker reuses one slice for all its batches.
+// DecodeBatchInto is DecodeBatch without copying the inputs, into dst's
+// storage when it has room: each task's Input is a slice of p, valid as
+// long as p is, and tasks that name the same function as the task before
+// share its string. A worker decodes every batch into one slice this way
+// and runs it before it reads the next frame.
 func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 	d := dec{b: p}
 	n := d.count("task count", 5)
