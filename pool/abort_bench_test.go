@@ -18,7 +18,7 @@ import (
 // that must be stopped too. Reported as ms/abort.
 func BenchmarkAbort(b *testing.B) {
 	var killedAt atomic.Int64
-	p, err := pool.New(pool.Config{
+	p, err := pool.New(context.Background(), pool.Config{
 		Module:   testguest.Path(b, "tasks"),
 		Workers:  2,
 		CacheDir: cacheDir(b),

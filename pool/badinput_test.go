@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -25,7 +26,7 @@ func TestMalformedModules(t *testing.T) {
 	tmp := moduleDirs()
 	for _, bad := range testguest.Malformed(t) {
 		t.Run(bad.Name, func(t *testing.T) {
-			p, err := pool.New(pool.Config{ModuleBytes: append([]byte{}, bad.Wasm...), Workers: 2, CacheDir: cacheDir(t)})
+			p, err := pool.New(context.Background(), pool.Config{ModuleBytes: append([]byte{}, bad.Wasm...), Workers: 2, CacheDir: cacheDir(t)})
 			require.Nil(t, p)
 			require.Error(t, err)
 			if bad.Is != nil {

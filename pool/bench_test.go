@@ -20,7 +20,7 @@ var benchModules = []string{"tasks", "wsquare"}
 // benchPool starts a two-worker pool on module and closes it when b ends.
 func benchPool(b *testing.B, module string) *pool.Pool {
 	b.Helper()
-	p, err := pool.New(pool.Config{Module: testguest.Path(b, module), Workers: 2, CacheDir: cacheDir(b)})
+	p, err := pool.New(context.Background(), pool.Config{Module: testguest.Path(b, module), Workers: 2, CacheDir: cacheDir(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -95,8 +95,25 @@ type Config struct {
 	MemoryLimit int64
 	// Timeout is each task's deadline. Default 0: no deadline. A worker
 	// that stops answering altogether is killed Timeout + 1s after the task
-	// started.
+	// started. It covers the task's own call only, never the start of an
+	// instance (see StartTimeout).
 	Timeout time.Duration
+	// StartTimeout bounds each worker's start-up: the process, loading the
+	// module and its _initialize, up to the handshake; and the start of a
+	// new instance later in the worker's life. A worker that takes longer
+	// is killed. Default 30s.
+	StartTimeout time.Duration
+	// StartGiveUp is how long workers may keep failing to start, or dying
+	// before they run a task, before the maps waiting for them fail with a
+	// *StartError. Default 10s. Five failures in a row by the module's own
+	// doing (it exits or fails as it starts) end the pool's start-ups at
+	// once; kills from outside never do, and only StartGiveUp ends the
+	// waiting maps.
+	StartGiveUp time.Duration
+	// Overcommit lets Workers+Spares exceed what the machine's available
+	// memory (MemAvailable) can hold at MemoryLimit plus about 40 MiB of
+	// overhead per worker, which New refuses otherwise.
+	Overcommit bool
 
 	// OnKill is the policy for killed tasks (statuses killed, memory_limit
 	// and timeout). Default Skip.
@@ -147,6 +164,15 @@ type Config struct {
 	// current binary, which needs no setup.
 	WorkerCommand []string
 
+	// KilledLimit is how many killed tasks the pool's own list
+	// (Pool.KilledTasks) keeps, the most recent. Default 1000; -1 keeps
+	// none. Each map's own list is complete.
+	KilledLimit int
+	// KilledInputLimit is the largest input the pool's killed-task list
+	// keeps, in bytes; a larger one is dropped (KilledTask.InputSize keeps
+	// its length). Default 64 KiB.
+	KilledInputLimit int64
+
 	// OnEvent, when set, receives task and worker events. It is called from
 	// the pool's goroutines and must return quickly. Setting it makes
 	// workers report each task's start, which costs a little throughput.
@@ -161,6 +187,15 @@ const (
 	maxMemoryLimit     = 4 << 30
 	hangGrace          = time.Second
 )
+
+// defaultStartTimeout bounds a worker's start-up. The race detector slows
+// the worker's module loading about tenfold.
+var defaultStartTimeout = func() time.Duration {
+	if raceEnabled {
+		return 3 * time.Minute
+	}
+	return 30 * time.Second
+}()
 
 // withDefaults validates c and fills in the defaults.
 func (c Config) withDefaults() (Config, error) {
@@ -180,6 +215,14 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("MemoryLimit is %d bytes; it must be at least one 64 KiB page", c.MemoryLimit)
 	case c.Timeout < 0:
 		return bad("Timeout is %s; use 0 for none", c.Timeout)
+	case c.StartTimeout < 0:
+		return bad("StartTimeout is %s; use 0 for the default of 30s, or a positive duration", c.StartTimeout)
+	case c.StartGiveUp < 0:
+		return bad("StartGiveUp is %s; use 0 for the default of 10s, or a positive duration", c.StartGiveUp)
+	case c.KilledLimit < -1:
+		return bad("KilledLimit is %d; use 0 for 1000, -1 to keep none, or a positive number", c.KilledLimit)
+	case c.KilledInputLimit < 0:
+		return bad("KilledInputLimit is %d; use 0 for 64 KiB, or a positive number of bytes", c.KilledInputLimit)
 	case c.MaxTasksPerWorker < 0:
 		return bad("MaxTasksPerWorker is %d; use 0 for never", c.MaxTasksPerWorker)
 	case c.Spares < 0:
@@ -228,6 +271,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = defaultBatchSize
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = defaultStartTimeout
+	}
+	if c.StartGiveUp == 0 {
+		c.StartGiveUp = 10 * time.Second
+	}
+	if c.KilledLimit == 0 {
+		c.KilledLimit = 1000
+	}
+	if c.KilledInputLimit == 0 {
+		c.KilledInputLimit = 64 << 10
 	}
 	r := &c.Retry
 	if r.MaxAttempts == 0 {

@@ -7,7 +7,7 @@
 // SIGKILLed by the OOM killer, runs out of its memory cap or overruns its
 // deadline costs one task, never the batch:
 //
-//	p, err := pool.New(pool.Config{Module: "square.wasm", Workers: 4})
+//	p, err := pool.New(context.Background(), pool.Config{Module: "square.wasm", Workers: 4})
 //	if err != nil { ... }
 //	defer p.Close()
 //	results, err := p.Map(ctx, "square", inputs)

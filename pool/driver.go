@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ type driver struct {
 	hung    atomic.Bool // the hang watchdog killed the worker
 	stopped bool        // killIf killed the worker: its running task may be another run's
 	born    time.Time   // when the current worker finished its handshake
+	proven  bool        // the current worker delivered a result or stayed up for calm
 	ran     int         // tasks run by the current worker
 	frame   []wire.Task
 	wake    chan struct{} // capacity 1; the queue wakes this driver through it
@@ -75,14 +77,11 @@ func (d *driver) loop() {
 			if wk == nil {
 				var err error
 				if wk, err = d.p.startWorker(); err != nil {
-					if d.p.breakerOpen() {
-						return
-					}
 					continue
 				}
 			}
 			d.mu.Lock()
-			d.wk, d.ran, d.born = wk, 0, time.Now()
+			d.wk, d.ran, d.born, d.proven = wk, 0, time.Now(), false
 			d.hung.Store(false)
 			d.mu.Unlock()
 		}
@@ -105,6 +104,9 @@ func (d *driver) loop() {
 			continue // work arrived meanwhile
 		}
 		select {
+		case <-d.calm():
+			// Still registered as idle: the next wait is a no-op.
+			d.prove()
 		case <-d.wake:
 		case <-d.wk.Process().Exited():
 			d.p.q.unwait(d.wake)
@@ -187,7 +189,7 @@ func (d *driver) receive() {
 		}
 	default:
 		pid := d.wk.PID()
-		d.p.workerDelivered()
+		d.prove()
 		// When these are the last results in flight, go on the idle stack
 		// before delivering them: a caller that sends its next task as
 		// soon as it has this answer (Apply in a loop) then gets this
@@ -266,25 +268,34 @@ func (d *driver) onDeath(death *worker.Death) {
 	d.mu.Unlock()
 	wk.Release()
 
+	// The reason is one line; a dump that came with it (a fatal message's
+	// later lines, the worker's own stderr) goes to the result's log.
 	reason := "worker " + death.Exit.String()
+	var log []byte
 	if death.Fatal != nil {
-		reason += ": " + death.Fatal.Message
+		msg, rest, _ := strings.Cut(death.Fatal.Message, "\n")
+		reason += ": " + msg
+		log = append(log, rest...)
+	}
+	if death.Stderr != "" {
+		log = append(log, death.Stderr...)
 	}
 	d.p.emit(Event{Kind: EventWorkerExit, WorkerPID: pid, Reason: reason})
 	d.p.q.pushFront(innocent)
 	if blamed == nil {
-		// A worker that exits on its own right after starting, with no task
-		// to blame, is a module (or machine) that cannot keep a worker up.
-		// A signal from outside is not the module's fault.
-		if !death.Exit.Signaled() && time.Since(d.born) < 2*time.Second {
-			d.p.workerDiedYoung()
+		// A worker that dies with no task to blame before it proved it can
+		// run tasks is a start-up that failed: the breaker counts it, and
+		// the next start waits out the backoff.
+		if !d.proven && !d.p.stopping() {
+			d.p.unprovenDeath(death, time.Since(d.born))
 		}
 		return
 	}
 	res := Result{
 		Index:  blamed.index,
 		Status: StatusKilled,
-		Error:  fmt.Sprintf("%s while running the task", reason),
+		Error:  reason + " while running the task",
+		Log:    log,
 		Stats: Stats{
 			Start:       time.Unix(0, death.Since),
 			End:         time.Now(),
@@ -298,6 +309,25 @@ func (d *driver) onDeath(death *worker.Death) {
 	}
 	blamed.gateHold = death.Exit.Signaled() && !hung
 	d.p.settle(blamed, res, death.Exit.SignalName(), death.Exit.Code)
+}
+
+// calm returns a channel that fires when the current worker has been up for
+// calm, while the pool is counting failed start-ups; otherwise nil, which
+// never fires.
+func (d *driver) calm() <-chan time.Time {
+	if d.proven || !d.p.health.failing() {
+		return nil
+	}
+	return time.After(time.Until(d.born.Add(calm)))
+}
+
+// prove records that the current worker can run tasks: it delivered a
+// result or stayed up for calm. That ends a run of failed start-ups.
+func (d *driver) prove() {
+	if !d.proven {
+		d.proven = true
+		d.p.health.succeed()
+	}
 }
 
 // retire stops the current worker gracefully: it finishes nothing (nothing

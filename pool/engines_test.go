@@ -140,12 +140,12 @@ func TestEngineCommandModule(t *testing.T) {
 func TestEngineBadStart(t *testing.T) {
 	forEngines(t, func(t *testing.T, engine string) {
 		t.Run("module needs more than the cap", func(t *testing.T) {
-			_, err := pool.New(pool.Config{Engine: engine, Module: testguest.Path(t, "tasks"), Workers: 1, CacheDir: cacheDir(t), MemoryLimit: 1 << 20})
+			_, err := pool.New(context.Background(), pool.Config{Engine: engine, Module: testguest.Path(t, "tasks"), Workers: 1, CacheDir: cacheDir(t), MemoryLimit: 1 << 20})
 			require.ErrorContains(t, err, "needs more than the memory cap of 1048576 bytes")
 		})
 		t.Run("invalid module", func(t *testing.T) {
 			b := testguest.Bytes(t, "wsquare")
-			_, err := pool.New(pool.Config{Engine: engine, ModuleBytes: b[:len(b)-3], Workers: 1, CacheDir: cacheDir(t)})
+			_, err := pool.New(context.Background(), pool.Config{Engine: engine, ModuleBytes: b[:len(b)-3], Workers: 1, CacheDir: cacheDir(t)})
 			require.ErrorIs(t, err, sandbox.ErrInvalidModule)
 		})
 	})
@@ -153,12 +153,12 @@ func TestEngineBadStart(t *testing.T) {
 
 func TestEngineConfig(t *testing.T) {
 	mod := testguest.Path(t, "wsquare")
-	_, err := pool.New(pool.Config{Module: mod, Engine: "v8"})
+	_, err := pool.New(context.Background(), pool.Config{Module: mod, Engine: "v8"})
 	require.ErrorIs(t, err, pool.ErrConfig)
 	require.ErrorIs(t, err, sandbox.ErrUnknownEngine)
 	require.ErrorContains(t, err, `"v8"; use wazero or wasmtime`)
 
-	p, err := pool.New(pool.Config{Module: mod, Engine: sandbox.EngineWasmtime, Workers: 1, CacheDir: cacheDir(t)})
+	p, err := pool.New(context.Background(), pool.Config{Module: mod, Engine: sandbox.EngineWasmtime, Workers: 1, CacheDir: cacheDir(t)})
 	if slices.Contains(engines(), sandbox.EngineWasmtime) {
 		require.NoError(t, err)
 		require.NoError(t, p.Terminate())

@@ -18,6 +18,9 @@ const (
 	// EventSparePromoted: a spare worker (Config.Spares) took the place of
 	// one that died or was recycled; the pool is at full strength again.
 	EventSparePromoted
+	// EventWarning: the pool noticed something that costs speed, not
+	// correctness (Reason says what); see Pool.Warnings.
+	EventWarning
 )
 
 func (k EventKind) String() string {
@@ -32,6 +35,8 @@ func (k EventKind) String() string {
 		return "worker_exit"
 	case EventSparePromoted:
 		return "spare_promoted"
+	case EventWarning:
+		return "warning"
 	}
 	return "event"
 }

@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,7 +36,7 @@ func newPool(t *testing.T, module string, edit func(*pool.Config)) *pool.Pool {
 	if edit != nil {
 		edit(&cfg)
 	}
-	p, err := pool.New(cfg)
+	p, err := pool.New(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, p.Terminate()) })
 	return p

@@ -35,7 +35,7 @@ func TestHelperHost(t *testing.T) {
 	if module == "" {
 		t.Skip("a helper process for TestHostKilled")
 	}
-	p, err := pool.New(pool.Config{Module: module, Workers: 3, CacheDir: cacheDir(t)})
+	p, err := pool.New(context.Background(), pool.Config{Module: module, Workers: 3, CacheDir: cacheDir(t)})
 	require.NoError(t, err)
 	_, err = p.Map(context.Background(), "square", ints(30))
 	require.NoError(t, err)
@@ -134,7 +134,7 @@ func TestNoLeftovers(t *testing.T) {
 				pids []int
 			)
 			k := newKiller(5, 17)
-			p, err := pool.New(pool.Config{Module: testguest.Path(t, "wchaos"), Workers: 3, CacheDir: cacheDir(t),
+			p, err := pool.New(context.Background(), pool.Config{Module: testguest.Path(t, "wchaos"), Workers: 3, CacheDir: cacheDir(t),
 				OnEvent: func(e pool.Event) {
 					k.onEvent(e)
 					if e.Kind == pool.EventWorkerStart {
@@ -172,7 +172,7 @@ func TestNoLeftovers(t *testing.T) {
 // pool on it.
 func TestDamagedCacheRecoversInPool(t *testing.T) {
 	dir := t.TempDir()
-	p, err := pool.New(pool.Config{Module: testguest.Path(t, "wsquare"), Workers: 1, CacheDir: dir})
+	p, err := pool.New(context.Background(), pool.Config{Module: testguest.Path(t, "wsquare"), Workers: 1, CacheDir: dir})
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
 	n := 0
@@ -196,7 +196,7 @@ func TestDamagedCacheRecoversInPool(t *testing.T) {
 		return os.WriteFile(path, b, 0o644)
 	}))
 	require.NotZero(t, n, "no cache file to damage")
-	p, err = pool.New(pool.Config{Module: testguest.Path(t, "wsquare"), Workers: 2, CacheDir: dir})
+	p, err = pool.New(context.Background(), pool.Config{Module: testguest.Path(t, "wsquare"), Workers: 2, CacheDir: dir})
 	require.NoError(t, err, "a damaged cache must not stop a pool from starting")
 	defer p.Terminate()
 	rs, err := p.Map(context.Background(), "square", ints(10))

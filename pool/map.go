@@ -3,6 +3,8 @@ package pool
 import (
 	"context"
 	"iter"
+	"maps"
+	"slices"
 )
 
 // Map runs fn on every input and returns one result per input, in input
@@ -40,27 +42,32 @@ func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte) (*MapRe
 }
 
 // Apply runs one task and returns its result. Under Abort a killed task
-// gives a *TaskError as well as the result.
+// gives a *TaskError as well as the result. When the task does not run
+// (an unknown function, a closed pool, ctx done) the result has
+// StatusNotRun and the error says why.
 func (p *Pool) Apply(ctx context.Context, fn string, input []byte) (Result, error) {
 	rs, err := p.Map(ctx, fn, [][]byte{input})
-	if len(rs) == 1 && rs[0].Status != 0 {
+	if len(rs) == 1 {
 		return rs[0], err
 	}
-	return Result{}, err
+	return Result{Status: StatusNotRun, Error: notRunReason(err)}, err
 }
 
 // Imap runs fn on a stream of inputs and yields the results in input order.
 // At most window tasks are outstanding (submitted but not yet yielded), so a
 // stream of any length runs in bounded memory; window <= 0 means 4 ×
 // Workers × BatchSize. The sequence ends early, without error, when the
-// caller stops ranging, and with ctx's error when ctx is done. An abort
-// (under the Abort policy) is yielded as a final error.
+// caller stops ranging, and with ctx's error when ctx is done. When the
+// stream is aborted (the Abort policy, ctx, Terminate, a *StartError), it
+// first yields every result that finished before the abort, in input
+// order (tasks that did not finish are not yielded), then the error.
 func (p *Pool) Imap(ctx context.Context, fn string, inputs iter.Seq[[]byte], window int) iter.Seq2[Result, error] {
 	return p.stream(ctx, fn, inputs, window, true)
 }
 
 // ImapUnordered is Imap, yielding results as they finish rather than in
-// input order.
+// input order. After an abort it yields the results that finished before
+// it, then the error.
 func (p *Pool) ImapUnordered(ctx context.Context, fn string, inputs iter.Seq[[]byte], window int) iter.Seq2[Result, error] {
 	return p.stream(ctx, fn, inputs, window, false)
 }
@@ -133,12 +140,30 @@ func (p *Pool) stream(ctx context.Context, fn string, inputs iter.Seq[[]byte], w
 					}
 				}
 			case <-r.done:
-				// Drain what finished before the end, then report why it
-				// ended early, if it did.
-				if r.err != nil {
-					yield(Result{}, r.err)
-					return
+				// Every result accepted before the end is in out by now
+				// (run.deliverOrAbort sends under the lock that end takes).
+				// A run that ended normally goes round the loop to yield
+				// them; an aborted one yields them here, then its error.
+				if r.err == nil {
+					continue
 				}
+				for len(out) > 0 {
+					res := <-out
+					if !ordered {
+						if !yield(res, nil) {
+							return
+						}
+						continue
+					}
+					pending[res.Index] = res
+				}
+				for _, i := range slices.Sorted(maps.Keys(pending)) {
+					if !yield(pending[i], nil) {
+						return
+					}
+				}
+				yield(Result{}, r.err)
+				return
 			}
 		}
 	}

@@ -62,7 +62,7 @@ func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error) {
 	var kt *KilledTask
 	if res.Status.Killed() {
 		kt = &KilledTask{
-			Index: j.index, Func: j.run.fn, Input: j.input, Status: res.Status, Reason: res.Error,
+			Index: j.index, Func: j.run.fn, Input: j.input, InputSize: len(j.input), Status: res.Status, Reason: res.Error,
 			Signal: last.Signal, ExitCode: last.ExitCode, Attempts: slices.Clone(j.history),
 		}
 	}

@@ -1,17 +1,15 @@
 package pool
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/safepool/safepool/internal/proc"
 	"github.com/safepool/safepool/internal/wire"
 	"github.com/safepool/safepool/internal/worker"
 	"github.com/safepool/safepool/sandbox"
@@ -36,264 +34,35 @@ type Pool struct {
 	quit       chan struct{} // closed when workers must stop
 	nextID     atomic.Uint64
 
-	mu        sync.Mutex
-	closed    bool
-	runs      map[*run]struct{}
-	runsDone  *sync.Cond
-	killed    []KilledTask
-	breaker   error
-	failures  int // worker start failures since the last delivered result
-	closeOnce sync.Once
-}
+	health *health
+	// ready is closed when the first worker has finished its handshake,
+	// which sets kind and handlers; readyOnce guards both.
+	ready     chan struct{}
+	readyOnce sync.Once
+	// startFailed is closed, with startErr set, when a worker fails by the
+	// module's own doing before any worker was ready: New fails with it.
+	startFailed   chan struct{}
+	startFailOnce sync.Once
+	startErr      error
+	// readyCount counts handshakes; started wakes New on each start-up
+	// that succeeds or fails; startTrouble is set by the first that fails.
+	readyCount   atomic.Int64
+	started      chan struct{}
+	startTrouble atomic.Bool
+	// cacheMu serialises the recovery of a damaged cache entry, which is
+	// tried once per pool (cacheRetried); cacheGen counts recoveries.
+	cacheMu      sync.Mutex
+	cacheRetried bool
+	cacheGen     int
 
-// New validates cfg and the module, starts cfg.Workers workers and waits
-// until all of them are ready.
-//
-// # Errors
-//
-// A bad config wraps ErrConfig. A module that is not wasm, imports
-// something the sandbox does not provide, or lacks the exports a task
-// module needs gives the sandbox's error (sandbox.ErrNotWasm and friends),
-// which names the problem. A worker that cannot start gives its reason.
-// New fails at once: never later, at the first task.
-func New(cfg Config) (*Pool, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	p := &Pool{cfg: cfg, q: newQueue(), quit: make(chan struct{}), runs: map[*run]struct{}{}}
-	p.runsDone = sync.NewCond(&p.mu)
-
-	wasm := cfg.ModuleBytes
-	if wasm == nil {
-		if wasm, err = os.ReadFile(cfg.Module); err != nil {
-			return nil, fmt.Errorf("pool: read module: %w", err)
-		}
-		if p.modPath, err = filepath.Abs(cfg.Module); err != nil {
-			return nil, fmt.Errorf("pool: module path: %w", err)
-		}
-	}
-	if p.modPath == "" {
-		if p.tmpDir, err = os.MkdirTemp("", "safepool-module-"); err != nil {
-			return nil, fmt.Errorf("pool: write module for the workers: %w", err)
-		}
-		p.modPath = filepath.Join(p.tmpDir, "module.wasm")
-		if err := os.WriteFile(p.modPath, wasm, 0o600); err != nil {
-			p.cleanup()
-			return nil, fmt.Errorf("pool: write module for the workers: %w", err)
-		}
-	}
-	cache := cfg.CacheDir
-	if cache == "" {
-		cache = sandbox.DefaultCacheDir()
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		cache = "" // run without a cache rather than not at all
-	}
-	// Check the module and compile it once, here, so that the workers load
-	// machine code from the cache instead of each compiling it. A module
-	// this machine has prepared before needs neither: the workers start at
-	// once, and their handshake says what the module is.
-	prepare := func() error {
-		if _, err := sandbox.Prepare(ctx, cfg.Engine, wasm, cache); err != nil {
-			p.cleanup()
-			return fmt.Errorf("pool: module %s: %w", p.moduleName(), err)
-		}
-		return nil
-	}
-	if !sandbox.Prepared(cfg.Engine, wasm, cache) {
-		if err := prepare(); err != nil {
-			return nil, err
-		}
-	}
-	p.init = wire.Init{
-		ModulePath:    p.modPath,
-		CacheDir:      cache,
-		Engine:        cfg.Engine,
-		MemoryLimit:   uint64(cfg.MemoryLimit),
-		Timeout:       cfg.Timeout,
-		OutputLimit:   uint64(cfg.OutputLimit),
-		LogLimit:      uint64(cfg.LogLimit),
-		FreshInstance: cfg.FreshInstance,
-		Events:        cfg.OnEvent != nil,
-		ProcessLimit:  processLimit(cfg),
-	}
-
-	// Start every worker before returning, so that a module that cannot
-	// run fails here.
-	wks := make([]*worker.Worker, cfg.Workers)
-	errs := make([]error, cfg.Workers)
-	var wg sync.WaitGroup
-	for i := range wks {
-		wg.Go(func() { wks[i], errs[i] = p.spawn() })
-	}
-	wg.Wait()
-	if cache != "" && mayBeCache(errs) {
-		// Perhaps a damaged cache entry: forget it and try once more.
-		for i, wk := range wks {
-			if wk != nil {
-				wk.Kill()
-				wk.Release()
-				wks[i] = nil
-			}
-		}
-		_ = sandbox.ForgetCompiled(wasm, cache)
-		if err := prepare(); err != nil {
-			return nil, err
-		}
-		for i := range wks {
-			wg.Go(func() { wks[i], errs[i] = p.spawn() })
-		}
-		wg.Wait()
-	}
-	if err := errors.Join(errs...); err != nil {
-		for _, wk := range wks {
-			if wk != nil {
-				wk.Kill()
-				wk.Release()
-			}
-		}
-		p.cleanup()
-		return nil, fmt.Errorf("pool: module %s: %w", p.moduleName(), errs[firstErr(errs)])
-	}
-	p.kind = sandbox.Kind(wks[0].Ready().Kind)
-	if p.kind == sandbox.KindSDK {
-		p.handlers = map[string]bool{}
-		for _, h := range wks[0].Ready().Handlers {
-			p.handlers[h] = true
-		}
-	}
-	for _, wk := range wks {
-		d := &driver{p: p, wk: wk, born: time.Now(), wake: make(chan struct{}, 1)}
-		p.drivers = append(p.drivers, d)
-		p.wg.Add(1)
-		go d.loop()
-	}
-	if cfg.Timeout > 0 {
-		p.wg.Add(1)
-		go p.watchHangs()
-	}
-	if cfg.Spares > 0 {
-		p.spares = make(chan *worker.Worker, cfg.Spares)
-		p.spareTaken = make(chan struct{}, 1)
-		p.wg.Add(1)
-		go p.keepSpares()
-	}
-	return p, nil
-}
-
-func firstErr(errs []error) int {
-	for i, e := range errs {
-		if e != nil {
-			return i
-		}
-	}
-	return 0
-}
-
-func (p *Pool) moduleName() string {
-	if p.cfg.Module != "" {
-		return p.cfg.Module
-	}
-	return "(bytes)"
-}
-
-// processLimit sizes the worker's address-space backstop: the largest
-// linear memory a task may get, plus room for the Go runtime and the
-// compiled code.
-func processLimit(cfg Config) uint64 {
-	if raceEnabled {
-		return 0 // the race detector reserves terabytes of shadow memory
-	}
-	return uint64(max(cfg.MemoryLimit, cfg.Retry.MaxMemory)) + 3<<30
-}
-
-// spawn starts one worker.
-func (p *Pool) spawn() (*worker.Worker, error) {
-	var opts proc.Options
-	if len(p.cfg.WorkerCommand) > 0 {
-		opts.Path = p.cfg.WorkerCommand[0]
-		opts.Args = p.cfg.WorkerCommand[1:]
-		if opts.Args == nil {
-			opts.Args = []string{}
-		}
-	}
-	wk, err := worker.Start(worker.Config{Init: p.init, Proc: opts, StartTimeout: startTimeout})
-	if err != nil {
-		return nil, err
-	}
-	p.emit(Event{Kind: EventWorkerStart, WorkerPID: wk.PID()})
-	return wk, nil
-}
-
-// startTimeout bounds a worker's start-up, so that a module whose start
-// never ends cannot hang the pool. The race detector slows the worker's
-// module loading about tenfold.
-var startTimeout = func() time.Duration {
-	if raceEnabled {
-		return 3 * time.Minute
-	}
-	return 30 * time.Second
-}()
-
-// breakerLimit is how many workers in a row may fail to start, or die
-// before delivering a result, before the pool gives up.
-const breakerLimit = 5
-
-// startWorker starts a replacement worker, backing off after failures. It
-// opens the breaker when workers keep failing.
-func (p *Pool) startWorker() (*worker.Worker, error) {
-	p.mu.Lock()
-	n := p.failures
-	p.mu.Unlock()
-	if n > 0 {
-		delay := min(10*time.Millisecond<<min(n, 7), time.Second)
-		select {
-		case <-time.After(delay):
-		case <-p.quit:
-			return nil, ErrClosed
-		}
-	}
-	wk, err := p.spawn()
-	if err == nil {
-		return wk, nil
-	}
-	if errors.Is(err, worker.ErrKilledAtStart) {
-		return nil, err // a SIGKILL from outside is not the module's fault: not counted
-	}
-	p.mu.Lock()
-	p.failures++
-	if p.failures >= breakerLimit && p.breaker == nil {
-		p.breaker = fmt.Errorf("%w: %d workers in a row failed; last: %v", ErrCrashLoop, p.failures, err)
-	}
-	brk := p.breaker
-	p.mu.Unlock()
-	if brk != nil {
-		p.failAll(brk)
-	}
-	return nil, err
-}
-
-// workerDelivered resets the breaker's count: this module can run tasks.
-func (p *Pool) workerDelivered() {
-	p.mu.Lock()
-	p.failures = 0
-	p.mu.Unlock()
-}
-
-// workerDiedYoung counts a worker that exited by itself soon after starting
-// toward the breaker.
-func (p *Pool) workerDiedYoung() {
-	p.mu.Lock()
-	p.failures++
-	p.mu.Unlock()
-}
-
-func (p *Pool) breakerOpen() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.breaker != nil
+	mu          sync.Mutex
+	closed      bool
+	runs        map[*run]struct{}
+	runsDone    *sync.Cond
+	killed      []KilledTask // the most recent, at most cfg.KilledLimit
+	killedCount int          // every killed task, kept or not
+	warnings    []string
+	closeOnce   sync.Once
 }
 
 // failAll aborts every run with err.
@@ -309,13 +78,45 @@ func (p *Pool) failAll(err error) {
 	}
 }
 
+// stopping reports whether workers must stop: the pool is closing, or the
+// breaker opened for good.
 func (p *Pool) stopping() bool {
 	select {
 	case <-p.quit:
 		return true
 	default:
-		return p.breakerOpen()
+		return p.health.broken()
 	}
+}
+
+// Err reports whether the pool can run maps now: nil when it can, or the
+// *StartError that ended the maps waiting for workers. When that error's
+// Usable is true the pool keeps starting workers, and Err returns nil again
+// once one stays up. After Close or Terminate it returns ErrClosed.
+func (p *Pool) Err() error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return p.health.err()
+}
+
+// Warnings returns what the pool noticed that costs speed but not
+// correctness, such as a compilation cache it cannot write to. Each is
+// also sent to Config.OnEvent as an EventWarning.
+func (p *Pool) Warnings() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.warnings)
+}
+
+func (p *Pool) warn(msg string) {
+	p.mu.Lock()
+	p.warnings = append(p.warnings, msg)
+	p.mu.Unlock()
+	p.emit(Event{Kind: EventWarning, Reason: msg})
 }
 
 // watchHangs kills workers whose task ran past Timeout + hangGrace.
@@ -343,13 +144,15 @@ func (p *Pool) begin(ctx context.Context, fn string, n int, stream chan Result) 
 	if p.kind == sandbox.KindSDK && !p.handlers[fn] {
 		return nil, fmt.Errorf("%w %q: the module exports %v", ErrUnknownFunc, fn, p.handlerNames())
 	}
+	// The breaker is read under p.mu, where failAll reads the runs: a run
+	// either sees the open breaker or is among the runs it fails.
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.breaker != nil {
-		return nil, p.breaker
-	}
 	if p.closed {
 		return nil, ErrClosed
+	}
+	if err := p.health.err(); err != nil {
+		return nil, err
 	}
 	r := p.newRun(ctx, fn, n, stream)
 	p.runs[r] = struct{}{}
@@ -387,18 +190,63 @@ func (p *Pool) stopRun(r *run) {
 	}
 }
 
+// recordKilled keeps kt in the pool's bounded list: its input only up to
+// KilledInputLimit, copied so that the list does not pin the caller's
+// buffers, and only the most recent KilledLimit tasks.
 func (p *Pool) recordKilled(kt KilledTask) {
+	if int64(len(kt.Input)) > p.cfg.KilledInputLimit {
+		kt.Input = nil
+	} else {
+		kt.Input = bytes.Clone(kt.Input)
+	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.killedCount++
+	if p.cfg.KilledLimit < 0 {
+		return
+	}
 	p.killed = append(p.killed, kt)
-	p.mu.Unlock()
+	if n := p.cfg.KilledLimit; len(p.killed) >= 2*n {
+		// Drop the oldest in one copy per n tasks, not one per task.
+		p.killed = append(p.killed[:0], p.killed[len(p.killed)-n:]...)
+	}
 }
 
-// KilledTasks lists every killed task of every map this pool ran, in the
-// order their final results came in: the seed's get_killed_tasks().
+// KilledTasks lists the most recent killed tasks of every map this pool ran
+// (at most Config.KilledLimit), in the order their final results came in:
+// the seed's get_killed_tasks(). Inputs larger than Config.KilledInputLimit
+// are not kept (Input is nil, InputSize says how large it was). A map's
+// own list, [MapResult.KilledTasks], is complete.
 func (p *Pool) KilledTasks() []KilledTask {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]KilledTask(nil), p.killed...)
+	return slices.Clone(p.recentKilled())
+}
+
+// TakeKilledTasks returns what KilledTasks would and clears the list, so
+// that a long-lived pool can hand its killed tasks on and hold nothing.
+// KilledCount is not reset.
+func (p *Pool) TakeKilledTasks() []KilledTask {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := slices.Clone(p.recentKilled())
+	p.killed = nil
+	return out
+}
+
+// KilledCount is how many killed tasks this pool has had in all, including
+// those no longer in its list.
+func (p *Pool) KilledCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.killedCount
+}
+
+func (p *Pool) recentKilled() []KilledTask {
+	if n := p.cfg.KilledLimit; len(p.killed) > n {
+		return p.killed[len(p.killed)-n:]
+	}
+	return p.killed
 }
 
 // Close stops taking new work, waits for the maps in flight to finish, and
@@ -407,7 +255,7 @@ func (p *Pool) KilledTasks() []KilledTask {
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	p.closed = true
-	for len(p.runs) > 0 && p.breaker == nil {
+	for len(p.runs) > 0 {
 		p.runsDone.Wait()
 	}
 	p.mu.Unlock()

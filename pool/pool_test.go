@@ -40,7 +40,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := pool.New(tc.cfg)
+			_, err := pool.New(context.Background(), tc.cfg)
 			require.ErrorIs(t, err, pool.ErrConfig)
 			require.ErrorContains(t, err, tc.want)
 		})
@@ -59,22 +59,22 @@ func TestBadModules(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.module, func(t *testing.T) {
-			_, err := pool.New(pool.Config{Module: testguest.Path(t, tc.module), Workers: 1, CacheDir: cacheDir(t)})
+			_, err := pool.New(context.Background(), pool.Config{Module: testguest.Path(t, tc.module), Workers: 1, CacheDir: cacheDir(t)})
 			require.ErrorIs(t, err, tc.is)
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
 	t.Run("not wasm", func(t *testing.T) {
-		_, err := pool.New(pool.Config{ModuleBytes: []byte("hello world, not wasm"), Workers: 1})
+		_, err := pool.New(context.Background(), pool.Config{ModuleBytes: []byte("hello world, not wasm"), Workers: 1})
 		require.ErrorIs(t, err, sandbox.ErrNotWasm)
 	})
 	t.Run("truncated", func(t *testing.T) {
 		b := testguest.Bytes(t, "wsquare")
-		_, err := pool.New(pool.Config{ModuleBytes: b[:len(b)/2], Workers: 1})
+		_, err := pool.New(context.Background(), pool.Config{ModuleBytes: b[:len(b)/2], Workers: 1})
 		require.ErrorIs(t, err, sandbox.ErrInvalidModule)
 	})
 	t.Run("missing file", func(t *testing.T) {
-		_, err := pool.New(pool.Config{Module: filepath.Join(t.TempDir(), "nope.wasm")})
+		_, err := pool.New(context.Background(), pool.Config{Module: filepath.Join(t.TempDir(), "nope.wasm")})
 		require.ErrorContains(t, err, "read module")
 	})
 	t.Run("unknown function", func(t *testing.T) {
@@ -174,6 +174,7 @@ func TestMemoryGate(t *testing.T) {
 	p := newPool(t, "tasks", func(c *pool.Config) {
 		c.OnEvent = k.onEvent
 		c.OnKill = pool.Retry
+		c.Overcommit = true // the stand-in MemAvailable holds no worker
 		c.Retry = pool.RetryPolicy{MinAvailable: 1 << 30, GateTimeout: 300 * time.Millisecond, Backoff: time.Millisecond}
 	})
 	rs, err := p.Map(context.Background(), "slow_square", ints(3))
@@ -197,6 +198,7 @@ func TestMemoryGate(t *testing.T) {
 		p := newPool(t, "tasks", func(c *pool.Config) {
 			c.OnEvent = k.onEvent
 			c.OnKill = pool.Retry
+			c.Overcommit = true // the stand-in MemAvailable holds no worker
 			c.Retry = pool.RetryPolicy{MinAvailable: 1 << 30, GateTimeout: 5 * time.Second, Backoff: time.Millisecond}
 		})
 		rs, err := p.Map(context.Background(), "slow_square", ints(2))
@@ -265,7 +267,7 @@ func TestCloseAndTerminate(t *testing.T) {
 	cfg := pool.Config{Module: testguest.Path(t, "tasks"), Workers: 2, CacheDir: cacheDir(t)}
 
 	t.Run("close finishes work in flight", func(t *testing.T) {
-		p, err := pool.New(cfg)
+		p, err := pool.New(context.Background(), cfg)
 		require.NoError(t, err)
 		m, err := p.MapAsync(context.Background(), "slow_square", ints(8))
 		require.NoError(t, err)
@@ -279,7 +281,7 @@ func TestCloseAndTerminate(t *testing.T) {
 		require.NoError(t, p.Terminate(), "Terminate after Close")
 	})
 	t.Run("terminate kills now", func(t *testing.T) {
-		p, err := pool.New(cfg)
+		p, err := pool.New(context.Background(), cfg)
 		require.NoError(t, err)
 		m, err := p.MapAsync(context.Background(), "spin", make([][]byte, 4))
 		require.NoError(t, err)

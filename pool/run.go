@@ -2,6 +2,8 @@ package pool
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -88,15 +90,17 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error) {
 	if r.results != nil {
 		r.results[res.Index] = res
 	}
+	if r.out != nil {
+		// Streams bound their outstanding tasks to the channel's capacity,
+		// so this never blocks. It is sent under mu, so that every result
+		// accepted before the run ended is in the channel by the time done
+		// is closed: a stream yields them all before the error.
+		r.out <- res
+	}
 	r.remaining--
 	end := (r.remaining == 0 && r.sealed) || abortErr != nil
 	r.mu.Unlock()
 	r.nDone.Add(1)
-	if r.out != nil {
-		// Streams bound their outstanding tasks to the channel's capacity,
-		// so this never blocks.
-		r.out <- res
-	}
 	if kt != nil {
 		r.p.recordKilled(*kt)
 	}
@@ -113,6 +117,14 @@ func (r *run) end() {
 	if r.isDone.Swap(true) {
 		r.mu.Unlock()
 		return
+	}
+	if r.err != nil && r.results != nil {
+		why := notRunReason(r.err)
+		for i := range r.results {
+			if r.results[i].Status == 0 {
+				r.results[i] = Result{Index: i, Status: StatusNotRun, Error: why}
+			}
+		}
 	}
 	r.mu.Unlock()
 	r.stopCtx()
@@ -143,8 +155,9 @@ func (m *MapResult) Done() <-chan struct{} { return m.r.done }
 
 // Wait waits for the map to end and returns its results in input order.
 // When the map was aborted it returns the error (a *TaskError, ctx.Err()
-// of the map's context, or ErrClosed) and the results that were in by then;
-// slots without a result have a zero Status. If ctx is done first, Wait
+// of the map's context, ErrClosed or a *StartError) and every slot: those
+// that finished have their results, the others StatusNotRun and an Error
+// that says why. If ctx is done first, Wait
 // returns ctx.Err() and the map goes on.
 func (m *MapResult) Wait(ctx context.Context) ([]Result, error) {
 	select {
@@ -185,4 +198,24 @@ func (m *MapResult) KilledTasks() []KilledTask {
 	m.r.mu.Lock()
 	defer m.r.mu.Unlock()
 	return append([]KilledTask(nil), m.r.killed...)
+}
+
+// notRunReason is the Error of a task that has no result because its map
+// ended with err.
+func notRunReason(err error) string {
+	var te *TaskError
+	var se *StartError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Sprintf("not run: the map was aborted by task %d (%s)", te.Index, te.Status)
+	case errors.Is(err, context.Canceled):
+		return "not run: the map was canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "not run: the map's deadline passed"
+	case errors.Is(err, ErrClosed):
+		return "not run: the pool was terminated"
+	case errors.As(err, &se):
+		return "not run: workers could not be kept up (" + se.What + ")"
+	}
+	return "not run: " + firstLine(err.Error())
 }

@@ -10,6 +10,12 @@ import "github.com/safepool/safepool/internal/worker"
 func (p *Pool) keepSpares() {
 	defer p.wg.Done()
 	defer p.drainSpares()
+	// Spares are extras: the pool's own workers start first.
+	select {
+	case <-p.ready:
+	case <-p.quit:
+		return
+	}
 	for {
 		for len(p.spares) < cap(p.spares) {
 			if p.stopping() {
@@ -17,10 +23,7 @@ func (p *Pool) keepSpares() {
 			}
 			wk, err := p.startWorker()
 			if err != nil {
-				if p.breakerOpen() {
-					return
-				}
-				continue
+				continue // stopping() ends the loop when it must
 			}
 			p.spares <- wk // never blocks: only this goroutine adds
 		}

@@ -27,15 +27,21 @@ const (
 	StatusMemoryLimit = Status(wire.StatusMemoryLimit)
 	// StatusTimeout means the task ran past its deadline and was stopped.
 	StatusTimeout = Status(wire.StatusTimeout)
+	// StatusNotRun means the task has no result of its own: its map ended
+	// (an abort, a cancel, Terminate, or workers that could not be kept
+	// up) before the task finished, or the call was refused before any
+	// task ran. Its Error says which. It is not a killed-task status: the
+	// task takes no policy and is not in the killed-task list.
+	StatusNotRun Status = 16
 )
 
 var statusNames = map[Status]string{
 	StatusOK: "ok", StatusError: "error", StatusKilled: "killed",
-	StatusMemoryLimit: "memory_limit", StatusTimeout: "timeout",
+	StatusMemoryLimit: "memory_limit", StatusTimeout: "timeout", StatusNotRun: "not_run",
 }
 
-// String returns the status's name: "ok", "error", "killed", "memory_limit"
-// or "timeout".
+// String returns the status's name: "ok", "error", "killed", "memory_limit",
+// "timeout" or "not_run".
 func (s Status) String() string {
 	if n, ok := statusNames[s]; ok {
 		return n
@@ -101,15 +107,22 @@ type Attempt struct {
 
 // KilledTask is a task whose final status is killed, memory_limit or timeout:
 // the answer to the seed's get_killed_tasks().
+//
+// A map's own list ([MapResult.KilledTasks]) is complete and keeps every
+// input. The pool's list ([Pool.KilledTasks]) keeps the most recent
+// Config.KilledLimit tasks, and their inputs only up to
+// Config.KilledInputLimit bytes: a larger Input is nil there, and
+// InputSize still gives its length.
 type KilledTask struct {
-	Index    int
-	Func     string
-	Input    []byte
-	Status   Status    // the final status
-	Reason   string    // the final attempt's reason
-	Signal   string    // the final attempt's signal, if a signal killed the worker
-	ExitCode int       // the final attempt's worker exit code, or -1
-	Attempts []Attempt // every attempt, in order
+	Index     int
+	Func      string
+	Input     []byte
+	InputSize int       // len of the task's input, kept when Input is dropped
+	Status    Status    // the final status
+	Reason    string    // the final attempt's reason
+	Signal    string    // the final attempt's signal, if a signal killed the worker
+	ExitCode  int       // the final attempt's worker exit code, or -1
+	Attempts  []Attempt // every attempt, in order
 }
 
 // Errors returned by the pool. Match them with errors.Is.
@@ -125,9 +138,9 @@ var (
 	// ErrUnknownFunc is returned when a map names a function the module does
 	// not export.
 	ErrUnknownFunc = errors.New("pool: unknown function")
-	// ErrCrashLoop is returned when workers keep dying at start-up and the
-	// restart breaker opened. The pool is unusable afterwards.
-	ErrCrashLoop = errors.New("pool: workers keep crashing at start-up")
+	// ErrCrashLoop matches every *StartError: workers could not be kept up,
+	// and the pool's breaker ended the maps that were waiting for them.
+	ErrCrashLoop = errors.New("pool: workers cannot be kept up")
 	// ErrConfig wraps every configuration error from New.
 	ErrConfig = errors.New("pool: bad config")
 )

@@ -118,7 +118,7 @@ func (b *bench) newPool(guest string, edit func(*pool.Config)) (*pool.Pool, erro
 	if edit != nil {
 		edit(&cfg)
 	}
-	p, err := pool.New(cfg)
+	p, err := pool.New(context.Background(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", guest, err)
 	}

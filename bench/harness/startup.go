@@ -90,7 +90,7 @@ func (b *bench) startOnce(ctx context.Context, guest, dir string) (total, newDur
 		return 0, 0, 0, 0, fmt.Errorf("watch the cache: %w", err)
 	}
 	start := time.Now()
-	p, err := pool.New(pool.Config{Module: b.modules[guest], Workers: b.opts.Workers, CacheDir: dir})
+	p, err := pool.New(context.Background(), pool.Config{Module: b.modules[guest], Workers: b.opts.Workers, CacheDir: dir})
 	newDur = time.Since(start)
 	if err != nil {
 		w.stop()

@@ -96,7 +96,7 @@ func workerCommand() []string {
 // startPool starts the pool. Everything that stops it from starting is
 // about the module or the flags, so it exits with code 2.
 func startPool(cfg pool.Config, module string) (*pool.Pool, error) {
-	p, err := pool.New(cfg)
+	p, err := pool.New(context.Background(), cfg)
 	switch {
 	case err == nil:
 		return p, nil

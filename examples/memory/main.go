@@ -65,7 +65,7 @@ func runMap(cfg pool.Config) error {
 			mu.Unlock()
 		}
 	}
-	p, err := pool.New(cfg)
+	p, err := pool.New(context.Background(), cfg)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		p, err := pool.New(pool.Config{Module: module, Workers: 1, MemoryLimit: pl.memory, Timeout: pl.timeout})
+		p, err := pool.New(context.Background(), pool.Config{Module: module, Workers: 1, MemoryLimit: pl.memory, Timeout: pl.timeout})
 		if err != nil {
 			return fmt.Errorf("plugin %s: %w", pl.name, err)
 		}

@@ -61,7 +61,7 @@ func run(module, mode string) error {
 	fmt.Printf("== %s\n", mode)
 
 	var once sync.Once
-	p, err := pool.New(pool.Config{
+	p, err := pool.New(context.Background(), pool.Config{
 		Module:  module,
 		Workers: 2,
 		OnKill:  policy,

@@ -21,6 +21,9 @@ type Config struct {
 	Init         wire.Init
 	Proc         proc.Options
 	StartTimeout time.Duration // how long the handshake may take; 0 means 30 s
+	// Cancel, when closed, ends a start-up under way: the process is
+	// killed and Start returns ErrStartCanceled.
+	Cancel <-chan struct{}
 }
 
 // ErrStart wraps every failure to bring a worker up.
@@ -30,6 +33,14 @@ var ErrStart = errors.New("worker: start failed")
 // (an operator, the OOM killer; not Start's own timeout) ended the worker
 // before its handshake: the worker did not fail, it was killed.
 var ErrKilledAtStart = errors.New("worker: killed from outside during start-up")
+
+// ErrStartTimeout is wrapped, with ErrStart, when the handshake did not
+// come within Config.StartTimeout.
+var ErrStartTimeout = errors.New("worker: no handshake within the start timeout")
+
+// ErrStartCanceled is wrapped, with ErrStart, when Config.Cancel ended the
+// start-up.
+var ErrStartCanceled = errors.New("worker: start-up canceled")
 
 // Worker is a running worker process. Send and Recv may be used from two
 // different goroutines; neither is safe for concurrent use with itself.
@@ -43,6 +54,7 @@ type Worker struct {
 	deathOnce sync.Once
 	death     *Death
 	timedOut  atomic.Bool // Start's timeout killed the worker
+	canceled  atomic.Bool // Config.Cancel killed the worker
 }
 
 // Death says how a worker ended and which task it was running.
@@ -78,6 +90,18 @@ func Start(cfg Config) (*Worker, error) {
 	// ends) is killed; the read below then fails.
 	t := time.AfterFunc(timeout, func() { wk.timedOut.Store(true); p.Kill() })
 	defer t.Stop()
+	if cfg.Cancel != nil {
+		started := make(chan struct{})
+		defer close(started)
+		go func() {
+			select {
+			case <-cfg.Cancel:
+				wk.canceled.Store(true)
+				p.Kill()
+			case <-started:
+			}
+		}()
+	}
 	cfg.Init.Version = wire.Version
 	if err := wk.w.Send(wire.TypeInit, wire.AppendInit(nil, &cfg.Init)); err != nil {
 		return nil, wk.startFailed(err, timeout)
@@ -116,8 +140,13 @@ func (wk *Worker) startFailed(err error, timeout time.Duration) error {
 	e := wk.p.Exit()
 	msg := fmt.Sprintf("%v; worker %s", err, e)
 	if e.Signaled() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)) {
-		msg = fmt.Sprintf("worker %s before its handshake (start timeout %s)", e, timeout)
-		if e.Signal == syscall.SIGKILL && !wk.timedOut.Load() {
+		msg = fmt.Sprintf("worker %s before its handshake", e)
+		switch {
+		case wk.canceled.Load():
+			return fmt.Errorf("%w: %w", ErrStart, ErrStartCanceled)
+		case wk.timedOut.Load():
+			return fmt.Errorf("%w: %w: no handshake within %s; raise the start timeout if the machine is slow", ErrStart, ErrStartTimeout, timeout)
+		case e.Signal == syscall.SIGKILL:
 			return fmt.Errorf("%w: %w: %s", ErrStart, ErrKilledAtStart, msg)
 		}
 	}
