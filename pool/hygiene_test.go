@@ -207,9 +207,8 @@ func TestDamagedCacheRecoversInPool(t *testing.T) {
 }
 
 // TestOutsideKillsAtStart: workers SIGKILLed from outside while they start
-// (an operator, the OOM killer) are not the module's fault. However many in
-// a row, they must not open the restart breaker, which is for modules that
-// crash their workers.
+// (an operator, the OOM killer) are not the module's fault. Eight in a row,
+// well within StartGiveUp, must not open the restart breaker.
 func TestOutsideKillsAtStart(t *testing.T) {
 	// The worker command waits a little before it becomes the worker, so
 	// that the test can kill it before its handshake.
