@@ -41,7 +41,7 @@ bench: ## run the hot-path benchmarks, then the side-by-side harness (writes ben
 	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest ./internal/worker
 	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md
 
-soak: ## the chaos test for minutes (SOAK=5m by default); prints tasks, kills, retries, hangs, lost
+soak: ## the chaos test for minutes (SOAK=5m by default), then start-up storms; prints tasks, kills, retries, breaker trips, recoveries, hangs, lost
 	SAFEPOOL_SOAK=$${SOAK:-5m} $(GO) test -run TestChaos -count=1 -timeout 0 -v ./pool/
 
 check: ## cross-build the guests for wasip1, go mod tidy, go vet; fail if the tree changed

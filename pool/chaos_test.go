@@ -226,6 +226,15 @@ func TestChaos(t *testing.T) {
 	t.Logf("all: %s", &all)
 	if soak {
 		fmt.Printf("chaos total: %s\n", &all)
+		// Start-up storms: the lifecycle tests run one of each kind; a
+		// soak runs them for a quarter as long again.
+		t.Run("storms", func(t *testing.T) {
+			var sf stormFigures
+			runStorms(t, d*3/4, &sf)
+			fmt.Printf("chaos storms: %s\n", &sf)
+			require.Zero(t, sf.hangs.Load(), "hangs")
+			require.Zero(t, sf.lost.Load(), "lost or wrong results")
+		})
 	}
 	// Every worker of every pool was reaped: no children, zombies included
 	// (a zombie is still listed as a child), and no descriptors left.
@@ -245,6 +254,7 @@ func runChaos(t *testing.T, module string, policy pool.Policy, events bool, d ti
 		c.OnKill = policy
 		c.Retry = pool.RetryPolicy{MaxAttempts: 1000, Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 		c.BatchSize = 64
+		c.KilledLimit = 1 << 30 // the streamed maps find their killed tasks in the pool's list
 		if events {
 			c.OnEvent = monkey.onEvent
 		}
@@ -445,5 +455,83 @@ func checkChaosMap(t *testing.T, p *pool.Pool, policy pool.Policy, cm chaosMap, 
 				t.Errorf("%s: task %d is listed as killed but ok", cm.fn, i)
 			}
 		}
+	}
+}
+
+// stormFigures counts what the start-up storms of a soak did.
+type stormFigures struct {
+	storms, endless, kills, tasks, trips, recoveries, hangs, lost atomic.Int64
+}
+
+func (f *stormFigures) String() string {
+	return fmt.Sprintf("storms=%d (ridden out) endless=%d kills=%d tasks=%d breaker_trips=%d recoveries=%d hangs=%d lost=%d",
+		f.storms.Load(), f.endless.Load(), f.kills.Load(), f.tasks.Load(), f.trips.Load(), f.recoveries.Load(), f.hangs.Load(), f.lost.Load())
+}
+
+// runStorms alternates, for d, two kinds of start-up storm on one pool,
+// each killing every worker as soon as it appears: a short one (0.2 to
+// 1.5 s, under StartGiveUp) that a running map must ride out with every
+// task ok under retry, and an endless one, under which a map must end by
+// itself with a *StartError, after which the pool must recover.
+func runStorms(t *testing.T, d time.Duration, fig *stormFigures) {
+	const giveUp = 2 * time.Second
+	p := newPool(t, "wchaos", func(c *pool.Config) {
+		c.OnKill = pool.Retry
+		c.Retry = pool.RetryPolicy{MaxAttempts: 1000, Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+		c.StartGiveUp = giveUp
+	})
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for end := time.Now().Add(d); time.Now().Before(end) && !t.Failed(); {
+		s := startStorm()
+		m, err := p.MapAsync(context.Background(), "slow_square", ints(40))
+		require.NoError(t, err)
+		time.Sleep(200*time.Millisecond + time.Duration(rng.Int64N(int64(1300*time.Millisecond))))
+		fig.kills.Add(s.stop())
+		fig.storms.Add(1)
+		select {
+		case <-m.Done():
+		case <-time.After(mapDeadline):
+			fig.hangs.Add(1)
+			t.Fatalf("a map did not end after a storm (progress %+v)", m.Progress())
+		}
+		rs, err := m.Wait(context.Background())
+		require.NoError(t, err, "a storm shorter than StartGiveUp failed the map")
+		for i, r := range rs {
+			fig.tasks.Add(1)
+			if r.Status != pool.StatusOK || string(r.Output) != strconv.Itoa(i*i) {
+				fig.lost.Add(1)
+				t.Errorf("after a storm, task %d: %s %q", i, r.Status, r.Error)
+			}
+		}
+
+		s = startStorm()
+		for _, pid := range children(t) { // the storm sees only new children
+			n, _ := strconv.Atoi(pid)
+			_ = syscall.Kill(n, syscall.SIGKILL)
+		}
+		fig.endless.Add(1)
+		done := make(chan error, 1)
+		go func() { _, err := p.Map(context.Background(), "square", ints(10)); done <- err }()
+		select {
+		case err = <-done:
+		case <-time.After(giveUp + mapDeadline):
+			fig.hangs.Add(1)
+			t.Fatal("a map under an endless storm did not end")
+		}
+		var se *pool.StartError
+		require.ErrorAs(t, err, &se)
+		fig.trips.Add(1)
+		fig.kills.Add(s.stop())
+		ok := false
+		for wait := time.Now().Add(mapDeadline); time.Now().Before(wait); time.Sleep(20 * time.Millisecond) {
+			if ok = p.Err() == nil; ok {
+				break
+			}
+		}
+		if !ok {
+			fig.hangs.Add(1)
+			t.Fatal("the pool did not recover after an endless storm")
+		}
+		fig.recoveries.Add(1)
 	}
 }
