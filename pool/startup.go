@@ -157,6 +157,10 @@ func (p *Pool) prepare(ctx context.Context, wasm []byte, cache string) error {
 // startDrivers starts one driver per worker slot (each starts its own
 // worker), the hang watchdog and the spare keeper.
 func (p *Pool) startDrivers() {
+	if p.cfg.Spares > 0 { // before the drivers, which take spares
+		p.spares = make(chan *worker.Worker, p.cfg.Spares)
+		p.spareTaken = make(chan struct{}, 1)
+	}
 	for range p.cfg.Workers {
 		d := &driver{p: p, wake: make(chan struct{}, 1)}
 		p.drivers = append(p.drivers, d)
@@ -168,8 +172,6 @@ func (p *Pool) startDrivers() {
 		go p.watchHangs()
 	}
 	if p.cfg.Spares > 0 {
-		p.spares = make(chan *worker.Worker, p.cfg.Spares)
-		p.spareTaken = make(chan struct{}, 1)
 		p.wg.Add(1)
 		go p.keepSpares()
 	}
@@ -320,8 +322,12 @@ func (p *Pool) cacheGeneration() int {
 // mayBeCache). It reports whether the failed start-up, begun at cache
 // generation gen, should simply be tried again: the entry was recovered
 // now, or since that start-up began.
+//
+// Only start-ups before the first handshake try it: once a worker has
+// loaded the entry it is sound, and a later crash is the module's or the
+// machine's.
 func (p *Pool) recoverCache(err error, gen int) bool {
-	if p.init.CacheDir == "" || !mayBeCache(err) {
+	if p.init.CacheDir == "" || !mayBeCache(err) || p.isReady() {
 		return false
 	}
 	p.cacheMu.Lock()
