@@ -203,7 +203,7 @@ func Prepared(name string, wasm []byte, cacheDir string) bool {
 var preparedRules = fmt.Sprintf("abi%d-wire%d-checks%d", ABIVersion, wire.Version, checksVersion)
 
 // checksVersion changes whenever Inspect's checks do.
-const checksVersion = 1
+const checksVersion = 2
 
 // preparedMark is the file whose presence says that the module was
 // prepared. It lives in the module's cache directory, so ForgetCompiled

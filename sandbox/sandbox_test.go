@@ -417,6 +417,7 @@ func TestBadModulesFailAtStart(t *testing.T) {
 			"wbadimport": "env.foo",
 			"wnoexport":  "neither safepool_abi_version nor _start",
 			"wbadsig":    "wrong signature",
+			"sdkcmd":     "sandbox: module is a Go program built without -buildmode=c-shared (it exports _start and the safepool SDK's exports); rebuild it with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared",
 		}
 		for module, want := range cases {
 			t.Run(module, func(t *testing.T) {

@@ -54,7 +54,7 @@ func prepareWazero(ctx context.Context, wasm []byte, cacheDir string) (*ModuleIn
 	if err := checkOtherImports(wasm); err != nil {
 		return nil, err
 	}
-	return inspectCompiled(cm)
+	return inspectCompiled(cm, wasm)
 }
 
 // compileWazero makes a runtime and compiles wasm in it, through the cache
@@ -115,7 +115,7 @@ func newWazero(ctx context.Context, wasm []byte, cacheDir string) (engine, *Modu
 	if err != nil {
 		return nil, nil, err
 	}
-	info, err := inspectCompiled(cm)
+	info, err := inspectCompiled(cm, wasm)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, nil, err
