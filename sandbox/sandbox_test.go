@@ -441,7 +441,7 @@ func TestBadModulesFailAtStart(t *testing.T) {
 			// The Go guest's initial memory is larger than 1 MiB.
 			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 1 << 20}})
 			require.ErrorIs(t, err, worker.ErrStart)
-			require.ErrorContains(t, err, "sandbox: the module needs more than the memory cap of 1 MiB to start; raise MemoryLimit (--memory)")
+			require.Regexp(t, `the module needs \d+ KiB of linear memory just to start \(its memory's minimum is \d+ pages\), above the memory cap of 1 MiB; raise MemoryLimit \(--memory\) to at least \d+ KiB$`, err.Error())
 		})
 	})
 }

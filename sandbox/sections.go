@@ -3,6 +3,30 @@ package sandbox
 // Facts read straight from a module's binary, for modules that have passed
 // checkBounds (or that the engine has compiled, which checks more).
 
+// memoryPages returns the largest declared minimum, in pages, of the
+// memories the module defines: what its instantiation allocates before any
+// of its code runs.
+func memoryPages(wasm []byte) uint64 {
+	var pages uint64
+	eachSection(wasm, func(id byte, r *reader) {
+		if id != 5 {
+			return
+		}
+		r.vec("memories", func() {
+			flags := r.byte()
+			width := 5
+			if flags&0x04 != 0 { // 64-bit memory
+				width = 10
+			}
+			pages = max(pages, r.leb(width))
+			if flags&0x01 != 0 {
+				r.leb(width)
+			}
+		})
+	})
+	return pages
+}
+
 // hasCustomSection reports whether the module has a custom section called
 // name.
 func hasCustomSection(wasm []byte, name string) bool {

@@ -123,6 +123,28 @@ func (inst *instance) startFailed(what string, err error) *startError {
 	return &startError{status: wire.StatusError, msg: fmt.Sprintf("sandbox: %s failed: %s", what, msg), detail: inst.log.Bytes()}
 }
 
+// checkStartMemory refuses a cap of limit bytes below the pages of linear
+// memory the module declares it needs before any of its code runs: the
+// worker's cap at the handshake, whose message says what to raise, or a
+// task's own (forTask).
+func checkStartMemory(pages, limit uint64, forTask bool) *startError {
+	need := pages * pageSize
+	if need <= limit {
+		return nil
+	}
+	if forTask {
+		return &startError{status: wire.StatusMemoryLimit, msg: fmt.Sprintf(
+			"the module needs %s of linear memory just to start (its memory's minimum is %d pages), above the task's memory cap of %s",
+			formatSize(need), pages, formatSize(limit))}
+	}
+	return &startError{status: wire.StatusMemoryLimit, msg: fmt.Sprintf(
+		"sandbox: the module needs %s of linear memory just to start (its memory's minimum is %d pages), above the memory cap of %s; raise MemoryLimit (--memory) to at least %s",
+		formatSize(need), pages, formatSize(limit), formatSize(need))}
+}
+
+// pageSize is the size of a WebAssembly page.
+const pageSize = 64 << 10
+
 // formatSize writes a number of bytes for people: in the largest binary
 // unit that shows it exactly with at most two decimals (64 MiB, 1.5 GiB,
 // 640 KiB), or in bytes (100000 bytes).

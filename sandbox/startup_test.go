@@ -2,6 +2,8 @@ package sandbox_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,33 @@ func TestStartTimeout(t *testing.T) {
 			require.Equal(t, "sandbox: the module's _initialize ran past the start timeout of 100ms and was stopped; raise the pool's StartTimeout", rs[1].Error)
 			require.Equal(t, wire.StatusOK, rs[2].Status, rs[2].Error)
 			require.Equal(t, "ok", string(rs[2].Output))
+		})
+	})
+}
+
+func TestMemoryNeededAtStart(t *testing.T) {
+	forEngines(t, func(t *testing.T, engine string) {
+		t.Run("above the worker's cap", func(t *testing.T) {
+			// An SDK module, and a command built in code: both are refused
+			// at the handshake, before any instance is made.
+			cmd := filepath.Join(t.TempDir(), "cmd.wasm")
+			require.NoError(t, os.WriteFile(cmd, testguest.Module{Funcs: []testguest.Func{{Export: "_start"}}, Memory: 1280}.Encode(), 0o644))
+			for _, module := range []string{testguest.Path(t, "wbigmem"), cmd} {
+				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: module, MemoryLimit: testCap}})
+				require.ErrorIs(t, err, worker.ErrStart)
+				require.ErrorContains(t, err, "sandbox: the module needs 80 MiB of linear memory just to start (its memory's minimum is 1280 pages), "+
+					"above the memory cap of 64 MiB; raise MemoryLimit (--memory) to at least 80 MiB")
+			}
+		})
+		t.Run("above a task's cap", func(t *testing.T) {
+			wk := startWorker(t, engine, "wbigmem", func(i *wire.Init) { i.MemoryLimit = 128 << 20 })
+			small := task("ok", "")
+			small.MemoryLimit = testCap
+			rs := run(t, wk, task("ok", ""), small, task("ok", ""))
+			require.Equal(t, wire.StatusOK, rs[0].Status, rs[0].Error)
+			require.Equal(t, wire.StatusMemoryLimit, rs[1].Status)
+			require.Equal(t, "the module needs 80 MiB of linear memory just to start (its memory's minimum is 1280 pages), above the task's memory cap of 64 MiB", rs[1].Error)
+			require.Equal(t, wire.StatusOK, rs[2].Status, rs[2].Error)
 		})
 	})
 }

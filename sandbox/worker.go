@@ -50,7 +50,10 @@ type worker struct {
 	w    *wire.Writer
 	eng  engine
 	info *ModuleInfo
-	inst *instance // the warm SDK instance, nil until needed
+	// pages is the linear memory, in pages, the module needs before any of
+	// its code runs.
+	pages uint64
+	inst  *instance // the warm SDK instance, nil until needed
 
 	pending   []wire.Result
 	arena     []byte // outputs of the pending results, copied out of guest memory
@@ -95,6 +98,10 @@ func serve(end *proc.ChildEnd) error {
 	}
 	w.eng, w.info, err = newEngine(ctx, cfg.Engine, wasm, cfg.CacheDir)
 	if err != nil {
+		return w.fatal(wire.FatalModule, err.Error())
+	}
+	w.pages = memoryPages(wasm)
+	if err := checkStartMemory(w.pages, cfg.MemoryLimit, false); err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
 	ready := &wire.Ready{Version: wire.Version, PID: uint32(os.Getpid()), Kind: wire.Kind(w.info.Kind), Batch: w.info.Batch}
@@ -283,6 +290,9 @@ func (w *worker) batchable(tasks []wire.Task) int {
 // newInstance starts an instance under a memory cap of limit bytes, and
 // under the start timeout: a task's own timeout covers only its call.
 func (w *worker) newInstance(limit uint64, stdin []byte, stdout *capBuffer) (*instance, error) {
+	if err := checkStartMemory(w.pages, limit, true); err != nil {
+		return nil, err
+	}
 	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout)
 }
 

@@ -140,6 +140,9 @@ func Malformed(tb testing.TB) []BadModule {
 			m.Funcs = append(m.Funcs, Func{Trap: true})
 			m.Start = uint32(len(m.Imports) + len(m.Funcs))
 		}), nil, "unreachable"},
+		// 1280 pages are 80 MiB, above the default cap of 64 MiB.
+		{"memory's minimum above the default cap", sdk(func(m *Module) { m.Memory = 1280 }), nil,
+			"the module needs 80 MiB of linear memory just to start (its memory's minimum is 1280 pages), above the memory cap of 64 MiB"},
 	}
 }
 
