@@ -2,6 +2,9 @@ package guest
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -24,6 +27,11 @@ func runTask(name, in []byte, report reporter) {
 	report(status, out)
 }
 
+// panicLog receives the message and stack of each recovered panic. It is
+// the module's stderr, whose tail the host keeps as the task's log: the
+// task's error says what panicked, the log says where.
+var panicLog io.Writer = os.Stderr
+
 // invoke runs the handler called name on in, turning a returned error or a
 // panic into statusError and an unregistered name into statusUnknown.
 func invoke(name, in []byte) (status int32, out []byte) {
@@ -34,7 +42,9 @@ func invoke(name, in []byte) (status int32, out []byte) {
 	// The deferred recover also covers err.Error below, which is user code.
 	defer func() {
 		if v := recover(); v != nil {
-			status, out = statusError, []byte(panicMessage(v))
+			msg := panicMessage(v)
+			fmt.Fprintf(panicLog, "%s\n\n%s", msg, debug.Stack())
+			status, out = statusError, []byte(msg)
 		}
 	}()
 	out, err := fn(in)

@@ -70,6 +70,21 @@ func TestInvoke(t *testing.T) {
 	}
 }
 
+func TestPanicStackGoesToStderr(t *testing.T) {
+	var log strings.Builder
+	defer guest.SetPanicLog(&log)()
+	status, out := guest.Invoke([]byte("d-panic"), nil)
+	require.Equal(t, guest.StatusError, status)
+	require.Equal(t, "panic: kaboom", string(out), "the error is the panic's message alone")
+	require.True(t, strings.HasPrefix(log.String(), "panic: kaboom\n\ngoroutine "), "got %q", log.String())
+	require.Contains(t, log.String(), "guest_test.init", "the stack names the handler that panicked")
+
+	log.Reset()
+	status, _ = guest.Invoke([]byte("d-fail"), []byte("x"))
+	require.Equal(t, guest.StatusError, status)
+	require.Empty(t, log.String(), "a returned error prints nothing")
+}
+
 func TestUnknownMessageListsHandlers(t *testing.T) {
 	msg := guest.UnknownMessage("sqaure")
 	want := `unknown function "sqaure"; this module has: ` + strings.Join(guest.HandlerNames(), ", ")

@@ -41,7 +41,9 @@
 //
 //   - A handler's returned error, or a recovered panic, becomes a task with
 //     status error; the panic's message is "panic: " and the panic value.
-//     The module stays usable for the next task.
+//     A panic's stack goes to stderr, whose tail the host keeps as the
+//     task's log. The error's first line is the task's error; any lines
+//     after it go to the log too. The module stays usable for the next task.
 //   - A task naming a function that was never registered gets an error that
 //     lists the functions the module has.
 //   - Tasks run one at a time on one goroutine. After each task the SDK

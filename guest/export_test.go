@@ -1,7 +1,21 @@
 package guest
 
+import "io"
+
 // This file lets the external guest_test package reach the module's plain-Go
 // machinery, which the wasip1 exports wrap.
+
+// Recovered panics print their stacks nowhere in tests, unless a test asks
+// for them with SetPanicLog.
+func init() { panicLog = io.Discard }
+
+// SetPanicLog makes w receive recovered panics' stacks until restore is
+// called.
+func SetPanicLog(w io.Writer) (restore func()) {
+	old := panicLog
+	panicLog = w
+	return func() { panicLog = old }
+}
 
 // Status codes of safepool.result.
 const (

@@ -23,6 +23,18 @@
 // trap, a timeout or a memory-limit hit the worker throws the instance away
 // and makes a new one for the next task.
 //
+// A task's error is one line that says what happened: "memory limit of
+// 64 MiB reached", "wasm error: unreachable", the guest's own error, "task
+// ran past its timeout of 5ms and was stopped". What explains it, such as
+// the guest's stderr, a Go runtime's dump or the wasm stack trace, is in the
+// task's log. A worker that cannot start says why on the first line of its
+// Fatal message, and gives those details on the lines after it.
+//
+// A task's timeout covers only the task's call. Making an instance (its
+// _initialize, and at the handshake the SDK's calls) runs under the start
+// timeout instead, so that a deadline of a microsecond does not stop a Go
+// guest's start-up, which takes milliseconds.
+//
 // The sandbox denies by default: no preopened directories, no environment
 // variables, no arguments, no sockets, and no imports beyond WASI preview 1
 // and safepool's own "safepool" module. Guest stdout and stderr are kept per

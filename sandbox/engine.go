@@ -60,8 +60,9 @@ type engine interface {
 	// memory capped at inst.limit, stdin from inst.stdin, stdout to
 	// inst.stdout (or inst.log when nil), stderr to inst.log, WASI sleeps
 	// through inst.sleep and safepool.result to inst.onResult. It runs no
-	// export. A module that needs more memory than the cap to start gives
-	// errMemoryAtStart.
+	// export (a start function in the module runs, with no deadline). A
+	// module that needs more memory than the cap to start gives
+	// errMemoryAtStart; a start function's trap gives *trapError.
 	instantiate(ctx context.Context, inst *instance) (guest, error)
 	close()
 }
@@ -70,8 +71,7 @@ type engine interface {
 type guest interface {
 	// call runs an export with i32 arguments and returns its i32 result,
 	// or 0 for an export without one. A proc_exit gives *exitError; a trap
-	// gives an error whose text names it the same way in every engine
-	// ("unreachable", "integer divide by zero", "stack overflow", ...).
+	// gives *trapError.
 	//
 	// call must stop promptly once interrupt has been called, including
 	// when interrupt came before the call started: the watchdog sets
@@ -127,6 +127,19 @@ type exitError struct{ code uint32 }
 
 func (e *exitError) Error() string    { return fmt.Sprintf("guest exited with code %d", e.code) }
 func (e *exitError) ExitCode() uint32 { return e.code }
+
+// trapError is a trap, in every engine. msg is one line, worded the same
+// way by every engine: "wasm error: " and the trap's name ("unreachable",
+// "integer divide by zero", "stack overflow", ...), or, for a panic in a
+// host function, what the guest did wrong. trace is the innermost frames of
+// the wasm stack, starting with "wasm stack trace:", or empty; it belongs
+// in the task's log, not in its error.
+type trapError struct{ msg, trace string }
+
+func (e *trapError) Error() string { return e.msg }
+
+// maxTraceFrames is how many frames of a wasm stack trace a log keeps.
+const maxTraceFrames = 16
 
 // newEngine compiles wasm in the engine called name, through the cache
 // under cacheDir when it is set.
@@ -203,7 +216,7 @@ func Prepared(name string, wasm []byte, cacheDir string) bool {
 var preparedRules = fmt.Sprintf("abi%d-wire%d-checks%d", ABIVersion, wire.Version, checksVersion)
 
 // checksVersion changes whenever Inspect's checks do.
-const checksVersion = 1
+const checksVersion = 2
 
 // preparedMark is the file whose presence says that the module was
 // prepared. It lives in the module's cache directory, so ForgetCompiled

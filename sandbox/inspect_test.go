@@ -14,7 +14,7 @@ import (
 // sentinels are the errors Inspect may wrap; every refusal wraps exactly one.
 var sentinels = []error{
 	sandbox.ErrNotWasm, sandbox.ErrInvalidModule, sandbox.ErrForbiddenImport,
-	sandbox.ErrNotTaskModule, sandbox.ErrBadSignature, sandbox.ErrMissingExport,
+	sandbox.ErrNotTaskModule, sandbox.ErrNotReactor, sandbox.ErrBadSignature, sandbox.ErrMissingExport,
 }
 
 func TestInspectMalformed(t *testing.T) {
@@ -40,10 +40,28 @@ func TestInspectMalformed(t *testing.T) {
 	}
 }
 
+// TestInspectGoCommand: the SDK built without -buildmode=c-shared exports
+// _start beside the SDK's exports; it is refused at load with the command
+// that builds it right, before any worker traps on it.
+func TestInspectGoCommand(t *testing.T) {
+	const want = "sandbox: module is a Go program built without -buildmode=c-shared (it exports _start and the safepool SDK's exports); " +
+		"rebuild it with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared"
+	wasm := testguest.Bytes(t, "sdkcmd")
+	info, err := sandbox.Inspect(context.Background(), wasm)
+	require.Nil(t, info)
+	require.ErrorIs(t, err, sandbox.ErrNotReactor)
+	require.EqualError(t, err, want)
+
+	_, err = sandbox.Prepare(context.Background(), "", wasm, t.TempDir())
+	require.ErrorIs(t, err, sandbox.ErrNotReactor)
+	require.EqualError(t, err, want)
+}
+
 func TestInspectGood(t *testing.T) {
 	cases := map[string]sandbox.Kind{
 		"wsquare": sandbox.KindSDK, "wtraps": sandbox.KindSDK, "wgrow": sandbox.KindSDK,
 		"wcmd": sandbox.KindCommand, "wescape": sandbox.KindSDK, "wtable": sandbox.KindSDK,
+		"wbigmem": sandbox.KindSDK, "wslowstart": sandbox.KindSDK,
 	}
 	for name, kind := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,10 +1,10 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,44 +45,9 @@ type instance struct {
 	wakeOnce sync.Once
 
 	broken bool // trapped, timed out or hit the cap: throw it away
-}
 
-// newInstance instantiates the module under a memory cap of limit bytes and
-// runs its _initialize, if any, under the watchdog. stdout is nil for SDK
-// modules, whose stdout goes to the log.
-func newInstance(ctx context.Context, e engine, limit, logLimit uint64, timeout time.Duration, stdin []byte, stdout *capBuffer) (*instance, error) {
-	inst := &instance{
-		limit:  limit,
-		log:    tail.New(int(logLimit)),
-		stdin:  stdin,
-		stdout: stdout,
-		wake:   make(chan struct{}),
-	}
-	g, err := e.instantiate(ctx, inst)
-	if err != nil {
-		return nil, err
-	}
-	inst.g = g
-	if g.has(exportInitialize) {
-		inst.arm(timeout)
-		_, err := g.call(ctx, exportInitialize)
-		inst.disarm()
-		if err != nil {
-			hit := g.capHit()
-			inst.close()
-			if hit {
-				return nil, errMemoryAtStart{limit}
-			}
-			return nil, fmt.Errorf("sandbox: the module's _initialize failed: %s", inst.describe(err))
-		}
-	}
-	return inst, nil
-}
-
-type errMemoryAtStart struct{ limit uint64 }
-
-func (e errMemoryAtStart) Error() string {
-	return fmt.Sprintf("the module needs more than the memory cap of %d bytes to start", e.limit)
+	startBy      time.Time     // deadline of the start-up calls; zero for none
+	startTimeout time.Duration // what set startBy, for messages
 }
 
 // onResult is the safepool.result host function. Engines turn its panics
@@ -124,15 +89,28 @@ func (inst *instance) armAt(now time.Time, d time.Duration) {
 		inst.deadline = time.Time{}
 		return
 	}
-	inst.deadline = now.Add(d)
-	if inst.pending && !inst.fireAt.After(inst.deadline) {
+	inst.setDeadline(now.Add(d), d)
+}
+
+// armUntil starts the watchdog for a deadline given as a time.
+func (inst *instance) armUntil(deadline time.Time) {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	inst.setDeadline(deadline, max(time.Until(deadline), 0))
+}
+
+// setDeadline moves the deadline, which is wait from now, and makes sure
+// the timer fires by then. The caller holds mu.
+func (inst *instance) setDeadline(deadline time.Time, wait time.Duration) {
+	inst.deadline = deadline
+	if inst.pending && !inst.fireAt.After(deadline) {
 		return // the timer comes first and will sleep on to the deadline
 	}
-	inst.pending, inst.fireAt = true, inst.deadline
+	inst.pending, inst.fireAt = true, deadline
 	if inst.timer == nil {
-		inst.timer = time.AfterFunc(d, inst.check)
+		inst.timer = time.AfterFunc(wait, inst.check)
 	} else {
-		inst.timer.Reset(d)
+		inst.timer.Reset(wait)
 	}
 }
 
@@ -187,28 +165,64 @@ func (inst *instance) close() {
 	}
 }
 
-// classify turns a failed call into a status and a message. Order matters: a
-// timeout makes the call fail too; a refused grow often ends in a trap.
+// classify turns a failed task call into a status and a one-line message
+// for the result's error. What else is known, such as the wasm stack trace,
+// goes to the task's log. Order matters: a timeout makes the call fail too;
+// a refused grow often ends in a trap.
 func (inst *instance) classify(err error, timeout time.Duration) (wire.Status, string) {
 	inst.broken = true
+	msg, detail := splitError(err)
 	switch {
 	case inst.timedOut.Load():
+		inst.note(detail) // where the guest was stopped
 		return wire.StatusTimeout, fmt.Sprintf("task ran past its timeout of %s and was stopped", timeout)
 	case inst.g.capHit():
-		return wire.StatusMemoryLimit, fmt.Sprintf("task hit its linear memory cap of %d bytes (%s)", inst.limit, inst.describe(err))
+		inst.note(msg) // the trap that followed the refused grow
+		inst.note(detail)
+		return wire.StatusMemoryLimit, memoryLimitReached(inst.limit)
 	}
-	return wire.StatusError, inst.describe(err)
+	inst.note(detail)
+	return wire.StatusError, msg
 }
 
-// describe turns a failed call into a short message, with the tail of the
-// guest's stderr when there is one. Engines have already made the error
-// text engine-independent.
-func (inst *instance) describe(err error) string {
-	msg := err.Error()
-	if t := bytes.TrimSpace(lastLines(inst.log.Bytes(), 2048)); len(t) > 0 {
-		msg += "; stderr: " + string(t)
+// memoryLimitReached is the error of a task that hit its memory cap.
+func memoryLimitReached(limit uint64) string {
+	return fmt.Sprintf("memory limit of %s reached", formatSize(limit))
+}
+
+// note adds what the host knows about a failure to the task's log, on lines
+// of its own after the guest's output.
+func (inst *instance) note(s string) {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return
 	}
-	return msg
+	if b := inst.log.Bytes(); len(b) > 0 && b[len(b)-1] != '\n' {
+		_, _ = inst.log.Write([]byte("\n"))
+	}
+	_, _ = inst.log.Write([]byte(s + "\n"))
+}
+
+// splitError splits a failed call's error into its first line, for a
+// result's error, and the rest: a trap's stack trace and any further lines.
+func splitError(err error) (msg, detail string) {
+	var trap *trapError
+	if errors.As(err, &trap) {
+		detail = trap.trace
+	}
+	msg, rest, _ := strings.Cut(err.Error(), "\n")
+	return msg, joinLines(rest, detail)
+}
+
+// joinLines joins the non-empty ones of a and b with a newline.
+func joinLines(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "\n" + b
 }
 
 // exitCode returns the code of a guest's proc_exit.
@@ -218,18 +232,6 @@ func exitCode(err error) (uint32, bool) {
 		return exit.code, true
 	}
 	return 0, false
-}
-
-// lastLines returns at most n bytes from the end of b, cut at a line start.
-func lastLines(b []byte, n int) []byte {
-	if len(b) <= n {
-		return b
-	}
-	b = b[len(b)-n:]
-	if i := bytes.IndexByte(b, '\n'); i >= 0 && i < len(b)-1 {
-		b = b[i+1:]
-	}
-	return b
 }
 
 // capBuffer collects a command module's stdout up to a cap and remembers

@@ -23,6 +23,7 @@ var (
 	ErrBadSignature    = errors.New("sandbox: export has the wrong signature")
 	ErrMissingExport   = errors.New("sandbox: module lacks a required export")
 	ErrABIVersion      = errors.New("sandbox: unsupported guest ABI version")
+	ErrNotReactor      = errors.New("sandbox: module exports the safepool SDK but was built as a command, not a reactor")
 
 	// Returned by CheckEngine, Precompile and workers asked for an engine.
 	ErrUnknownEngine     = errors.New("sandbox: unknown engine")
@@ -107,8 +108,8 @@ var (
 // # Errors
 //
 // The error wraps one of ErrNotWasm, ErrInvalidModule, ErrForbiddenImport,
-// ErrNotTaskModule, ErrBadSignature or ErrMissingExport, and its text names
-// the import or export at fault and says what to do.
+// ErrNotTaskModule, ErrNotReactor, ErrBadSignature or ErrMissingExport, and
+// its text names the import or export at fault and says what to do.
 func Inspect(ctx context.Context, wasm []byte) (*ModuleInfo, error) {
 	if err := checkHeader(wasm); err != nil {
 		return nil, err
@@ -125,7 +126,7 @@ func Inspect(ctx context.Context, wasm []byte) (*ModuleInfo, error) {
 	if err := checkOtherImports(wasm); err != nil {
 		return nil, err
 	}
-	return inspectCompiled(cm)
+	return inspectCompiled(cm, wasm)
 }
 
 // checkHeader checks the magic bytes and, before wazero sizes anything from
@@ -140,7 +141,8 @@ func checkHeader(wasm []byte) error {
 	return nil
 }
 
-func inspectCompiled(cm wazero.CompiledModule) (*ModuleInfo, error) {
+// inspectCompiled checks the imports and exports of cm, compiled from wasm.
+func inspectCompiled(cm wazero.CompiledModule, wasm []byte) (*ModuleInfo, error) {
 	info := &ModuleInfo{}
 	for _, d := range cm.ImportedFunctions() {
 		mod, name, _ := d.Import()
@@ -196,6 +198,9 @@ func inspectCompiled(cm wazero.CompiledModule) (*ModuleInfo, error) {
 		}
 	}
 	if _, sdk := exports["safepool_abi_version"]; sdk {
+		if _, ok := exports["_start"]; ok {
+			return nil, commandBuild(wasm)
+		}
 		for _, name := range []string{"safepool_abi_version", "safepool_alloc", "safepool_call", "safepool_handlers"} {
 			if _, ok := exports[name]; !ok {
 				return nil, fmt.Errorf("%w: %s; an SDK module exports safepool_abi_version, safepool_alloc, safepool_call and safepool_handlers (see guest/ABI.md)", ErrMissingExport, name)
@@ -233,3 +238,26 @@ func typeNames(ts []api.ValueType) []string {
 	}
 	return out
 }
+
+// commandBuild is the error for a module that exports both _start and the
+// SDK's exports. Its exports cannot be called before _start has run, and
+// _start runs the program's main and exits: it was built as a command where
+// a reactor was needed.
+func commandBuild(wasm []byte) error {
+	if hasCustomSection(wasm, goBuildID) {
+		return &refusal{ErrNotReactor, "sandbox: module is a Go program built without -buildmode=c-shared " +
+			"(it exports _start and the safepool SDK's exports); rebuild it with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared"}
+	}
+	return fmt.Errorf("%w (it exports _start and safepool_abi_version); build it as a reactor, "+
+		"which exports no _start (for C with clang: -mexec-model=reactor)", ErrNotReactor)
+}
+
+// refusal is a load error whose text is written out in full rather than
+// after its sentinel's.
+type refusal struct {
+	sentinel error
+	msg      string
+}
+
+func (r *refusal) Error() string { return r.msg }
+func (r *refusal) Unwrap() error { return r.sentinel }

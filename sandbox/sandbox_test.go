@@ -41,9 +41,9 @@ func forEngines(t *testing.T, f func(t *testing.T, engine string)) {
 // overflows long before, which is a trap.
 func recursion(engine string) (wire.Status, string) {
 	if engine == sandbox.EngineWasmtime {
-		return wire.StatusError, "stack overflow"
+		return wire.StatusError, "wasm error: stack overflow"
 	}
-	return wire.StatusMemoryLimit, "memory cap"
+	return wire.StatusMemoryLimit, "memory limit of 64 MiB reached"
 }
 
 func startWorker(t *testing.T, engine, module string, edit func(*wire.Init)) *worker.Worker {
@@ -171,7 +171,7 @@ func TestStatuses(t *testing.T) {
 			{"returned error", "fail", "x", wire.StatusError, "", "boom: x"},
 			{"panic", "panic", "", wire.StatusError, "", "kaboom"},
 			{"unknown function", "nope", "", wire.StatusError, "", `unknown function "nope"`},
-			{"memory cap", "memhog", "100", wire.StatusMemoryLimit, "", "memory cap of 67108864 bytes"},
+			{"memory cap", "memhog", "100", wire.StatusMemoryLimit, "", "memory limit of 64 MiB reached"},
 			{"under the cap", "memhog", "16", wire.StatusOK, "16", ""},
 			{"unbounded recursion", "recurse", "", recursionStatus, "", recursionError},
 			{"exit", "exit", "3", wire.StatusError, "", "exited with code 3"},
@@ -190,6 +190,7 @@ func TestStatuses(t *testing.T) {
 					require.Empty(t, r.Output)
 					require.NotEmpty(t, r.Error)
 					require.Contains(t, r.Error, tc.errContains)
+					require.NotContains(t, r.Error, "\n", "an error is one line; the rest goes to the log")
 				}
 			})
 		}
@@ -231,7 +232,7 @@ func TestTimeout(t *testing.T) {
 				r := one(t, wk, tc.fn, tc.in)
 				took := time.Since(begin)
 				require.Equal(t, wire.StatusTimeout, r.Status, r.Error)
-				require.Contains(t, r.Error, "timeout of 300ms")
+				require.Equal(t, "task ran past its timeout of 300ms and was stopped", r.Error)
 				// The slack allows for a loaded machine; a sleep that is not
 				// interrupted would take a minute.
 				require.Less(t, took, timeout+250*time.Millisecond, "stopped too late")
@@ -397,8 +398,8 @@ func TestCommandModule(t *testing.T) {
 		require.Equal(t, wire.StatusOK, rs[0].Status, rs[0].Error)
 		require.Equal(t, "HELLO", string(rs[0].Output))
 		require.Equal(t, wire.StatusError, rs[1].Status)
-		require.Contains(t, rs[1].Error, "exited with code 3")
-		require.Contains(t, rs[1].Error, "bad input")
+		require.Equal(t, "guest exited with code 3", rs[1].Error)
+		require.Contains(t, string(rs[1].Log), "bad input", "the guest's stderr is in the log")
 		require.Equal(t, wire.StatusTimeout, rs[2].Status, rs[2].Error)
 		require.Equal(t, "AGAIN", string(rs[3].Output))
 
@@ -417,6 +418,7 @@ func TestBadModulesFailAtStart(t *testing.T) {
 			"wbadimport": "env.foo",
 			"wnoexport":  "neither safepool_abi_version nor _start",
 			"wbadsig":    "wrong signature",
+			"sdkcmd":     "sandbox: module is a Go program built without -buildmode=c-shared (it exports _start and the safepool SDK's exports); rebuild it with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared",
 		}
 		for module, want := range cases {
 			t.Run(module, func(t *testing.T) {
@@ -439,7 +441,7 @@ func TestBadModulesFailAtStart(t *testing.T) {
 			// The Go guest's initial memory is larger than 1 MiB.
 			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 1 << 20}})
 			require.ErrorIs(t, err, worker.ErrStart)
-			require.ErrorContains(t, err, "needs more than the memory cap of 1048576 bytes")
+			require.Regexp(t, `the module needs \d+ KiB of linear memory just to start \(its memory's minimum is \d+ pages\), above the memory cap of 1 MiB; raise MemoryLimit \(--memory\) to at least \d+ KiB$`, err.Error())
 		})
 	})
 }

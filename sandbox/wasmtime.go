@@ -138,7 +138,7 @@ func (e *wasmtimeEngine) instantiate(_ context.Context, inst *instance) (guest, 
 		if refused {
 			return nil, errMemoryAtStart{inst.limit}
 		}
-		return nil, fmt.Errorf("sandbox: instantiate module: %v", wasmtimeError(err))
+		return nil, fmt.Errorf("sandbox: instantiate module: %w", wasmtimeError(err))
 	}
 	g.store, g.mem = store, mem
 	for f := range numExports {
@@ -208,16 +208,15 @@ var trapNames = map[uint8]string{
 	12: "out of fuel",
 }
 
-// wasmtimeError turns a failed call into an exitError, or into a message
-// shaped like wazero's: the trap's name, then "wasm stack trace:" and the
-// innermost frames.
+// wasmtimeError turns a failed call into an exitError, or into a trapError
+// worded as wazero words it.
 func wasmtimeError(err error) error {
 	var werr *wasmtime.Error
 	if errors.As(err, &werr) {
 		if code, ok := werr.ExitStatus(); ok {
 			return &exitError{uint32(code)}
 		}
-		return errors.New(trapText(werr.Error(), ""))
+		return trapOf(werr.Error(), "")
 	}
 	var trap *wasmtime.Trap
 	if !errors.As(err, &trap) {
@@ -227,10 +226,10 @@ func wasmtimeError(err error) error {
 	if c := trap.Code(); c != nil {
 		name = trapNames[uint8(*c)]
 	}
-	return errors.New(trapText(trap.Message(), name))
+	return trapOf(trap.Message(), name)
 }
 
-// trapText rewrites wasmtime's error text,
+// trapOf reads wasmtime's error text,
 //
 //	error while executing at wasm backtrace:
 //	    0:    0x211 - <unknown>!main.f
@@ -239,9 +238,10 @@ func wasmtimeError(err error) error {
 //	Caused by:
 //	    wasm trap: wasm `unreachable` instruction executed
 //
-// as "<name>\nwasm stack trace:\n\tmain.f...", keeping six frames. name
-// replaces the cause when it is set.
-func trapText(msg, name string) string {
+// into a trapError whose msg is "wasm error: <name>" when name is set, and
+// the cause otherwise (a host function's panic), and whose trace is
+// "wasm stack trace:" and the innermost frames, as wazero's.
+func trapOf(msg, name string) *trapError {
 	lines := strings.Split(msg, "\n")
 	var frames, cause []string
 	inCause := false
@@ -260,23 +260,25 @@ func trapText(msg, name string) string {
 			}
 		}
 	}
+	t := &trapError{msg: "wasm error: " + name}
 	if name == "" {
-		name = strings.TrimPrefix(lines[0], "wasm trap: ")
+		t.msg = strings.TrimPrefix(lines[0], "wasm trap: ")
 		if len(cause) > 0 {
-			name = strings.Join(cause, ": ")
+			t.msg = strings.Join(cause, ": ")
 		}
 	}
 	if len(frames) == 0 {
-		return name
+		return t
 	}
 	var b strings.Builder
-	b.WriteString(name + "\nwasm stack trace:")
+	b.WriteString("wasm stack trace:")
 	for i, f := range frames {
-		if i == 6 {
+		if i == maxTraceFrames {
 			b.WriteString("\n\t...")
 			break
 		}
 		b.WriteString("\n\t" + f)
 	}
-	return b.String()
+	t.trace = b.String()
+	return t
 }

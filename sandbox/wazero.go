@@ -54,7 +54,7 @@ func prepareWazero(ctx context.Context, wasm []byte, cacheDir string) (*ModuleIn
 	if err := checkOtherImports(wasm); err != nil {
 		return nil, err
 	}
-	return inspectCompiled(cm)
+	return inspectCompiled(cm, wasm)
 }
 
 // compileWazero makes a runtime and compiles wasm in it, through the cache
@@ -115,7 +115,7 @@ func newWazero(ctx context.Context, wasm []byte, cacheDir string) (engine, *Modu
 	if err != nil {
 		return nil, nil, err
 	}
-	info, err := inspectCompiled(cm)
+	info, err := inspectCompiled(cm, wasm)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, nil, err
@@ -200,7 +200,7 @@ func (e *wazeroEngine) instantiate(ctx context.Context, inst *instance) (_ guest
 		if g.cap.hit.Load() {
 			return nil, errMemoryAtStart{inst.limit}
 		}
-		return nil, fmt.Errorf("sandbox: instantiate module: %w", err)
+		return nil, fmt.Errorf("sandbox: instantiate module: %w", wazeroError(err))
 	}
 	g.mod = mod
 	g.mem = mod.Memory()
@@ -240,18 +240,26 @@ func (g *wazeroGuest) call(ctx context.Context, fn export, args ...uint32) (uint
 	return uint32(res[0]), nil
 }
 
-// wazeroError turns a failed call into an exitError or a short trap message.
+// wazeroError turns a failed call into an exitError or a trapError.
+// wazero's text is already the trap's line ("wasm error: unreachable"), or a
+// host function's panic ending in " (recovered by wazero)", then the stack.
 func wazeroError(err error) error {
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		return &exitError{exit.ExitCode()}
 	}
-	msg := err.Error()
-	// Keep the trap and a few frames of the stack, not all of it.
-	if lines := strings.Split(msg, "\n"); len(lines) > 8 {
-		msg = strings.Join(lines[:8], "\n") + "\n\t..."
+	msg, trace, _ := strings.Cut(err.Error(), "\n")
+	msg = strings.TrimSuffix(msg, " (recovered by wazero)")
+	if msg == "stack overflow" {
+		// wazero's compiler returns this one trap bare, without its prefix
+		// or a stack, to avoid unwinding a full stack (v1.12).
+		msg = "wasm error: stack overflow"
 	}
-	return errors.New(strings.TrimPrefix(msg, "wasm error: "))
+	// Keep the innermost frames, not all of them.
+	if lines := strings.Split(trace, "\n"); len(lines) > maxTraceFrames+1 {
+		trace = strings.Join(lines[:maxTraceFrames+1], "\n") + "\n\t..."
+	}
+	return &trapError{msg: msg, trace: trace}
 }
 
 // interrupt cancels the running call's context. wazero then marks the

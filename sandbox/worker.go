@@ -50,7 +50,10 @@ type worker struct {
 	w    *wire.Writer
 	eng  engine
 	info *ModuleInfo
-	inst *instance // the warm SDK instance, nil until needed
+	// pages is the linear memory, in pages, the module needs before any of
+	// its code runs.
+	pages uint64
+	inst  *instance // the warm SDK instance, nil until needed
 
 	pending   []wire.Result
 	arena     []byte // outputs of the pending results, copied out of guest memory
@@ -97,9 +100,13 @@ func serve(end *proc.ChildEnd) error {
 	if err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
+	w.pages = memoryPages(wasm)
+	if err := checkStartMemory(w.pages, cfg.MemoryLimit, false); err != nil {
+		return w.fatal(wire.FatalModule, err.Error())
+	}
 	ready := &wire.Ready{Version: wire.Version, PID: uint32(os.Getpid()), Kind: wire.Kind(w.info.Kind), Batch: w.info.Batch}
 	if w.info.Kind == KindSDK {
-		inst, err := newInstance(ctx, w.eng, cfg.MemoryLimit, cfg.LogLimit, cfg.Timeout, nil, nil)
+		inst, err := w.newInstance(cfg.MemoryLimit, nil, nil)
 		if err != nil {
 			return w.fatal(wire.FatalModule, err.Error())
 		}
@@ -163,16 +170,20 @@ func serve(end *proc.ChildEnd) error {
 // next one (see serve).
 const spinAfterBatch = 4
 
+// fatal tells the host why the worker cannot go on. The host reads the
+// message's first line as the reason and the lines after it, if any, as a
+// log (a stack trace, the guest's output).
 func (w *worker) fatal(code wire.FatalCode, msg string) error {
 	_ = w.w.Send(wire.TypeFatal, wire.AppendFatal(nil, &wire.Fatal{Code: code, Message: msg}))
 	return errors.New(msg)
 }
 
-// handshakeSDK checks the guest's ABI version and asks for its handlers.
+// handshakeSDK checks the guest's ABI version and asks for its handlers,
+// as part of the instance's start-up.
 func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
-	v, err := inst.call(w.ctx, exportABIVersion)
+	v, err := inst.startCall(w.ctx, exportABIVersion)
 	if err != nil {
-		return nil, fmt.Errorf("safepool_abi_version failed: %s", inst.describe(err))
+		return nil, inst.startFailed("safepool_abi_version", err)
 	}
 	if v != ABIVersion {
 		return nil, fmt.Errorf("%w: the module speaks guest ABI %d, this worker speaks %d", ErrABIVersion, v, ABIVersion)
@@ -185,10 +196,10 @@ func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
 			}
 		}
 	}
-	_, err = inst.call(w.ctx, exportHandlers)
+	_, err = inst.startCall(w.ctx, exportHandlers)
 	inst.sink = nil
 	if err != nil {
-		return nil, fmt.Errorf("safepool_handlers failed: %s", inst.describe(err))
+		return nil, inst.startFailed("safepool_handlers", err)
 	}
 	return names, nil
 }
@@ -276,9 +287,18 @@ func (w *worker) batchable(tasks []wire.Task) int {
 	return n
 }
 
+// newInstance starts an instance under a memory cap of limit bytes, and
+// under the start timeout: a task's own timeout covers only its call.
+func (w *worker) newInstance(limit uint64, stdin []byte, stdout *capBuffer) (*instance, error) {
+	if err := checkStartMemory(w.pages, limit, true); err != nil {
+		return nil, err
+	}
+	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout)
+}
+
 // instanceFor returns the warm instance if it fits the task's cap, or a new
 // one.
-func (w *worker) instanceFor(limit uint64, timeout time.Duration) (*instance, error) {
+func (w *worker) instanceFor(limit uint64) (*instance, error) {
 	if w.inst != nil && (w.inst.broken || w.inst.limit != limit) {
 		w.inst.close()
 		w.inst = nil
@@ -286,7 +306,7 @@ func (w *worker) instanceFor(limit uint64, timeout time.Duration) (*instance, er
 	if w.inst != nil {
 		return w.inst, nil
 	}
-	inst, err := newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, timeout, nil, nil)
+	inst, err := w.newInstance(limit, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -306,9 +326,9 @@ func (w *worker) afterTask() {
 // startFailure is the result of a task whose instance could not be made.
 func startFailure(t *wire.Task, start time.Time, err error) wire.Result {
 	r := wire.Result{ID: t.ID, Status: wire.StatusError, Error: err.Error(), Start: start.UnixNano(), End: time.Now().UnixNano()}
-	var mem errMemoryAtStart
-	if errors.As(err, &mem) {
-		r.Status = wire.StatusMemoryLimit
+	var se *startError
+	if errors.As(err, &se) {
+		r.Status, r.Error, r.Log = se.status, se.msg, se.detail
 	}
 	return r
 }
@@ -338,7 +358,7 @@ func (w *worker) runSDK(t *wire.Task) {
 	start := time.Now()
 	w.begin(t, start)
 	defer w.idle()
-	inst, err := w.instanceFor(limit, timeout)
+	inst, err := w.instanceFor(limit)
 	if err != nil {
 		w.emit(startFailure(t, start, err))
 		return
@@ -352,7 +372,7 @@ func (w *worker) runSDK(t *wire.Task) {
 			panic("safepool.result called twice for one task")
 		}
 		got = true
-		w.fill(&res, status, b)
+		w.fill(inst, &res, status, b)
 	}
 	inst.arm(timeout)
 	ptr, err := inst.put(w.ctx, t.Func, t.Input)
@@ -368,8 +388,8 @@ func (w *worker) runSDK(t *wire.Task) {
 	case !got:
 		res.Status, res.Error = wire.StatusError, "guest returned no result (safepool_call must call safepool.result once)"
 	case res.Status != wire.StatusOK && inst.g.capHit():
-		res.Status = wire.StatusMemoryLimit
-		res.Error = fmt.Sprintf("task hit its linear memory cap of %d bytes (%s)", limit, res.Error)
+		inst.note("the guest's error: " + res.Error)
+		res.Status, res.Error = wire.StatusMemoryLimit, memoryLimitReached(limit)
 	}
 	res.End = time.Now().UnixNano()
 	res.PeakMemory = inst.g.peakMemory()
@@ -378,13 +398,14 @@ func (w *worker) runSDK(t *wire.Task) {
 	w.afterTask()
 }
 
-// fill records what the guest passed to safepool.result.
-func (w *worker) fill(res *wire.Result, status uint32, b []byte) {
+// fill records what the guest passed to safepool.result. An error message
+// keeps its first line; the lines after it go to the task's log.
+func (w *worker) fill(inst *instance, res *wire.Result, status uint32, b []byte) {
 	switch status {
 	case 0:
 		if uint64(len(b)) > w.cfg.OutputLimit {
 			res.Status = wire.StatusError
-			res.Error = fmt.Sprintf("output is %d bytes, over the output cap of %d bytes", len(b), w.cfg.OutputLimit)
+			res.Error = fmt.Sprintf("output is %s, over the output cap of %s", formatSize(uint64(len(b))), formatSize(w.cfg.OutputLimit))
 			return
 		}
 		res.Status = wire.StatusOK
@@ -395,7 +416,9 @@ func (w *worker) fill(res *wire.Result, status uint32, b []byte) {
 		res.Output = w.arena[start:len(w.arena):len(w.arena)]
 	default:
 		res.Status = wire.StatusError
-		res.Error = string(b[:min(len(b), 64<<10)])
+		msg, rest, _ := strings.Cut(string(b[:min(len(b), 64<<10)]), "\n")
+		inst.note(rest)
+		res.Error = msg
 		if status != 1 && status != 2 {
 			res.Error = fmt.Sprintf("guest reported unknown status %d: %s", status, res.Error)
 		}
@@ -410,7 +433,7 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 	start := time.Now()
 	w.begin(&tasks[0], start)
 	defer w.idle()
-	inst, err := w.instanceFor(limit, timeout)
+	inst, err := w.instanceFor(limit)
 	if err != nil {
 		w.emit(startFailure(&tasks[0], start, err))
 		return 1
@@ -448,11 +471,11 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		if inst.timedOut.Load() { // too late: fail the call, so that this task, not the next, is the timeout
 			panic("safepool.result called after the task's deadline")
 		}
-		w.fill(&cur, status, b)
+		w.fill(inst, &cur, status, b)
 		now := time.Now()
 		if cur.Status != wire.StatusOK && inst.g.capHit() {
-			cur.Status = wire.StatusMemoryLimit
-			cur.Error = fmt.Sprintf("task hit its linear memory cap of %d bytes (%s)", limit, cur.Error)
+			inst.note("the guest's error: " + cur.Error)
+			cur.Status, cur.Error = wire.StatusMemoryLimit, memoryLimitReached(limit)
 		}
 		cur.End = now.UnixNano()
 		cur.PeakMemory = inst.g.peakMemory()
@@ -517,7 +540,7 @@ func (w *worker) runCommand(t *wire.Task) {
 	w.begin(t, start)
 	defer w.idle()
 	stdout := &capBuffer{max: int(w.cfg.OutputLimit)}
-	inst, err := newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, timeout, t.Input, stdout)
+	inst, err := w.newInstance(limit, t.Input, stdout)
 	if err != nil {
 		w.emit(startFailure(t, start, err))
 		return
@@ -535,7 +558,7 @@ func (w *worker) runCommand(t *wire.Task) {
 		res.Status, res.Error = inst.classify(err, timeout)
 	case stdout.over:
 		res.Status = wire.StatusError
-		res.Error = fmt.Sprintf("output is over the output cap of %d bytes", w.cfg.OutputLimit)
+		res.Error = fmt.Sprintf("output is over the output cap of %s", formatSize(w.cfg.OutputLimit))
 	default:
 		res.Status = wire.StatusOK
 		res.Output = stdout.buf

@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,11 +38,11 @@ func buildGo(name string) (string, error) {
 		return "", err
 	}
 	src := filepath.Join(root, "internal", "testguest", "testdata", name)
-	reactor, err := importsGuest(src)
+	mode, err := buildMode(src)
 	if err != nil {
 		return "", err
 	}
-	sum, err := hashSources(root, src, reactor)
+	sum, err := hashSources(root, src, mode)
 	if err != nil {
 		return "", err
 	}
@@ -60,11 +61,7 @@ func buildGo(name string) (string, error) {
 	tmp.Close()
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 
-	args := []string{"build", "-o", tmp.Name()}
-	if reactor {
-		args = append(args, "-buildmode=c-shared")
-	}
-	args = append(args, "./internal/testguest/testdata/"+name)
+	args := []string{"build", "-o", tmp.Name(), "-buildmode=" + mode, "./internal/testguest/testdata/" + name}
 	cmd := exec.Command(goTool(), args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
@@ -75,6 +72,22 @@ func buildGo(name string) (string, error) {
 		return "", err
 	}
 	return out, nil
+}
+
+// buildMode returns the -buildmode of the fixture in dir: the contents of
+// its buildmode file if it has one, else c-shared (a reactor) when it
+// imports the guest SDK and exe (a WASI command) when it does not.
+func buildMode(dir string) (string, error) {
+	if b, err := os.ReadFile(filepath.Join(dir, "buildmode")); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	reactor, err := importsGuest(dir)
+	if err != nil || !reactor {
+		return "exe", err
+	}
+	return "c-shared", nil
 }
 
 // importsGuest reports whether any Go file in dir imports the guest SDK.
@@ -100,9 +113,9 @@ func importsGuest(dir string) (bool, error) {
 
 // hashSources returns a hex digest of everything a fixture build depends on
 // that can change under a warm cache.
-func hashSources(root, src string, reactor bool) (string, error) {
+func hashSources(root, src, mode string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\nreactor=%t\n", runtime.Version(), reactor)
+	fmt.Fprintf(h, "%s\nbuildmode=%s\n", runtime.Version(), mode)
 	fixture, err := filepath.Glob(filepath.Join(src, "*"))
 	if err != nil {
 		return "", err

@@ -35,6 +35,11 @@
 // "fail" writes "bad input" to stderr and exits with code 3; input "spin"
 // loops forever (white space around either word is ignored).
 //
+// sdkcmd uses the SDK (one handler, echo) but is built without
+// -buildmode=c-shared, as its buildmode file says: the mistake of building
+// an SDK module as a command, which exports _start beside the SDK's exports
+// and must be refused at load.
+//
 // # WAT fixtures
 //
 // Hand-written in testdata/wat/<name>.wat, committed with the <name>.wasm
@@ -50,6 +55,10 @@
 //	wbadimport  imports env.foo; must be rejected at load
 //	wnoexport   exports neither _start nor safepool_abi_version
 //	wbadsig     safepool_abi_version is (i32) -> i32 and safepool_call is (i32) -> i32
+//	wbigmem     SDK module whose memory's minimum is 1280 pages (80 MiB); handler ok
+//	wslowstart  SDK module whose _initialize loops forever when memory can grow by
+//	            16 pages and returns at once when it cannot (a cap of one page);
+//	            handler ok
 //	wcmd        command module whose _start writes "hi\n" to stdout
 //	wescape     SDK module whose handlers try to leave the sandbox through WASI (write
 //	            or read a descriptor, open a file, list a directory, read the environment

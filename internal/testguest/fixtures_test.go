@@ -17,8 +17,8 @@ import (
 )
 
 var wantNames = []string{
-	"tasks", "upper",
-	"wbadimport", "wbadsig", "wchaos", "wcmd", "wescape", "wgrow", "wnoexport", "wsquare", "wtable", "wtraps",
+	"sdkcmd", "tasks", "upper",
+	"wbadimport", "wbadsig", "wbigmem", "wchaos", "wcmd", "wescape", "wgrow", "wnoexport", "wslowstart", "wsquare", "wtable", "wtraps",
 }
 
 func TestNames(t *testing.T) {
@@ -64,7 +64,7 @@ func TestPathRejectsUnknownNames(t *testing.T) {
 	}
 	ft := &fatalTB{TB: t}
 	ft.run(func() { testguest.Path(ft, "nope") })
-	require.Contains(t, ft.msg, "the fixtures are: tasks, upper, wbadimport")
+	require.Contains(t, ft.msg, "the fixtures are: sdkcmd, tasks, upper, wbadimport")
 }
 
 // fatalTB records a Fatalf instead of failing the real test.

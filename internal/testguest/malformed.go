@@ -58,6 +58,8 @@ func Malformed(tb testing.TB) []BadModule {
 	badSection := func(id byte, contents []byte) []byte { return Section(append([]byte(nil), header...), id, contents) }
 	hugeSize := append(append([]byte(nil), header...), 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00)
 	overlong := append(append([]byte(nil), header...), 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00)
+	withStart := sdk(func(m *Module) { m.Funcs = append(m.Funcs, Func{Export: "_start"}) })
+	goBuildID := Section(nil, 0, append(appendName(nil, "go:buildid"), "x"...))
 	v2 := append([]byte(nil), good...)
 	binary.LittleEndian.PutUint32(v2[4:], 2)
 
@@ -111,6 +113,11 @@ func Malformed(tb testing.TB) []BadModule {
 		{"safepool_batch takes one argument", sdk(func(m *Module) {
 			m.Funcs = append(m.Funcs, Func{Export: "safepool_batch", Params: []byte{I32}})
 		}), sandbox.ErrBadSignature, "safepool_batch"},
+		// SDK exports in a command build: _start must run before the
+		// exports can be called, and it runs the program's main instead.
+		{"SDK module built as a command", withStart, sandbox.ErrNotReactor, "build it as a reactor"},
+		{"Go SDK module built as a command", append(append([]byte(nil), withStart...), goBuildID...), sandbox.ErrNotReactor,
+			"Go program built without -buildmode=c-shared (it exports _start and the safepool SDK's exports); rebuild it with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared"},
 		// Imports.
 		{"import env.foo", importing(Import{Module: "env", Name: "foo"}), sandbox.ErrForbiddenImport, "env.foo"},
 		{"import wasi_unstable", importing(Import{Module: "wasi_unstable", Name: "fd_write", Params: wasiFdWrite.Params, Results: wasiFdWrite.Results}), sandbox.ErrForbiddenImport, "wasi_unstable.fd_write"},
@@ -133,6 +140,9 @@ func Malformed(tb testing.TB) []BadModule {
 			m.Funcs = append(m.Funcs, Func{Trap: true})
 			m.Start = uint32(len(m.Imports) + len(m.Funcs))
 		}), nil, "unreachable"},
+		// 1280 pages are 80 MiB, above the default cap of 64 MiB.
+		{"memory's minimum above the default cap", sdk(func(m *Module) { m.Memory = 1280 }), nil,
+			"the module needs 80 MiB of linear memory just to start (its memory's minimum is 1280 pages), above the memory cap of 64 MiB"},
 	}
 }
 

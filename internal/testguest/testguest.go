@@ -17,7 +17,9 @@ import (
 //	cmd := testguest.Path(t, "wcmd")  // a committed, hand-written module
 //
 // A Go fixture that imports the guest SDK is built as a reactor
-// (-buildmode=c-shared); any other is built as a WASI command. Builds go to
+// (-buildmode=c-shared); any other is built as a WASI command; a fixture
+// whose directory holds a file called buildmode is built with the mode that
+// file names (sdkcmd: the SDK built as a command, exe). Builds go to
 // os.TempDir()/safepool-testguest/<hash>/<name>.wasm, where the hash covers
 // the fixture's source, the SDK's source, go.mod and [runtime.Version], so a
 // warm call costs a few file reads. Each build is written to a temporary

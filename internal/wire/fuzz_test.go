@@ -18,7 +18,7 @@ import (
 func FuzzDecode(f *testing.F) {
 	f.Add(append([]byte{byte(wire.TypeBatch)}, wire.AppendBatch(nil, []wire.Task{{ID: 1, Func: "square", Input: []byte("7")}})...))
 	f.Add(append([]byte{byte(wire.TypeResults)}, wire.AppendResults(nil, []wire.Result{{ID: 1, Status: wire.StatusOK, Output: []byte("49")}})...))
-	f.Add(append([]byte{byte(wire.TypeInit)}, wire.AppendInit(nil, &wire.Init{Version: 1, ModulePath: "/x"})...))
+	f.Add(append([]byte{byte(wire.TypeInit)}, wire.AppendInit(nil, &wire.Init{Version: wire.Version, ModulePath: "/x", Timeout: 5e6, StartTimeout: 1e9})...))
 	f.Add(append([]byte{byte(wire.TypeReady)}, wire.AppendReady(nil, &wire.Ready{Version: 1, Kind: wire.KindCommand, Handlers: []string{"a"}})...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The frame reader on the raw bytes.

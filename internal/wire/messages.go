@@ -44,6 +44,11 @@ type Init struct {
 	FreshInstance bool          // a new instance for every task
 	Events        bool          // send TypeStarted before each task
 	ProcessLimit  uint64        // address-space backstop for the whole worker, bytes; 0 for none
+	// StartTimeout bounds each instance's start-up: its _initialize and, at
+	// the handshake, the SDK calls that ask for its ABI version and its
+	// handlers. 0 for none (the host still kills a worker whose handshake
+	// takes too long). Timeout never applies to start-up.
+	StartTimeout time.Duration
 }
 
 // Ready is the worker's answer to Init.
@@ -98,15 +103,21 @@ func (f *Fatal) Error() string { return fmt.Sprintf("worker: %s", f.Message) }
 func AppendInit(b []byte, m *Init) []byte {
 	e := enc(b).uint(uint64(m.Version)).str(m.ModulePath).str(m.CacheDir).str(m.Engine).
 		uint(m.MemoryLimit).int(int64(m.Timeout)).uint(m.OutputLimit).uint(m.LogLimit).
-		bool(m.FreshInstance).bool(m.Events).uint(m.ProcessLimit)
+		bool(m.FreshInstance).bool(m.Events).uint(m.ProcessLimit).int(int64(m.StartTimeout))
 	return e
 }
 
-// DecodeInit decodes an Init payload.
+// DecodeInit decodes an Init payload. An Init of another protocol version
+// decodes to its Version alone, since the rest of its layout may differ:
+// the worker then reports the mismatch rather than a malformed frame.
 func DecodeInit(p []byte) (*Init, error) {
 	d := dec{b: p}
+	version := d.u32("version")
+	if d.err == nil && version != Version {
+		return &Init{Version: version}, nil
+	}
 	m := &Init{
-		Version:       d.u32("version"),
+		Version:       version,
 		ModulePath:    d.str("module path"),
 		CacheDir:      d.str("cache dir"),
 		Engine:        d.str("engine"),
@@ -117,6 +128,7 @@ func DecodeInit(p []byte) (*Init, error) {
 		FreshInstance: d.bool("fresh instance"),
 		Events:        d.bool("events"),
 		ProcessLimit:  d.uint("process limit"),
+		StartTimeout:  time.Duration(d.int("start timeout")),
 	}
 	return m, d.end("init")
 }

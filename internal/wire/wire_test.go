@@ -16,10 +16,18 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("init", func(t *testing.T) {
 		in := &wire.Init{Version: wire.Version, ModulePath: "/m.wasm", CacheDir: "/c", Engine: "wazero",
 			MemoryLimit: 64 << 20, Timeout: time.Second, OutputLimit: 1 << 20, LogLimit: 64 << 10,
-			FreshInstance: true, Events: true}
+			FreshInstance: true, Events: true, ProcessLimit: 1 << 32, StartTimeout: 5 * time.Second}
 		out, err := wire.DecodeInit(wire.AppendInit(nil, in))
 		require.NoError(t, err)
 		require.Equal(t, in, out)
+	})
+	t.Run("init of another version", func(t *testing.T) {
+		// Only the version is read: the worker must be able to report a
+		// mismatch whatever the rest of the other version's layout.
+		in := wire.AppendInit(nil, &wire.Init{Version: wire.Version - 1, ModulePath: "/m.wasm", StartTimeout: time.Second})
+		out, err := wire.DecodeInit(in[:len(in)-2])
+		require.NoError(t, err)
+		require.Equal(t, &wire.Init{Version: wire.Version - 1}, out)
 	})
 	t.Run("ready", func(t *testing.T) {
 		in := &wire.Ready{Version: 1, PID: 42, Kind: wire.KindSDK, Batch: true, Handlers: []string{"a", "square"}}
