@@ -53,9 +53,9 @@ func TestResourceAttacks(t *testing.T) {
 			c.LogLimit = 4 << 10
 		})
 		runAttacks(t, p, "square", []attack{
-			{"allocates without end", "memhog", "1000000", pool.StatusMemoryLimit, "memory cap of 33554432 bytes"},
+			{"allocates without end", "memhog", "1000000", pool.StatusMemoryLimit, "memory limit of 32 MiB reached"},
 			{"sleeps through a WASI clock", "sleep", "3600000", pool.StatusTimeout, "timeout of 2s"},
-			{"huge output", "big", "4096", pool.StatusError, "over the output cap of 1048576 bytes"},
+			{"huge output", "big", "4096", pool.StatusError, "over the output cap of 1 MiB"},
 			{"proc_exit(0) mid-task", "exit", "0", pool.StatusError, "guest exited with code 0"},
 			{"proc_exit(7) mid-task", "exit", "7", pool.StatusError, "guest exited with code 7"},
 		})

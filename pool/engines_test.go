@@ -46,7 +46,7 @@ func TestEngineStatuses(t *testing.T) {
 			{"error", "fail", "x", pool.StatusError, "", "boom: x"},
 			{"panic", "panic", "", pool.StatusError, "", "kaboom"},
 			{"trap", "exit", "3", pool.StatusError, "", "exited with code 3"},
-			{"memory limit", "memhog", "64", pool.StatusMemoryLimit, "", "memory cap of 33554432 bytes"},
+			{"memory limit", "memhog", "64", pool.StatusMemoryLimit, "", "memory limit of 32 MiB reached"},
 			{"timeout spinning", "spin", "", pool.StatusTimeout, "", "timeout of 500ms"},
 			{"timeout asleep", "sleep", "60000", pool.StatusTimeout, "", "timeout of 500ms"},
 			{"output cap", "big", "2048", pool.StatusError, "", "over the output cap"},
@@ -131,8 +131,8 @@ func TestEngineCommandModule(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "HELLO", string(rs[0].Output))
 		require.Equal(t, pool.StatusError, rs[1].Status)
-		require.Contains(t, rs[1].Error, "exited with code 3")
-		require.Contains(t, rs[1].Error, "bad input")
+		require.Equal(t, "guest exited with code 3", rs[1].Error, "the error is one line")
+		require.Contains(t, string(rs[1].Log), "bad input", "the guest's stderr is in the log")
 		require.Equal(t, pool.StatusTimeout, rs[2].Status, rs[2].Error)
 	})
 }
@@ -141,7 +141,8 @@ func TestEngineBadStart(t *testing.T) {
 	forEngines(t, func(t *testing.T, engine string) {
 		t.Run("module needs more than the cap", func(t *testing.T) {
 			_, err := pool.New(context.Background(), pool.Config{Engine: engine, Module: testguest.Path(t, "tasks"), Workers: 1, CacheDir: cacheDir(t), MemoryLimit: 1 << 20})
-			require.ErrorContains(t, err, "needs more than the memory cap of 1048576 bytes")
+			require.ErrorContains(t, err, "linear memory just to start")
+			require.ErrorContains(t, err, "above the memory cap of 1 MiB; raise MemoryLimit (--memory) to at least")
 		})
 		t.Run("invalid module", func(t *testing.T) {
 			b := testguest.Bytes(t, "wsquare")

@@ -76,6 +76,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		FreshInstance: cfg.FreshInstance,
 		Events:        cfg.OnEvent != nil,
 		ProcessLimit:  processLimit(cfg),
+		StartTimeout:  cfg.StartTimeout,
 	}
 	p.startDrivers()
 	for {

@@ -23,7 +23,7 @@ func TestPlugins(t *testing.T) {
 		// machine so loaded that it cannot, the pool's kills the worker a
 		// second later. Either way the status is timeout.
 		`rogue +32 MiB, 500ms +spin\(null\) +timeout +[\d.]+ms +(task ran past its timeout of 500ms|worker stopped answering)`,
-		`rogue +32 MiB, 500ms +flood\(null\) +memory_limit +[\d.]+ms +task hit its linear memory cap of 33554432 bytes`,
+		`rogue +32 MiB, 500ms +flood\(null\) +memory_limit +[\d.]+ms +memory limit of 32 MiB reached`,
 		`rogue +32 MiB, 500ms +snoop\(null\) +error +[\d.]+ms +denied: open /etc/passwd: .*; environment: 0 variables`,
 		`rogue +32 MiB, 500ms +hello\(null\) +ok +[\d.]+ms +"still here"`,
 	}
