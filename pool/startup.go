@@ -371,7 +371,7 @@ func mayBeCache(err error) bool {
 	if !errors.As(err, &f) {
 		return true
 	}
-	return strings.Contains(f.Message, "instantiate module")
+	return f.Code == wire.FatalInstantiate
 }
 
 // firstLine returns s up to its first newline.

@@ -253,3 +253,11 @@ func (c *capBuffer) Write(p []byte) (int, error) {
 	c.buf = append(c.buf, p...)
 	return n, nil
 }
+
+// instantiateError is an engine's failure to instantiate a module it has
+// compiled or loaded. The worker reports it as wire.FatalInstantiate, which
+// tells the host that a damaged cache entry may be the cause.
+type instantiateError struct{ err error }
+
+func (e *instantiateError) Error() string { return "sandbox: instantiate module: " + e.err.Error() }
+func (e *instantiateError) Unwrap() error { return e.err }

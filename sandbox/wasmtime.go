@@ -138,7 +138,7 @@ func (e *wasmtimeEngine) instantiate(_ context.Context, inst *instance) (guest, 
 		if refused {
 			return nil, errMemoryAtStart{inst.limit}
 		}
-		return nil, fmt.Errorf("sandbox: instantiate module: %w", wasmtimeError(err))
+		return nil, &instantiateError{wasmtimeError(err)}
 	}
 	g.store, g.mem = store, mem
 	for f := range numExports {

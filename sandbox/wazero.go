@@ -200,7 +200,7 @@ func (e *wazeroEngine) instantiate(ctx context.Context, inst *instance) (_ guest
 		if g.cap.hit.Load() {
 			return nil, errMemoryAtStart{inst.limit}
 		}
-		return nil, fmt.Errorf("sandbox: instantiate module: %w", wazeroError(err))
+		return nil, &instantiateError{wazeroError(err)}
 	}
 	g.mod = mod
 	g.mem = mod.Memory()

@@ -108,7 +108,11 @@ func serve(end *proc.ChildEnd) error {
 	if w.info.Kind == KindSDK {
 		inst, err := w.newInstance(cfg.MemoryLimit, nil, nil)
 		if err != nil {
-			return w.fatal(wire.FatalModule, err.Error())
+			code := wire.FatalModule
+			if ie := (*instantiateError)(nil); errors.As(err, &ie) {
+				code = wire.FatalInstantiate
+			}
+			return w.fatal(code, err.Error())
 		}
 		if ready.Handlers, err = w.handshakeSDK(inst); err != nil {
 			return w.fatal(wire.FatalModule, err.Error())

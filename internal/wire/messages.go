@@ -95,6 +95,10 @@ const (
 	FatalVersion  FatalCode = 2 // protocol version mismatch
 	FatalModule   FatalCode = 3 // the module cannot be loaded or instantiated
 	FatalProtocol FatalCode = 4 // the host sent something malformed
+	// FatalInstantiate: the module compiled (or loaded from the cache) but
+	// instantiating it failed. A damaged compilation-cache entry can cause
+	// this, so the host may forget the entry and try once more.
+	FatalInstantiate FatalCode = 5
 )
 
 func (f *Fatal) Error() string { return fmt.Sprintf("worker: %s", f.Message) }
