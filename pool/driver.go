@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/worker"
 )
 
 // driver owns one worker slot: it keeps a worker process alive, feeds it
@@ -18,10 +18,10 @@ import (
 // goroutine runs loop; other goroutines only read flights (under mu) to
 // decide whether to kill the worker.
 type driver struct {
-	p *Pool
+	l *local
 
 	mu      sync.Mutex
-	wk      *worker.Worker
+	wk      *hostconn.Conn
 	flights []*flight   // batches sent and not fully answered, oldest first
 	hung    atomic.Bool // the hang watchdog killed the worker
 	stopped bool        // killIf killed the worker: its running task may be another run's
@@ -67,16 +67,16 @@ func (d *driver) pending(fn func(*job)) {
 const maxBatchesInFlight = 2
 
 func (d *driver) loop() {
-	defer d.p.wg.Done()
+	defer d.l.wg.Done()
 	for {
 		if d.wk == nil {
-			if d.p.stopping() {
+			if d.l.stopping() {
 				return
 			}
-			wk := d.p.takeSpare()
+			wk := d.l.takeSpare()
 			if wk == nil {
 				var err error
-				if wk, err = d.p.startWorker(); err != nil {
+				if wk, err = d.l.startWorker(); err != nil {
 					continue
 				}
 			}
@@ -90,17 +90,17 @@ func (d *driver) loop() {
 			// waiting for just this answer (an Apply), so poll for it
 			// rather than sleep. A busy pool does not poll, to leave the
 			// CPUs to its workers.
-			d.wk.Process().SpinReads(len(d.flights) == 1 && d.p.q.empty())
+			d.wk.SpinReads(len(d.flights) == 1 && d.l.q.empty())
 			d.receive()
 			continue
 		}
 		// Nothing in flight: wait for work, the worker's death, or the end.
 		if d.recycleDue() {
-			d.p.q.unwait(d.wake) // registered early by receive, perhaps
+			d.l.q.unwait(d.wake) // registered early by receive, perhaps
 			d.retire()
 			continue
 		}
-		if !d.p.q.wait(d.wake) {
+		if !d.l.q.wait(d.wake) {
 			continue // work arrived meanwhile
 		}
 		select {
@@ -108,11 +108,11 @@ func (d *driver) loop() {
 			// Still registered as idle: the next wait is a no-op.
 			d.prove()
 		case <-d.wake:
-		case <-d.wk.Process().Exited():
-			d.p.q.unwait(d.wake)
+		case <-d.wk.Exited():
+			d.l.q.unwait(d.wake)
 			d.receive() // reports the death
-		case <-d.p.quit:
-			d.p.q.unwait(d.wake)
+		case <-d.l.quit:
+			d.l.q.unwait(d.wake)
 			d.retire()
 			return
 		}
@@ -126,17 +126,17 @@ func (d *driver) loop() {
 // back to the front of the queue, for this worker or another.
 func (d *driver) fill() bool {
 	for len(d.flights) < maxBatchesInFlight && !d.recycleDue() {
-		jobs := d.p.q.pop(d.p.cfg.BatchSize, d.p.cfg.Workers, d.wake)
+		jobs := d.l.q.pop(d.l.cfg.BatchSize, d.l.cfg.Workers, d.wake)
 		if len(jobs) == 0 {
 			break
 		}
 		n := uint64(len(jobs))
-		f := &flight{base: d.p.nextID.Add(n) - n + 1, jobs: jobs, left: len(jobs)}
+		f := &flight{base: d.l.nextID.Add(n) - n + 1, jobs: jobs, left: len(jobs)}
 		d.frame = d.frame[:0]
 		for i, j := range jobs {
 			j.id = f.base + uint64(i)
 			t := wire.Task{ID: j.id, Func: j.run.fn, Input: j.input}
-			if j.memLimit != d.p.cfg.MemoryLimit {
+			if j.memLimit != d.l.cfg.MemoryLimit {
 				t.MemoryLimit = uint64(j.memLimit)
 			}
 			d.frame = append(d.frame, t)
@@ -150,11 +150,11 @@ func (d *driver) fill() bool {
 		d.mu.Unlock()
 		err := send(d.frame)
 		clear(d.frame) // do not keep inputs alive
-		if errors.Is(err, worker.ErrNoRoom) {
+		if errors.Is(err, hostconn.ErrNoRoom) {
 			d.mu.Lock()
 			d.flights = d.flights[:len(d.flights)-1]
 			d.mu.Unlock()
-			d.p.q.pushFront(jobs)
+			d.l.q.pushFront(jobs)
 			break
 		}
 		d.ran += len(jobs)
@@ -167,7 +167,7 @@ func (d *driver) fill() bool {
 
 // recycleDue reports whether the worker has run its MaxTasksPerWorker.
 func (d *driver) recycleDue() bool {
-	m := d.p.cfg.MaxTasksPerWorker
+	m := d.l.cfg.MaxTasksPerWorker
 	return m > 0 && d.ran >= m
 }
 
@@ -185,7 +185,7 @@ func (d *driver) receive() {
 		}
 		d.mu.Unlock()
 		if j != nil {
-			d.p.emit(Event{Kind: EventTaskStart, WorkerPID: d.wk.PID(), Index: j.index, Func: j.run.fn, Attempt: j.attempts + 1})
+			d.l.emit(Event{Kind: EventTaskStart, WorkerPID: d.wk.PID(), Index: j.index, Func: j.run.fn, Attempt: j.attempts + 1})
 		}
 	default:
 		pid := d.wk.PID()
@@ -202,7 +202,7 @@ func (d *driver) receive() {
 		}
 		d.mu.Unlock()
 		if left == len(ev.Results) && !d.recycleDue() {
-			d.p.q.wait(d.wake)
+			d.l.q.wait(d.wake)
 		}
 		for i := range ev.Results {
 			wr := &ev.Results[i]
@@ -218,7 +218,7 @@ func (d *driver) receive() {
 			if j == nil {
 				continue // not ours: a worker never sends such a result
 			}
-			d.p.settle(j, resultFrom(j, wr, pid), "", -1)
+			d.l.sink(outcome{job: j, res: resultFrom(j, wr, pid)})
 		}
 	}
 }
@@ -242,13 +242,13 @@ func resultFrom(j *job, wr *wire.Result, pid int) Result {
 
 // onDeath blames the running task, sends the rest back to the queue without
 // using an attempt, and frees the slot for a new worker.
-func (d *driver) onDeath(death *worker.Death) {
+func (d *driver) onDeath(gone *hostconn.Death) {
 	pid := d.wk.PID()
 	d.mu.Lock()
 	var blamed *job
 	var innocent []*job
 	d.pending(func(j *job) {
-		if j.id == death.Running {
+		if j.id == gone.Running {
 			blamed = j
 		} else {
 			innocent = append(innocent, j)
@@ -270,24 +270,24 @@ func (d *driver) onDeath(death *worker.Death) {
 
 	// The reason is one line; a dump that came with it (a fatal message's
 	// later lines, the worker's own stderr) goes to the result's log.
-	reason := "worker " + death.Exit.String()
+	reason := "worker " + gone.Exit.String()
 	var log []byte
-	if death.Fatal != nil {
-		msg, rest, _ := strings.Cut(death.Fatal.Message, "\n")
+	if gone.Fatal != nil {
+		msg, rest, _ := strings.Cut(gone.Fatal.Message, "\n")
 		reason += ": " + msg
 		log = append(log, rest...)
 	}
-	if death.Stderr != "" {
-		log = append(log, death.Stderr...)
+	if gone.Stderr != "" {
+		log = append(log, gone.Stderr...)
 	}
-	d.p.emit(Event{Kind: EventWorkerExit, WorkerPID: pid, Reason: reason})
-	d.p.q.pushFront(innocent)
+	d.l.emit(Event{Kind: EventWorkerExit, WorkerPID: pid, Reason: reason})
+	d.l.q.pushFront(innocent)
 	if blamed == nil {
 		// A worker that dies with no task to blame before it proved it can
 		// run tasks is a start-up that failed: the breaker counts it, and
 		// the next start waits out the backoff.
-		if !d.proven && !d.p.stopping() {
-			d.p.unprovenDeath(death, time.Since(d.born))
+		if !d.proven && !d.l.stopping() {
+			d.l.unprovenDeath(gone, time.Since(d.born))
 		}
 		return
 	}
@@ -297,7 +297,7 @@ func (d *driver) onDeath(death *worker.Death) {
 		Error:  reason + " while running the task",
 		Log:    log,
 		Stats: Stats{
-			Start:       time.Unix(0, death.Since),
+			Start:       time.Unix(0, gone.Since),
 			End:         time.Now(),
 			WorkerPID:   pid,
 			MemoryLimit: blamed.memLimit,
@@ -305,17 +305,16 @@ func (d *driver) onDeath(death *worker.Death) {
 	}
 	if hung {
 		res.Status = StatusTimeout
-		res.Error = fmt.Sprintf("worker stopped answering; killed %s after the task's timeout of %s", hangGrace, d.p.cfg.Timeout)
+		res.Error = fmt.Sprintf("worker stopped answering; killed %s after the task's timeout of %s", hangGrace, d.l.cfg.Timeout)
 	}
-	blamed.gateHold = death.Exit.Signaled() && !hung
-	d.p.settle(blamed, res, death.Exit.SignalName(), death.Exit.Code)
+	d.l.sink(outcome{job: blamed, res: res, death: &death{Signal: gone.Exit.SignalName(), ExitCode: gone.Exit.Code, Hung: hung}})
 }
 
 // calm returns a channel that fires when the current worker has been up for
 // calm, while the pool is counting failed start-ups; otherwise nil, which
 // never fires.
 func (d *driver) calm() <-chan time.Time {
-	if d.proven || !d.p.health.failing() {
+	if d.proven || !d.l.health.failing() {
 		return nil
 	}
 	return time.After(time.Until(d.born.Add(calm)))
@@ -326,7 +325,7 @@ func (d *driver) calm() <-chan time.Time {
 func (d *driver) prove() {
 	if !d.proven {
 		d.proven = true
-		d.p.health.succeed()
+		d.l.health.succeed()
 	}
 }
 
@@ -340,20 +339,20 @@ func (d *driver) retire() {
 	if wk == nil {
 		return
 	}
-	d.p.stopWorker(wk, "worker retired")
+	d.l.stopWorker(wk, "worker retired")
 }
 
 // stopWorker stops an idle worker gracefully: it exits when its input
 // closes, or is killed after 5 s.
-func (p *Pool) stopWorker(wk *worker.Worker, reason string) {
+func (l *local) stopWorker(wk *hostconn.Conn, reason string) {
 	wk.Stop()
 	select {
-	case <-wk.Process().Exited():
+	case <-wk.Exited():
 	case <-time.After(5 * time.Second):
 		wk.Kill()
 	}
 	wk.Release()
-	p.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: reason})
+	l.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: reason})
 }
 
 // killIf kills the worker when it runs a task of r.
@@ -393,7 +392,7 @@ func (d *driver) checkHang(now time.Time) {
 	if id == 0 || since == 0 {
 		return
 	}
-	if now.Sub(time.Unix(0, since)) > d.p.cfg.Timeout+hangGrace {
+	if now.Sub(time.Unix(0, since)) > d.l.cfg.Timeout+hangGrace {
 		d.hung.Store(true)
 		d.wk.Kill()
 	}

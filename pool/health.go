@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/worker"
 )
 
 // StartError says that the pool could not keep workers up: they failed to
@@ -95,31 +95,16 @@ func newHealth(giveUp time.Duration) *health {
 func startFailure(err error) (what string, outside bool) {
 	var f *wire.Fatal
 	switch {
-	case errors.Is(err, worker.ErrKilledAtStart):
+	case errors.Is(err, hostconn.ErrKilledAtStart):
 		return "killed by SIGKILL as they started", true
 	case errors.As(err, &f):
 		return "failed as they started", false
 	}
-	var d *worker.Death
+	var d *hostconn.Death
 	if errors.As(err, &d) {
 		return d.Exit.String() + " as they started", false
 	}
 	return "failed to start", false
-}
-
-// unprovenDeath records the death, with no task to blame, of a worker that
-// had not yet delivered a result: a start-up that failed, unless the worker
-// stayed up for calm. A signal is taken as a kill from outside (the OOM
-// killer, an operator); an exit or a fatal message as the module's doing.
-func (p *Pool) unprovenDeath(d *worker.Death, up time.Duration) {
-	if up >= calm {
-		p.health.succeed()
-		return
-	}
-	outside := d.Exit.Signaled() && d.Fatal == nil
-	if trip := p.health.fail(d.Exit.String()+" before running a task", outside, d); trip != nil {
-		p.failAll(trip)
-	}
 }
 
 // fail records a failure and reports the breaker's error if this failure

@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// settle applies the policy to one ended attempt of j: deliver it as
-// final, retry it, or abort its run. signal and exitCode describe the
-// worker's death when res.Status is StatusKilled.
-func (p *Pool) settle(j *job, res Result, signal string, exitCode int) {
+// settle applies the policy to one ended attempt: deliver it as final,
+// retry it, or abort its run. It is the dispatcher's sink.
+func (p *Pool) settle(o outcome) {
+	j, res := o.job, o.res
 	r := j.run
 	if r.finished() {
 		return
@@ -28,12 +28,15 @@ func (p *Pool) settle(j *job, res Result, signal string, exitCode int) {
 		r.deliver(res, nil)
 		return
 	}
-	if exitCode == 0 && signal == "" && res.Status != StatusKilled {
-		exitCode = -1
-	}
-	att := Attempt{Status: res.Status, Reason: res.Error, Signal: signal, ExitCode: exitCode, Stats: res.Stats}
-	if res.Status != StatusKilled {
-		att.ExitCode = -1
+	att := Attempt{Status: res.Status, Reason: res.Error, ExitCode: -1, Stats: res.Stats}
+	// A worker killed by a signal may mean the machine is short of
+	// memory: the retry waits at the memory gate first.
+	j.gateHold = o.death != nil && o.death.Signal != "" && !o.death.Hung
+	if o.death != nil {
+		att.Signal = o.death.Signal
+		if res.Status == StatusKilled {
+			att.ExitCode = o.death.ExitCode
+		}
 	}
 	j.history = append(j.history, att)
 

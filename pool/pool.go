@@ -7,53 +7,26 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/worker"
 	"github.com/safepool/safepool/sandbox"
 )
 
 // Pool runs tasks in worker processes. It is safe for concurrent use.
+//
+// The pool owns the policy: its queue holds the jobs waiting to run, its
+// dispatcher runs them and hands back each attempt's outcome (settle), and
+// settle decides, by the policy, whether the outcome is final, runs again
+// or aborts its map. Each map is a run, which owns its result slots and
+// its killed-task list and tells the pool through hooks when it ends.
 type Pool struct {
 	cfg      Config
 	kind     sandbox.Kind // from the workers' handshake
 	handlers map[string]bool
-	modPath  string
 	tmpDir   string // holds ModuleBytes written out for the workers
-	init     wire.Init
 
-	q       *queue
-	drivers []*driver
-	// Spare workers (Config.Spares) and the keeper's wake-up; both nil
-	// without spares.
-	spares     chan *worker.Worker
-	spareTaken chan struct{}
-	wg         sync.WaitGroup
-	quit       chan struct{} // closed when workers must stop
-	nextID     atomic.Uint64
-
-	health *health
-	// ready is closed when the first worker has finished its handshake,
-	// which sets kind and handlers; readyOnce guards both.
-	ready     chan struct{}
-	readyOnce sync.Once
-	// startFailed is closed, with startErr set, when a worker fails by the
-	// module's own doing before any worker was ready: New fails with it.
-	startFailed   chan struct{}
-	startFailOnce sync.Once
-	startErr      error
-	// readyCount counts handshakes; started wakes New on each start-up
-	// that succeeds or fails; startTrouble is set by the first that fails.
-	readyCount   atomic.Int64
-	started      chan struct{}
-	startTrouble atomic.Bool
-	// cacheMu serialises the recovery of a damaged cache entry, which is
-	// tried once per pool (cacheRetried); cacheGen counts recoveries.
-	cacheMu      sync.Mutex
-	cacheRetried bool
-	cacheGen     int
+	q     *queue
+	disp  *local
+	hooks *runHooks
 
 	mu          sync.Mutex
 	closed      bool
@@ -62,10 +35,10 @@ type Pool struct {
 	killed      []KilledTask // the most recent, at most cfg.KilledLimit
 	killedCount int          // every killed task, kept or not
 	warnings    []string
-	closeOnce   sync.Once
 }
 
-// failAll aborts every run with err.
+// failAll aborts every run with err. The dispatcher calls it when its
+// breaker opens.
 func (p *Pool) failAll(err error) {
 	p.mu.Lock()
 	runs := make([]*run, 0, len(p.runs))
@@ -75,17 +48,6 @@ func (p *Pool) failAll(err error) {
 	p.mu.Unlock()
 	for _, r := range runs {
 		r.abort(err)
-	}
-}
-
-// stopping reports whether workers must stop: the pool is closing, or the
-// breaker opened for good.
-func (p *Pool) stopping() bool {
-	select {
-	case <-p.quit:
-		return true
-	default:
-		return p.health.broken()
 	}
 }
 
@@ -100,7 +62,7 @@ func (p *Pool) Err() error {
 	if closed {
 		return ErrClosed
 	}
-	return p.health.err()
+	return p.disp.err()
 }
 
 // Warnings returns what the pool noticed that costs speed but not
@@ -119,23 +81,6 @@ func (p *Pool) warn(msg string) {
 	p.emit(Event{Kind: EventWarning, Reason: msg})
 }
 
-// watchHangs kills workers whose task ran past Timeout + hangGrace.
-func (p *Pool) watchHangs() {
-	defer p.wg.Done()
-	t := time.NewTicker(max(p.cfg.Timeout/4, 50*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-p.quit:
-			return
-		case now := <-t.C:
-			for _, d := range p.drivers {
-				d.checkHang(now)
-			}
-		}
-	}
-}
-
 // begin registers a new run, or fails when the pool cannot take one.
 func (p *Pool) begin(ctx context.Context, fn string, n int, stream chan Result) (*run, error) {
 	if err := ctx.Err(); err != nil {
@@ -151,7 +96,7 @@ func (p *Pool) begin(ctx context.Context, fn string, n int, stream chan Result) 
 	if p.closed {
 		return nil, ErrClosed
 	}
-	if err := p.health.err(); err != nil {
+	if err := p.disp.err(); err != nil {
 		return nil, err
 	}
 	r := p.newRun(ctx, fn, n, stream)
@@ -182,13 +127,8 @@ func (p *Pool) runEnded(r *run) {
 	p.mu.Unlock()
 }
 
-// stopRun stops the workers running tasks of an aborted run. Its queued
-// tasks are dropped when popped.
-func (p *Pool) stopRun(r *run) {
-	for _, d := range p.drivers {
-		d.killIf(r)
-	}
-}
+// stopRun stops the work in flight of an aborted run.
+func (p *Pool) stopRun(r *run) { p.disp.stopRun(r) }
 
 // recordKilled keeps kt in the pool's bounded list: its input only up to
 // KilledInputLimit, copied so that the list does not pin the caller's
@@ -274,16 +214,10 @@ func (p *Pool) Terminate() error {
 	return nil
 }
 
-// shutdown stops the drivers: idle workers are retired gracefully, and with
-// kill every worker is killed first.
+// shutdown stops the dispatcher (with kill, its workers die now) and
+// removes what New wrote.
 func (p *Pool) shutdown(kill bool) {
-	p.closeOnce.Do(func() { close(p.quit) })
-	if kill {
-		for _, d := range p.drivers {
-			d.kill()
-		}
-	}
-	p.wg.Wait()
+	p.disp.close(kill)
 	p.cleanup()
 }
 

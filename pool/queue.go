@@ -159,9 +159,8 @@ func (q *queue) pop(max, workers int, self chan struct{}) (out []*job) {
 			if made == nil {
 				made = make([]job, 0, want)
 			}
-			mem := e.run.p.cfg.MemoryLimit
 			for i := e.lo; i < e.lo+k; i++ {
-				made = append(made, job{run: e.run, index: i, input: e.run.inputs[i], memLimit: mem})
+				made = append(made, job{run: e.run, index: i, input: e.run.inputs[i], memLimit: e.run.memLimit})
 				out = append(out, &made[len(made)-1])
 			}
 			e.lo += k

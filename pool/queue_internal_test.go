@@ -105,12 +105,11 @@ func TestQueueEarlyIdle(t *testing.T) {
 // run's segment is dropped whole.
 func TestQueueSegments(t *testing.T) {
 	q := newQueue()
-	p := &Pool{cfg: Config{MemoryLimit: 1 << 20}}
 	inputs := make([][]byte, 10)
 	for i := range inputs {
 		inputs[i] = []byte{byte('a' + i)}
 	}
-	r := &run{p: p, inputs: inputs}
+	r := &run{memLimit: 1 << 20, inputs: inputs}
 	q.pushRun(r, len(inputs))
 	back := testJobs(1)[0]
 	q.pushFront([]*job{back})
@@ -134,7 +133,7 @@ func TestQueueSegments(t *testing.T) {
 	assert.Equal(t, []int{3, 4, 5, 6, 7, 8, 9}, rest, "every task once, in order")
 
 	// A finished run's queued tasks are dropped, not made into jobs.
-	done := &run{p: p, inputs: inputs}
+	done := &run{memLimit: 1 << 20, inputs: inputs}
 	done.isDone.Store(true)
 	q.pushRun(done, len(inputs))
 	q.pushRun(r, 2)

@@ -8,12 +8,15 @@ import (
 	"sync/atomic"
 )
 
-// run is one map (or Apply, or stream) in flight. Its final results arrive
-// through deliver; abort ends it early.
+// run is one map (or Apply, or stream) in flight. It owns its result
+// slots and its killed-task list. Its final results arrive through
+// deliver; abort ends it early. It tells its pool what happened only
+// through hooks.
 type run struct {
-	p     *Pool
-	fn    string
-	total atomic.Int64 // tasks submitted so far (streams grow it)
+	hooks    *runHooks
+	fn       string
+	memLimit int64        // the memory cap its tasks start with
+	total    atomic.Int64 // tasks submitted so far (streams grow it)
 
 	// Exactly one of results and out is used: a slice for Map, a channel
 	// for streams.
@@ -35,8 +38,16 @@ type run struct {
 	nRetried atomic.Int64
 }
 
+// runHooks are how runs report to their pool: a killed task for the
+// pool's list, an abort whose work in flight must stop, and the end.
+type runHooks struct {
+	killed func(KilledTask)
+	stop   func(*run)
+	ended  func(*run)
+}
+
 func (p *Pool) newRun(ctx context.Context, fn string, n int, stream chan Result) *run {
-	r := &run{p: p, fn: fn, done: make(chan struct{}), out: stream}
+	r := &run{hooks: p.hooks, fn: fn, memLimit: p.cfg.MemoryLimit, done: make(chan struct{}), out: stream}
 	if stream == nil {
 		r.results = make([]Result, n)
 	}
@@ -102,13 +113,13 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error) {
 	r.mu.Unlock()
 	r.nDone.Add(1)
 	if kt != nil {
-		r.p.recordKilled(*kt)
+		r.hooks.killed(*kt)
 	}
 	if end {
 		r.end()
 	}
 	if abortErr != nil {
-		r.p.stopRun(r)
+		r.hooks.stop(r)
 	}
 }
 
@@ -129,7 +140,7 @@ func (r *run) end() {
 	r.mu.Unlock()
 	r.stopCtx()
 	close(r.done)
-	r.p.runEnded(r)
+	r.hooks.ended(r)
 }
 
 // abort ends the run with err, drops its queued tasks and stops the workers
@@ -143,7 +154,7 @@ func (r *run) abort(err error) {
 	r.err = err
 	r.mu.Unlock()
 	r.end()
-	r.p.stopRun(r)
+	r.hooks.stop(r)
 }
 
 // MapResult is a map in flight, returned by MapAsync. Its methods are safe

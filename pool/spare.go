@@ -1,72 +1,72 @@
 package pool
 
-import "github.com/safepool/safepool/internal/worker"
+import "github.com/safepool/safepool/internal/hostconn"
 
-// Spare workers (Config.Spares) wait, started and idle, in p.spares. A
+// Spare workers (Config.Spares) wait, started and idle, in l.spares. A
 // driver whose worker died takes one instead of starting a worker, and the
 // keeper starts a new spare in the background.
 
-// keepSpares keeps Config.Spares workers in p.spares until the pool stops.
-func (p *Pool) keepSpares() {
-	defer p.wg.Done()
-	defer p.drainSpares()
+// keepSpares keeps Config.Spares workers in l.spares until the dispatcher stops.
+func (l *local) keepSpares() {
+	defer l.wg.Done()
+	defer l.drainSpares()
 	// Spares are extras: the pool's own workers start first.
 	select {
-	case <-p.ready:
-	case <-p.quit:
+	case <-l.ready:
+	case <-l.quit:
 		return
 	}
 	for {
-		for len(p.spares) < cap(p.spares) {
-			if p.stopping() {
+		for len(l.spares) < cap(l.spares) {
+			if l.stopping() {
 				return
 			}
-			wk, err := p.startWorker()
+			wk, err := l.startWorker()
 			if err != nil {
 				continue // stopping() ends the loop when it must
 			}
-			p.spares <- wk // never blocks: only this goroutine adds
+			l.spares <- wk // never blocks: only this goroutine adds
 		}
 		select {
-		case <-p.spareTaken:
-		case <-p.quit:
+		case <-l.spareTaken:
+		case <-l.quit:
 			return
 		}
 	}
 }
 
 // takeSpare returns a live spare, or nil when none is ready.
-func (p *Pool) takeSpare() *worker.Worker {
+func (l *local) takeSpare() *hostconn.Conn {
 	for {
-		var wk *worker.Worker
+		var wk *hostconn.Conn
 		select {
-		case wk = <-p.spares:
+		case wk = <-l.spares:
 		default:
 			return nil
 		}
 		select {
-		case p.spareTaken <- struct{}{}:
+		case l.spareTaken <- struct{}{}:
 		default:
 		}
 		select {
-		case <-wk.Process().Exited():
+		case <-wk.Exited():
 			// Killed while it waited (the OOM killer does not spare idle
 			// processes): report it and try the next.
 			wk.Release()
-			p.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: "spare worker " + wk.Process().Exit().String()})
+			l.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: "spare worker " + wk.Exit().String()})
 		default:
-			p.emit(Event{Kind: EventSparePromoted, WorkerPID: wk.PID()})
+			l.emit(Event{Kind: EventSparePromoted, WorkerPID: wk.PID()})
 			return wk
 		}
 	}
 }
 
-// drainSpares stops the spares when the pool stops.
-func (p *Pool) drainSpares() {
+// drainSpares stops the spares when the dispatcher stops.
+func (l *local) drainSpares() {
 	for {
 		select {
-		case wk := <-p.spares:
-			p.stopWorker(wk, "spare worker retired")
+		case wk := <-l.spares:
+			l.stopWorker(wk, "spare worker retired")
 		default:
 			return
 		}

@@ -8,11 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
-	"github.com/safepool/safepool/internal/proc"
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/worker"
 	"github.com/safepool/safepool/sandbox"
 )
 
@@ -44,13 +42,10 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if err := checkWorkers(cfg); err != nil {
 		return nil, err
 	}
-	p := &Pool{
-		cfg: cfg, q: newQueue(), quit: make(chan struct{}), runs: map[*run]struct{}{},
-		health: newHealth(cfg.StartGiveUp), ready: make(chan struct{}), startFailed: make(chan struct{}),
-		started: make(chan struct{}, 1),
-	}
+	p := &Pool{cfg: cfg, q: newQueue(), runs: map[*run]struct{}{}}
 	p.runsDone = sync.NewCond(&p.mu)
-	wasm, err := p.loadModule()
+	p.hooks = &runHooks{killed: p.recordKilled, stop: p.stopRun, ended: p.runEnded}
+	modPath, wasm, err := p.loadModule()
 	if err != nil {
 		return nil, err
 	}
@@ -60,13 +55,13 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	// this machine has prepared before needs neither: the workers start at
 	// once, and their handshake says what the module is.
 	if !sandbox.Prepared(cfg.Engine, wasm, cache) {
-		if err := p.prepare(ctx, wasm, cache); err != nil {
+		if err := prepareModule(ctx, cfg, wasm, cache); err != nil {
 			p.cleanup()
 			return nil, err
 		}
 	}
-	p.init = wire.Init{
-		ModulePath:    p.modPath,
+	init := wire.Init{
+		ModulePath:    modPath,
 		CacheDir:      cache,
 		Engine:        cfg.Engine,
 		MemoryLimit:   uint64(cfg.MemoryLimit),
@@ -78,50 +73,51 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		ProcessLimit:  processLimit(cfg),
 		StartTimeout:  cfg.StartTimeout,
 	}
-	p.startDrivers()
-	for {
-		if n := p.readyCount.Load(); n >= int64(cfg.Workers) || (n > 0 && p.startTrouble.Load()) {
-			return p, nil
-		}
-		select {
-		case <-p.started:
-			continue
-		case <-p.startFailed:
-			err = fmt.Errorf("pool: module %s: %w", p.moduleName(), p.startErr)
-		case <-p.health.tripC():
-			err = p.health.err()
-		case <-ctx.Done():
-			err = fmt.Errorf("pool: start-up: %w", context.Cause(ctx))
-		}
+	p.disp = newLocal(cfg, init, p.q, p.settle, p.emit, p.failAll)
+	kind, handlers, err := p.disp.waitReady(ctx)
+	if err != nil {
 		p.Terminate()
-		return nil, err
+		var se *StartError
+		var me *moduleStartError
+		switch {
+		case errors.As(err, &se):
+			return nil, err
+		case errors.As(err, &me):
+			return nil, fmt.Errorf("pool: module %s: %w", moduleName(cfg), me.err)
+		}
+		return nil, fmt.Errorf("pool: start-up: %w", err)
 	}
+	p.kind = kind
+	if kind == sandbox.KindSDK {
+		p.handlers = map[string]bool{}
+		for _, h := range handlers {
+			p.handlers[h] = true
+		}
+	}
+	return p, nil
 }
 
 // loadModule reads the module and gives the workers a path to it: the
 // module's own, or a copy of ModuleBytes in a temporary directory.
-func (p *Pool) loadModule() ([]byte, error) {
-	wasm := p.cfg.ModuleBytes
-	if wasm == nil {
-		var err error
+func (p *Pool) loadModule() (path string, wasm []byte, err error) {
+	if wasm = p.cfg.ModuleBytes; wasm == nil {
 		if wasm, err = os.ReadFile(p.cfg.Module); err != nil {
-			return nil, fmt.Errorf("pool: read module: %w", err)
+			return "", nil, fmt.Errorf("pool: read module: %w", err)
 		}
-		if p.modPath, err = filepath.Abs(p.cfg.Module); err != nil {
-			return nil, fmt.Errorf("pool: module path: %w", err)
+		if path, err = filepath.Abs(p.cfg.Module); err != nil {
+			return "", nil, fmt.Errorf("pool: module path: %w", err)
 		}
-		return wasm, nil
+		return path, wasm, nil
 	}
-	var err error
 	if p.tmpDir, err = os.MkdirTemp("", "safepool-module-"); err != nil {
-		return nil, fmt.Errorf("pool: write module for the workers: %w", err)
+		return "", nil, fmt.Errorf("pool: write module for the workers: %w", err)
 	}
-	p.modPath = filepath.Join(p.tmpDir, "module.wasm")
-	if err := os.WriteFile(p.modPath, wasm, 0o600); err != nil {
+	path = filepath.Join(p.tmpDir, "module.wasm")
+	if err := os.WriteFile(path, wasm, 0o600); err != nil {
 		p.cleanup()
-		return nil, fmt.Errorf("pool: write module for the workers: %w", err)
+		return "", nil, fmt.Errorf("pool: write module for the workers: %w", err)
 	}
-	return wasm, nil
+	return path, wasm, nil
 }
 
 // cacheDir returns the compilation cache to use, or "" to run without one
@@ -147,40 +143,17 @@ func (p *Pool) cacheDir() string {
 	return dir
 }
 
-// prepare checks the module and compiles it into the cache.
-func (p *Pool) prepare(ctx context.Context, wasm []byte, cache string) error {
-	if _, err := sandbox.Prepare(ctx, p.cfg.Engine, wasm, cache); err != nil {
-		return fmt.Errorf("pool: module %s: %w", p.moduleName(), err)
+// prepareModule checks the module and compiles it into the cache.
+func prepareModule(ctx context.Context, cfg Config, wasm []byte, cache string) error {
+	if _, err := sandbox.Prepare(ctx, cfg.Engine, wasm, cache); err != nil {
+		return fmt.Errorf("pool: module %s: %w", moduleName(cfg), err)
 	}
 	return nil
 }
 
-// startDrivers starts one driver per worker slot (each starts its own
-// worker), the hang watchdog and the spare keeper.
-func (p *Pool) startDrivers() {
-	if p.cfg.Spares > 0 { // before the drivers, which take spares
-		p.spares = make(chan *worker.Worker, p.cfg.Spares)
-		p.spareTaken = make(chan struct{}, 1)
-	}
-	for range p.cfg.Workers {
-		d := &driver{p: p, wake: make(chan struct{}, 1)}
-		p.drivers = append(p.drivers, d)
-		p.wg.Add(1)
-		go d.loop()
-	}
-	if p.cfg.Timeout > 0 {
-		p.wg.Add(1)
-		go p.watchHangs()
-	}
-	if p.cfg.Spares > 0 {
-		p.wg.Add(1)
-		go p.keepSpares()
-	}
-}
-
-func (p *Pool) moduleName() string {
-	if p.cfg.Module != "" {
-		return p.cfg.Module
+func moduleName(cfg Config) string {
+	if cfg.Module != "" {
+		return cfg.Module
 	}
 	return "(bytes)"
 }
@@ -219,142 +192,6 @@ func checkWorkers(c Config) error {
 	return nil
 }
 
-// spawn starts one worker.
-func (p *Pool) spawn() (*worker.Worker, error) {
-	var opts proc.Options
-	if len(p.cfg.WorkerCommand) > 0 {
-		opts.Path = p.cfg.WorkerCommand[0]
-		opts.Args = p.cfg.WorkerCommand[1:]
-		if opts.Args == nil {
-			opts.Args = []string{}
-		}
-	}
-	wk, err := worker.Start(worker.Config{Init: p.init, Proc: opts, StartTimeout: p.cfg.StartTimeout, Cancel: p.quit})
-	if err != nil {
-		return nil, err
-	}
-	p.emit(Event{Kind: EventWorkerStart, WorkerPID: wk.PID()})
-	return wk, nil
-}
-
-// startWorker starts a worker after the backoff the run of failures calls
-// for. A failure is recorded, and may recover a damaged cache entry, fail
-// New (the module cannot start) or open the breaker.
-func (p *Pool) startWorker() (*worker.Worker, error) {
-	if d := p.health.delay(); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-p.quit:
-			t.Stop()
-			return nil, ErrClosed
-		}
-	}
-	gen := p.cacheGeneration()
-	wk, err := p.spawn()
-	if err == nil {
-		p.workerReady(wk)
-		return wk, nil
-	}
-	if errors.Is(err, worker.ErrStartCanceled) {
-		return nil, ErrClosed
-	}
-	p.startTrouble.Store(true)
-	p.signalStart()
-	what, outside := startFailure(err)
-	p.emit(Event{Kind: EventWorkerExit, Reason: "worker " + what + ": " + firstLine(err.Error())})
-	if !outside && p.recoverCache(err, gen) {
-		return nil, err // not counted: the next start-up uses a fresh entry
-	}
-	if !outside && !p.isReady() {
-		// The module cannot start: New reports it at once.
-		p.startFailOnce.Do(func() { p.startErr = err; close(p.startFailed) })
-		return nil, err
-	}
-	if trip := p.health.fail(what, outside, err); trip != nil {
-		p.failAll(trip)
-	}
-	return nil, err
-}
-
-// workerReady counts a handshake. The first says what the module is and
-// which handlers it has.
-func (p *Pool) workerReady(wk *worker.Worker) {
-	defer p.signalStart()
-	defer p.readyCount.Add(1)
-	p.readyOnce.Do(func() {
-		p.kind = sandbox.Kind(wk.Ready().Kind)
-		if p.kind == sandbox.KindSDK {
-			p.handlers = map[string]bool{}
-			for _, h := range wk.Ready().Handlers {
-				p.handlers[h] = true
-			}
-		}
-		close(p.ready)
-	})
-}
-
-// signalStart wakes New, which waits for start-ups to succeed or fail.
-func (p *Pool) signalStart() {
-	select {
-	case p.started <- struct{}{}:
-	default:
-	}
-}
-
-func (p *Pool) isReady() bool {
-	select {
-	case <-p.ready:
-		return true
-	default:
-		return false
-	}
-}
-
-// cacheGeneration counts the recoveries of the cache entry so far.
-func (p *Pool) cacheGeneration() int {
-	p.cacheMu.Lock()
-	defer p.cacheMu.Unlock()
-	return p.cacheGen
-}
-
-// recoverCache forgets the module's cache entry and compiles it again, once
-// per pool, when a start-up failed in a way a damaged entry can cause (see
-// mayBeCache). It reports whether the failed start-up, begun at cache
-// generation gen, should simply be tried again: the entry was recovered
-// now, or since that start-up began.
-//
-// Only start-ups before the first handshake try it: once a worker has
-// loaded the entry it is sound, and a later crash is the module's or the
-// machine's.
-func (p *Pool) recoverCache(err error, gen int) bool {
-	if p.init.CacheDir == "" || !mayBeCache(err) || p.isReady() {
-		return false
-	}
-	p.cacheMu.Lock()
-	defer p.cacheMu.Unlock()
-	if p.cacheGen > gen {
-		return true
-	}
-	if p.cacheRetried {
-		return false
-	}
-	p.cacheRetried = true
-	wasm, rerr := os.ReadFile(p.modPath)
-	if rerr != nil {
-		return false
-	}
-	_ = sandbox.ForgetCompiled(wasm, p.init.CacheDir)
-	if perr := p.prepare(context.Background(), wasm, p.init.CacheDir); perr != nil {
-		if !p.isReady() {
-			p.startFailOnce.Do(func() { p.startErr = perr; close(p.startFailed) })
-		}
-		return false
-	}
-	p.cacheGen++
-	return true
-}
-
 // mayBeCache reports whether a worker that failed to start may have met a
 // damaged entry of the compilation cache, which wazero cannot always detect
 // (its checksum does not cover the table of function offsets): the worker
@@ -364,7 +201,7 @@ func (p *Pool) recoverCache(err error, gen int) bool {
 // outside and the start timeout are not the cache's: forgetting a good
 // entry would make every worker compile.
 func mayBeCache(err error) bool {
-	if errors.Is(err, worker.ErrKilledAtStart) || errors.Is(err, worker.ErrStartTimeout) {
+	if errors.Is(err, hostconn.ErrKilledAtStart) || errors.Is(err, hostconn.ErrStartTimeout) {
 		return false
 	}
 	var f *wire.Fatal

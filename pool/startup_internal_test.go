@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/worker"
 )
 
 // TestMayBeCache: the start-up failures that may come from a damaged cache
@@ -18,11 +18,11 @@ func TestMayBeCache(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"instantiate failed", fmt.Errorf("%w: %w", worker.ErrStart, &wire.Fatal{Code: wire.FatalInstantiate, Message: "anything"}), true},
-		{"crash without a word", fmt.Errorf("%w: EOF; worker exited with code 2", worker.ErrStart), true},
-		{"the module's own failure", fmt.Errorf("%w: %w", worker.ErrStart, &wire.Fatal{Code: wire.FatalModule, Message: "instantiate module"}), false},
-		{"a kill from outside", fmt.Errorf("%w: %w: killed", worker.ErrStart, worker.ErrKilledAtStart), false},
-		{"the start timeout", fmt.Errorf("%w: %w", worker.ErrStart, worker.ErrStartTimeout), false},
+		{"instantiate failed", fmt.Errorf("%w: %w", hostconn.ErrStart, &wire.Fatal{Code: wire.FatalInstantiate, Message: "anything"}), true},
+		{"crash without a word", fmt.Errorf("%w: EOF; worker exited with code 2", hostconn.ErrStart), true},
+		{"the module's own failure", fmt.Errorf("%w: %w", hostconn.ErrStart, &wire.Fatal{Code: wire.FatalModule, Message: "instantiate module"}), false},
+		{"a kill from outside", fmt.Errorf("%w: %w: killed", hostconn.ErrStart, hostconn.ErrKilledAtStart), false},
+		{"the start timeout", fmt.Errorf("%w: %w", hostconn.ErrStart, hostconn.ErrStartTimeout), false},
 	} {
 		t.Run(c.name, func(t *testing.T) { require.Equal(t, c.want, mayBeCache(c.err)) })
 	}

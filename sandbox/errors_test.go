@@ -10,7 +10,7 @@ import (
 
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/worker"
+	"github.com/safepool/safepool/internal/hostconn"
 )
 
 // TestErrorsAreOneLine: a result's error is one line that says what
@@ -111,8 +111,8 @@ func TestFatalFirstLine(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				p := filepath.Join(t.TempDir(), "m.wasm")
 				require.NoError(t, os.WriteFile(p, tc.m.Encode(), 0o644))
-				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: p, MemoryLimit: testCap, LogLimit: 64 << 10}})
-				require.ErrorIs(t, err, worker.ErrStart)
+				_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: engine, ModulePath: p, MemoryLimit: testCap, LogLimit: 64 << 10}})
+				require.ErrorIs(t, err, hostconn.ErrStart)
 				first, rest, _ := strings.Cut(err.Error(), "\n")
 				require.True(t, strings.HasSuffix(first, tc.first), "first line: %q", first)
 				require.True(t, strings.HasPrefix(rest, "wasm stack trace:\n\t"), "rest: %q", rest)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/worker"
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/sandbox" // its init turns re-executed test binaries into workers
 )
 
@@ -46,7 +46,7 @@ func recursion(engine string) (wire.Status, string) {
 	return wire.StatusMemoryLimit, "memory limit of 64 MiB reached"
 }
 
-func startWorker(t *testing.T, engine, module string, edit func(*wire.Init)) *worker.Worker {
+func startWorker(t *testing.T, engine, module string, edit func(*wire.Init)) *hostconn.Conn {
 	t.Helper()
 	init := wire.Init{
 		Engine:      engine,
@@ -61,7 +61,7 @@ func startWorker(t *testing.T, engine, module string, edit func(*wire.Init)) *wo
 		edit(&init)
 	}
 	precompile(t, &init)
-	wk, err := worker.Start(worker.Config{Init: init})
+	wk, err := hostconn.Start(hostconn.Config{Init: init})
 	require.NoError(t, err)
 	t.Cleanup(func() { wk.Kill(); wk.Release() })
 	return wk
@@ -103,7 +103,7 @@ func task(fn, in string) wire.Task {
 }
 
 // run sends the tasks as one batch and returns their results in order.
-func run(t *testing.T, wk *worker.Worker, tasks ...wire.Task) []wire.Result {
+func run(t *testing.T, wk *hostconn.Conn, tasks ...wire.Task) []wire.Result {
 	t.Helper()
 	require.NoError(t, wk.Send(tasks))
 	byID := map[uint64]wire.Result{}
@@ -125,7 +125,7 @@ func run(t *testing.T, wk *worker.Worker, tasks ...wire.Task) []wire.Result {
 	return out
 }
 
-func one(t *testing.T, wk *worker.Worker, fn, in string) wire.Result {
+func one(t *testing.T, wk *hostconn.Conn, fn, in string) wire.Result {
 	t.Helper()
 	return run(t, wk, task(fn, in))[0]
 }
@@ -308,7 +308,7 @@ func TestKillWhileRunning(t *testing.T) {
 			}
 		}
 		require.NoError(t, syscall.Kill(wk.PID(), syscall.SIGKILL))
-		var d *worker.Death
+		var d *hostconn.Death
 		for d == nil {
 			d = wk.Recv().Death
 		}
@@ -422,25 +422,25 @@ func TestBadModulesFailAtStart(t *testing.T) {
 		}
 		for module, want := range cases {
 			t.Run(module, func(t *testing.T) {
-				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, module), MemoryLimit: testCap}})
-				require.ErrorIs(t, err, worker.ErrStart)
+				_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, module), MemoryLimit: testCap}})
+				require.ErrorIs(t, err, hostconn.ErrStart)
 				require.ErrorContains(t, err, want)
 			})
 		}
 		t.Run("not wasm", func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "x.wasm")
 			require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\necho hi\n"), 0o644))
-			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: p, MemoryLimit: testCap}})
+			_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: engine, ModulePath: p, MemoryLimit: testCap}})
 			require.ErrorContains(t, err, "invalid WebAssembly module")
 		})
 		t.Run("missing file", func(t *testing.T) {
-			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: "/nonexistent.wasm"}})
+			_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: engine, ModulePath: "/nonexistent.wasm"}})
 			require.ErrorContains(t, err, "read module")
 		})
 		t.Run("needs more memory than the cap", func(t *testing.T) {
 			// The Go guest's initial memory is larger than 1 MiB.
-			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 1 << 20}})
-			require.ErrorIs(t, err, worker.ErrStart)
+			_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 1 << 20}})
+			require.ErrorIs(t, err, hostconn.ErrStart)
 			require.Regexp(t, `the module needs \d+ KiB of linear memory just to start \(its memory's minimum is \d+ pages\), above the memory cap of 1 MiB; raise MemoryLimit \(--memory\) to at least \d+ KiB$`, err.Error())
 		})
 	})
@@ -490,7 +490,7 @@ func TestResultsAreIDMatched(t *testing.T) {
 
 func TestEngineChoice(t *testing.T) {
 	start := func(engine string) error {
-		wk, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "wsquare"), MemoryLimit: testCap}})
+		wk, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "wsquare"), MemoryLimit: testCap}})
 		if err == nil {
 			wk.Kill()
 			wk.Release()
@@ -499,7 +499,7 @@ func TestEngineChoice(t *testing.T) {
 	}
 	require.NoError(t, start(""), "the empty name is the default engine")
 	err := start("v8")
-	require.ErrorIs(t, err, worker.ErrStart)
+	require.ErrorIs(t, err, hostconn.ErrStart)
 	require.ErrorContains(t, err, `unknown engine "v8"; use wazero or wasmtime`)
 	require.ErrorIs(t, sandbox.CheckEngine("v8"), sandbox.ErrUnknownEngine)
 
@@ -509,7 +509,7 @@ func TestEngineChoice(t *testing.T) {
 		return
 	}
 	err = start(sandbox.EngineWasmtime)
-	require.ErrorIs(t, err, worker.ErrStart)
+	require.ErrorIs(t, err, hostconn.ErrStart)
 	require.ErrorContains(t, err, "this binary was built without wasmtime; rebuild with -tags wasmtime (needs cgo)")
 	require.ErrorIs(t, sandbox.CheckEngine(sandbox.EngineWasmtime), sandbox.ErrEngineUnavailable)
 	require.ErrorIs(t, sandbox.Precompile(context.Background(), sandbox.EngineWasmtime, testguest.Bytes(t, "wsquare"), t.TempDir()), sandbox.ErrEngineUnavailable)

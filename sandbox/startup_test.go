@@ -12,7 +12,7 @@ import (
 
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/worker"
+	"github.com/safepool/safepool/internal/hostconn"
 )
 
 // TestTaskTimeoutSparesStartUp: a Go guest's _initialize takes milliseconds,
@@ -57,8 +57,8 @@ func TestStartTimeout(t *testing.T) {
 					init := wire.Init{Engine: engine, ModulePath: testguest.Path(t, tc.module), CacheDir: cacheDir(t),
 						MemoryLimit: testCap, LogLimit: 64 << 10, StartTimeout: tc.timeout}
 					precompile(t, &init)
-					_, err := worker.Start(worker.Config{Init: init})
-					require.ErrorIs(t, err, worker.ErrStart)
+					_, err := hostconn.Start(hostconn.Config{Init: init})
+					require.ErrorIs(t, err, hostconn.ErrStart)
 					require.ErrorContains(t, err, fmt.Sprintf(
 						"sandbox: the module's _initialize ran past the start timeout of %s and was stopped; raise the pool's StartTimeout", tc.timeout))
 				})
@@ -91,8 +91,8 @@ func TestMemoryNeededAtStart(t *testing.T) {
 			cmd := filepath.Join(t.TempDir(), "cmd.wasm")
 			require.NoError(t, os.WriteFile(cmd, testguest.Module{Funcs: []testguest.Func{{Export: "_start"}}, Memory: 1280}.Encode(), 0o644))
 			for _, module := range []string{testguest.Path(t, "wbigmem"), cmd} {
-				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: module, MemoryLimit: testCap}})
-				require.ErrorIs(t, err, worker.ErrStart)
+				_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: engine, ModulePath: module, MemoryLimit: testCap}})
+				require.ErrorIs(t, err, hostconn.ErrStart)
 				require.ErrorContains(t, err, "sandbox: the module needs 80 MiB of linear memory just to start (its memory's minimum is 1280 pages), "+
 					"above the memory cap of 64 MiB; raise MemoryLimit (--memory) to at least 80 MiB")
 			}
@@ -116,8 +116,8 @@ func TestInitializeNeedsMoreMemory(t *testing.T) {
 	forEngines(t, func(t *testing.T, engine string) {
 		init := wire.Init{Engine: engine, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 3 << 20, LogLimit: 64 << 10}
 		precompile(t, &init)
-		_, err := worker.Start(worker.Config{Init: init})
-		require.ErrorIs(t, err, worker.ErrStart)
+		_, err := hostconn.Start(hostconn.Config{Init: init})
+		require.ErrorIs(t, err, hostconn.ErrStart)
 		first, _, _ := strings.Cut(err.Error(), "\n")
 		require.True(t, strings.HasSuffix(first, "sandbox: the module's _initialize needs more than the memory cap of 3 MiB; raise MemoryLimit (--memory)"), "first line: %q", first)
 	})

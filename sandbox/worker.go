@@ -137,7 +137,7 @@ func serve(end *proc.ChildEnd) error {
 	// reader goroutine costs a thread wake-up per batch, which is most of
 	// a single task's round trip. The host keeps at most one batch queued
 	// in the pipe, and only when it fits in the pipe's buffer (see
-	// internal/worker), so it never blocks writing while this worker
+	// internal/hostconn), so it never blocks writing while this worker
 	// blocks writing results.
 	//
 	// After a small batch (an Apply, the tail of a map) the next one is

@@ -1,7 +1,8 @@
-// Package worker is the host's handle on one worker process: it starts the
-// process, runs the handshake, sends batches, and turns what comes back,
-// including the process's death, into events.
-package worker
+// Package hostconn is the host's connection to one worker process: it
+// starts the process, runs the handshake, sends batches, and turns what
+// comes back, including the process's death, into events. The worker side
+// of the connection is package sandbox.
+package hostconn
 
 import (
 	"errors"
@@ -18,8 +19,12 @@ import (
 
 // Config says how to start a worker.
 type Config struct {
-	Init         wire.Init
-	Proc         proc.Options
+	Init wire.Init
+	// Path and Args run the worker as an explicit command; an empty Path
+	// re-executes the current binary, whose sandbox init hook makes it a
+	// worker.
+	Path         string
+	Args         []string
 	StartTimeout time.Duration // how long the handshake may take; 0 means 30 s
 	// Cancel, when closed, ends a start-up under way: the process is
 	// killed and Start returns ErrStartCanceled.
@@ -42,9 +47,9 @@ var ErrStartTimeout = errors.New("worker: no handshake within the start timeout"
 // start-up.
 var ErrStartCanceled = errors.New("worker: start-up canceled")
 
-// Worker is a running worker process. Send and Recv may be used from two
+// Conn is a running worker process. Send and Recv may be used from two
 // different goroutines; neither is safe for concurrent use with itself.
-type Worker struct {
+type Conn struct {
 	p     *proc.Process
 	r     *wire.Reader
 	w     *wire.Writer
@@ -76,12 +81,12 @@ func (d *Death) Error() string {
 
 // Start starts a worker process and waits for its handshake. A worker that
 // fails to start is killed and reaped before Start returns.
-func Start(cfg Config) (*Worker, error) {
-	p, err := proc.Start(cfg.Proc)
+func Start(cfg Config) (*Conn, error) {
+	p, err := proc.Start(proc.Options{Path: cfg.Path, Args: cfg.Args})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
-	wk := &Worker{p: p, r: wire.NewReader(p.Reader()), w: wire.NewWriter(p.Writer())}
+	wk := &Conn{p: p, r: wire.NewReader(p.Reader()), w: wire.NewWriter(p.Writer())}
 	timeout := cfg.StartTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -134,7 +139,7 @@ func Start(cfg Config) (*Worker, error) {
 	}
 }
 
-func (wk *Worker) startFailed(err error, timeout time.Duration) error {
+func (wk *Conn) startFailed(err error, timeout time.Duration) error {
 	wk.p.Kill()
 	wk.p.Release()
 	e := wk.p.Exit()
@@ -157,13 +162,23 @@ func (wk *Worker) startFailed(err error, timeout time.Duration) error {
 }
 
 // PID returns the worker's process ID.
-func (wk *Worker) PID() int { return wk.p.PID() }
+func (wk *Conn) PID() int { return wk.p.PID() }
 
 // Ready returns the worker's handshake.
-func (wk *Worker) Ready() *wire.Ready { return wk.ready }
+func (wk *Conn) Ready() *wire.Ready { return wk.ready }
 
-// Process returns the underlying process.
-func (wk *Worker) Process() *proc.Process { return wk.p }
+// Exited is closed when the worker process has ended.
+func (wk *Conn) Exited() <-chan struct{} { return wk.p.Exited() }
+
+// Exit says how the worker process ended; valid once Exited is closed.
+func (wk *Conn) Exit() Exit { return wk.p.Exit() }
+
+// Exit says how a worker process ended: its signal or exit code.
+type Exit = proc.Exit
+
+// SpinReads makes the next reads poll the pipe briefly before they park
+// (see proc.SpinReader), for a caller that expects an answer at once.
+func (wk *Conn) SpinReads(on bool) { wk.p.SpinReads(on) }
 
 // ErrNoRoom is returned by TrySend when the batch does not fit in the
 // worker's input pipe now.
@@ -174,14 +189,14 @@ var ErrNoRoom = errors.New("worker: the batch does not fit in the input pipe now
 // after it has sent every result of the one before, so a host blocked here
 // while that worker blocks writing results to it would never move again.
 // An error means the worker is gone; Recv will report how.
-func (wk *Worker) Send(tasks []wire.Task) error { return wk.send(tasks, false) }
+func (wk *Conn) Send(tasks []wire.Task) error { return wk.send(tasks, false) }
 
 // TrySend sends one batch only if it fits in the input pipe's free buffer,
 // so that it cannot block; otherwise it sends nothing and returns
 // ErrNoRoom. It queues a batch behind one the worker is running.
-func (wk *Worker) TrySend(tasks []wire.Task) error { return wk.send(tasks, true) }
+func (wk *Conn) TrySend(tasks []wire.Task) error { return wk.send(tasks, true) }
 
-func (wk *Worker) send(tasks []wire.Task, try bool) error {
+func (wk *Conn) send(tasks []wire.Task, try bool) error {
 	wk.frame = wire.AppendBatch(wk.frame[:0], tasks)
 	if cap(wk.frame) > 4<<20 {
 		defer func() { wk.frame = nil }()
@@ -201,7 +216,7 @@ type Event struct {
 
 // Recv waits for the next event. When the worker dies it returns a Death
 // event; every call after that returns the same Death.
-func (wk *Worker) Recv() Event {
+func (wk *Conn) Recv() Event {
 	if wk.death != nil {
 		return Event{Death: wk.death}
 	}
@@ -238,7 +253,7 @@ func (wk *Worker) Recv() Event {
 	return Event{Death: wk.die(&wire.Fatal{Code: wire.FatalProtocol, Message: "garbled frame from the worker: " + bad.Error()})}
 }
 
-func (wk *Worker) die(f *wire.Fatal) *Death {
+func (wk *Conn) die(f *wire.Fatal) *Death {
 	wk.deathOnce.Do(func() {
 		// Read the slot before killing: the worker may still be alive if it
 		// sent garbage or a fatal message.
@@ -252,15 +267,15 @@ func (wk *Worker) die(f *wire.Fatal) *Death {
 }
 
 // Kill kills the worker now. Safe to call at any time, more than once.
-func (wk *Worker) Kill() { wk.p.Kill() }
+func (wk *Conn) Kill() { wk.p.Kill() }
 
 // Stop asks the worker to finish its queued batches and exit, by closing its
 // input.
-func (wk *Worker) Stop() { _ = wk.p.CloseInput() }
+func (wk *Conn) Stop() { _ = wk.p.CloseInput() }
 
 // Release waits for the process to end and frees its descriptors.
-func (wk *Worker) Release() { wk.p.Release() }
+func (wk *Conn) Release() { wk.p.Release() }
 
 // Running returns the task the worker is running now and when it started, or
 // 0 when idle.
-func (wk *Worker) Running() (uint64, int64) { return wk.p.Slot().Running() }
+func (wk *Conn) Running() (uint64, int64) { return wk.p.Slot().Running() }

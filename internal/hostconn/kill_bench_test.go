@@ -1,13 +1,13 @@
-package worker_test
+package hostconn_test
 
 import (
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/worker"
 	_ "github.com/safepool/safepool/sandbox" // makes this test binary a worker when re-executed
 )
 
@@ -20,11 +20,11 @@ import (
 func BenchmarkKillToDeath(b *testing.B) {
 	for _, module := range []string{"tasks", "wsquare"} {
 		b.Run(module, func(b *testing.B) {
-			cfg := worker.Config{Init: wire.Init{ModulePath: testguest.Path(b, module), CacheDir: b.TempDir(), MemoryLimit: 64 << 20}}
+			cfg := hostconn.Config{Init: wire.Init{ModulePath: testguest.Path(b, module), CacheDir: b.TempDir(), MemoryLimit: 64 << 20}}
 			var total time.Duration
 			for b.Loop() {
 				b.StopTimer()
-				wk, err := worker.Start(cfg)
+				wk, err := hostconn.Start(cfg)
 				if err != nil {
 					b.Fatal(err)
 				}
