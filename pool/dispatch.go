@@ -1,11 +1,35 @@
 package pool
 
+import (
+	"context"
+
+	"github.com/safepool/safepool/sandbox"
+)
+
 // The dispatch seam. The pool keeps jobs waiting in its queue; a
 // dispatcher takes them, runs each as an attempt somewhere, and hands the
 // attempt's outcome to the pool's sink, exactly once per attempt, where
 // the policy decides what happens next (Pool.settle). The local dispatcher
 // (local.go) runs attempts in worker processes over pipes; another
 // transport runs them elsewhere and reports the same outcomes.
+
+// dispatcher runs the pool's jobs and reports their outcomes to the sink it
+// was made with. Its methods are safe for concurrent use.
+type dispatcher interface {
+	// waitReady waits until tasks can run, or fails with why they cannot
+	// (the module's own failure, a *StartError, ctx's cause). It returns
+	// what the module is, from the first worker's handshake.
+	waitReady(ctx context.Context) (sandbox.Kind, []string, error)
+	// err returns the open breaker's *StartError, or nil when maps can run.
+	err() error
+	// stopRun stops the attempts of an aborted run in flight; their
+	// outcomes are dropped by the pool.
+	stopRun(r *run)
+	// close stops the dispatcher, at once with kill, and waits for it.
+	close(kill bool)
+}
+
+var _ dispatcher = (*local)(nil)
 
 // outcome is how one attempt of a job ended.
 type outcome struct {

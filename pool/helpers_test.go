@@ -118,3 +118,30 @@ func eventually(t *testing.T, d time.Duration, cond func() bool, msg string) {
 	t.Helper()
 	require.Eventually(t, cond, d, 10*time.Millisecond, msg)
 }
+
+// taskStarts lets a test wait until tasks are running, instead of sleeping
+// and hoping they are: its onEvent goes in Config.OnEvent.
+type taskStarts chan int
+
+func newTaskStarts() taskStarts { return make(taskStarts, 1024) }
+
+func (s taskStarts) onEvent(e pool.Event) {
+	if e.Kind == pool.EventTaskStart {
+		select {
+		case s <- e.Index:
+		default:
+		}
+	}
+}
+
+// wait waits until n tasks have started.
+func (s taskStarts) wait(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-s:
+		case <-time.After(time.Minute):
+			t.Fatal("tasks did not start")
+		}
+	}
+}

@@ -134,9 +134,11 @@ func TestNoLeftovers(t *testing.T) {
 				pids []int
 			)
 			k := newKiller(5, 17)
+			starts := newTaskStarts()
 			p, err := pool.New(context.Background(), pool.Config{Module: testguest.Path(t, "wchaos"), Workers: 3, CacheDir: cacheDir(t),
 				OnEvent: func(e pool.Event) {
 					k.onEvent(e)
+					starts.onEvent(e)
 					if e.Kind == pool.EventWorkerStart {
 						mu.Lock()
 						pids = append(pids, e.WorkerPID)
@@ -146,7 +148,7 @@ func TestNoLeftovers(t *testing.T) {
 			require.NoError(t, err)
 			m, err := p.MapAsync(context.Background(), "slow_square", ints(30))
 			require.NoError(t, err)
-			time.Sleep(100 * time.Millisecond)
+			starts.wait(t, 3) // work is in flight on every worker
 			if stop == "Close" {
 				require.NoError(t, p.Close())
 				_, err := m.Wait(context.Background())

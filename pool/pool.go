@@ -25,7 +25,7 @@ type Pool struct {
 	tmpDir   string // holds ModuleBytes written out for the workers
 
 	q     *queue
-	disp  *local
+	disp  dispatcher
 	hooks *runHooks
 
 	mu          sync.Mutex

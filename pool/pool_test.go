@@ -226,11 +226,12 @@ func TestRetryGivesUp(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	p := newPool(t, "tasks", nil)
+	starts := newTaskStarts()
+	p := newPool(t, "tasks", func(c *pool.Config) { c.OnEvent = starts.onEvent })
 	ctx, cancel := context.WithCancel(context.Background())
 	m, err := p.MapAsync(ctx, "spin", make([][]byte, 6))
 	require.NoError(t, err)
-	time.Sleep(200 * time.Millisecond)
+	starts.wait(t, 2) // both workers spin
 	cancel()
 	_, err = m.Wait(context.Background())
 	require.ErrorIs(t, err, context.Canceled)
@@ -281,11 +282,14 @@ func TestCloseAndTerminate(t *testing.T) {
 		require.NoError(t, p.Terminate(), "Terminate after Close")
 	})
 	t.Run("terminate kills now", func(t *testing.T) {
-		p, err := pool.New(context.Background(), cfg)
+		starts := newTaskStarts()
+		c := cfg
+		c.OnEvent = starts.onEvent
+		p, err := pool.New(context.Background(), c)
 		require.NoError(t, err)
 		m, err := p.MapAsync(context.Background(), "spin", make([][]byte, 4))
 		require.NoError(t, err)
-		time.Sleep(100 * time.Millisecond)
+		starts.wait(t, 2) // both workers spin
 		start := time.Now()
 		require.NoError(t, p.Terminate())
 		require.Less(t, time.Since(start), 5*time.Second)
