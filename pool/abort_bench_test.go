@@ -19,10 +19,10 @@ import (
 func BenchmarkAbort(b *testing.B) {
 	var killedAt atomic.Int64
 	p, err := pool.New(context.Background(), pool.Config{
-		Module:   testguest.Path(b, "tasks"),
-		Workers:  2,
-		CacheDir: cacheDir(b),
-		OnKill:   pool.Abort,
+		Module:     testguest.Path(b, "tasks"),
+		Workers:    2,
+		CacheDir:   cacheDir(b),
+		KillPolicy: pool.Abort,
 		OnEvent: func(e pool.Event) {
 			if e.Kind == pool.EventTaskStart && e.Index == 0 {
 				killedAt.Store(time.Now().UnixNano())

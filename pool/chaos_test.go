@@ -251,7 +251,7 @@ func runChaos(t *testing.T, module string, policy pool.Policy, events bool, d ti
 	monkey := newMonkey(fig, seed)
 	began := time.Now()
 	p := newPool(t, module, func(c *pool.Config) {
-		c.OnKill = policy
+		c.KillPolicy = policy
 		c.Retry = pool.RetryPolicy{MaxAttempts: 1000, Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 		c.BatchSize = 64
 		c.KilledLimit = 1 << 30 // the streamed maps find their killed tasks in the pool's list
@@ -327,7 +327,7 @@ func checkChaosMap(t *testing.T, p *pool.Pool, policy pool.Policy, cm chaosMap, 
 		// is updated just after the stream yields, so wait for it.
 		want := 0
 		for _, r := range results {
-			if r.Status.Killed() {
+			if r.Status.IsKilledTask() {
 				want++
 			}
 		}
@@ -476,7 +476,7 @@ func (f *stormFigures) String() string {
 func runStorms(t *testing.T, d time.Duration, fig *stormFigures) {
 	const giveUp = 2 * time.Second
 	p := newPool(t, "wchaos", func(c *pool.Config) {
-		c.OnKill = pool.Retry
+		c.KillPolicy = pool.Retry
 		c.Retry = pool.RetryPolicy{MaxAttempts: 1000, Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 		c.StartGiveUp = giveUp
 	})

@@ -11,10 +11,10 @@ import (
 // Policy says what happens to a task that ended badly.
 type Policy uint8
 
-// Policies. The zero value, PolicyDefault, means "inherit": a per-cause
-// field inherits Config.OnKill, and OnKill itself defaults to Skip.
+// Policies. A Policy field left zero inherits: a per-cause field takes
+// Config.KillPolicy, and KillPolicy and OnError default to Skip.
 const (
-	PolicyDefault Policy = iota
+	policyInherit Policy = iota
 	// Skip records the task's status and leaves its output empty; the map
 	// goes on. The seed's [0, 1, 4, None, 16, ...].
 	Skip
@@ -28,8 +28,8 @@ const (
 
 func (p Policy) String() string {
 	switch p {
-	case PolicyDefault:
-		return "default"
+	case policyInherit:
+		return "inherit"
 	case Skip:
 		return "skip"
 	case Abort:
@@ -50,7 +50,7 @@ func ParsePolicy(s string) (Policy, error) {
 	case "retry":
 		return Retry, nil
 	}
-	return PolicyDefault, fmt.Errorf("pool: unknown policy %q: use skip, abort or retry", s)
+	return policyInherit, fmt.Errorf("pool: unknown policy %q: use skip, abort or retry", s)
 }
 
 // RetryPolicy tunes the Retry policy. Zero fields mean the defaults given.
@@ -115,10 +115,10 @@ type Config struct {
 	// overhead per worker, which New refuses otherwise.
 	Overcommit bool
 
-	// OnKill is the policy for killed tasks (statuses killed, memory_limit
+	// KillPolicy is the policy for killed tasks (statuses killed, memory_limit
 	// and timeout). Default Skip.
-	OnKill Policy
-	// OnKilled, OnMemoryLimit and OnTimeout override OnKill for one cause,
+	KillPolicy Policy
+	// OnKilled, OnMemoryLimit and OnTimeout override KillPolicy for one cause,
 	// the way Kubernetes podFailurePolicy does.
 	OnKilled, OnMemoryLimit, OnTimeout Policy
 	// OnError is the policy for tasks whose guest returned an error,
@@ -238,7 +238,7 @@ func (c Config) withDefaults() (Config, error) {
 	if err := sandbox.CheckEngine(c.Engine); err != nil {
 		return c, fmt.Errorf("%w: Engine: %w", ErrConfig, err)
 	}
-	for name, p := range map[string]Policy{"OnKill": c.OnKill, "OnKilled": c.OnKilled, "OnMemoryLimit": c.OnMemoryLimit, "OnTimeout": c.OnTimeout, "OnError": c.OnError} {
+	for name, p := range map[string]Policy{"KillPolicy": c.KillPolicy, "OnKilled": c.OnKilled, "OnMemoryLimit": c.OnMemoryLimit, "OnTimeout": c.OnTimeout, "OnError": c.OnError} {
 		if p > Retry {
 			return bad("%s is %s; use Skip, Abort or Retry", name, p)
 		}
@@ -252,15 +252,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MemoryLimit == 0 {
 		c.MemoryLimit = defaultMemoryLimit
 	}
-	if c.OnKill == PolicyDefault {
-		c.OnKill = Skip
+	if c.KillPolicy == policyInherit {
+		c.KillPolicy = Skip
 	}
 	for _, p := range []*Policy{&c.OnKilled, &c.OnMemoryLimit, &c.OnTimeout} {
-		if *p == PolicyDefault {
-			*p = c.OnKill
+		if *p == policyInherit {
+			*p = c.KillPolicy
 		}
 	}
-	if c.OnError == PolicyDefault {
+	if c.OnError == policyInherit {
 		c.OnError = Skip
 	}
 	if c.OutputLimit == 0 {

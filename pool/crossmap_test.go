@@ -19,7 +19,7 @@ func TestCancelSparesOtherMaps(t *testing.T) {
 	var (
 		mu      sync.Mutex
 		p       *pool.Pool
-		a, b    *pool.MapResult
+		a, b    *pool.MapHandle
 		exits   int
 		fired   bool
 		started = make(chan struct{})

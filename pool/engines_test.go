@@ -104,7 +104,7 @@ func TestEngineKills(t *testing.T) {
 				p := newPool(t, "tasks", func(c *pool.Config) {
 					c.Engine = engine
 					c.OnEvent = k.onEvent
-					c.OnKill = policy
+					c.KillPolicy = policy
 				})
 				rs, err := p.Map(context.Background(), "slow_square", ints(8))
 				require.NoError(t, err)

@@ -67,7 +67,7 @@ func TestStartupStorm(t *testing.T) {
 		s := startStorm()
 		time.AfterFunc(3*time.Second, func() { s.stop() })
 		defer s.stop()
-		p := newPool(t, "wchaos", func(c *pool.Config) { c.OnKill = pool.Retry })
+		p := newPool(t, "wchaos", func(c *pool.Config) { c.KillPolicy = pool.Retry })
 		require.Positive(t, s.stop(), "the storm killed no worker")
 		rs, err := p.Map(context.Background(), "square", ints(20))
 		require.NoError(t, err)
@@ -77,7 +77,7 @@ func TestStartupStorm(t *testing.T) {
 	})
 	t.Run("during a map", func(t *testing.T) {
 		p := newPool(t, "wchaos", func(c *pool.Config) {
-			c.OnKill = pool.Retry
+			c.KillPolicy = pool.Retry
 			c.Retry.MaxAttempts = 1000 // the storm also kills workers mid-task
 			c.Retry.Backoff = time.Millisecond
 		})

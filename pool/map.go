@@ -29,7 +29,7 @@ func (p *Pool) Map(ctx context.Context, fn string, inputs [][]byte) ([]Result, e
 // MapAsync starts a map and returns at once. The map's life is bound to
 // ctx: when ctx is done the map is aborted with ctx's error. The inputs are
 // not copied and must not change until the map ends.
-func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte) (*MapResult, error) {
+func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte) (*MapHandle, error) {
 	r, err := p.begin(ctx, fn, len(inputs), nil)
 	if err != nil {
 		return nil, err
@@ -38,7 +38,7 @@ func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte) (*MapRe
 	r.inputs = inputs
 	p.q.pushRun(r, len(inputs)) // jobs are made as workers take them
 	r.seal()
-	return &MapResult{r: r}, nil
+	return &MapHandle{r: r}, nil
 }
 
 // Apply runs one task and returns its result. Under Abort a killed task

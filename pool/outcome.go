@@ -63,7 +63,7 @@ func (p *Pool) final(j *job, res Result, last Attempt) { p.finalOrAbort(j, res, 
 // aborts its run.
 func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error) {
 	var kt *KilledTask
-	if res.Status.Killed() {
+	if res.Status.IsKilledTask() {
 		kt = &KilledTask{
 			Index: j.index, Func: j.run.fn, Input: j.input, InputSize: len(j.input), Status: res.Status, Reason: res.Error,
 			Signal: last.Signal, ExitCode: last.ExitCode, Attempts: slices.Clone(j.history),

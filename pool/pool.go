@@ -156,7 +156,7 @@ func (p *Pool) recordKilled(kt KilledTask) {
 // (at most Config.KilledLimit), in the order their final results came in:
 // the seed's get_killed_tasks(). Inputs larger than Config.KilledInputLimit
 // are not kept (Input is nil, InputSize says how large it was). A map's
-// own list, [MapResult.KilledTasks], is complete.
+// own list, [MapHandle.KilledTasks], is complete.
 func (p *Pool) KilledTasks() []KilledTask {
 	p.mu.Lock()
 	defer p.mu.Unlock()

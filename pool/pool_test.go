@@ -35,7 +35,7 @@ func TestConfigErrors(t *testing.T) {
 		{"tiny memory", pool.Config{Module: mod, MemoryLimit: 100}, "at least one 64 KiB page"},
 		{"huge memory", pool.Config{Module: mod, MemoryLimit: 5 << 30}, "up to 4 GiB"},
 		{"negative timeout", pool.Config{Module: mod, Timeout: -time.Second}, "Timeout"},
-		{"bad policy", pool.Config{Module: mod, OnKill: pool.Policy(9)}, "OnKill"},
+		{"bad policy", pool.Config{Module: mod, KillPolicy: pool.Policy(9)}, "KillPolicy"},
 		{"shrinking growth", pool.Config{Module: mod, Retry: pool.RetryPolicy{MemoryGrowth: 0.5}}, "MemoryGrowth"},
 	}
 	for _, tc := range cases {
@@ -173,7 +173,7 @@ func TestMemoryGate(t *testing.T) {
 	k := newKiller(1)
 	p := newPool(t, "tasks", func(c *pool.Config) {
 		c.OnEvent = k.onEvent
-		c.OnKill = pool.Retry
+		c.KillPolicy = pool.Retry
 		c.Overcommit = true // the stand-in MemAvailable holds no worker
 		c.Retry = pool.RetryPolicy{MinAvailable: 1 << 30, GateTimeout: 300 * time.Millisecond, Backoff: time.Millisecond}
 	})
@@ -197,7 +197,7 @@ func TestMemoryGate(t *testing.T) {
 		k := newKiller(0)
 		p := newPool(t, "tasks", func(c *pool.Config) {
 			c.OnEvent = k.onEvent
-			c.OnKill = pool.Retry
+			c.KillPolicy = pool.Retry
 			c.Overcommit = true // the stand-in MemAvailable holds no worker
 			c.Retry = pool.RetryPolicy{MinAvailable: 1 << 30, GateTimeout: 5 * time.Second, Backoff: time.Millisecond}
 		})
@@ -240,7 +240,7 @@ func TestCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"0", "1", "4", "9"}, squares(t, rs))
 
-	t.Run("MapResult.Cancel", func(t *testing.T) {
+	t.Run("MapHandle.Cancel", func(t *testing.T) {
 		m, err := p.MapAsync(context.Background(), "spin", make([][]byte, 2))
 		require.NoError(t, err)
 		m.Cancel()

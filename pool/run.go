@@ -157,12 +157,12 @@ func (r *run) abort(err error) {
 	r.hooks.stop(r)
 }
 
-// MapResult is a map in flight, returned by MapAsync. Its methods are safe
+// MapHandle is a map in flight, returned by MapAsync. Its methods are safe
 // for concurrent use.
-type MapResult struct{ r *run }
+type MapHandle struct{ r *run }
 
 // Done is closed when the map has ended.
-func (m *MapResult) Done() <-chan struct{} { return m.r.done }
+func (m *MapHandle) Done() <-chan struct{} { return m.r.done }
 
 // Wait waits for the map to end and returns its results in input order.
 // When the map was aborted it returns the error (a *TaskError, ctx.Err()
@@ -170,7 +170,7 @@ func (m *MapResult) Done() <-chan struct{} { return m.r.done }
 // that finished have their results, the others StatusNotRun and an Error
 // that says why. If ctx is done first, Wait
 // returns ctx.Err() and the map goes on.
-func (m *MapResult) Wait(ctx context.Context) ([]Result, error) {
+func (m *MapHandle) Wait(ctx context.Context) ([]Result, error) {
 	select {
 	case <-m.r.done:
 	case <-ctx.Done():
@@ -183,7 +183,7 @@ func (m *MapResult) Wait(ctx context.Context) ([]Result, error) {
 
 // Cancel aborts the map with context.Canceled. Its queued tasks are dropped
 // and the workers running its tasks are stopped; the pool stays usable.
-func (m *MapResult) Cancel() { m.r.abort(context.Canceled) }
+func (m *MapHandle) Cancel() { m.r.abort(context.Canceled) }
 
 // Progress counts a map's tasks.
 type Progress struct {
@@ -194,7 +194,7 @@ type Progress struct {
 }
 
 // Progress returns the map's counters. It is cheap and may be called often.
-func (m *MapResult) Progress() Progress {
+func (m *MapHandle) Progress() Progress {
 	return Progress{
 		Total:   int(m.r.total.Load()),
 		Done:    int(m.r.nDone.Load()),
@@ -205,7 +205,7 @@ func (m *MapResult) Progress() Progress {
 
 // KilledTasks lists this map's killed tasks so far, in the order their
 // final results came in.
-func (m *MapResult) KilledTasks() []KilledTask {
+func (m *MapHandle) KilledTasks() []KilledTask {
 	m.r.mu.Lock()
 	defer m.r.mu.Unlock()
 	return append([]KilledTask(nil), m.r.killed...)

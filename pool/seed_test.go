@@ -38,7 +38,7 @@ func TestSeed(t *testing.T) {
 	})
 	t.Run("retry", func(t *testing.T) {
 		k := newKiller(3)
-		p := newPool(t, "tasks", func(c *pool.Config) { c.OnEvent = k.onEvent; c.OnKill = pool.Retry })
+		p := newPool(t, "tasks", func(c *pool.Config) { c.OnEvent = k.onEvent; c.KillPolicy = pool.Retry })
 		rs, err := p.Map(ctx, "slow_square", ints(10))
 		require.NoError(t, err)
 		require.Equal(t, []string{"0", "1", "4", "9", "16", "25", "36", "49", "64", "81"}, squares(t, rs))
@@ -47,7 +47,7 @@ func TestSeed(t *testing.T) {
 	})
 	t.Run("abort", func(t *testing.T) {
 		k := newKiller(3)
-		p := newPool(t, "tasks", func(c *pool.Config) { c.OnEvent = k.onEvent; c.OnKill = pool.Abort })
+		p := newPool(t, "tasks", func(c *pool.Config) { c.OnEvent = k.onEvent; c.KillPolicy = pool.Abort })
 		_, err := p.Map(ctx, "slow_square", ints(10))
 		require.ErrorIs(t, err, pool.ErrTaskKilled)
 		var te *pool.TaskError
@@ -67,7 +67,7 @@ func TestSeveralKillsAndTwoMaps(t *testing.T) {
 	ctx := context.Background()
 	k := newKiller(5, 17, 30, 41)
 	k.fn = "slow_square" // square tasks end in microseconds: a kill would miss them
-	p := newPool(t, "tasks", func(c *pool.Config) { c.OnEvent = k.onEvent; c.OnKill = pool.Retry; c.Retry.MaxAttempts = 2 })
+	p := newPool(t, "tasks", func(c *pool.Config) { c.OnEvent = k.onEvent; c.KillPolicy = pool.Retry; c.Retry.MaxAttempts = 2 })
 	a, err := p.MapAsync(ctx, "slow_square", ints(50))
 	require.NoError(t, err)
 	b, err := p.MapAsync(ctx, "square", ints(300))
@@ -95,7 +95,7 @@ func TestSeveralKillsAndTwoMaps(t *testing.T) {
 
 func TestAbortOnLastTask(t *testing.T) {
 	// The killed task is the map's last result: the abort must still win.
-	p := newPool(t, "tasks", func(c *pool.Config) { c.MemoryLimit = 16 << 20; c.OnKill = pool.Abort; c.Workers = 1 })
+	p := newPool(t, "tasks", func(c *pool.Config) { c.MemoryLimit = 16 << 20; c.KillPolicy = pool.Abort; c.Workers = 1 })
 	rs, err := p.Map(context.Background(), "memhog", [][]byte{[]byte("1"), []byte("64")})
 	require.ErrorIs(t, err, pool.ErrTaskKilled)
 	var te *pool.TaskError

@@ -51,7 +51,7 @@ func TestSpareReplacesKilledWorker(t *testing.T) {
 	ev := &events{k: newKiller(3)}
 	p := newPool(t, "tasks", func(c *pool.Config) {
 		c.Workers, c.Spares = 1, 1
-		c.OnEvent, c.OnKill = ev.on, pool.Retry
+		c.OnEvent, c.KillPolicy = ev.on, pool.Retry
 		c.BatchSize = 1
 	})
 	eventually(t, time.Minute, func() bool { return len(ev.pids(pool.EventWorkerStart)) == 2 }, "the spare never started")
@@ -91,7 +91,7 @@ func TestDeadSpareIsNotUsed(t *testing.T) {
 	ev := &events{}
 	p := newPool(t, "tasks", func(c *pool.Config) {
 		c.Workers, c.Spares = 1, 1
-		c.OnEvent, c.OnKill = ev.on, pool.Retry
+		c.OnEvent, c.KillPolicy = ev.on, pool.Retry
 	})
 	eventually(t, time.Minute, func() bool { return len(ev.pids(pool.EventWorkerStart)) == 2 }, "the spare never started")
 	starts := ev.pids(pool.EventWorkerStart)

@@ -63,9 +63,10 @@ func (s *Status) UnmarshalText(b []byte) error {
 	return fmt.Errorf("pool: unknown status %q", b)
 }
 
-// Killed reports whether s is one of the killed-task statuses: killed,
-// memory_limit or timeout.
-func (s Status) Killed() bool {
+// IsKilledTask reports whether s is one of the killed-task statuses:
+// killed, memory_limit or timeout. Those take the kill policy and go to the
+// killed-task list; StatusKilled alone means the worker died.
+func (s Status) IsKilledTask() bool {
 	return s == StatusKilled || s == StatusMemoryLimit || s == StatusTimeout
 }
 
@@ -108,7 +109,7 @@ type Attempt struct {
 // KilledTask is a task whose final status is killed, memory_limit or timeout:
 // the answer to the seed's get_killed_tasks().
 //
-// A map's own list ([MapResult.KilledTasks]) is complete and keeps every
+// A map's own list ([MapHandle.KilledTasks]) is complete and keeps every
 // input. The pool's list ([Pool.KilledTasks]) keeps the most recent
 // Config.KilledLimit tasks, and their inputs only up to
 // Config.KilledInputLimit bytes: a larger Input is nil there, and
@@ -164,7 +165,7 @@ func (e *TaskError) Error() string {
 func (e *TaskError) Is(target error) bool {
 	switch target {
 	case ErrTaskKilled:
-		return e.Status.Killed()
+		return e.Status.IsKilledTask()
 	case ErrTaskFailed:
 		return e.Status == StatusError
 	}

@@ -8,9 +8,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/hostconn"
 )
 
 // TestErrorsAreOneLine: a result's error is one line that says what

@@ -15,9 +15,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/sandbox" // its init turns re-executed test binaries into workers
 )
 

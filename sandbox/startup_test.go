@@ -10,9 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/internal/hostconn"
 )
 
 // TestTaskTimeoutSparesStartUp: a Go guest's _initialize takes milliseconds,

@@ -32,7 +32,7 @@ func (b *bench) chaosRun(ctx context.Context, guest string) (Chaos, error) {
 	// and change what is measured. The workers are found as this process's
 	// children instead.
 	p, err := b.newPool(guest, func(c *pool.Config) {
-		c.OnKill = pool.Retry
+		c.KillPolicy = pool.Retry
 		c.Retry.MaxAttempts = 10 // a task blamed for three kills in a row is chance, not a bug
 	})
 	if err != nil {

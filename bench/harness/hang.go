@@ -40,7 +40,7 @@ func (b *bench) hang(ctx context.Context) error {
 func (b *bench) hangRun(ctx context.Context, policy pool.Policy) (Hang, error) {
 	var once sync.Once
 	p, err := b.newPool(GoGuest, func(c *pool.Config) {
-		c.OnKill = policy
+		c.KillPolicy = policy
 		c.OnEvent = func(e pool.Event) {
 			if e.Kind == pool.EventTaskStart && e.Index == hangVictim {
 				once.Do(func() { _ = syscall.Kill(e.WorkerPID, syscall.SIGKILL) })

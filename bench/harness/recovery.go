@@ -132,7 +132,7 @@ const recoveryWait = 10 * time.Second
 func (b *bench) killRunning(ctx context.Context, backoff time.Duration, spares int) (Recovery, error) {
 	probe := newKillProbe()
 	p, err := b.newPool(GoGuest, func(c *pool.Config) {
-		c.OnKill = pool.Retry
+		c.KillPolicy = pool.Retry
 		c.Retry.Backoff = backoff
 		c.OnEvent = probe.onEvent
 		c.Spares = spares

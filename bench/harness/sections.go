@@ -112,7 +112,7 @@ func (p *report) recovery() {
 	}
 	p.f("`syscall.Kill(pid, SIGKILL)` of the worker, timed from just before the kill to `OnEvent`'s `EventTaskStart` with `Attempt == 2` ")
 	p.f("(the retry started) and to the replacement's `EventWorkerStart` (handshake done) or, with a spare worker (`Config.Spares`), to `EventSparePromoted`, ")
-	p.f("warm compilation cache, `OnKill: pool.Retry`. ")
+	p.f("warm compilation cache, `KillPolicy: pool.Retry`. ")
 	p.f("The near-zero backoff measures the pool itself; the default backoff adds its deliberate 5–10 ms wait. ")
 	p.f("A spare is a started, idle worker that takes a dead worker's place at once; it costs one idle worker's memory (section 6).\n\n")
 	var rows [][]string
@@ -172,7 +172,7 @@ func (p *report) chaos() {
 		return
 	}
 	p.f("The same Map of square, calm and then with the longest-running worker SIGKILLed every %s (a map that is calm for less than %d kill intervals is made longer); ", fmtDur(r.Options.ChaosEvery), chaosMinKills)
-	p.f("`OnKill: pool.Retry`, `Retry.MaxAttempts: 10`, every result checked. Python has no figure: its pools hang or break on the first kill (section 7).\n\n")
+	p.f("`KillPolicy: pool.Retry`, `Retry.MaxAttempts: 10`, every result checked. Python has no figure: its pools hang or break on the first kill (section 7).\n\n")
 	var rows [][]string
 	for _, c := range r.Chaos {
 		chaos, pct := fmtUs(perTask(c.Chaos, c.Tasks)), fmtPct(c.Ratio())

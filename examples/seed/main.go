@@ -62,9 +62,9 @@ func run(module, mode string) error {
 
 	var once sync.Once
 	p, err := pool.New(context.Background(), pool.Config{
-		Module:  module,
-		Workers: 2,
-		OnKill:  policy,
+		Module:     module,
+		Workers:    2,
+		KillPolicy: policy,
 		// OnEvent sees each task start, with the pid of the worker that
 		// runs it: the seed's OOM killer, played by us.
 		OnEvent: func(e pool.Event) {
