@@ -16,7 +16,7 @@ import (
 // when it ends. A nil *progress draws nothing.
 type progress struct {
 	w    io.Writer
-	m    *pool.MapResult
+	m    *pool.MapHandle
 	bar  *progressbar.ProgressBar
 	done chan struct{} // closed when the feeding goroutine has stopped
 }
@@ -26,7 +26,7 @@ const tick = 100 * time.Millisecond
 
 // startProgress starts the bar when mode asks for it: always, or auto when
 // stderr is a terminal.
-func startProgress(mode progressFlag, stderr io.Writer, m *pool.MapResult) *progress {
+func startProgress(mode progressFlag, stderr io.Writer, m *pool.MapHandle) *progress {
 	switch mode {
 	case progressNever:
 		return nil
