@@ -132,7 +132,9 @@ func records(t *testing.T, s string) []record {
 		require.Equal(t, i, r.Index, "records are in input order")
 		require.NotNil(t, r.Error, "record %d has an error field", i)
 		require.NotNil(t, r.Output, "record %d has an output field", i)
-		require.GreaterOrEqual(t, r.Attempts, 1)
+		if r.Status != "not_run" {
+			require.GreaterOrEqual(t, r.Attempts, 1)
+		}
 	}
 	return rs
 }
