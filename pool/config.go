@@ -16,7 +16,7 @@ type Policy uint8
 const (
 	policyInherit Policy = iota
 	// Skip records the task's status and leaves its output empty; the map
-	// goes on. The seed's [0, 1, 4, None, 16, ...].
+	// goes on: [0, 1, 4, <killed>, 16, ...].
 	Skip
 	// Abort fails the whole map with a *TaskError naming the task, cancels
 	// its outstanding tasks and stops the workers running them.
@@ -123,7 +123,7 @@ type Config struct {
 	OnKilled, OnMemoryLimit, OnTimeout Policy
 	// OnError is the policy for tasks whose guest returned an error,
 	// panicked or trapped. Default Skip: the error is recorded and the map
-	// goes on. Abort gives the old stop-at-first-error behaviour.
+	// goes on. Abort stops the map at the first error.
 	OnError Policy
 	// Retry tunes the Retry policy.
 	Retry RetryPolicy

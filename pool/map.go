@@ -3,8 +3,6 @@ package pool
 import (
 	"context"
 	"iter"
-	"maps"
-	"slices"
 )
 
 // Map runs fn on every input and returns one result per input, in input
@@ -70,101 +68,4 @@ func (p *Pool) Imap(ctx context.Context, fn string, inputs iter.Seq[[]byte], win
 // it, then the error.
 func (p *Pool) ImapUnordered(ctx context.Context, fn string, inputs iter.Seq[[]byte], window int) iter.Seq2[Result, error] {
 	return p.stream(ctx, fn, inputs, window, false)
-}
-
-func (p *Pool) stream(ctx context.Context, fn string, inputs iter.Seq[[]byte], window int, ordered bool) iter.Seq2[Result, error] {
-	return func(yield func(Result, error) bool) {
-		if window <= 0 {
-			window = 4 * p.cfg.Workers * p.cfg.BatchSize
-		}
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		out := make(chan Result, window)
-		r, err := p.begin(ctx, fn, 0, out)
-		if err != nil {
-			yield(Result{}, err)
-			return
-		}
-		defer r.abort(context.Canceled) // a no-op when the run ended normally
-
-		next, stop := iter.Pull(inputs)
-		defer stop()
-		var (
-			submitted, yielded int
-			exhausted          bool
-			pending            = map[int]Result{} // ordered mode: results ahead of their turn
-			batch              []*job
-		)
-		for {
-			// Top up to the window.
-			batch = batch[:0]
-			for !exhausted && submitted-yielded < window {
-				in, ok := next()
-				if !ok {
-					exhausted = true
-					break
-				}
-				batch = append(batch, &job{run: r, index: submitted, input: in, memLimit: p.cfg.MemoryLimit})
-				submitted++
-			}
-			if len(batch) > 0 {
-				r.add(len(batch))
-				p.q.push(batch...)
-				batch = nil
-			}
-			if exhausted {
-				r.seal()
-			}
-			if exhausted && yielded == submitted {
-				return
-			}
-			select {
-			case res := <-out:
-				if !ordered {
-					yielded++
-					if !yield(res, nil) {
-						return
-					}
-					continue
-				}
-				pending[res.Index] = res
-				for {
-					res, ok := pending[yielded]
-					if !ok {
-						break
-					}
-					delete(pending, yielded)
-					yielded++
-					if !yield(res, nil) {
-						return
-					}
-				}
-			case <-r.done:
-				// Every result accepted before the end is in out by now
-				// (run.deliverOrAbort sends under the lock that end takes).
-				// A run that ended normally goes round the loop to yield
-				// them; an aborted one yields them here, then its error.
-				if r.err == nil {
-					continue
-				}
-				for len(out) > 0 {
-					res := <-out
-					if !ordered {
-						if !yield(res, nil) {
-							return
-						}
-						continue
-					}
-					pending[res.Index] = res
-				}
-				for _, i := range slices.Sorted(maps.Keys(pending)) {
-					if !yield(pending[i], nil) {
-						return
-					}
-				}
-				yield(Result{}, r.err)
-				return
-			}
-		}
-	}
 }

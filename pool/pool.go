@@ -154,7 +154,7 @@ func (p *Pool) recordKilled(kt KilledTask) {
 
 // KilledTasks lists the most recent killed tasks of every map this pool ran
 // (at most Config.KilledLimit), in the order their final results came in:
-// the seed's get_killed_tasks(). Inputs larger than Config.KilledInputLimit
+// which tasks were killed, and why. Inputs larger than Config.KilledInputLimit
 // are not kept (Input is nil, InputSize says how large it was). A map's
 // own list, [MapHandle.KilledTasks], is complete.
 func (p *Pool) KilledTasks() []KilledTask {

@@ -84,7 +84,7 @@ func (r *run) deliver(res Result, kt *KilledTask) { r.deliverOrAbort(res, kt, ni
 // deliverOrAbort records the final result of one task and, when abortErr is
 // set, aborts the run with it. Both happen under one lock, so that the
 // aborting task's own result cannot end the run first and lose the error
-// (which happened when that task was the map's last).
+// when that task is the map's last.
 func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error) {
 	r.mu.Lock()
 	if r.isDone.Load() {

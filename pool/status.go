@@ -107,7 +107,7 @@ type Attempt struct {
 }
 
 // KilledTask is a task whose final status is killed, memory_limit or timeout:
-// the answer to the seed's get_killed_tasks().
+// which tasks were killed, and why.
 //
 // A map's own list ([MapHandle.KilledTasks]) is complete and keeps every
 // input. The pool's list ([Pool.KilledTasks]) keeps the most recent
