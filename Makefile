@@ -28,7 +28,7 @@ test: guests fmt ## build the guests, check gofmt, go vet, go test -race ./..., 
 
 guests: ## build the test fixtures and the examples' guest modules into their caches
 	$(GO) test -count=1 -run '^TestPathGivesEveryFixture$$' ./internal/testguest
-	$(GO) test -count=1 -run '^TestBuildGuests$$' ./examples/internal/guestbuild
+	$(GO) test -count=1 -run '^TestBuildGuests$$' ./internal/guestbuild
 
 fmt: ## fail if gofmt would change a file, and name the files
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt would change these files (run gofmt -w on them):"; echo "$$files"; exit 1; fi

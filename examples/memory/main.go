@@ -13,7 +13,7 @@ import (
 	"sync"
 	"text/tabwriter"
 
-	"github.com/safepool/safepool/examples/internal/guestbuild"
+	"github.com/safepool/safepool/internal/guestbuild"
 	"github.com/safepool/safepool/pool"
 )
 

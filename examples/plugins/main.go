@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/safepool/safepool/examples/internal/guestbuild"
+	"github.com/safepool/safepool/internal/guestbuild"
 	"github.com/safepool/safepool/pool"
 )
 

@@ -19,7 +19,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/safepool/safepool/examples/internal/guestbuild"
+	"github.com/safepool/safepool/internal/guestbuild"
 	"github.com/safepool/safepool/pool"
 )
 

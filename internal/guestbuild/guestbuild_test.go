@@ -7,13 +7,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/safepool/safepool/examples/internal/guestbuild"
+	"github.com/safepool/safepool/internal/guestbuild"
 )
 
 // TestBuildGuests builds every example's guest modules into the cache
 // (`make guests` runs it) and checks that each is WebAssembly.
 func TestBuildGuests(t *testing.T) {
-	root := filepath.Join("..", "..", "..")
+	root := filepath.Join("..", "..")
 	var dirs []string
 	for _, pattern := range []string{"examples/*/guest", "examples/*/guests/*"} {
 		m, err := filepath.Glob(filepath.Join(root, pattern))
