@@ -97,7 +97,7 @@ func (o *runOptions) config(workerCmd []string) pool.Config {
 		Spares:        o.spares,
 		MemoryLimit:   int64(o.memory),
 		Timeout:       o.timeout,
-		KillPolicy:        pool.Policy(o.onKill),
+		KillPolicy:    pool.Policy(o.onKill),
 		Retry:         pool.RetryPolicy{MaxAttempts: o.retries},
 		WorkerCommand: workerCmd,
 		Engine:        o.engine,
