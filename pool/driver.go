@@ -126,7 +126,11 @@ func (d *driver) loop() {
 // back to the front of the queue, for this worker or another.
 func (d *driver) fill() bool {
 	for len(d.flights) < maxBatchesInFlight && !d.recycleDue() {
-		jobs := d.l.q.pop(d.l.cfg.BatchSize, d.l.cfg.Workers, d.wake)
+		most := d.l.cfg.BatchSize
+		if m := d.l.cfg.MaxTasksPerWorker; m > 0 {
+			most = min(most, m-d.ran) // a recycled worker runs no more than its share
+		}
+		jobs := d.l.q.pop(most, d.l.cfg.Workers, d.wake)
 		if len(jobs) == 0 {
 			break
 		}

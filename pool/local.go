@@ -98,6 +98,11 @@ func (l *local) waitReady(ctx context.Context) (sandbox.Kind, []string, error) {
 		if n := l.readyCount.Load(); n >= int64(l.cfg.Workers) || (n > 0 && l.startTrouble.Load()) {
 			return l.kind, l.handlers, nil
 		}
+		// The breaker may have opened after the wake-up that brought us
+		// here and before tripC below is taken: look first.
+		if err := l.health.err(); err != nil {
+			return 0, nil, err
+		}
 		select {
 		case <-l.started:
 		case <-l.startFailed:

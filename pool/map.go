@@ -52,9 +52,12 @@ func (p *Pool) Apply(ctx context.Context, fn string, input []byte) (Result, erro
 }
 
 // Imap runs fn on a stream of inputs and yields the results in input order.
-// At most window tasks are outstanding (submitted but not yet yielded), so a
-// stream of any length runs in bounded memory; window <= 0 means 4 ×
-// Workers × BatchSize. The sequence ends early, without error, when the
+// At most window inputs are pulled and not yet yielded, so a stream of any
+// length runs in bounded memory; window <= 0 means 4 × Workers × BatchSize.
+// The inputs are pulled on a goroutine of their own, concurrently with the
+// loop body, so that results are yielded while the next input is slow to
+// come (a pipe): an inputs function must not share unsynchronised state
+// with the loop body. The sequence ends early, without error, when the
 // caller stops ranging, and with ctx's error when ctx is done. When the
 // stream is aborted (the Abort policy, ctx, Terminate, a *StartError), it
 // first yields every result that finished before the abort, in input

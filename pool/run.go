@@ -151,7 +151,9 @@ func (r *run) abort(err error) {
 		r.mu.Unlock()
 		return
 	}
-	r.err = err
+	if r.err == nil { // a task's abort, set before the run ended, stands
+		r.err = err
+	}
 	r.mu.Unlock()
 	r.end()
 	r.hooks.stop(r)

@@ -7,16 +7,24 @@ import (
 	"slices"
 )
 
-// stream is one Imap or ImapUnordered in flight: it feeds inputs to its run
-// up to the window and yields results as they come back.
+// stream is one Imap or ImapUnordered in flight. A reader goroutine pulls
+// inputs, so that a slow input (a pipe) never holds back results: the
+// stream's loop submits inputs as they come and yields results as they
+// finish, whichever is first.
 type stream struct {
 	p       *Pool
 	r       *run
 	out     chan Result
 	ordered bool
-	window  int
 
-	next               func() ([]byte, bool)
+	// The reader takes a slot before it pulls an input, and the loop gives
+	// one back for each result it yields: inputs pulled and not yet
+	// yielded never exceed the window. in can hold a window of inputs, so
+	// the reader never blocks sending.
+	slots chan struct{}
+	in    chan []byte // closed when the inputs end or the stream stops
+	quit  chan struct{}
+
 	submitted, yielded int
 	exhausted          bool
 	pending            map[int]Result // ordered: results ahead of their turn
@@ -29,29 +37,66 @@ func (p *Pool) stream(ctx context.Context, fn string, inputs iter.Seq[[]byte], w
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		s := &stream{p: p, out: make(chan Result, window), ordered: ordered, window: window, pending: map[int]Result{}}
+		s := &stream{
+			p: p, out: make(chan Result, window), ordered: ordered, pending: map[int]Result{},
+			slots: make(chan struct{}, window), in: make(chan []byte, window), quit: make(chan struct{}),
+		}
 		var err error
 		if s.r, err = p.begin(ctx, fn, 0, s.out); err != nil {
 			yield(Result{}, err)
 			return
 		}
 		defer s.r.abort(context.Canceled) // a no-op when the run ended normally
-		next, stop := iter.Pull(inputs)
-		defer stop()
-		s.next = next
+		for range window {
+			s.slots <- struct{}{}
+		}
+		go s.read(inputs)
+		defer close(s.quit)
 		s.run(yield)
 	}
 }
 
-// run alternates topping up and yielding until the inputs are done and
-// every result is yielded, the caller stops, or the run is aborted.
+// read pulls inputs until they end or the stream stops.
+func (s *stream) read(inputs iter.Seq[[]byte]) {
+	defer close(s.in)
+	if !s.slot() {
+		return
+	}
+	for in := range inputs {
+		s.in <- in
+		if !s.slot() {
+			return
+		}
+	}
+}
+
+// slot waits for room in the window, or reports that the stream stopped.
+func (s *stream) slot() bool {
+	select {
+	case <-s.slots:
+		return true
+	case <-s.quit:
+		return false
+	}
+}
+
+// run submits and yields until every input has its result yielded, the
+// caller stops, or the run is aborted.
 func (s *stream) run(yield func(Result, error) bool) {
 	for {
-		s.topUp()
+		s.submit(nil, false, false)
 		if s.exhausted && s.yielded == s.submitted {
+			// The last result is in; the run ends at once. A task that
+			// aborted the run with it leaves the error to report.
+			<-s.r.done
+			if s.r.err != nil {
+				yield(Result{}, s.r.err)
+			}
 			return
 		}
 		select {
+		case in, ok := <-s.in:
+			s.submit(in, ok, !ok)
 		case res := <-s.out:
 			if !s.take(res, yield) {
 				return
@@ -69,18 +114,34 @@ func (s *stream) run(yield func(Result, error) bool) {
 	}
 }
 
-// topUp submits inputs until the window is full or the inputs end, when it
-// seals the run.
-func (s *stream) topUp() {
+// submit queues first (when got; ended says the inputs are over instead)
+// and every input the reader has ready, and seals the run once the inputs
+// are over.
+func (s *stream) submit(first []byte, got, ended bool) {
 	var batch []*job
-	for !s.exhausted && s.submitted-s.yielded < s.window {
-		in, ok := s.next()
-		if !ok {
-			s.exhausted = true
-			break
-		}
+	add := func(in []byte) {
 		batch = append(batch, &job{run: s.r, index: s.submitted, input: in, memLimit: s.r.memLimit})
 		s.submitted++
+	}
+	if ended {
+		s.exhausted = true
+	} else if got || len(s.in) > 0 {
+		if got {
+			add(first)
+		}
+	drain:
+		for {
+			select {
+			case in, ok := <-s.in:
+				if !ok {
+					s.exhausted = true
+					break drain
+				}
+				add(in)
+			default:
+				break drain
+			}
+		}
 	}
 	if len(batch) > 0 {
 		s.r.add(len(batch))
@@ -92,11 +153,11 @@ func (s *stream) topUp() {
 }
 
 // take yields res at once, or, ordered, holds it until its turn and yields
-// every result whose turn has come. It reports whether to go on.
+// every result whose turn has come. Each yield frees a slot of the window.
+// It reports whether to go on.
 func (s *stream) take(res Result, yield func(Result, error) bool) bool {
 	if !s.ordered {
-		s.yielded++
-		return yield(res, nil)
+		return s.yield(res, yield)
 	}
 	s.pending[res.Index] = res
 	for {
@@ -105,11 +166,16 @@ func (s *stream) take(res Result, yield func(Result, error) bool) bool {
 			return true
 		}
 		delete(s.pending, s.yielded)
-		s.yielded++
-		if !yield(res, nil) {
+		if !s.yield(res, yield) {
 			return false
 		}
 	}
+}
+
+func (s *stream) yield(res Result, yield func(Result, error) bool) bool {
+	s.yielded++
+	s.slots <- struct{}{} // never blocks: a slot was taken for this input
+	return yield(res, nil)
 }
 
 // yieldAborted yields every result that finished before the abort, in

@@ -187,3 +187,48 @@ func TestKillWhileStarting(t *testing.T) {
 		require.Equal(t, strconv.Itoa(i*i), string(r.Output))
 	}
 }
+
+// TestImapSlowInput: results are yielded while the stream waits for its
+// next input, and nil inputs are inputs.
+func TestImapSlowInput(t *testing.T) {
+	p := newPool(t, "wchaos", nil)
+	gate := make(chan struct{})
+	inputs := func(yield func([]byte) bool) {
+		if !yield([]byte("3")) {
+			return
+		}
+		<-gate // the input stalls, like a pipe with nothing to read
+		yield(nil)
+	}
+	var got []pool.Result
+	for r, err := range p.Imap(context.Background(), "square", inputs, 8) {
+		require.NoError(t, err)
+		got = append(got, r)
+		if len(got) == 1 {
+			close(gate) // the first result came while the input stalled
+		}
+	}
+	require.Len(t, got, 2)
+	require.Equal(t, "9", string(got[0].Output))
+	require.Equal(t, pool.StatusError, got[1].Status, "a nil input runs as an empty one")
+}
+
+// TestImapAbortByLastTask: a stream whose last task aborts it ends with the
+// error, after that task's result.
+func TestImapAbortByLastTask(t *testing.T) {
+	p := newPool(t, "tasks", func(c *pool.Config) { c.Workers = 1; c.OnError = pool.Abort })
+	for range 20 {
+		var n int
+		var final error
+		for r, err := range p.Imap(context.Background(), "square", slices.Values([][]byte{[]byte("1"), []byte("x")}), 8) {
+			if err != nil {
+				final = err
+				break
+			}
+			require.Equal(t, n, r.Index)
+			n++
+		}
+		require.Equal(t, 2, n, "both results, the aborting one included")
+		require.ErrorIs(t, final, pool.ErrTaskFailed)
+	}
+}
