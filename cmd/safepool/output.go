@@ -158,8 +158,8 @@ func openSinks(o *runOptions, stdout io.Writer) (*sinks, error) {
 	return &s, nil
 }
 
-// writeAll writes the records of a run. Slots without a result (an aborted
-// run's unfinished tasks) are left out of --out and --stats.
+// writeAll writes the records of a run. An aborted run's unfinished tasks
+// are written with status not_run.
 func (s *sinks) writeAll(results []pool.Result, killed []pool.KilledTask) error {
 	for _, r := range results {
 		if r.Status == 0 {

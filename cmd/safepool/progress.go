@@ -26,7 +26,7 @@ const tick = 100 * time.Millisecond
 
 // startProgress starts the bar when mode asks for it: always, or auto when
 // stderr is a terminal.
-func startProgress(mode progressFlag, stderr io.Writer, m *pool.MapResult) *progress {
+func startProgress(mode progressMode, stderr io.Writer, m *pool.MapResult) *progress {
 	switch mode {
 	case progressNever:
 		return nil

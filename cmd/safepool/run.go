@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/safepool/safepool/internal/worker"
 	"github.com/safepool/safepool/pool"
 )
 
@@ -26,12 +27,17 @@ func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if err != nil || o == nil {
 		return err
 	}
-	p, err := startPool(o.config(workerCommand()), o.module)
+	// The first Ctrl-C aborts the map and writes what finished; a second
+	// one, after stop, ends the program at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := startPool(ctx, o)
 	if err != nil {
 		return err
 	}
 	// Terminate is a no-op after a Close that finished.
 	defer p.Terminate()
+	warned := warn(stderr, p, 0)
 	fn, err := checkFunc(p, o)
 	if err != nil {
 		return err
@@ -45,10 +51,6 @@ func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	// The first Ctrl-C aborts the map and writes what finished; a second
-	// one, after stop, ends the program at once.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	start := time.Now()
 	m, err := p.MapAsync(ctx, fn, tasks)
 	if err != nil {
@@ -62,17 +64,12 @@ func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 
 	killed := m.KilledTasks()
 	slices.SortFunc(killed, func(a, b pool.KilledTask) int { return a.Index - b.Index })
-	if runErr == nil && pool.Policy(o.onKill) == pool.Abort && len(killed) > 0 {
-		// A map whose last task is the one that aborts it can end as if
-		// it completed; under abort any killed task fails the run.
-		kt := killed[0]
-		runErr = &pool.TaskError{Index: kt.Index, Func: kt.Func, Input: kt.Input, Status: kt.Status, Reason: kt.Reason, Attempts: len(kt.Attempts)}
-	}
 	bar.finish(results, elapsed, runErr != nil)
 	werr := out.writeAll(results, killed)
 	if cerr := out.close(); werr == nil {
 		werr = cerr
 	}
+	warn(stderr, p, warned)
 	if runErr != nil {
 		return runFailure(runErr, results)
 	}
@@ -93,19 +90,51 @@ func workerCommand() []string {
 	return []string{exe, "worker"}
 }
 
-// startPool starts the pool. Everything that stops it from starting is
-// about the module or the flags, so it exits with code 2.
-func startPool(cfg pool.Config, module string) (*pool.Pool, error) {
-	p, err := pool.New(context.Background(), cfg)
+// startPool starts the pool. Workers that cannot be kept up, a start
+// timeout and an interrupt exit with code 1; everything else that stops it
+// from starting is about the module or the flags, and exits with code 2.
+func startPool(ctx context.Context, o *runOptions) (*pool.Pool, error) {
+	p, err := pool.New(ctx, o.config(workerCommand()))
+	var se *pool.StartError
 	switch {
 	case err == nil:
 		return p, nil
+	case errors.As(err, &se):
+		return nil, failedErrorf("run failed: %s; nothing ran", startFailure(se))
+	case ctx.Err() != nil:
+		return nil, failedErrorf("run interrupted while the workers started; nothing ran")
+	case errors.Is(err, worker.ErrStartTimeout):
+		limit := "30s, the default"
+		if o.startTimeout > 0 {
+			limit = o.startTimeout.String()
+		}
+		return nil, failedErrorf("run failed: %v\nworkers did not start within --start-timeout (%s); raise it if the machine is slow or busy", err, limit)
 	case errors.Is(err, os.ErrNotExist):
-		return nil, usageErrorf("--module %s: no such file; pass the path of a compiled .wasm file", module)
+		return nil, usageErrorf("--module %s: no such file; pass the path of a compiled .wasm file", o.module)
 	case errors.Is(err, pool.ErrConfig):
 		return nil, usageErrorf("run: %v; run 'safepool run -h' for the flags", err)
 	}
-	return nil, usageErrorf("%v\nthe module cannot run; 'safepool inspect %s' shows what it imports and exports", err, module)
+	return nil, usageErrorf("%v\nthe module cannot run; 'safepool inspect %s' shows what it imports and exports", err, o.module)
+}
+
+// startFailure explains a *pool.StartError. Kills from outside are said to
+// be so: they are never the module's fault.
+func startFailure(se *pool.StartError) string {
+	if !se.Usable {
+		return se.Error()
+	}
+	return fmt.Sprintf("pool: workers %s: %d times in %s; something outside safepool (the OOM killer, an operator) kills them: free memory or lower --workers, or allow longer with --start-give-up",
+		se.What, se.Count, se.Over.Round(10*time.Millisecond))
+}
+
+// warn prints the pool's warnings after the first done of them, and
+// returns how many there are.
+func warn(stderr io.Writer, p *pool.Pool, done int) int {
+	ws := p.Warnings()
+	for _, w := range ws[min(done, len(ws)):] {
+		fmt.Fprintln(stderr, "safepool: warning:", w)
+	}
+	return len(ws)
 }
 
 // checkFunc checks --func against the module: an SDK module needs one of
@@ -158,13 +187,19 @@ func runFailure(err error, results []pool.Result) error {
 		// The reason's first line only: the rest, such as a guest's stack
 		// dump, is in the output records.
 		reason, _, _ := strings.Cut(te.Reason, "\n")
+		how := "--on-kill skip goes on past killed tasks and --on-kill retry runs them again"
+		if te.Status == pool.StatusError {
+			how = "--on-error skip goes on past failed tasks and --on-error retry runs them again"
+		}
 		return failedErrorf("run aborted: task %d (input %s) ended with %s after %d attempt(s): %s\n"+
-			"the output holds the %d task(s) that finished; --on-kill skip goes on past killed tasks and --on-kill retry runs them again",
-			te.Index, brief(te.Input), te.Status, te.Attempts, reason, finished)
+			"the output holds the %d task(s) that finished; %s",
+			te.Index, brief(te.Input), te.Status, te.Attempts, reason, finished, how)
 	case errors.Is(err, context.Canceled):
 		return failedErrorf("run interrupted; the output holds the %d task(s) that finished", finished)
-	case errors.Is(err, pool.ErrCrashLoop):
-		return failedErrorf("run failed: %v\nworkers die as they start: check the module with 'safepool inspect' and the machine's free memory", err)
+	}
+	var se *pool.StartError
+	if errors.As(err, &se) {
+		return failedErrorf("run failed: %s\nthe output holds the %d task(s) that finished", startFailure(se), finished)
 	}
 	return failedErrorf("run failed: %v", err)
 }
