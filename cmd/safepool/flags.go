@@ -169,6 +169,18 @@ func (o *runOptions) config(workerCmd []string) pool.Config {
 	}
 }
 
+// abortsOn reports whether a task that ended with status s stops the run
+// under the options' policies.
+func (o *runOptions) abortsOn(s pool.Status) bool {
+	switch {
+	case s.Killed():
+		return o.onKill == pool.Abort
+	case s == pool.StatusError:
+		return o.onError == pool.Abort
+	}
+	return false
+}
+
 // Bounds of --memory (one WebAssembly page, and all a 32-bit memory can
 // address) and of --output-limit (the largest message a worker sends).
 const (

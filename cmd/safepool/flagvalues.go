@@ -44,7 +44,7 @@ type boolValue struct{ flagValue }
 
 func (boolValue) IsBoolFlag() bool { return true }
 
-// boolFlag is an on/off flag: --resume, or --resume=false.
+// boolFlag is an on/off flag: --overcommit, or --overcommit=false.
 type boolFlag bool
 
 func (b *boolFlag) String() string { return strconv.FormatBool(bool(*b)) }

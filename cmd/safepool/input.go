@@ -7,53 +7,117 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"unicode/utf8"
 )
 
-// readTasks reads JSON Lines: each line is one task, and its bytes, without
-// the line ending, are the task's input. It reads everything before any task
-// runs, so that a bad line fails the run at once, naming the line, rather
-// than after the lines before it ran.
-func readTasks(r io.Reader, name string) ([][]byte, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var tasks [][]byte
-	for n := 1; ; n++ {
-		line, err := br.ReadBytes('\n')
+// source reads the input one line at a time, as the pool asks for tasks:
+// the pool reads at most its window of tasks ahead of the records written,
+// so a stream of any length runs in bounded memory.
+//
+// Every line gets a slot whose index is its line number less one. A line
+// that holds a task goes to the pool; a bad line (blank, not JSON, ...) is
+// handed to the merger as a record of its own, and the next line is read.
+// Blank lines at the end of the input are not tasks and get no slot; blank
+// lines followed by more input are bad lines.
+type source struct {
+	name  string // "stdin" or the path, for messages
+	r     *bufio.Reader
+	lines *merger
+
+	line    int   // lines read so far
+	blanks  int   // blank lines read since the last line that was not blank
+	readErr error // what ended the input early, if anything
+}
+
+func newSource(name string, r io.Reader, lines *merger) *source {
+	return &source{name: name, r: bufio.NewReaderSize(r, 64<<10), lines: lines}
+}
+
+// tasks is the pool's input: one task input per good line.
+func (s *source) tasks(yield func([]byte) bool) {
+	for {
+		line, err := s.r.ReadBytes('\n')
 		if len(line) == 0 && err == io.EOF {
-			return tasks, nil
+			return
 		}
 		if err != nil && err != io.EOF {
-			return nil, failedErrorf("read %s: %v", name, err)
+			s.readErr = err
+			return
 		}
+		s.line++
 		in, perr := parseLine(line)
-		if perr != nil {
-			return nil, usageErrorf("%s line %d %v; each line must hold one JSON value, such as 42, \"text\" or {\"n\": 1}", name, n, perr)
+		switch {
+		case perr == errBlank:
+			s.blanks++ // a bad line only if more input follows
+		case perr != nil:
+			s.flushBlanks()
+			s.lines.bad(s.line-1, fmt.Sprintf("line %d %v", s.line, perr))
+		default:
+			s.flushBlanks()
+			s.lines.task(s.line-1, in)
+			if !yield(in) {
+				return
+			}
 		}
-		tasks = append(tasks, in)
 		if err == io.EOF {
-			return tasks, nil
+			return
 		}
 	}
 }
 
-// errBlank is parseLine's error for a line with nothing but white space.
-var errBlank = errors.New("is blank")
+// flushBlanks makes the blank lines before a line that is not blank into
+// bad lines.
+func (s *source) flushBlanks() {
+	for n := s.line - s.blanks; n < s.line; n++ {
+		s.lines.bad(n-1, fmt.Sprintf("line %d %v", n, errBlank))
+	}
+	s.blanks = 0
+}
 
-// parseLine returns the task input a line holds: the line without its "\n"
-// or "\r\n" ending, which must be one valid JSON value. The input shares
-// line's memory. Its error completes a sentence that starts "line N".
+// errBlank is parseLine's error for a line with nothing but white space.
+var errBlank = errors.New("is blank; each line must hold one task, and only blank lines at the end are ignored")
+
+// parseLine returns the task input a line holds: the line without its
+// "\n" or "\r\n" ending, which must be one valid JSON value in UTF-8. The
+// input shares line's memory. Its error completes a sentence that starts
+// "line N".
 func parseLine(line []byte) ([]byte, error) {
 	in := bytes.TrimSuffix(line, []byte("\n"))
 	in = bytes.TrimSuffix(in, []byte("\r"))
 	if len(bytes.TrimSpace(in)) == 0 {
 		return nil, errBlank
 	}
-	var v json.RawMessage
-	if err := json.Unmarshal(in, &v); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, fmt.Errorf("is not valid JSON: %v (at byte %d)", se, se.Offset)
-		}
-		return nil, fmt.Errorf("is not valid JSON: %v", err)
+	if !utf8.Valid(in) {
+		return nil, fmt.Errorf("is not valid UTF-8, which JSON must be")
+	}
+	if !json.Valid(in) {
+		return nil, notJSON(json.Unmarshal(in, new(json.RawMessage)))
 	}
 	return in, nil
+}
+
+// notJSON says how a line is not JSON, and what a line should be.
+func notJSON(err error) error {
+	const want = `each line must hold one JSON value, such as 42, "text" or {"n": 1}`
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("is not valid JSON: %v (at byte %d); %s", se, se.Offset, want)
+	}
+	return fmt.Errorf("is not valid JSON: %v; %s", err, want)
+}
+
+// openInput opens the input: path, or stdin when path is empty.
+func openInput(path string, stdin io.Reader, stderr io.Writer) (name string, r io.Reader, close func(), err error) {
+	if path == "" {
+		if f, ok := stdin.(*os.File); ok && isTerminal(f) {
+			fmt.Fprintln(stderr, "safepool: reading tasks from the terminal, one JSON value per line; end with Ctrl-D (or pass --in PATH)")
+		}
+		return "stdin", stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, nil, usageErrorf("--in: %v; pass a JSON Lines file, or leave --in out to read stdin", err)
+	}
+	return path, f, func() { f.Close() }, nil
 }

@@ -60,9 +60,10 @@ func TestRunOnError(t *testing.T) {
 		t.Parallel()
 		o := cli(t, "1\n\"x\"\n3\n", "run", "--module", tasks(t), "--func", "square", "--workers", "1", "--on-error", "abort")
 		require.Equal(t, 1, o.code, o.stderr)
-		require.Contains(t, o.stderr, `safepool: run aborted: task 1 (input "x") ended with error after 1 attempt(s)`)
+		require.Contains(t, o.stderr, `safepool: run aborted: line 2 (input "x") ended with error after 1 attempt(s)`)
 		require.Contains(t, o.stderr, "--on-error skip goes on past failed tasks and --on-error retry runs them again")
 		rs := records(t, o.stdout)
+		require.Len(t, rs, 2, "the output ends with the task that aborted")
 		require.Equal(t, "error", rs[1].Status)
 	})
 	t.Run("retry", func(t *testing.T) {

@@ -7,16 +7,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
-	"testing/iotest"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
 
 func TestParseLine(t *testing.T) {
 	cases := []struct {
-		name, line, want, err string
+		name, line string
+		want, err  string
 	}{
 		{name: "number", line: "42\n", want: "42"},
 		{name: "no newline", line: "42", want: "42"},
@@ -26,9 +26,10 @@ func TestParseLine(t *testing.T) {
 		{name: "blank", line: "\n", err: "is blank"},
 		{name: "spaces", line: " \t \n", err: "is blank"},
 		{name: "empty", line: "", err: "is blank"},
-		{name: "bare word", line: "hello\n", err: "is not valid JSON: invalid character 'h' looking for beginning of value (at byte 1)"},
+		{name: "bare word", line: "hello\n", err: "is not valid JSON: invalid character 'h' looking for beginning of value (at byte 1); each line must hold one JSON value"},
 		{name: "two values", line: "1 2\n", err: "is not valid JSON: invalid character '2' after top-level value"},
 		{name: "truncated", line: `{"a":` + "\n", err: "is not valid JSON: unexpected end of JSON input"},
+		{name: "not UTF-8", line: "\"\xff\"\n", err: "is not valid UTF-8, which JSON must be"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,26 +42,6 @@ func TestParseLine(t *testing.T) {
 			require.Equal(t, tc.want, string(got))
 		})
 	}
-}
-
-func TestReadTasks(t *testing.T) {
-	tasks, err := readTasks(iotest.OneByteReader(strings.NewReader("1\n\"two\"\r\n[3]")), "in")
-	require.NoError(t, err)
-	require.Equal(t, [][]byte{[]byte("1"), []byte(`"two"`), []byte("[3]")}, tasks)
-
-	tasks, err = readTasks(strings.NewReader(""), "in")
-	require.NoError(t, err)
-	require.Empty(t, tasks)
-
-	_, err = readTasks(strings.NewReader("1\n2\n\n"), "in")
-	require.EqualError(t, err, `in line 3 is blank; each line must hold one JSON value, such as 42, "text" or {"n": 1}`)
-
-	// A long line is one task, whatever the reader's buffer size.
-	long := `"` + strings.Repeat("x", 1<<20) + `"`
-	tasks, err = readTasks(strings.NewReader(long+"\n"), "in")
-	require.NoError(t, err)
-	require.Len(t, tasks, 1)
-	require.Len(t, tasks[0], len(long))
 }
 
 func TestParseSize(t *testing.T) {
@@ -102,15 +83,34 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func TestJSONValue(t *testing.T) {
-	require.Equal(t, "null", string(jsonValue(nil)))
-	require.Equal(t, `{"a":1}`, string(jsonValue([]byte(`{"a":1}`))))
-	require.Equal(t, `"plain text"`, string(jsonValue([]byte("plain text"))))
-	require.Equal(t, `"\"\ufffd\""`, string(jsonValue([]byte("\"\xff\""))), "JSON that is not UTF-8 becomes a string")
+func TestOutputValue(t *testing.T) {
+	cases := []struct {
+		name, out string
+		want      string
+		problem   string
+	}{
+		{name: "nothing", out: "", want: "null"},
+		{name: "JSON stays a value", out: `{"a":1}`, want: `{"a":1}`},
+		{name: "JSON is compacted", out: "{ \"a\" :\n [1, 2] }", want: `{"a":[1,2]}`},
+		{name: "text becomes a string", out: "plain text", want: `"plain text"`},
+		{name: "not UTF-8 is refused, not mangled", out: "\"\xff\"", want: "null", problem: "its output (3 bytes) is not valid UTF-8, which JSON cannot carry unchanged"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, problem := outputValue([]byte(tc.out))
+			require.Equal(t, tc.want, string(got))
+			if tc.problem == "" {
+				require.Empty(t, problem)
+				return
+			}
+			require.Contains(t, problem, tc.problem)
+		})
+	}
 }
 
 // FuzzParseLine: any bytes of any length give an input or an error, never a
-// panic, and an input is always valid JSON cut from the line itself.
+// panic, and an input is always valid JSON in UTF-8 cut from the line
+// itself.
 func FuzzParseLine(f *testing.F) {
 	for _, s := range []string{"1", "42\n", "\"text\"\r\n", "{\"a\":[1,2,{}]}", "", "\n", " \t", "{", "1 2", "\xff", "[[[[[[[[", "\"\\u00\""} {
 		f.Add([]byte(s))
@@ -122,6 +122,7 @@ func FuzzParseLine(f *testing.F) {
 			return
 		}
 		require.True(t, json.Valid(in), "%q", in)
+		require.True(t, utf8.Valid(in), "%q", in)
 		require.True(t, bytes.HasPrefix(line, in), "the input is the line without its ending")
 		require.NotEmpty(t, bytes.TrimSpace(in))
 	})

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -145,23 +146,33 @@ func TestRunRetriesGivesUp(t *testing.T) {
 	require.Equal(t, 2, rs[0].Attempts)
 }
 
+// TestRunAbortExitsWithOne aborts on the first task and on the last: the
+// pool's Imap can end a stream whose last task aborts it as if it had
+// completed, and the run must fail all the same.
 func TestRunAbortExitsWithOne(t *testing.T) {
 	t.Parallel()
-	// The aborting task is first, and last: both must fail the run. The
-	// pool reports an abort by the last task itself, so the run needs no
-	// check of its own.
-	for _, input := range []string{"64\n1\n2\n", "1\n64\n"} {
-		o := cli(t, input, "run", "--module", tasks(t), "--func", "memhog", "--workers", "1",
-			"--memory", "16MiB", "--on-kill", "abort")
-		require.Equal(t, 1, o.code, "input %q: %s", input, o.stderr)
-		require.Contains(t, o.stderr, "run aborted: task ")
-		require.Contains(t, o.stderr, "(input 64) ended with memory_limit")
-		require.Contains(t, o.stderr, "--on-kill skip")
-		for _, r := range records(t, o.stdout) {
-			if r.Status != "ok" {
-				require.Contains(t, []string{"memory_limit", "not_run"}, r.Status)
+	cases := []struct {
+		name, input string
+		line        int
+	}{
+		{"first task aborts", "64\n1\n2\n", 1},
+		{"last task aborts", "1\n64\n", 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := cli(t, tc.input, "run", "--module", tasks(t), "--func", "memhog", "--workers", "1",
+				"--memory", "16MiB", "--on-kill", "abort")
+			require.Equal(t, 1, o.code, o.stderr)
+			require.Contains(t, o.stderr, fmt.Sprintf("run aborted: line %d (input 64) ended with memory_limit after 1 attempt(s)", tc.line))
+			require.Contains(t, o.stderr, "--on-kill skip goes on past killed tasks")
+			rs := records(t, o.stdout)
+			require.Len(t, rs, tc.line, "the output runs up to the task that aborted, which has its record")
+			require.Equal(t, "memory_limit", rs[tc.line-1].Status)
+			for _, r := range rs[:tc.line-1] {
+				require.Equal(t, "ok", r.Status)
 			}
-		}
+		})
 	}
 }
 
@@ -179,37 +190,71 @@ func TestRunEmptyInput(t *testing.T) {
 	require.Contains(t, o.stderr, "safepool: done 0/0")
 }
 
+// TestRunBadInputLines: every bad line gets a record of its own in its
+// slot, saying why, the good lines still run, and the run exits with code
+// 2 once everything is written.
 func TestRunBadInputLines(t *testing.T) {
 	t.Parallel()
-	cases := []struct{ name, input, want string }{
-		{"blank line", "1\n2\n\n4\n", "stdin line 3 is blank"},
-		{"white space only", "1\n \t\n", "stdin line 2 is blank"},
-		{"invalid JSON", "1\n2\n3\n{\"a\":\n5\n", "stdin line 4 is not valid JSON"},
-		{"two values on a line", "1 2\n", "stdin line 1 is not valid JSON"},
-		{"bare word", "1\nhello\n", "stdin line 2 is not valid JSON"},
-		{"bad last line without newline", "1\n2\n[", "stdin line 3 is not valid JSON"},
+	cases := []struct {
+		name, input string
+		slots       int
+		bad         map[int]string // slot: a part of its error
+	}{
+		{"blank line", "1\n2\n\n4\n", 4, map[int]string{2: "line 3 is blank"}},
+		{"white space only", "1\n \t\n3\n", 3, map[int]string{1: "line 2 is blank"}},
+		{"invalid JSON", "1\n2\n3\n{\"a\":\n5\n", 5, map[int]string{3: "line 4 is not valid JSON: unexpected end of JSON input"}},
+		{"two values on a line", "1 2\n", 1, map[int]string{0: "line 1 is not valid JSON: invalid character '2' after top-level value (at byte 3)"}},
+		{"bare word", "1\nxhello\n", 2, map[int]string{1: "line 2 is not valid JSON: invalid character 'x' looking for beginning of value (at byte 1)"}},
+		{"bad last line without newline", "1\n2\n[", 3, map[int]string{2: "line 3 is not valid JSON"}},
+		{"not UTF-8", "1\n\"\xff\"\n", 2, map[int]string{1: "line 2 is not valid UTF-8, which JSON must be"}},
+		{"several", "x\n1\n\n\n2\n[\n3\ny\n", 8, map[int]string{0: "line 1 is not valid JSON", 2: "line 3 is blank", 3: "line 4 is blank", 5: "line 6 is not valid JSON", 7: "line 8 is not valid JSON"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			out := filepath.Join(t.TempDir(), "out.jsonl")
-			o := cli(t, tc.input, "run", "--module", tasks(t), "--func", "square", "--out", out)
-			require.Equal(t, 2, o.code)
-			require.Contains(t, o.stderr, tc.want)
-			require.Contains(t, o.stderr, "each line must hold one JSON value")
-			// Checked before anything ran or was written.
-			require.NoFileExists(t, out)
+			o := cli(t, tc.input, "run", "--module", tasks(t), "--func", "square", "--workers", "2", "--out", out)
+			require.Equal(t, 2, o.code, o.stderr)
+			require.Contains(t, o.stderr, fmt.Sprintf("bad input: %d line(s) of stdin are not tasks", len(tc.bad)))
+			require.Contains(t, o.stderr, "fix those lines")
 			require.Empty(t, o.stdout)
+
+			rs := records(t, readFile(t, out))
+			require.Len(t, rs, tc.slots)
+			for i, r := range rs {
+				if why, ok := tc.bad[i]; ok {
+					require.Equal(t, "error", r.Status, "slot %d", i)
+					require.Equal(t, 0, r.Attempts, "slot %d never ran", i)
+					require.Contains(t, *r.Error, why)
+					continue
+				}
+				require.Equal(t, "ok", r.Status, "slot %d: the good lines run: %s", i, *r.Error)
+				require.Equal(t, 1, r.Attempts)
+			}
 		})
 	}
-	t.Run("--in names the file", func(t *testing.T) {
+	t.Run("the message names the file and the lines", func(t *testing.T) {
 		t.Parallel()
 		in := filepath.Join(t.TempDir(), "tasks.jsonl")
-		require.NoError(t, os.WriteFile(in, []byte("1\r\n2\r\n\r\n"), 0o644))
+		require.NoError(t, os.WriteFile(in, []byte("1\r\n\r\n2\r\nx\r\n"), 0o644))
 		o := cli(t, "", "run", "--module", tasks(t), "--func", "square", "--in", in)
 		require.Equal(t, 2, o.code)
-		require.Contains(t, o.stderr, in+" line 3 is blank")
+		require.Contains(t, o.stderr, "bad input: 2 line(s) of "+in+" are not tasks (lines 2, 4); the first: line 2 is blank")
+		require.Len(t, records(t, o.stdout), 4)
 	})
+}
+
+// TestRunTrailingBlankLines: blank lines at the end of the input, and
+// every way of ending the last line, are not tasks.
+func TestRunTrailingBlankLines(t *testing.T) {
+	t.Parallel()
+	for _, input := range []string{"1\n2", "1\n2\n", "1\n2\n\n", "1\n2\n\n\n", "1\r\n2\r\n\r\n", "1\n2\n \t\n\n", "1\n2\n  "} {
+		o := cli(t, input, "run", "--module", tasks(t), "--func", "square")
+		require.Equal(t, 0, o.code, "input %q: %s", input, o.stderr)
+		rs := records(t, o.stdout)
+		require.Len(t, rs, 2, "input %q", input)
+		require.Equal(t, "4", string(rs[1].Output))
+	}
 }
 
 func TestRunInAndOutFiles(t *testing.T) {
@@ -349,4 +394,23 @@ func TestRunProgress(t *testing.T) {
 	o = cli(t, numbers(5), "run", "--module", tasks(t), "--func", "square", "--progress", "never")
 	require.Equal(t, 0, o.code, o.stderr)
 	require.Empty(t, o.stderr)
+}
+
+// TestRunProgressCountsARegularFile: the input is read as the run goes,
+// so the total is known only from counting a regular file's lines on the
+// side; the line then shows it.
+func TestRunProgressCountsARegularFile(t *testing.T) {
+	t.Parallel()
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	require.NoError(t, os.WriteFile(in, []byte(numbers(30)+"\n\n"), 0o644))
+	o := cli(t, "", "run", "--module", tasks(t), "--func", "slow_square", "--workers", "1", "--in", in, "--progress", "always")
+	require.Equal(t, 0, o.code, o.stderr)
+	require.Regexp(t, `safepool: \d+/30 \(\d+%\): ok \d+, error 0, killed 0, \d+/s`, o.stderr, "trailing blank lines are not counted")
+	require.Contains(t, o.stderr, "safepool: done 30/30: ok 30, error 0, killed 0, retried 0")
+
+	// From a pipe there is no total, only counts.
+	o = cli(t, numbers(30), "run", "--module", tasks(t), "--func", "slow_square", "--workers", "1", "--progress", "always")
+	require.Equal(t, 0, o.code, o.stderr)
+	require.Regexp(t, `safepool: \d+ done: ok \d+, error 0, killed 0, \d+/s`, o.stderr)
+	require.NotRegexp(t, `\d+/30 \(`, o.stderr)
 }

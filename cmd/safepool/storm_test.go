@@ -83,9 +83,40 @@ func TestStartStormThenRecovery(t *testing.T) {
 	require.NotContains(t, o.stderr, "inspect")
 }
 
-// TestEndlessStormAtStartGivesUp: when workers keep being killed as they
-// start, the CLI gives up after --start-give-up by itself, with exit code
-// 1 and the pool's StartError, and never calls it a bad module.
+// TestEndlessStormGivesUp: when workers keep being killed as they start,
+// the CLI gives up after --start-give-up by itself, with exit code 1 and
+// the pool's StartError, and never calls it a bad module. The storm starts
+// once tasks are finishing, so the run's map is what the pool fails; the
+// records that finished are in --out.
+func TestEndlessStormGivesUp(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	r := start(t, strings.NewReader(numbers(500)), "run", "--module", tasks(t), "--func", "slow_square", "--workers", "2",
+		"--on-kill", "retry", "--retries", "100", "--start-give-up", "2s", "--out", out)
+	waitLines(t, r, out, 1)
+	began := time.Now()
+	kills, over := storm(r.pid(), 0)
+	o := r.wait(t)
+	<-over
+	require.Equal(t, 1, o.code, o.stderr)
+	require.Less(t, time.Since(began), 30*time.Second, "it gave up by itself")
+	require.GreaterOrEqual(t, kills.Load(), int64(3))
+	require.Contains(t, o.stderr, "safepool: run failed: pool: workers killed by SIGKILL")
+	require.Contains(t, o.stderr, "something outside safepool (the OOM killer, an operator) kills them")
+	require.Contains(t, o.stderr, out+" holds the records of the first ")
+	require.NotContains(t, o.stderr, "cannot run")
+	require.NotContains(t, o.stderr, "inspect")
+	rs := records(t, readFile(t, out))
+	require.NotEmpty(t, rs)
+	for i, r := range rs {
+		if r.Status == "ok" {
+			require.Equal(t, strconv.Itoa(i*i), string(r.Output))
+		}
+	}
+}
+
+// TestEndlessStormAtStartGivesUp is TestEndlessStormGivesUp with the storm
+// from the first worker on, so that pool.New is what gives up.
 func TestEndlessStormAtStartGivesUp(t *testing.T) {
 	t.Skip("pool.New waits forever when every worker is killed as it starts: it takes health.tripC() after " +
 		"signalStart has woken it, by which time the breaker has opened and replaced the channel, so the one " +
