@@ -31,6 +31,7 @@ type runOptions struct {
 	overcommit   bool
 	in           string
 	out          string
+	resume       bool
 	killed       string
 	stats        string
 	progress     progressMode
@@ -78,6 +79,7 @@ func runFlags(o *runOptions, bad *error) *flag.FlagSet {
 	fs.StringVar(&o.fn, "func", "", "")
 	fs.StringVar(&o.in, "in", "", "")
 	fs.StringVar(&o.out, "out", "", "")
+	boolean("resume", &o.resume)
 	fs.StringVar(&o.killed, "killed", "", "")
 	fs.StringVar(&o.stats, "stats", "", "")
 	val("workers", (*countFlag)(&o.workers))
@@ -139,6 +141,8 @@ func (o *runOptions) check(set map[string]bool) error {
 		return fmt.Errorf("--max-tasks-per-worker %d is negative; use a positive number, or 0 (the default) to never recycle workers", o.maxTasks)
 	case set["output-limit"] && (o.outputLimit < 1 || o.outputLimit > maxOutputLimit):
 		return fmt.Errorf("--output-limit %s is out of range; use a size from 1B to 1GiB, such as 16MiB (the default)", formatSize(o.outputLimit))
+	case o.resume && o.out == "":
+		return errors.New("--resume needs --out PATH: it continues the file an interrupted run wrote there, and stdout cannot be read back")
 	}
 	if err := sandbox.CheckEngine(o.engine); err != nil {
 		return fmt.Errorf("--engine %q: %s", o.engine, strings.TrimPrefix(err.Error(), "sandbox: "))

@@ -24,18 +24,25 @@ type source struct {
 	name  string // "stdin" or the path, for messages
 	r     *bufio.Reader
 	lines *merger
+	skip  int // lines to pass over first: those an earlier run finished
 
-	line    int   // lines read so far
-	blanks  int   // blank lines read since the last line that was not blank
-	readErr error // what ended the input early, if anything
+	line   int // lines read so far
+	blanks int // blank lines read since the last line that was not blank
+	// What ended the input early, if anything: fewer lines than --resume
+	// passes over, or a read error.
+	short, readErr error
 }
 
-func newSource(name string, r io.Reader, lines *merger) *source {
-	return &source{name: name, r: bufio.NewReaderSize(r, 64<<10), lines: lines}
+// newSource reads r. skip lines are passed over unread by the pool.
+func newSource(name string, r io.Reader, lines *merger, skip int) *source {
+	return &source{name: name, r: bufio.NewReaderSize(r, 64<<10), lines: lines, skip: skip}
 }
 
 // tasks is the pool's input: one task input per good line.
 func (s *source) tasks(yield func([]byte) bool) {
+	if !s.passOver() {
+		return
+	}
 	for {
 		line, err := s.r.ReadBytes('\n')
 		if len(line) == 0 && err == io.EOF {
@@ -64,6 +71,36 @@ func (s *source) tasks(yield func([]byte) bool) {
 			return
 		}
 	}
+}
+
+// passOver reads the first skip lines without looking at them. It reports
+// false, with s.short or s.readErr set, when the input has fewer lines.
+func (s *source) passOver() bool {
+	partial := false // a long line goes on past the buffer
+	for s.line < s.skip {
+		data, err := s.r.ReadSlice('\n')
+		switch {
+		case err == bufio.ErrBufferFull:
+			partial = true
+			continue
+		case err == io.EOF:
+			if len(data) > 0 || partial {
+				s.line++ // a last line without its newline
+			}
+			if s.line < s.skip {
+				s.short = usageErrorf("--resume: the output already holds %d records, but %s has only %d lines; pass the input of the run you resume, or drop --resume to start over",
+					s.skip, s.name, s.line)
+				return false
+			}
+			return true
+		case err != nil:
+			s.readErr = err
+			return false
+		}
+		partial = false
+		s.line++
+	}
+	return true
 }
 
 // flushBlanks makes the blank lines before a line that is not blank into

@@ -25,6 +25,7 @@ import (
 type progress struct {
 	w      io.Writer
 	c      *counts
+	base   int          // records kept from an earlier run (--resume)
 	total  atomic.Int64 // lines in the input that are tasks; 0 while unknown
 	stop   chan struct{}
 	done   chan struct{}
@@ -48,7 +49,7 @@ const (
 
 // startProgress starts the line when mode asks for it: always, or auto
 // when stderr is a terminal. input is the input when it is a file.
-func startProgress(mode progressMode, stderr io.Writer, c *counts, input *os.File) *progress {
+func startProgress(mode progressMode, stderr io.Writer, c *counts, base int, input *os.File) *progress {
 	switch mode {
 	case progressNever:
 		return nil
@@ -58,7 +59,7 @@ func startProgress(mode progressMode, stderr io.Writer, c *counts, input *os.Fil
 			return nil
 		}
 	}
-	pr := &progress{w: stderr, c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	pr := &progress{w: stderr, c: c, base: base, stop: make(chan struct{}), done: make(chan struct{})}
 	if input != nil {
 		if fi, err := input.Stat(); err == nil && fi.Mode().IsRegular() {
 			if off, err := input.Seek(0, io.SeekCurrent); err == nil {
@@ -122,7 +123,7 @@ func (pr *progress) line(now time.Time) string {
 	if first := pr.window[0]; now.After(first.at) {
 		rate = float64(done-first.done) / now.Sub(first.at).Seconds()
 	}
-	all := done
+	all := int64(pr.base) + done
 	var b strings.Builder
 	total := pr.total.Load()
 	if total > 0 && all <= total {
@@ -164,7 +165,7 @@ func (pr *progress) finish(e end) {
 	if e.total == 0 {
 		e.total = int(pr.total.Load())
 	}
-	fmt.Fprintln(pr.w, summary(pr.c, e))
+	fmt.Fprintln(pr.w, summary(pr.c, pr.base, e))
 }
 
 // summary is the last line of a run on stderr, such as
@@ -172,10 +173,10 @@ func (pr *progress) finish(e end) {
 //	safepool: done 40/40: ok 38, error 1, killed 1, retried 2, elapsed 1.204s
 //
 // where killed counts every killed-task status (killed, memory_limit and
-// timeout), error counts bad input lines too, and not_run and bad lines
-// are added when there are any.
-func summary(c *counts, e end) string {
-	all := int(c.done.Load())
+// timeout), error counts bad input lines too, and not_run, bad lines and
+// resumed records are added when there are any.
+func summary(c *counts, base int, e end) string {
+	all := base + int(c.done.Load())
 	var b strings.Builder
 	verb := "done"
 	if e.aborted {
@@ -196,6 +197,9 @@ func summary(c *counts, e end) string {
 		fmt.Fprintf(&b, ", bad lines %d", n)
 	}
 	fmt.Fprintf(&b, ", retried %d", c.retried.Load())
+	if base > 0 {
+		fmt.Fprintf(&b, ", resumed after %d", base)
+	}
 	fmt.Fprintf(&b, ", elapsed %s", e.elapsed.Round(time.Millisecond))
 	return b.String()
 }

@@ -21,7 +21,8 @@ import (
 // line, in input order, written as the run goes.
 //
 // Every usage error (exit 2) comes before the first task runs: flags,
-// input, the module (the pool starts), the function, the output files. Bad input lines are found as the input is read: each
+// input, the --resume point, the module (the pool starts), the function,
+// the output files. Bad input lines are found as the input is read: each
 // gets a record saying why, and the run exits with code 2 at the end.
 func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	o, err := parseRunFlags(args, stdout)
@@ -33,6 +34,12 @@ func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeIn()
+	var at resumePoint
+	if o.resume {
+		if at, err = readResumePoint(o.out); err != nil {
+			return err
+		}
+	}
 
 	// The first Ctrl-C or SIGTERM stops the run, which writes what
 	// finished; from then on the signals have their default effect, so a
@@ -51,11 +58,11 @@ func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	out, stats, killed, err := openOutputs(o, stdout)
+	out, stats, killed, err := openOutputs(o, stdout, &at)
 	if err != nil {
 		return err
 	}
-	r := &run{o: o, name: name, stderr: stderr}
+	r := &run{o: o, name: name, at: at, stderr: stderr}
 	err = r.tasks(ctx, p, fn, in, out, stats, killed)
 	warn(stderr, p, warned)
 	if err != nil {
@@ -68,6 +75,7 @@ func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 type run struct {
 	o      *runOptions
 	name   string // the input's, for messages
+	at     resumePoint
 	stderr io.Writer
 	w      *writer
 	m      *merger
@@ -80,9 +88,12 @@ func (r *run) tasks(ctx context.Context, p *pool.Pool, fn string, in io.Reader, 
 	defer cancel(nil)
 	w := newWriter(out, stats, killed, func() { cancel(errWrite) })
 	r.w, r.m = w, newMerger(r.o, newEncoder(r.o), w)
-	src := newSource(r.name, in, r.m)
+	src := newSource(r.name, in, r.m, r.at.records)
 	file, _ := in.(*os.File)
-	bar := startProgress(r.o.progress, r.stderr, &w.counts, file)
+	bar := startProgress(r.o.progress, r.stderr, &w.counts, r.at.records, file)
+	if bar != nil && r.o.resume {
+		fmt.Fprintln(r.stderr, r.resumeNote())
+	}
 	start := time.Now()
 
 	var runErr error
@@ -102,13 +113,15 @@ func (r *run) tasks(ctx context.Context, p *pool.Pool, fn string, in io.Reader, 
 		// its last; the policy says the run stopped all the same.
 		runErr = &pool.TaskError{Index: r.m.stop.pool, Status: r.m.stop.res.Status, Reason: r.m.stop.res.Error, Attempts: r.m.stop.res.Attempts}
 	}
-	stopped := runErr != nil || werr != nil || src.readErr != nil
+	stopped := runErr != nil || werr != nil || src.short != nil || src.readErr != nil
 	bar.finish(end{aborted: stopped, elapsed: time.Since(start)})
 	r.noteNotUTF8()
 
 	switch {
 	case werr != nil:
 		return failedErrorf("%v\n%s", werr, r.held("fix that first"))
+	case src.short != nil && runErr == nil:
+		return src.short
 	case src.readErr != nil && runErr == nil:
 		return failedErrorf("read %s: %v\n%s", r.name, src.readErr, r.held(""))
 	case runErr != nil:
@@ -120,7 +133,7 @@ func (r *run) tasks(ctx context.Context, p *pool.Pool, fn string, in io.Reader, 
 // held says what the output holds after a run that stopped early, then
 // hint, if any, then how to go on.
 func (r *run) held(hint string) string {
-	n := int(r.w.counts.done.Load())
+	n := r.at.records + int(r.w.counts.done.Load())
 	where := "stdout"
 	if r.o.out != "" {
 		where = r.o.out
@@ -132,7 +145,10 @@ func (r *run) held(hint string) string {
 	if hint != "" {
 		s += "; " + hint
 	}
-	return s
+	if r.o.out == "" {
+		return s + "; with --out PATH instead of stdout, a run can go on later with --resume"
+	}
+	return s + "; run the same command with --resume to go on from there"
 }
 
 // failure explains why the run stopped before the end of its input.
@@ -165,27 +181,37 @@ func (r *run) failure(err error, interrupted bool) error {
 // badInput reports the bad input lines, if any, once every record is
 // written: they make the run exit with code 2.
 func (r *run) badInput() error {
-	n := int(r.w.counts.bad.Load())
-	if n == 0 {
+	now, before := int(r.w.counts.bad.Load()), r.at.bad
+	if now+before == 0 {
 		return nil
 	}
 	where := "stdout"
 	if r.o.out != "" {
 		where = r.o.out
 	}
-	named := make([]string, len(r.m.badLines))
-	for i, line := range r.m.badLines {
-		named[i] = strconv.Itoa(line)
+	var msg string
+	if now > 0 {
+		named := make([]string, len(r.m.badLines))
+		for i, n := range r.m.badLines {
+			named[i] = strconv.Itoa(n)
+		}
+		if now > len(named) {
+			named = append(named, "...")
+		}
+		which := "line "
+		if now > 1 {
+			which = "lines "
+		}
+		msg = fmt.Sprintf("bad input: %d line(s) of %s are not tasks (%s%s); the first: %s",
+			now, r.name, which, strings.Join(named, ", "), r.m.firstBad)
 	}
-	if n > len(named) {
-		named = append(named, "...")
+	if before > 0 {
+		if msg != "" {
+			msg += "\n"
+		}
+		msg += fmt.Sprintf("bad input: the run this one resumes found %d line(s) that are not tasks, the first on line %d", before, r.at.badLine)
 	}
-	which := "line "
-	if n > 1 {
-		which = "lines "
-	}
-	return usageErrorf("bad input: %d line(s) of %s are not tasks (%s%s); the first: %s\nthe other lines ran; each bad line has a record in %s that says why (status error, attempts 0): fix those lines and run them again",
-		n, r.name, which, strings.Join(named, ", "), r.m.firstBad, where)
+	return usageErrorf("%s\nthe other lines ran; each bad line has a record in %s that says why (status error, attempts 0): fix those lines and run them again", msg, where)
 }
 
 // noteNotUTF8 says, once, how many outputs could not be written as JSON.
@@ -193,6 +219,15 @@ func (r *run) noteNotUTF8() {
 	if n := r.w.counts.notUTF8.Load(); n > 0 {
 		fmt.Fprintf(r.stderr, "safepool: %d task output(s) are not valid UTF-8, so their records have status error instead of the output\n", n)
 	}
+}
+
+// resumeNote says where a run with --resume goes on from.
+func (r *run) resumeNote() string {
+	s := fmt.Sprintf("safepool: resuming %s after %d record(s)", r.o.out, r.at.records)
+	if r.at.cut > 0 {
+		s += fmt.Sprintf("; cut off %d byte(s) the interrupted run left unfinished (a partial last line, or not_run records on)", r.at.cut)
+	}
+	return s
 }
 
 // startFailure explains a *pool.StartError. Kills from outside are said to

@@ -341,6 +341,8 @@ func TestRunBadFlags(t *testing.T) {
 		{"zero output limit", []string{"--module", mod, "--output-limit", "0"}, "--output-limit 0 is out of range; use a size from 1B to 1GiB"},
 		{"output limit too large", []string{"--module", mod, "--output-limit", "2GiB"}, "--output-limit 2GiB is out of range"},
 		{"bad overcommit", []string{"--module", mod, "--overcommit=lots"}, "--overcommit lots: not true or false"},
+		{"bad resume", []string{"--module", mod, "--resume=please"}, "--resume please: not true or false"},
+		{"resume without out", []string{"--module", mod, "--resume"}, "--resume needs --out PATH"},
 		{"bad progress", []string{"--module", mod, "--progress", "sometimes"}, "--progress sometimes: use auto, always or never"},
 		{"unknown engine", []string{"--module", mod, "--engine", "v8"}, `unknown engine "v8"; use wazero or wasmtime`},
 		// The test binary is built without -tags wasmtime.

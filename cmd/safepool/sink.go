@@ -88,10 +88,10 @@ func (c *counts) add(r record) {
 // is killed (kill -9, the OOM killer), every file holds whole lines in
 // input order, except that the kernel may stop a write under way part
 // through (Linux checks for a fatal signal between pages), which leaves
-// one partial last line without its newline.
+// one partial last line without its newline; --resume removes it.
 //
 // --stats and --killed are flushed before --out, so that they never lag
-// behind it.
+// behind it: --resume trims them back to what --out holds.
 type writer struct {
 	in                 chan record
 	out, stats, killed *lineFile
@@ -171,21 +171,35 @@ func (w *writer) close() error {
 }
 
 // openOutputs opens --out (stdout without it), --stats and --killed; the
-// last two are nil unless asked for.
-func openOutputs(o *runOptions, stdout io.Writer) (out, stats, killed *lineFile, err error) {
+// last two are nil unless asked for. A new run creates them empty. A run
+// with --resume cuts each back to the records of the slots at keeps, then
+// appends to it.
+func openOutputs(o *runOptions, stdout io.Writer, at *resumePoint) (out, stats, killed *lineFile, err error) {
+	open := func(path, flag string, decode func([]byte) (int, error)) (*lineFile, error) {
+		if !o.resume {
+			return createFile(path, flag)
+		}
+		size := at.size
+		if decode != nil {
+			if size, err = trimSideFile(path, flag, at.records, decode); err != nil {
+				return nil, err
+			}
+		}
+		return appendFile(path, flag, size)
+	}
 	if o.out == "" {
 		out = &lineFile{name: "stdout", w: stdout}
-	} else if out, err = createFile(o.out, "--out"); err != nil {
+	} else if out, err = open(o.out, "--out", nil); err != nil {
 		return nil, nil, nil, err
 	}
 	if o.stats != "" {
-		if stats, err = createFile(o.stats, "--stats"); err != nil {
+		if stats, err = open(o.stats, "--stats", statsIndex); err != nil {
 			out.close()
 			return nil, nil, nil, err
 		}
 	}
 	if o.killed != "" {
-		if killed, err = createFile(o.killed, "--killed"); err != nil {
+		if killed, err = open(o.killed, "--killed", killedIndex); err != nil {
 			out.close()
 			stats.close()
 			return nil, nil, nil, err
@@ -200,6 +214,19 @@ func createFile(path, flag string) (*lineFile, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, usageErrorf("%s: %v; pass a path in a directory you can write to", flag, err)
+	}
+	return &lineFile{name: path, f: f, w: f}, nil
+}
+
+// appendFile opens path to append to, after cutting it to size bytes.
+func appendFile(path, flag string, size int64) (*lineFile, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	if err != nil {
+		return nil, usageErrorf("%s: %v; pass a path in a directory you can write to", flag, err)
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return nil, usageErrorf("%s: %v; --resume must be able to cut off what the run it resumes left unfinished", flag, err)
 	}
 	return &lineFile{name: path, f: f, w: f}, nil
 }

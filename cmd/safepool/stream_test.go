@@ -38,11 +38,12 @@ func requirePrefix(t *testing.T, out string, want func(i int) string) int {
 	return len(rs)
 }
 
-// TestKillCLILeavesWholeRecords SIGKILLs the CLI itself mid-run, as the
-// OOM killer or an operator would: every file it was writing holds whole
-// records in input order (or the start of the next), and its workers die
-// with it.
-func TestKillCLILeavesWholeRecords(t *testing.T) {
+// TestKillCLIThenResume SIGKILLs the CLI itself mid-run, as the OOM killer
+// or an operator would: every file it was writing holds whole records in
+// input order (or the start of the next), its workers die with it, and
+// --resume completes the run so that every index is there exactly once,
+// in order, with the right output.
+func TestKillCLIThenResume(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	in, out, stats := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "stats.jsonl")
@@ -69,6 +70,17 @@ func TestKillCLILeavesWholeRecords(t *testing.T) {
 	for _, w := range workers {
 		waitGone(t, w)
 	}
+
+	o := cli(t, "", append(args, "--resume", "--progress", "always")...)
+	require.Equal(t, 0, o.code, o.stderr)
+	require.Contains(t, o.stderr, fmt.Sprintf("resuming %s after %d record(s)", out, k))
+	requireSquares(t, readFile(t, out), n)
+	ss = lines[statsRecord](t, readFile(t, stats))
+	require.Len(t, ss, n, "--stats was cut back to --out and appended to")
+	for i, s := range ss {
+		require.Equal(t, i, s.Index)
+		require.Equal(t, "ok", s.Status)
+	}
 }
 
 // waitGone waits until process pid has exited: a worker dies with the CLI
@@ -88,21 +100,24 @@ func waitGone(t *testing.T, pid int) {
 	require.Equal(t, 1, n, "worker %d outlived the CLI", pid)
 }
 
-// TestInterruptWritesWhatFinished: Ctrl-C stops the run, which writes
-// what finished (a not_run record stands for each task between them that
-// did not) and exits with code 1.
-func TestInterruptWritesWhatFinished(t *testing.T) {
+// TestInterruptThenResume: Ctrl-C stops the run, which writes what
+// finished (a not_run record stands for each task between them that did
+// not) and exits with code 1; --resume runs the rest.
+func TestInterruptThenResume(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.jsonl")
 	const n = 100
 	require.NoError(t, os.WriteFile(in, []byte(numbers(n)), 0o644))
-	r := start(t, nil, "run", "--module", tasks(t), "--func", "slow_square", "--workers", "2", "--in", in, "--out", out)
+	args := []string{"run", "--module", tasks(t), "--func", "slow_square", "--workers", "2", "--in", in, "--out", out}
+
+	r := start(t, nil, args...)
 	waitLines(t, r, out, 5)
 	require.NoError(t, syscall.Kill(r.pid(), syscall.SIGINT))
 	o := r.wait(t)
 	require.Equal(t, 1, o.code, o.stderr)
 	require.Contains(t, o.stderr, "safepool: run interrupted; "+out+" holds the records of the first ")
+	require.Contains(t, o.stderr, "run the same command with --resume to go on from there")
 	rs := records(t, readFile(t, out))
 	require.Less(t, len(rs), n)
 	for i, r := range rs {
@@ -113,4 +128,8 @@ func TestInterruptWritesWhatFinished(t *testing.T) {
 		}
 		require.Equal(t, strconv.Itoa(i*i), string(r.Output))
 	}
+
+	o = cli(t, "", append(args, "--resume")...)
+	require.Equal(t, 0, o.code, o.stderr)
+	requireSquares(t, readFile(t, out), n)
 }
