@@ -34,6 +34,7 @@ type runOptions struct {
 	resume       bool
 	killed       string
 	stats        string
+	encoding     encoding
 	progress     progressMode
 	engine       string
 	cacheDir     string
@@ -82,6 +83,7 @@ func runFlags(o *runOptions, bad *error) *flag.FlagSet {
 	boolean("resume", &o.resume)
 	fs.StringVar(&o.killed, "killed", "", "")
 	fs.StringVar(&o.stats, "stats", "", "")
+	val("encoding", &o.encoding)
 	val("workers", (*countFlag)(&o.workers))
 	val("spares", (*countFlag)(&o.spares))
 	val("memory", (*sizeFlag)(&o.memory))

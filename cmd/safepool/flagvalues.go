@@ -204,3 +204,23 @@ func (p *progressMode) String() string { return progressNames[*p] }
 func (p *progressMode) Set(v string) error {
 	return oneOf((*uint8)(p), progressNames, v)
 }
+
+// encoding is --encoding: how input lines and outputs are written.
+type encoding uint8
+
+const (
+	// encodingJSON: a line is one JSON value, and its bytes are the task's
+	// input; an output is written as is when it is JSON, as a string when
+	// it is other UTF-8 text.
+	encodingJSON encoding = iota
+	// encodingBase64: a line is a JSON string of base64, and the bytes it
+	// decodes to are the input; an output is written as a string of base64.
+	encodingBase64
+)
+
+var encodingNames = []string{"json", "base64"}
+
+func (e *encoding) String() string { return encodingNames[*e] }
+func (e *encoding) Set(v string) error {
+	return oneOf((*uint8)(e), encodingNames, v)
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 type source struct {
 	name  string // "stdin" or the path, for messages
 	r     *bufio.Reader
+	enc   encoding
 	lines *merger
 	skip  int // lines to pass over first: those an earlier run finished
 
@@ -34,8 +36,8 @@ type source struct {
 }
 
 // newSource reads r. skip lines are passed over unread by the pool.
-func newSource(name string, r io.Reader, lines *merger, skip int) *source {
-	return &source{name: name, r: bufio.NewReaderSize(r, 64<<10), lines: lines, skip: skip}
+func newSource(name string, r io.Reader, enc encoding, lines *merger, skip int) *source {
+	return &source{name: name, r: bufio.NewReaderSize(r, 64<<10), enc: enc, lines: lines, skip: skip}
 }
 
 // tasks is the pool's input: one task input per good line.
@@ -53,7 +55,7 @@ func (s *source) tasks(yield func([]byte) bool) {
 			return
 		}
 		s.line++
-		in, perr := parseLine(line)
+		in, perr := parseLine(line, s.enc)
 		switch {
 		case perr == errBlank:
 			s.blanks++ // a bad line only if more input follows
@@ -115,33 +117,58 @@ func (s *source) flushBlanks() {
 // errBlank is parseLine's error for a line with nothing but white space.
 var errBlank = errors.New("is blank; each line must hold one task, and only blank lines at the end are ignored")
 
-// parseLine returns the task input a line holds: the line without its
-// "\n" or "\r\n" ending, which must be one valid JSON value in UTF-8. The
-// input shares line's memory. Its error completes a sentence that starts
-// "line N".
-func parseLine(line []byte) ([]byte, error) {
+// parseLine returns the task input a line holds under enc. Its error
+// completes a sentence that starts "line N".
+//
+// Under JSON the line, without its "\n" or "\r\n" ending, must be one valid
+// JSON value in UTF-8, and is the input itself (sharing line's memory).
+// Under base64 it must be a JSON string of standard base64 (padding
+// optional), and the input is what that decodes to.
+func parseLine(line []byte, enc encoding) ([]byte, error) {
 	in := bytes.TrimSuffix(line, []byte("\n"))
 	in = bytes.TrimSuffix(in, []byte("\r"))
 	if len(bytes.TrimSpace(in)) == 0 {
 		return nil, errBlank
 	}
 	if !utf8.Valid(in) {
-		return nil, fmt.Errorf("is not valid UTF-8, which JSON must be")
+		return nil, fmt.Errorf("is not valid UTF-8, which JSON must be; pass binary input as base64 with --encoding base64")
 	}
 	if !json.Valid(in) {
-		return nil, notJSON(json.Unmarshal(in, new(json.RawMessage)))
+		return nil, notJSON(json.Unmarshal(in, new(json.RawMessage)), enc)
 	}
-	return in, nil
+	if enc == encodingJSON {
+		return in, nil
+	}
+	var s string
+	if err := json.Unmarshal(in, &s); err != nil {
+		return nil, errors.New(`is not a JSON string; under --encoding base64 each line is a string of base64, such as "aGk="`)
+	}
+	b, err := decodeBase64(s)
+	if err != nil {
+		return nil, fmt.Errorf(`is not valid base64: %v; under --encoding base64 each line is a string of standard base64, such as "aGk="`, err)
+	}
+	return b, nil
 }
 
 // notJSON says how a line is not JSON, and what a line should be.
-func notJSON(err error) error {
-	const want = `each line must hold one JSON value, such as 42, "text" or {"n": 1}`
+func notJSON(err error, enc encoding) error {
+	want := `each line must hold one JSON value, such as 42, "text" or {"n": 1}`
+	if enc == encodingBase64 {
+		want = `under --encoding base64 each line is a JSON string of base64, such as "aGk="`
+	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Errorf("is not valid JSON: %v (at byte %d); %s", se, se.Offset, want)
 	}
 	return fmt.Errorf("is not valid JSON: %v; %s", err, want)
+}
+
+// decodeBase64 decodes standard base64, with or without its padding.
+func decodeBase64(s string) ([]byte, error) {
+	if len(s)%4 != 0 {
+		return base64.RawStdEncoding.DecodeString(s)
+	}
+	return base64.StdEncoding.DecodeString(s)
 }
 
 // openInput opens the input: path, or stdin when path is empty.

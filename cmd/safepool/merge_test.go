@@ -25,31 +25,33 @@ func TestEncoderTask(t *testing.T) {
 		{Status: pool.StatusMemoryLimit, Error: "task hit its linear memory cap", Attempts: 1,
 			Stats: pool.Stats{Start: start, End: start.Add(time.Second), WorkerPID: 42, PeakMemory: 1 << 20, MemoryLimit: 16 << 20}},
 	}
-	e := newEncoder(&runOptions{stats: "s", killed: "k"})
-	for i, res := range results {
-		rec := e.task(i, []byte("7"), res)
-		output := jsonNull
-		if res.Status == pool.StatusOK {
-			output, _ = outputValue(res.Output)
+	for _, enc := range []encoding{encodingJSON, encodingBase64} {
+		e := newEncoder(&runOptions{encoding: enc, stats: "s", killed: "k"})
+		for i, res := range results {
+			rec := e.task(i, []byte("7"), res)
+			output := jsonNull
+			if res.Status == pool.StatusOK {
+				output, _ = outputValue(res.Output, enc)
+			}
+			want := e.line(resultRecord{Index: i, Status: res.Status.String(), Output: output, Error: res.Error, Attempts: res.Attempts})
+			require.Equal(t, string(want), string(rec.out), "%s record %d", enc.String(), i)
+			s := res.Stats
+			want = e.line(statsRecord{Index: i, Start: stamp(s.Start), End: stamp(s.End), WorkerPID: s.WorkerPID, Attempts: res.Attempts,
+				PeakMemory: s.PeakMemory, MemoryLimit: s.MemoryLimit, Status: res.Status.String()})
+			require.Equal(t, string(want), string(rec.stats), "%s stats %d", enc.String(), i)
+			require.Equal(t, res.Status.Killed(), rec.killed != nil, "a killed line for killed tasks only")
 		}
-		want := e.line(resultRecord{Index: i, Status: res.Status.String(), Output: output, Error: res.Error, Attempts: res.Attempts})
-		require.Equal(t, string(want), string(rec.out), "record %d", i)
-		s := res.Stats
-		want = e.line(statsRecord{Index: i, Start: stamp(s.Start), End: stamp(s.End), WorkerPID: s.WorkerPID, Attempts: res.Attempts,
-			PeakMemory: s.PeakMemory, MemoryLimit: s.MemoryLimit, Status: res.Status.String()})
-		require.Equal(t, string(want), string(rec.stats), "stats %d", i)
-		require.Equal(t, res.Status.Killed(), rec.killed != nil, "a killed line for killed tasks only")
 	}
 }
 
-// TestEncoderRefusesOutputThatIsNotUTF8: an output JSON cannot carry
-// unchanged makes the record an error that says so.
+// TestEncoderRefusesOutputThatIsNotUTF8: under JSON, an output JSON cannot
+// carry unchanged makes the record an error that says to use base64.
 func TestEncoderRefusesOutputThatIsNotUTF8(t *testing.T) {
 	e := newEncoder(&runOptions{stats: "s"})
 	rec := e.task(3, []byte(`"x"`), pool.Result{Status: pool.StatusOK, Output: []byte("\xff\xfeok"), Attempts: 1})
 	require.Equal(t, pool.StatusError, rec.status)
 	require.True(t, rec.notUTF8)
-	require.Equal(t, `{"index":3,"status":"error","output":null,"error":"the task succeeded, but its output (4 bytes) is not valid UTF-8, which JSON cannot carry unchanged","attempts":1}`+"\n", string(rec.out))
+	require.Equal(t, `{"index":3,"status":"error","output":null,"error":"the task succeeded, but its output (4 bytes) is not valid UTF-8, which JSON cannot carry unchanged; run with --encoding base64 to get the bytes","attempts":1}`+"\n", string(rec.out))
 	require.Contains(t, string(rec.stats), `"status":"error"`)
 }
 

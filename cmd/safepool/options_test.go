@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"bufio"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -167,4 +169,35 @@ func TestRunCacheWarning(t *testing.T) {
 	o = cli(t, "3\n", "run", "--module", wsquare, "--func", "square", "--cache-dir", t.TempDir())
 	require.Equal(t, 0, o.code, o.stderr)
 	require.Empty(t, o.stderr)
+}
+
+// TestRunBase64 carries bytes that are not UTF-8 (and NULs, new lines and
+// nothing at all) in and out unchanged, and writes a killed task's input
+// in the form it came in, so that it can be run again.
+func TestRunBase64(t *testing.T) {
+	t.Parallel()
+	inputs := [][]byte{{0xff, 0xfe, 0x00, 0x80}, []byte("plain"), {}, []byte("new\nline\r\n"), {0xc3, 0x28}}
+	var in strings.Builder
+	for _, b := range inputs {
+		fmt.Fprintf(&in, "%q\n", base64.StdEncoding.EncodeToString(b))
+	}
+	o := cli(t, in.String(), "run", "--module", tasks(t), "--func", "echo", "--encoding", "base64")
+	require.Equal(t, 0, o.code, o.stderr)
+	rs := records(t, o.stdout)
+	require.Len(t, rs, len(inputs))
+	for i, r := range rs {
+		require.Equal(t, "ok", r.Status, *r.Error)
+		var s string
+		require.NoError(t, json.Unmarshal(r.Output, &s), "the output is a JSON string")
+		got, err := base64.StdEncoding.DecodeString(s)
+		require.NoError(t, err)
+		require.Equal(t, inputs[i], got, "record %d", i)
+	}
+
+	killed := filepath.Join(t.TempDir(), "killed.jsonl")
+	o = cli(t, `"NjQ="`+"\n", "run", "--module", tasks(t), "--func", "memhog", "--memory", "16MiB", "--encoding", "base64", "--killed", killed)
+	require.Equal(t, 0, o.code, o.stderr)
+	ks := lines[killedRecord](t, readFile(t, killed))
+	require.Len(t, ks, 1)
+	require.Equal(t, `"NjQ="`, string(ks[0].Input), "base64 of 64, as the line had it")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -55,16 +56,20 @@ func stamp(t time.Time) string {
 var jsonNull = json.RawMessage("null")
 
 // outputValue returns a task's output as the JSON value --out holds, on
-// one line, or why it cannot be written: the output itself, compacted,
-// when it is JSON; a string of it when it is other UTF-8 text; and null
-// when it is empty. Bytes that are not UTF-8 cannot be carried without
-// changing them, so they are refused rather than mangled into U+FFFD.
-func outputValue(b []byte) (json.RawMessage, string) {
+// one line, or why it cannot be written. Under base64 it is a string of
+// the bytes' base64. Under JSON it is the output itself, compacted, when
+// that is JSON; a string of it when it is other UTF-8 text; and null when
+// it is empty. Bytes that are not UTF-8 cannot be carried without changing
+// them, so they are refused rather than mangled into U+FFFD.
+func outputValue(b []byte, enc encoding) (json.RawMessage, string) {
+	if enc == encodingBase64 {
+		return base64String(b), ""
+	}
 	switch {
 	case len(b) == 0:
 		return jsonNull, ""
 	case !utf8.Valid(b):
-		return jsonNull, fmt.Sprintf("the task succeeded, but its output (%d bytes) is not valid UTF-8, which JSON cannot carry unchanged", len(b))
+		return jsonNull, fmt.Sprintf("the task succeeded, but its output (%d bytes) is not valid UTF-8, which JSON cannot carry unchanged; run with --encoding base64 to get the bytes", len(b))
 	case !bytes.ContainsAny(b, " \t\r\n"):
 		if json.Valid(b) {
 			return b, ""
@@ -78,6 +83,22 @@ func outputValue(b []byte) (json.RawMessage, string) {
 	}
 	s, _ := json.Marshal(string(b)) // cannot fail: b is UTF-8
 	return s, ""
+}
+
+// inputValue returns a task's input as the JSON value --killed holds, in
+// the form the input line had, so that it can be run again.
+func inputValue(b []byte, enc encoding) json.RawMessage {
+	if enc == encodingBase64 {
+		return base64String(b)
+	}
+	return b // the line itself: valid JSON in UTF-8
+}
+
+func base64String(b []byte) json.RawMessage {
+	s := make([]byte, 0, base64.StdEncoding.EncodedLen(len(b))+2)
+	s = append(s, '"')
+	s = base64.StdEncoding.AppendEncode(s, b)
+	return append(s, '"')
 }
 
 // record is everything written for one slot: its line in --out and, when
@@ -94,13 +115,14 @@ type record struct {
 
 // encoder makes the lines of records.
 type encoder struct {
+	enc          encoding
 	stats, kills bool // whether --stats and --killed are written
 	buf          bytes.Buffer
 	json         *json.Encoder
 }
 
 func newEncoder(o *runOptions) *encoder {
-	e := &encoder{stats: o.stats != "", kills: o.killed != ""}
+	e := &encoder{enc: o.encoding, stats: o.stats != "", kills: o.killed != ""}
 	e.json = json.NewEncoder(&e.buf)
 	e.json.SetEscapeHTML(false)
 	return e
@@ -111,8 +133,8 @@ func newEncoder(o *runOptions) *encoder {
 func (e *encoder) line(v any) []byte {
 	e.buf.Reset()
 	if err := e.json.Encode(v); err != nil {
-		// Only a RawMessage that is not JSON can fail, and neither
-		// outputValue nor the input lines give one.
+		// Only a RawMessage that is not JSON can fail, and outputValue and
+		// inputValue give none.
 		panic(fmt.Sprintf("safepool: encoding a record: %v", err))
 	}
 	return bytes.Clone(e.buf.Bytes())
@@ -126,7 +148,7 @@ func (e *encoder) task(index int, in []byte, res pool.Result) record {
 	var output json.RawMessage = jsonNull
 	var problem string
 	if res.Status == pool.StatusOK {
-		output, problem = outputValue(res.Output)
+		output, problem = outputValue(res.Output, e.enc)
 	}
 	rec := record{status: res.Status, attempts: res.Attempts, notUTF8: problem != ""}
 	errText := res.Error
@@ -170,7 +192,7 @@ func (e *encoder) task(index int, in []byte, res pool.Result) record {
 		rec.stats = append(b, "\"}\n"...)
 	}
 	if e.kills && res.Status.Killed() {
-		rec.killed = e.line(killedRecord{Index: index, Input: in, Status: res.Status.String(), Reason: res.Error, Attempts: res.Attempts})
+		rec.killed = e.line(killedRecord{Index: index, Input: inputValue(in, e.enc), Status: res.Status.String(), Reason: res.Error, Attempts: res.Attempts})
 	}
 	return rec
 }

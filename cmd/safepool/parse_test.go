@@ -7,8 +7,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -16,6 +16,7 @@ import (
 func TestParseLine(t *testing.T) {
 	cases := []struct {
 		name, line string
+		enc        encoding
 		want, err  string
 	}{
 		{name: "number", line: "42\n", want: "42"},
@@ -29,11 +30,18 @@ func TestParseLine(t *testing.T) {
 		{name: "bare word", line: "hello\n", err: "is not valid JSON: invalid character 'h' looking for beginning of value (at byte 1); each line must hold one JSON value"},
 		{name: "two values", line: "1 2\n", err: "is not valid JSON: invalid character '2' after top-level value"},
 		{name: "truncated", line: `{"a":` + "\n", err: "is not valid JSON: unexpected end of JSON input"},
-		{name: "not UTF-8", line: "\"\xff\"\n", err: "is not valid UTF-8, which JSON must be"},
+		{name: "not UTF-8", line: "\"\xff\"\n", err: "is not valid UTF-8, which JSON must be; pass binary input as base64 with --encoding base64"},
+		{name: "base64", line: `"aGk="` + "\n", enc: encodingBase64, want: "hi"},
+		{name: "base64 without padding", line: `"aGk"`, enc: encodingBase64, want: "hi"},
+		{name: "base64 of binary", line: `"/wD+"`, enc: encodingBase64, want: "\xff\x00\xfe"},
+		{name: "base64 empty", line: `""`, enc: encodingBase64, want: ""},
+		{name: "base64 not a string", line: "42", enc: encodingBase64, err: `is not a JSON string; under --encoding base64 each line is a string of base64, such as "aGk="`},
+		{name: "base64 bad data", line: `"a*b="`, enc: encodingBase64, err: "is not valid base64: illegal base64 data at input byte 1"},
+		{name: "base64 not JSON", line: "aGk=", enc: encodingBase64, err: "is not valid JSON: invalid character 'a' looking for beginning of value (at byte 1); under --encoding base64 each line is a JSON string of base64"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseLine([]byte(tc.line))
+			got, err := parseLine([]byte(tc.line), tc.enc)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				return
@@ -86,18 +94,20 @@ func TestParseSize(t *testing.T) {
 func TestOutputValue(t *testing.T) {
 	cases := []struct {
 		name, out string
+		enc       encoding
 		want      string
 		problem   string
 	}{
 		{name: "nothing", out: "", want: "null"},
 		{name: "JSON stays a value", out: `{"a":1}`, want: `{"a":1}`},
-		{name: "JSON is compacted", out: "{ \"a\" :\n [1, 2] }", want: `{"a":[1,2]}`},
 		{name: "text becomes a string", out: "plain text", want: `"plain text"`},
-		{name: "not UTF-8 is refused, not mangled", out: "\"\xff\"", want: "null", problem: "its output (3 bytes) is not valid UTF-8, which JSON cannot carry unchanged"},
+		{name: "not UTF-8 is refused, not mangled", out: "\"\xff\"", want: "null", problem: "its output (3 bytes) is not valid UTF-8, which JSON cannot carry unchanged; run with --encoding base64"},
+		{name: "base64", out: "\xff\x00", enc: encodingBase64, want: `"/wA="`},
+		{name: "base64 of nothing", out: "", enc: encodingBase64, want: `""`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, problem := outputValue([]byte(tc.out))
+			got, problem := outputValue([]byte(tc.out), tc.enc)
 			require.Equal(t, tc.want, string(got))
 			if tc.problem == "" {
 				require.Empty(t, problem)
@@ -109,21 +119,30 @@ func TestOutputValue(t *testing.T) {
 }
 
 // FuzzParseLine: any bytes of any length give an input or an error, never a
-// panic, and an input is always valid JSON in UTF-8 cut from the line
-// itself.
+// panic; under JSON an input is always valid JSON in UTF-8 cut from the
+// line itself, and under base64 it is what the line's string decodes to.
 func FuzzParseLine(f *testing.F) {
-	for _, s := range []string{"1", "42\n", "\"text\"\r\n", "{\"a\":[1,2,{}]}", "", "\n", " \t", "{", "1 2", "\xff", "[[[[[[[[", "\"\\u00\""} {
+	for _, s := range []string{"1", "42\n", "\"text\"\r\n", "{\"a\":[1,2,{}]}", "", "\n", " \t", "{", "1 2", "\xff", "[[[[[[[[", "\"\\u00\"", `"aGk="`, `"aGk"`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		in, err := parseLine(line)
-		if err != nil {
+		in, err := parseLine(line, encodingJSON)
+		if err == nil {
+			require.True(t, json.Valid(in), "%q", in)
+			require.True(t, bytes.HasPrefix(line, in), "the input is the line without its ending")
+			require.NotEmpty(t, bytes.TrimSpace(in))
+		} else {
 			require.Nil(t, in)
+		}
+		b, err := parseLine(line, encodingBase64)
+		if err != nil {
+			require.Nil(t, b)
 			return
 		}
-		require.True(t, json.Valid(in), "%q", in)
-		require.True(t, utf8.Valid(in), "%q", in)
-		require.True(t, bytes.HasPrefix(line, in), "the input is the line without its ending")
-		require.NotEmpty(t, bytes.TrimSpace(in))
+		var s string
+		require.NoError(t, json.Unmarshal(bytes.TrimSpace(line), &s))
+		again, err := decodeBase64(strings.TrimRight(s, "="))
+		require.NoError(t, err)
+		require.Equal(t, b, again)
 	})
 }

@@ -88,7 +88,7 @@ func (r *run) tasks(ctx context.Context, p *pool.Pool, fn string, in io.Reader, 
 	defer cancel(nil)
 	w := newWriter(out, stats, killed, func() { cancel(errWrite) })
 	r.w, r.m = w, newMerger(r.o, newEncoder(r.o), w)
-	src := newSource(r.name, in, r.m, r.at.records)
+	src := newSource(r.name, in, r.o.encoding, r.m, r.at.records)
 	file, _ := in.(*os.File)
 	bar := startProgress(r.o.progress, r.stderr, &w.counts, r.at.records, file)
 	if bar != nil && r.o.resume {
@@ -169,7 +169,7 @@ func (r *run) failure(err error, interrupted bool) error {
 			how = "--on-error skip goes on past failed tasks and --on-error retry runs them again"
 		}
 		return failedErrorf("run aborted: line %d (input %s) ended with %s after %d attempt(s): %s\n%s",
-			line, brief(input), te.Status, te.Attempts, reason, r.held(how))
+			line, brief(input, r.o.encoding), te.Status, te.Attempts, reason, r.held(how))
 	case errors.As(err, &se):
 		return failedErrorf("run failed: %s\n%s", startFailure(se), r.held(""))
 	case interrupted, errors.Is(err, context.Canceled):
@@ -217,7 +217,7 @@ func (r *run) badInput() error {
 // noteNotUTF8 says, once, how many outputs could not be written as JSON.
 func (r *run) noteNotUTF8() {
 	if n := r.w.counts.notUTF8.Load(); n > 0 {
-		fmt.Fprintf(r.stderr, "safepool: %d task output(s) are not valid UTF-8, so their records have status error instead of the output\n", n)
+		fmt.Fprintf(r.stderr, "safepool: %d task output(s) are not valid UTF-8, so their records have status error instead of the output; run with --encoding base64 to get the bytes\n", n)
 	}
 }
 
@@ -307,9 +307,9 @@ func checkFunc(p *pool.Pool, o *runOptions) (string, error) {
 	return o.fn, nil
 }
 
-// brief shortens an input for a message.
-func brief(b []byte) string {
-	s := string(b)
+// brief shortens an input for a message, in the form its line had.
+func brief(b []byte, enc encoding) string {
+	s := string(inputValue(b, enc))
 	const most = 60
 	if len(s) <= most {
 		return s

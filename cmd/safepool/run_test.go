@@ -206,7 +206,7 @@ func TestRunBadInputLines(t *testing.T) {
 		{"two values on a line", "1 2\n", 1, map[int]string{0: "line 1 is not valid JSON: invalid character '2' after top-level value (at byte 3)"}},
 		{"bare word", "1\nxhello\n", 2, map[int]string{1: "line 2 is not valid JSON: invalid character 'x' looking for beginning of value (at byte 1)"}},
 		{"bad last line without newline", "1\n2\n[", 3, map[int]string{2: "line 3 is not valid JSON"}},
-		{"not UTF-8", "1\n\"\xff\"\n", 2, map[int]string{1: "line 2 is not valid UTF-8, which JSON must be"}},
+		{"not UTF-8", "1\n\"\xff\"\n", 2, map[int]string{1: "line 2 is not valid UTF-8, which JSON must be; pass binary input as base64 with --encoding base64"}},
 		{"several", "x\n1\n\n\n2\n[\n3\ny\n", 8, map[int]string{0: "line 1 is not valid JSON", 2: "line 3 is blank", 3: "line 4 is blank", 5: "line 6 is not valid JSON", 7: "line 8 is not valid JSON"}},
 	}
 	for _, tc := range cases {
@@ -343,6 +343,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"bad overcommit", []string{"--module", mod, "--overcommit=lots"}, "--overcommit lots: not true or false"},
 		{"bad resume", []string{"--module", mod, "--resume=please"}, "--resume please: not true or false"},
 		{"resume without out", []string{"--module", mod, "--resume"}, "--resume needs --out PATH"},
+		{"bad encoding", []string{"--module", mod, "--encoding", "hex"}, "--encoding hex: use json or base64"},
 		{"bad progress", []string{"--module", mod, "--progress", "sometimes"}, "--progress sometimes: use auto, always or never"},
 		{"unknown engine", []string{"--module", mod, "--engine", "v8"}, `unknown engine "v8"; use wazero or wasmtime`},
 		// The test binary is built without -tags wasmtime.
