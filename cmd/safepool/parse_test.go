@@ -7,6 +7,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
+	"os"
 	"strings"
 	"testing"
 
@@ -145,4 +147,19 @@ func FuzzParseLine(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, b, again)
 	})
+}
+
+// TestEveryFlagIsDocumented: each flag of 'safepool run' is in its help
+// and in the README's table.
+func TestEveryFlagIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	var bad error
+	n := 0
+	runFlags(&runOptions{}, &bad).VisitAll(func(f *flag.Flag) {
+		n++
+		require.Contains(t, runHelp, "  --"+f.Name+" ", "the help of run")
+		require.Contains(t, string(readme), "| `--"+f.Name, "README.md's table of flags")
+	})
+	require.Greater(t, n, 20)
 }
