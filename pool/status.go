@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/wire"
 )
 
@@ -142,6 +143,10 @@ var (
 	// ErrCrashLoop matches every *StartError: workers could not be kept up,
 	// and the pool's breaker ended the maps that were waiting for them.
 	ErrCrashLoop = errors.New("pool: workers cannot be kept up")
+	// ErrStartTimeout matches the error of a worker that did not finish
+	// its start-up (the module's loading and _initialize) within
+	// Config.StartTimeout.
+	ErrStartTimeout = hostconn.ErrStartTimeout
 	// ErrConfig wraps every configuration error from New.
 	ErrConfig = errors.New("pool: bad config")
 )

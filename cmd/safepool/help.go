@@ -17,53 +17,103 @@ Usage:
   safepool help [run|inspect]                         this help, or a command's
   safepool worker                                     serve as a pool worker (started by safepool itself)
 
-Exit codes: 0 the run completed (skipped tasks included), 1 it aborted or
-failed, 2 bad usage, bad input or a bad module.
+Exit codes: 0 the run completed (skipped tasks included), 1 it stopped early
+(an abort, an interrupt, workers that could not be kept up), 2 bad usage, a
+bad module, or bad input lines (reported after the other lines ran).
 
 Run 'safepool help run' for the flags of run.
 `
 
 const runHelp = `Usage:
-  safepool run --module PATH [--func NAME] [--workers N] [--spares N] [--memory SIZE]
-               [--timeout DUR] [--on-kill skip|abort|retry] [--retries N] [--in PATH] [--out PATH]
-               [--killed PATH] [--stats PATH] [--progress auto|always|never]
-               [--engine wazero|wasmtime]
+  safepool run --module PATH [--func NAME] [--in PATH] [--out PATH] [--resume] [flags]
 
-Runs one task per line of the input (JSON Lines: each line is one JSON value,
-and its bytes are the task's input) and writes one JSON object per line, in
-input order:
+Runs one task per line of the input and writes one JSON object per line, in
+input order, as the run goes:
 
-  {"index":N,"status":"ok|error|killed|memory_limit|timeout","output":V,"error":"...","attempts":N}
+  {"index":N,"status":"ok|error|killed|memory_limit|timeout|not_run","output":V,"error":"...","attempts":N}
 
-The whole input is read and checked before any task runs: a blank line or a
-line that is not JSON stops the run with exit code 2, naming the line.
+The input is read as tasks are needed, and each record is written (and
+flushed) as soon as every line before it has one, so the run's memory stays
+flat however long the input is. A kill of the CLI leaves whole records in
+input order in --out (at most a partial last line, which --resume removes).
+
+A line that is not a task (blank, not JSON, ...) gets a record of its own:
+status error, attempts 0, and an error naming the line and the problem. The
+other lines still run, and the run exits with code 2 at the end. Blank lines
+at the end of the input are not tasks.
+
+Input and output (--encoding):
+  json (default)     each line is one JSON value, and its bytes are the
+                     task's input; an output is written as is when it is
+                     JSON, as a string when it is other UTF-8 text; an output
+                     that is not UTF-8 gives status error and a message
+  base64             each line is a JSON string of base64, and the bytes it
+                     holds are the input; each output is a string of base64,
+                     so any bytes go in and out unchanged
 
 Flags:
   --module PATH      the .wasm module (required): an SDK module or a WASI command
   --func NAME        the handler to run, for SDK modules; leave it out for a
                      WASI command, which gets each line on stdin
-  --workers N        worker processes (default: one per CPU)
+  --in PATH          the input (default stdin)
+  --out PATH         the records (default stdout)
+  --resume           go on from where an interrupted run left --out: keep its
+                     whole records in order, drop the rest (a partial last
+                     line, not_run records on), pass over that many input
+                     lines and append; --killed and --stats are cut back to
+                     match and appended to. Needs --out; a missing file
+                     starts from the first line
+  --killed PATH      also write one line per killed task, with its input:
+                     {"index":N,"input":V,"status":"...","reason":"...","attempts":N}
+  --stats PATH       also write one line per record: index, start, end,
+                     worker_pid, attempts, peak_memory, memory_limit, status
+  --encoding ENC     json (default) or base64: see above
+  --workers N        worker processes; 0 (the default) means one per CPU
   --spares N         extra workers kept started and idle, to replace a killed
                      worker at once instead of after a start-up (default 0)
   --memory SIZE      each task's linear-memory cap, such as 64MiB, 512KiB,
                      1GiB, 64MB or 67108864 (default 64MiB)
-  --timeout DUR      each task's deadline, such as 500ms or 2s (default: none)
+  --timeout DUR      each task's deadline, a Go duration such as 500ms, 2s or
+                     1m30s (default: none)
   --on-kill POLICY   what happens to a killed task (status killed, memory_limit
                      or timeout): skip keeps going (default), abort stops the
                      run with exit code 1, retry runs the task again
-  --retries N        with --on-kill retry: the most times a task runs, the
-                     first included (default 3); a task that hit its memory
-                     cap is retried with twice the cap, up to 8 times --memory
-  --in PATH          the input (default stdin)
-  --out PATH         the results (default stdout)
-  --killed PATH      also write one line per killed task:
-                     {"index":N,"input":V,"status":"...","reason":"...","attempts":N}
-  --stats PATH       also write one line per task: index, start, end, worker_pid,
-                     attempts, peak_memory, memory_limit, status
-  --progress MODE    auto (a bar and a summary on stderr when it is a
-                     terminal), always or never (default auto)
+  --on-error POLICY  the same for a task whose guest returned an error,
+                     panicked or trapped (status error): skip (default),
+                     abort or retry
+  --retries N        with --on-kill retry or --on-error retry: the most times
+                     a task runs, the first included (default 3); a task that
+                     hit its memory cap is retried with twice the cap, up to
+                     8 times --memory
+  --fresh-instance   give every task a new WebAssembly instance, so that no
+                     state leaks from one task to the next (slower)
+  --max-tasks-per-worker N
+                     replace a worker after it ran about N tasks (it finishes
+                     the batch it is in); 0 (the default) never
+  --output-limit SIZE
+                     the largest output a task may return, 1B to 1GiB
+                     (default 16MiB); a larger one gives status error
+  --start-timeout DUR
+                     how long a worker may take to start (default 30s)
+  --start-give-up DUR
+                     how long workers may keep dying as they start (killed
+                     from outside, say by the OOM killer) before the run
+                     fails with exit code 1 (default 10s)
+  --overcommit       start --workers (plus --spares) even when the machine's
+                     available memory cannot hold them at --memory each
+  --progress MODE    auto (a progress line and a summary on stderr when it is
+                     a terminal), always or never (default auto)
   --engine NAME      the WebAssembly engine: wazero (default) or wasmtime
                      (only in binaries built with -tags wasmtime, which needs cgo)
+  --cache-dir DIR    the compilation cache, shared by the runs of the machine
+                     (default $XDG_CACHE_HOME/safepool/wazero, or
+                     ~/.cache/safepool/wazero)
+
+Exit codes: 0 the run completed, whatever each task's status; 1 it stopped
+early (an abort, Ctrl-C, workers that could not be kept up, an output that
+could not be written): the output holds the records of the lines before,
+and --resume goes on; 2 bad usage, a module that cannot run, or bad input
+lines (after every other line ran).
 `
 
 const inspectHelp = `Usage:

@@ -1,18 +1,11 @@
 package main_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -73,85 +66,23 @@ func TestKillWorkerFromOutside(t *testing.T) {
 }
 
 // runAndKill runs slow_square (30 ms a task) over 0..39 with two workers
-// and SIGKILLs one worker once tasks are finishing.
+// and SIGKILLs one worker once tasks are finishing. It returns the outcome
+// with --out's content as stdout.
 func runAndKill(t *testing.T, flags ...string) outcome {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	out := filepath.Join(t.TempDir(), "out.jsonl")
 	args := append([]string{"run", "--module", tasks(t), "--func", "slow_square", "--workers", "2",
-		"--progress", "always"}, flags...)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = cliEnv()
-	cmd.Stdin = strings.NewReader(numbers(40))
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	errPipe, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
+		"--progress", "always", "--out", out}, flags...)
+	r := start(t, strings.NewReader(numbers(40)), args...)
 
-	// The progress bar on stderr says when tasks are finishing, so the kill
-	// lands while the workers are busy, whatever the machine's speed.
-	var stderr bytes.Buffer
-	running := make(chan struct{})
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		counts := regexp.MustCompile(`\((\d+)/40\)`)
-		signalled := false
-		r := bufio.NewReader(errPipe)
-		for {
-			chunk, err := r.ReadString('\r')
-			stderr.WriteString(chunk)
-			if m := counts.FindStringSubmatch(chunk); m != nil && !signalled {
-				if n, _ := strconv.Atoi(m[1]); n >= 2 && n <= 20 {
-					signalled = true
-					close(running)
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-
-	select {
-	case <-running:
-	case <-copied:
-		t.Fatalf("the run ended before tasks were seen running: %s", stderr.String())
-	}
-	workers := children(t, cmd.Process.Pid)
+	// Records are written as tasks finish, so the second one says that the
+	// workers are busy, whatever the machine's speed.
+	waitLines(t, r, out, 2)
+	workers := children(t, r.pid())
 	require.Len(t, workers, 2, "the CLI runs two workers")
 	require.NoError(t, syscall.Kill(workers[0], syscall.SIGKILL))
 
-	<-copied
-	err = cmd.Wait()
-	o := outcome{stdout: stdout.String(), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		o.code = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
+	o := r.wait(t)
+	o.stdout = readFile(t, out)
 	return o
-}
-
-// children lists the child processes of pid, from the children file of
-// each of its threads.
-func children(t *testing.T, pid int) []int {
-	t.Helper()
-	files, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
-	require.NoError(t, err)
-	require.NotEmpty(t, files, "no /proc/<pid>/task/*/children: the kernel lacks CONFIG_PROC_CHILDREN")
-	var pids []int
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // the thread exited
-		}
-		for _, field := range strings.Fields(string(b)) {
-			n, err := strconv.Atoi(field)
-			require.NoError(t, err)
-			pids = append(pids, n)
-		}
-	}
-	return pids
 }

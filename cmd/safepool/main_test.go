@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,7 +125,9 @@ func lines[T any](t *testing.T, s string) []T {
 	return out
 }
 
-// records decodes --out and checks the fields every record has.
+// records decodes --out and checks the fields every record has: one per
+// line, in input order, and attempts 0 exactly for the slots that never
+// ran (bad input lines, with status error, and not_run).
 func records(t *testing.T, s string) []record {
 	t.Helper()
 	rs := lines[record](t, s)
@@ -132,9 +135,13 @@ func records(t *testing.T, s string) []record {
 		require.Equal(t, i, r.Index, "records are in input order")
 		require.NotNil(t, r.Error, "record %d has an error field", i)
 		require.NotNil(t, r.Output, "record %d has an output field", i)
-		if r.Status != "not_run" {
-			require.GreaterOrEqual(t, r.Attempts, 1)
+		if r.Attempts == 0 {
+			require.Contains(t, []string{"error", "not_run"}, r.Status, "record %d never ran", i)
+			require.Equal(t, "null", string(r.Output))
+			require.NotEmpty(t, *r.Error)
+			continue
 		}
+		require.NotEqual(t, "not_run", r.Status)
 	}
 	return rs
 }
@@ -157,3 +164,15 @@ func numbers(n int) string {
 
 // tasks is the path of the Go SDK fixture module.
 func tasks(t *testing.T) string { return testguest.Path(t, "tasks") }
+
+// requireSquares checks that out holds exactly one ok record per index
+// 0..n-1 of square (or slow_square) over 0..n-1, in order.
+func requireSquares(t *testing.T, out string, n int) {
+	t.Helper()
+	rs := records(t, out)
+	require.Len(t, rs, n)
+	for i, r := range rs {
+		require.Equal(t, "ok", r.Status, "record %d: %s", i, *r.Error)
+		require.Equal(t, strconv.Itoa(i*i), string(r.Output), "record %d", i)
+	}
+}

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
-	"io"
-	"os"
+	"fmt"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -45,34 +46,6 @@ type statsRecord struct {
 // sort as text.
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// jsonValue returns b as a JSON value: b itself if it is valid JSON in
-// UTF-8, a JSON string of it otherwise, and null if it is empty.
-func jsonValue(b []byte) json.RawMessage {
-	if len(b) == 0 {
-		return json.RawMessage("null")
-	}
-	if json.Valid(b) && utf8.Valid(b) {
-		return b
-	}
-	s, _ := json.Marshal(string(b)) // cannot fail: invalid UTF-8 becomes U+FFFD
-	return s
-}
-
-func newResultRecord(r pool.Result) resultRecord {
-	return resultRecord{Index: r.Index, Status: r.Status.String(), Output: jsonValue(r.Output), Error: r.Error, Attempts: r.Attempts}
-}
-
-func newKilledRecord(kt pool.KilledTask) killedRecord {
-	return killedRecord{Index: kt.Index, Input: jsonValue(kt.Input), Status: kt.Status.String(), Reason: kt.Reason, Attempts: len(kt.Attempts)}
-}
-
-func newStatsRecord(r pool.Result) statsRecord {
-	return statsRecord{
-		Index: r.Index, Start: stamp(r.Stats.Start), End: stamp(r.Stats.End), WorkerPID: r.Stats.WorkerPID,
-		Attempts: r.Attempts, PeakMemory: r.Stats.PeakMemory, MemoryLimit: r.Stats.MemoryLimit, Status: r.Status.String(),
-	}
-}
-
 func stamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -80,117 +53,186 @@ func stamp(t time.Time) string {
 	return t.UTC().Format(timeLayout)
 }
 
-// sink is an output file of JSON Lines: stdout, or a file created up front
-// so that a path that cannot be written fails before any task runs.
-type sink struct {
-	name string
-	f    *os.File // nil for stdout
-	w    *bufio.Writer
-	enc  *json.Encoder
+var jsonNull = json.RawMessage("null")
+
+// outputValue returns a task's output as the JSON value --out holds, on
+// one line, or why it cannot be written. Under base64 it is a string of
+// the bytes' base64. Under JSON it is the output itself, compacted, when
+// that is JSON; a string of it when it is other UTF-8 text; and null when
+// it is empty. Bytes that are not UTF-8 cannot be carried without changing
+// them, so they are refused rather than mangled into U+FFFD.
+func outputValue(b []byte, enc encoding) (json.RawMessage, string) {
+	if enc == encodingBase64 {
+		return base64String(b), ""
+	}
+	switch {
+	case len(b) == 0:
+		return jsonNull, ""
+	case !utf8.Valid(b):
+		return jsonNull, fmt.Sprintf("the task succeeded, but its output (%d bytes) is not valid UTF-8, which JSON cannot carry unchanged; run with --encoding base64 to get the bytes", len(b))
+	case !bytes.ContainsAny(b, " \t\r\n"):
+		if json.Valid(b) {
+			return b, ""
+		}
+	default:
+		// Compact checks the JSON as it goes: one pass, not two.
+		var c bytes.Buffer
+		if json.Compact(&c, b) == nil {
+			return c.Bytes(), ""
+		}
+	}
+	s, _ := json.Marshal(string(b)) // cannot fail: b is UTF-8
+	return s, ""
 }
 
-// openSink opens path for writing, or w when path is empty. flag names the
-// flag the path came from, for messages.
-func openSink(path, flag string, w io.Writer) (*sink, error) {
-	s := &sink{name: "stdout"}
-	if path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return nil, usageErrorf("%s: %v; pass a path in a directory you can write to", flag, err)
-		}
-		s.f, s.name, w = f, path, f
+// inputValue returns a task's input as the JSON value --killed holds, in
+// the form the input line had, so that it can be run again.
+func inputValue(b []byte, enc encoding) json.RawMessage {
+	if enc == encodingBase64 {
+		return base64String(b)
 	}
-	s.w = bufio.NewWriterSize(w, 64<<10)
-	s.enc = json.NewEncoder(s.w)
-	s.enc.SetEscapeHTML(false)
-	return s, nil
+	return b // the line itself: valid JSON in UTF-8
 }
 
-// write encodes v as one line.
-func (s *sink) write(v any) error {
-	if err := s.enc.Encode(v); err != nil {
-		return failedErrorf("write %s: %v", s.name, err)
-	}
-	return nil
+func base64String(b []byte) json.RawMessage {
+	s := make([]byte, 0, base64.StdEncoding.EncodedLen(len(b))+2)
+	s = append(s, '"')
+	s = base64.StdEncoding.AppendEncode(s, b)
+	return append(s, '"')
 }
 
-// close flushes and closes the sink. It is safe on a nil sink.
-func (s *sink) close() error {
-	if s == nil {
-		return nil
-	}
-	err := s.w.Flush()
-	if s.f != nil {
-		if cerr := s.f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		return failedErrorf("write %s: %v", s.name, err)
-	}
-	return nil
+// record is everything written for one slot: its line in --out and, when
+// asked for, in --stats and --killed.
+type record struct {
+	status   pool.Status // as written
+	bad      bool        // a bad input line
+	notUTF8  bool        // an output refused by outputValue
+	attempts int
+	out      []byte
+	stats    []byte // nil without --stats
+	killed   []byte // nil without --killed, or for a task that was not killed
 }
 
-// sinks are the outputs of one run; killed and stats are nil unless asked
-// for.
-type sinks struct {
-	out, killed, stats *sink
+// encoder makes the lines of records.
+type encoder struct {
+	enc          encoding
+	stats, kills bool // whether --stats and --killed are written
+	buf          bytes.Buffer
+	json         *json.Encoder
 }
 
-func openSinks(o *runOptions, stdout io.Writer) (*sinks, error) {
-	var s sinks
-	var err error
-	if s.out, err = openSink(o.out, "--out", stdout); err != nil {
-		return nil, err
-	}
-	if o.killed != "" {
-		if s.killed, err = openSink(o.killed, "--killed", nil); err != nil {
-			s.close()
-			return nil, err
-		}
-	}
-	if o.stats != "" {
-		if s.stats, err = openSink(o.stats, "--stats", nil); err != nil {
-			s.close()
-			return nil, err
-		}
-	}
-	return &s, nil
+func newEncoder(o *runOptions) *encoder {
+	e := &encoder{enc: o.encoding, stats: o.stats != "", kills: o.killed != ""}
+	e.json = json.NewEncoder(&e.buf)
+	e.json.SetEscapeHTML(false)
+	return e
 }
 
-// writeAll writes the records of a run. Slots without a result (an aborted
-// run's unfinished tasks) are left out of --out and --stats.
-func (s *sinks) writeAll(results []pool.Result, killed []pool.KilledTask) error {
-	for _, r := range results {
-		if r.Status == 0 {
-			continue
-		}
-		if err := s.out.write(newResultRecord(r)); err != nil {
-			return err
-		}
-		if s.stats != nil {
-			if err := s.stats.write(newStatsRecord(r)); err != nil {
-				return err
-			}
-		}
+// line encodes v as one line of JSON. RawMessage fields are compacted, so
+// an output with new lines in it still takes one line.
+func (e *encoder) line(v any) []byte {
+	e.buf.Reset()
+	if err := e.json.Encode(v); err != nil {
+		// Only a RawMessage that is not JSON can fail, and outputValue and
+		// inputValue give none.
+		panic(fmt.Sprintf("safepool: encoding a record: %v", err))
 	}
-	if s.killed != nil {
-		for _, kt := range killed {
-			if err := s.killed.write(newKilledRecord(kt)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return bytes.Clone(e.buf.Bytes())
 }
 
-// close closes every sink and returns the first error.
-func (s *sinks) close() error {
-	var first error
-	for _, k := range []*sink{s.out, s.killed, s.stats} {
-		if err := k.close(); err != nil && first == nil {
-			first = err
-		}
+// task makes the record of a task that ran: in is its input, index its
+// slot. Its --out and --stats lines are written by hand, the same as line
+// would write them, because they are the run's hot path: reflection made
+// them most of the CLI's own work on a fast task.
+func (e *encoder) task(index int, in []byte, res pool.Result) record {
+	var output json.RawMessage = jsonNull
+	var problem string
+	if res.Status == pool.StatusOK {
+		output, problem = outputValue(res.Output, e.enc)
 	}
-	return first
+	rec := record{status: res.Status, attempts: res.Attempts, notUTF8: problem != ""}
+	errText := res.Error
+	if problem != "" {
+		rec.status, errText = pool.StatusError, problem
+	}
+	status := rec.status.String()
+
+	b := make([]byte, 0, 64+len(output)+len(errText))
+	b = append(b, `{"index":`...)
+	b = strconv.AppendInt(b, int64(index), 10)
+	b = append(b, `,"status":"`...)
+	b = append(b, status...)
+	b = append(b, `","output":`...)
+	b = append(b, output...) // compact: see outputValue
+	b = append(b, `,"error":`...)
+	b = e.appendString(b, errText)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(res.Attempts), 10)
+	rec.out = append(b, "}\n"...)
+
+	if e.stats {
+		s := res.Stats
+		b := make([]byte, 0, 192)
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(index), 10)
+		b = append(b, `,"start":"`...)
+		b = append(b, stamp(s.Start)...)
+		b = append(b, `","end":"`...)
+		b = append(b, stamp(s.End)...)
+		b = append(b, `","worker_pid":`...)
+		b = strconv.AppendInt(b, int64(s.WorkerPID), 10)
+		b = append(b, `,"attempts":`...)
+		b = strconv.AppendInt(b, int64(res.Attempts), 10)
+		b = append(b, `,"peak_memory":`...)
+		b = strconv.AppendInt(b, s.PeakMemory, 10)
+		b = append(b, `,"memory_limit":`...)
+		b = strconv.AppendInt(b, s.MemoryLimit, 10)
+		b = append(b, `,"status":"`...)
+		b = append(b, status...)
+		rec.stats = append(b, "\"}\n"...)
+	}
+	if e.kills && res.Status.IsKilledTask() {
+		rec.killed = e.line(killedRecord{Index: index, Input: inputValue(in, e.enc), Status: res.Status.String(), Reason: res.Error, Attempts: res.Attempts})
+	}
+	return rec
+}
+
+// appendString appends s as a JSON string, escaped as line escapes it.
+func (e *encoder) appendString(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\'
+	}
+	if plain {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	e.buf.Reset()
+	_ = e.json.Encode(s) // a string cannot fail
+	return append(b, bytes.TrimSuffix(e.buf.Bytes(), []byte("\n"))...)
+}
+
+// badLine makes the record of a line that is not a task: status error,
+// attempts 0, and why.
+func (e *encoder) badLine(index int, why string) record {
+	rec := e.unrun(index, pool.StatusError, why)
+	rec.bad = true
+	return rec
+}
+
+// notRun makes the record of a task the run ended without.
+func (e *encoder) notRun(index int, why string) record {
+	return e.unrun(index, pool.StatusNotRun, why)
+}
+
+// unrun makes the record of a slot that never ran: attempts 0, and its
+// stats line, if any, empty.
+func (e *encoder) unrun(index int, status pool.Status, why string) record {
+	rec := record{status: status}
+	rec.out = e.line(resultRecord{Index: index, Status: status.String(), Output: jsonNull, Error: why})
+	if e.stats {
+		rec.stats = e.line(statsRecord{Index: index, Status: status.String()})
+	}
+	return rec
 }

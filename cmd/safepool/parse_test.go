@@ -7,16 +7,19 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
+	"os"
 	"strings"
 	"testing"
-	"testing/iotest"
 
 	"github.com/stretchr/testify/require"
 )
 
 func TestParseLine(t *testing.T) {
 	cases := []struct {
-		name, line, want, err string
+		name, line string
+		enc        encoding
+		want, err  string
 	}{
 		{name: "number", line: "42\n", want: "42"},
 		{name: "no newline", line: "42", want: "42"},
@@ -26,13 +29,21 @@ func TestParseLine(t *testing.T) {
 		{name: "blank", line: "\n", err: "is blank"},
 		{name: "spaces", line: " \t \n", err: "is blank"},
 		{name: "empty", line: "", err: "is blank"},
-		{name: "bare word", line: "hello\n", err: "is not valid JSON: invalid character 'h' looking for beginning of value (at byte 1)"},
+		{name: "bare word", line: "hello\n", err: "is not valid JSON: invalid character 'h' looking for beginning of value (at byte 1); each line must hold one JSON value"},
 		{name: "two values", line: "1 2\n", err: "is not valid JSON: invalid character '2' after top-level value"},
 		{name: "truncated", line: `{"a":` + "\n", err: "is not valid JSON: unexpected end of JSON input"},
+		{name: "not UTF-8", line: "\"\xff\"\n", err: "is not valid UTF-8, which JSON must be; pass binary input as base64 with --encoding base64"},
+		{name: "base64", line: `"aGk="` + "\n", enc: encodingBase64, want: "hi"},
+		{name: "base64 without padding", line: `"aGk"`, enc: encodingBase64, want: "hi"},
+		{name: "base64 of binary", line: `"/wD+"`, enc: encodingBase64, want: "\xff\x00\xfe"},
+		{name: "base64 empty", line: `""`, enc: encodingBase64, want: ""},
+		{name: "base64 not a string", line: "42", enc: encodingBase64, err: `is not a JSON string; under --encoding base64 each line is a string of base64, such as "aGk="`},
+		{name: "base64 bad data", line: `"a*b="`, enc: encodingBase64, err: "is not valid base64: illegal base64 data at input byte 1"},
+		{name: "base64 not JSON", line: "aGk=", enc: encodingBase64, err: "is not valid JSON: invalid character 'a' looking for beginning of value (at byte 1); under --encoding base64 each line is a JSON string of base64"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseLine([]byte(tc.line))
+			got, err := parseLine([]byte(tc.line), tc.enc)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				return
@@ -41,26 +52,6 @@ func TestParseLine(t *testing.T) {
 			require.Equal(t, tc.want, string(got))
 		})
 	}
-}
-
-func TestReadTasks(t *testing.T) {
-	tasks, err := readTasks(iotest.OneByteReader(strings.NewReader("1\n\"two\"\r\n[3]")), "in")
-	require.NoError(t, err)
-	require.Equal(t, [][]byte{[]byte("1"), []byte(`"two"`), []byte("[3]")}, tasks)
-
-	tasks, err = readTasks(strings.NewReader(""), "in")
-	require.NoError(t, err)
-	require.Empty(t, tasks)
-
-	_, err = readTasks(strings.NewReader("1\n2\n\n"), "in")
-	require.EqualError(t, err, `in line 3 is blank; each line must hold one JSON value, such as 42, "text" or {"n": 1}`)
-
-	// A long line is one task, whatever the reader's buffer size.
-	long := `"` + strings.Repeat("x", 1<<20) + `"`
-	tasks, err = readTasks(strings.NewReader(long+"\n"), "in")
-	require.NoError(t, err)
-	require.Len(t, tasks, 1)
-	require.Len(t, tasks[0], len(long))
 }
 
 func TestParseSize(t *testing.T) {
@@ -102,27 +93,73 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func TestJSONValue(t *testing.T) {
-	require.Equal(t, "null", string(jsonValue(nil)))
-	require.Equal(t, `{"a":1}`, string(jsonValue([]byte(`{"a":1}`))))
-	require.Equal(t, `"plain text"`, string(jsonValue([]byte("plain text"))))
-	require.Equal(t, `"\"\ufffd\""`, string(jsonValue([]byte("\"\xff\""))), "JSON that is not UTF-8 becomes a string")
+func TestOutputValue(t *testing.T) {
+	cases := []struct {
+		name, out string
+		enc       encoding
+		want      string
+		problem   string
+	}{
+		{name: "nothing", out: "", want: "null"},
+		{name: "JSON stays a value", out: `{"a":1}`, want: `{"a":1}`},
+		{name: "text becomes a string", out: "plain text", want: `"plain text"`},
+		{name: "not UTF-8 is refused, not mangled", out: "\"\xff\"", want: "null", problem: "its output (3 bytes) is not valid UTF-8, which JSON cannot carry unchanged; run with --encoding base64"},
+		{name: "base64", out: "\xff\x00", enc: encodingBase64, want: `"/wA="`},
+		{name: "base64 of nothing", out: "", enc: encodingBase64, want: `""`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, problem := outputValue([]byte(tc.out), tc.enc)
+			require.Equal(t, tc.want, string(got))
+			if tc.problem == "" {
+				require.Empty(t, problem)
+				return
+			}
+			require.Contains(t, problem, tc.problem)
+		})
+	}
 }
 
 // FuzzParseLine: any bytes of any length give an input or an error, never a
-// panic, and an input is always valid JSON cut from the line itself.
+// panic; under JSON an input is always valid JSON in UTF-8 cut from the
+// line itself, and under base64 it is what the line's string decodes to.
 func FuzzParseLine(f *testing.F) {
-	for _, s := range []string{"1", "42\n", "\"text\"\r\n", "{\"a\":[1,2,{}]}", "", "\n", " \t", "{", "1 2", "\xff", "[[[[[[[[", "\"\\u00\""} {
+	for _, s := range []string{"1", "42\n", "\"text\"\r\n", "{\"a\":[1,2,{}]}", "", "\n", " \t", "{", "1 2", "\xff", "[[[[[[[[", "\"\\u00\"", `"aGk="`, `"aGk"`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		in, err := parseLine(line)
-		if err != nil {
+		in, err := parseLine(line, encodingJSON)
+		if err == nil {
+			require.True(t, json.Valid(in), "%q", in)
+			require.True(t, bytes.HasPrefix(line, in), "the input is the line without its ending")
+			require.NotEmpty(t, bytes.TrimSpace(in))
+		} else {
 			require.Nil(t, in)
+		}
+		b, err := parseLine(line, encodingBase64)
+		if err != nil {
+			require.Nil(t, b)
 			return
 		}
-		require.True(t, json.Valid(in), "%q", in)
-		require.True(t, bytes.HasPrefix(line, in), "the input is the line without its ending")
-		require.NotEmpty(t, bytes.TrimSpace(in))
+		var s string
+		require.NoError(t, json.Unmarshal(bytes.TrimSpace(line), &s))
+		again, err := decodeBase64(strings.TrimRight(s, "="))
+		require.NoError(t, err)
+		require.Equal(t, b, again)
 	})
+}
+
+// TestEveryFlagIsDocumented: each flag of 'safepool run' is in its help
+// and in the README's table.
+func TestEveryFlagIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	var bad error
+	n := 0
+	runFlags(&runOptions{}, &bad).VisitAll(func(f *flag.Flag) {
+		n++
+		require.Contains(t, runHelp, "  --"+f.Name+" ", "the help of run")
+		require.Contains(t, string(readme), "| `--"+f.Name, "README.md's table of flags")
+	})
+	require.Greater(t, n, 20)
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -15,71 +16,225 @@ import (
 	"github.com/safepool/safepool/pool"
 )
 
-// runCommand is 'safepool run': one task per input line, one result per
-// task, in input order.
+// runCommand is 'safepool run': one task per input line and one record per
+// line, in input order, written as the run goes.
 //
-// The steps run in this order so that every usage error (exit 2) comes
-// before the first task runs: flags, module (the pool starts), function,
-// input (read whole and checked), output files. Only then do tasks run.
+// Every usage error (exit 2) comes before the first task runs: flags,
+// input, the --resume point, the module (the pool starts), the function,
+// the output files. Bad input lines are found as the input is read: each
+// gets a record saying why, and the run exits with code 2 at the end.
 func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	o, err := parseRunFlags(args, stdout)
 	if err != nil || o == nil {
 		return err
 	}
-	p, err := startPool(o.config(workerCommand()), o.module)
+	name, in, closeIn, err := openInput(o.in, stdin, stderr)
 	if err != nil {
 		return err
 	}
-	// Terminate is a no-op after a Close that finished.
-	defer p.Terminate()
+	defer closeIn()
+	var at resumePoint
+	if o.resume {
+		if at, err = readResumePoint(o.out); err != nil {
+			return err
+		}
+	}
+
+	// The first Ctrl-C or SIGTERM stops the run, which writes what
+	// finished; from then on the signals have their default effect, so a
+	// second one ends the program at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop)
+
+	p, err := startPool(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer p.Terminate() // a no-op after a Close that finished
+	warned := warn(stderr, p, 0)
 	fn, err := checkFunc(p, o)
 	if err != nil {
 		return err
 	}
-	tasks, err := readInput(o.in, stdin, stderr)
+	out, stats, killed, err := openOutputs(o, stdout, &at)
 	if err != nil {
 		return err
 	}
-	out, err := openSinks(o, stdout)
+	r := &run{o: o, name: name, at: at, stderr: stderr}
+	err = r.tasks(ctx, p, fn, in, out, stats, killed)
+	warn(stderr, p, warned)
 	if err != nil {
 		return err
-	}
-
-	// The first Ctrl-C aborts the map and writes what finished; a second
-	// one, after stop, ends the program at once.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	start := time.Now()
-	m, err := p.MapAsync(ctx, fn, tasks)
-	if err != nil {
-		out.close()
-		return failedErrorf("run: %v", err)
-	}
-	bar := startProgress(o.progress, stderr, m)
-	results, runErr := m.Wait(context.Background())
-	stop()
-	elapsed := time.Since(start)
-
-	killed := m.KilledTasks()
-	slices.SortFunc(killed, func(a, b pool.KilledTask) int { return a.Index - b.Index })
-	if runErr == nil && pool.Policy(o.onKill) == pool.Abort && len(killed) > 0 {
-		// A map whose last task is the one that aborts it can end as if
-		// it completed; under abort any killed task fails the run.
-		kt := killed[0]
-		runErr = &pool.TaskError{Index: kt.Index, Func: kt.Func, Input: kt.Input, Status: kt.Status, Reason: kt.Reason, Attempts: len(kt.Attempts)}
-	}
-	bar.finish(results, elapsed, runErr != nil)
-	werr := out.writeAll(results, killed)
-	if cerr := out.close(); werr == nil {
-		werr = cerr
-	}
-	if runErr != nil {
-		return runFailure(runErr, results)
-	}
-	if werr != nil {
-		return werr
 	}
 	return p.Close()
+}
+
+// run is one 'safepool run' once everything is open.
+type run struct {
+	o      *runOptions
+	name   string // the input's, for messages
+	at     resumePoint
+	stderr io.Writer
+	w      *writer
+	m      *merger
+}
+
+// tasks runs the input through the pool and writes the records, then says
+// how the run ended: nil when it completed without bad input lines.
+func (r *run) tasks(ctx context.Context, p *pool.Pool, fn string, in io.Reader, out, stats, killed *lineFile) error {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := newWriter(out, stats, killed, func() { cancel(errWrite) })
+	r.w, r.m = w, newMerger(r.o, newEncoder(r.o), w)
+	src := newSource(r.name, in, r.o.encoding, r.m, r.at.records)
+	file, _ := in.(*os.File)
+	bar := startProgress(r.o.progress, r.stderr, &w.counts, r.at.records, file)
+	if bar != nil && r.o.resume {
+		fmt.Fprintln(r.stderr, r.resumeNote())
+	}
+	start := time.Now()
+
+	var runErr error
+	for res, err := range p.Imap(runCtx, fn, src.tasks, 0) {
+		if err != nil {
+			runErr = err
+			break
+		}
+		r.m.result(res)
+	}
+	r.m.finish(runErr, ctx.Err() != nil)
+	werr := r.m.close()
+	if st := r.m.stopped(); runErr == nil && st != nil {
+		// The policy says the run stopped, whatever ended the stream.
+		runErr = &pool.TaskError{Index: st.pool, Status: st.res.Status, Reason: st.res.Error, Attempts: st.res.Attempts}
+	}
+	short, readErr := src.end()
+	stopped := runErr != nil || werr != nil || short != nil || readErr != nil
+	bar.finish(end{aborted: stopped, elapsed: time.Since(start)})
+	r.noteNotUTF8()
+
+	switch {
+	case werr != nil:
+		return failedErrorf("%v\n%s", werr, r.held("fix that first"))
+	case short != nil && runErr == nil:
+		return short
+	case readErr != nil && runErr == nil:
+		return failedErrorf("read %s: %v\n%s", r.name, readErr, r.held(""))
+	case runErr != nil:
+		return r.failure(runErr, ctx.Err() != nil)
+	}
+	return r.badInput()
+}
+
+// held says what the output holds after a run that stopped early, then
+// hint, if any, then how to go on.
+func (r *run) held(hint string) string {
+	n := r.at.records + int(r.w.counts.done.Load())
+	where := "stdout"
+	if r.o.out != "" {
+		where = r.o.out
+	}
+	s := fmt.Sprintf("%s holds the records of the first %d line(s)", where, n)
+	if k := r.w.counts.notRun.Load(); k > 0 {
+		s += fmt.Sprintf(", %d of them not_run", k)
+	}
+	if hint != "" {
+		s += "; " + hint
+	}
+	if r.o.out == "" {
+		return s + "; with --out PATH instead of stdout, a run can go on later with --resume"
+	}
+	return s + "; run the same command with --resume to go on from there"
+}
+
+// failure explains why the run stopped before the end of its input.
+func (r *run) failure(err error, interrupted bool) error {
+	var te *pool.TaskError
+	var se *pool.StartError
+	switch {
+	case errors.As(err, &te):
+		line, input := 0, []byte(nil)
+		if s := r.m.stopped(); s != nil && s.pool == te.Index {
+			line, input = s.line, s.input
+		}
+		// The reason's first line only: the rest, such as a guest's stack
+		// dump, is in the record.
+		reason := firstLine(te.Reason)
+		how := "--on-kill skip goes on past killed tasks and --on-kill retry runs them again"
+		if te.Status == pool.StatusError {
+			how = "--on-error skip goes on past failed tasks and --on-error retry runs them again"
+		}
+		return failedErrorf("run aborted: line %d (input %s) ended with %s after %d attempt(s): %s\n%s",
+			line, brief(input, r.o.encoding), te.Status, te.Attempts, reason, r.held(how))
+	case errors.As(err, &se):
+		return failedErrorf("run failed: %s\n%s", startFailure(se), r.held(""))
+	case interrupted, errors.Is(err, context.Canceled):
+		return failedErrorf("run interrupted; %s", r.held(""))
+	}
+	return failedErrorf("run failed: %v\n%s", err, r.held(""))
+}
+
+// badInput reports the bad input lines, if any, once every record is
+// written: they make the run exit with code 2.
+func (r *run) badInput() error {
+	now, before := int(r.w.counts.bad.Load()), r.at.bad
+	if now+before == 0 {
+		return nil
+	}
+	where := "stdout"
+	if r.o.out != "" {
+		where = r.o.out
+	}
+	var msg string
+	if now > 0 {
+		named := make([]string, len(r.m.badLines))
+		for i, n := range r.m.badLines {
+			named[i] = strconv.Itoa(n)
+		}
+		if now > len(named) {
+			named = append(named, "...")
+		}
+		which := "line "
+		if now > 1 {
+			which = "lines "
+		}
+		msg = fmt.Sprintf("bad input: %d line(s) of %s are not tasks (%s%s); the first: %s",
+			now, r.name, which, strings.Join(named, ", "), r.m.firstBad)
+	}
+	if before > 0 {
+		if msg != "" {
+			msg += "\n"
+		}
+		msg += fmt.Sprintf("bad input: the run this one resumes found %d line(s) that are not tasks, the first on line %d", before, r.at.badLine)
+	}
+	return usageErrorf("%s\nthe other lines ran; each bad line has a record in %s that says why (status error, attempts 0): fix those lines and run them again", msg, where)
+}
+
+// noteNotUTF8 says, once, how many outputs could not be written as JSON.
+func (r *run) noteNotUTF8() {
+	if n := r.w.counts.notUTF8.Load(); n > 0 {
+		fmt.Fprintf(r.stderr, "safepool: %d task output(s) are not valid UTF-8, so their records have status error instead of the output; run with --encoding base64 to get the bytes\n", n)
+	}
+}
+
+// resumeNote says where a run with --resume goes on from.
+func (r *run) resumeNote() string {
+	s := fmt.Sprintf("safepool: resuming %s after %d record(s)", r.o.out, r.at.records)
+	if r.at.cut > 0 {
+		s += fmt.Sprintf("; cut off %d byte(s) the interrupted run left unfinished (a partial last line, or not_run records on)", r.at.cut)
+	}
+	return s
+}
+
+// startFailure explains a *pool.StartError. Kills from outside are said to
+// be so: they are never the module's fault.
+func startFailure(se *pool.StartError) string {
+	if !se.Usable {
+		return se.Error()
+	}
+	return fmt.Sprintf("pool: workers %s: %d times in %s; something outside safepool (the OOM killer, an operator) kills them: free memory or lower --workers, or allow longer with --start-give-up",
+		se.What, se.Count, se.Over.Round(10*time.Millisecond))
 }
 
 // workerCommand is how the pool starts workers: this same executable, as
@@ -93,19 +248,41 @@ func workerCommand() []string {
 	return []string{exe, "worker"}
 }
 
-// startPool starts the pool. Everything that stops it from starting is
-// about the module or the flags, so it exits with code 2.
-func startPool(cfg pool.Config, module string) (*pool.Pool, error) {
-	p, err := pool.New(context.Background(), cfg)
+// startPool starts the pool. Workers that cannot be kept up, a start
+// timeout and an interrupt exit with code 1; everything else that stops it
+// from starting is about the module or the flags, and exits with code 2.
+func startPool(ctx context.Context, o *runOptions) (*pool.Pool, error) {
+	p, err := pool.New(ctx, o.config(workerCommand()))
+	var se *pool.StartError
 	switch {
 	case err == nil:
 		return p, nil
+	case errors.As(err, &se):
+		return nil, failedErrorf("run failed: %s; nothing ran", startFailure(se))
+	case ctx.Err() != nil:
+		return nil, failedErrorf("run interrupted while the workers started; nothing ran")
+	case errors.Is(err, pool.ErrStartTimeout):
+		limit := "30s, the default"
+		if o.startTimeout > 0 {
+			limit = o.startTimeout.String()
+		}
+		return nil, failedErrorf("run failed: %v\nworkers did not start within --start-timeout (%s); raise it if the machine is slow or busy", err, limit)
 	case errors.Is(err, os.ErrNotExist):
-		return nil, usageErrorf("--module %s: no such file; pass the path of a compiled .wasm file", module)
+		return nil, usageErrorf("--module %s: no such file; pass the path of a compiled .wasm file", o.module)
 	case errors.Is(err, pool.ErrConfig):
 		return nil, usageErrorf("run: %v; run 'safepool run -h' for the flags", err)
 	}
-	return nil, usageErrorf("%v\nthe module cannot run; 'safepool inspect %s' shows what it imports and exports", err, module)
+	return nil, usageErrorf("%v\nthe module cannot run; 'safepool inspect %s' shows what it imports and exports", err, o.module)
+}
+
+// warn prints the pool's warnings after the first done of them, and
+// returns how many there are.
+func warn(stderr io.Writer, p *pool.Pool, done int) int {
+	ws := p.Warnings()
+	for _, w := range ws[min(done, len(ws)):] {
+		fmt.Fprintln(stderr, "safepool: warning:", w)
+	}
+	return len(ws)
 }
 
 // checkFunc checks --func against the module: an SDK module needs one of
@@ -127,53 +304,18 @@ func checkFunc(p *pool.Pool, o *runOptions) (string, error) {
 	return o.fn, nil
 }
 
-// readInput reads the tasks from path, or from stdin when path is empty.
-func readInput(path string, stdin io.Reader, stderr io.Writer) ([][]byte, error) {
-	if path == "" {
-		if f, ok := stdin.(*os.File); ok && isTerminal(f) {
-			fmt.Fprintln(stderr, "safepool: reading tasks from the terminal, one JSON value per line; end with Ctrl-D (or pass --in PATH)")
-		}
-		return readTasks(stdin, "stdin")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, usageErrorf("--in: %v; pass a JSON Lines file, or leave --in out to read stdin", err)
-	}
-	defer f.Close()
-	return readTasks(f, path)
-}
-
-// runFailure explains why a run ended early. The records of the tasks that
-// finished were written before it.
-func runFailure(err error, results []pool.Result) error {
-	finished := 0
-	for _, r := range results {
-		if r.Status != 0 {
-			finished++
-		}
-	}
-	var te *pool.TaskError
-	switch {
-	case errors.As(err, &te):
-		// The reason's first line only: the rest, such as a guest's stack
-		// dump, is in the output records.
-		reason, _, _ := strings.Cut(te.Reason, "\n")
-		return failedErrorf("run aborted: task %d (input %s) ended with %s after %d attempt(s): %s\n"+
-			"the output holds the %d task(s) that finished; --on-kill skip goes on past killed tasks and --on-kill retry runs them again",
-			te.Index, brief(te.Input), te.Status, te.Attempts, reason, finished)
-	case errors.Is(err, context.Canceled):
-		return failedErrorf("run interrupted; the output holds the %d task(s) that finished", finished)
-	case errors.Is(err, pool.ErrCrashLoop):
-		return failedErrorf("run failed: %v\nworkers die as they start: check the module with 'safepool inspect' and the machine's free memory", err)
-	}
-	return failedErrorf("run failed: %v", err)
-}
-
-// brief shortens an input for a message.
-func brief(b []byte) string {
+// brief shortens an input for a message, in the form its line had.
+func brief(b []byte, enc encoding) string {
+	s := string(inputValue(b, enc))
 	const most = 60
-	if len(b) <= most {
-		return string(b)
+	if len(s) <= most {
+		return s
 	}
-	return string(b[:most]) + "..."
+	return s[:most] + "..."
+}
+
+// firstLine returns s up to its first newline.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
