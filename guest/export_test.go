@@ -57,3 +57,14 @@ func RunBatch(buf []byte, report func(status int32, data []byte)) { runBatch(buf
 
 // RunTask runs one task, passing its outcome to report.
 func RunTask(name, in []byte, report func(status int32, data []byte)) { runTask(name, in, report) }
+
+// Call runs the handler called name on input, as a worker does for a task,
+// and returns the task's status as the host names it ("ok" or "error") and
+// its output or error message. The examples use it in place of a worker.
+func Call(name, input string) (status, output string) {
+	s, out := invoke([]byte(name), []byte(input))
+	if s != statusOK {
+		return "error", string(out)
+	}
+	return "ok", string(out)
+}

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +19,18 @@ import (
 	"github.com/safepool/safepool/pool"
 )
 
+// squareWasm is the module the examples run, which have no testing.TB to
+// ask testguest.Path with: the wchaos fixture, whose handlers are square
+// (ASCII decimal in, its square out) and slow_square (the same after 30
+// ms). Its workers start in milliseconds.
+var squareWasm string
+
 func TestMain(m *testing.M) {
+	var err error
+	if squareWasm, err = testguest.Build("wchaos"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	goleak.VerifyTestMain(m)
 }
 

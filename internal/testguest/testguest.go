@@ -35,6 +35,22 @@ func Path(tb testing.TB, name string) string {
 	return p
 }
 
+// Build returns the path of the compiled module for the fixture called
+// name, as [Path] does, for code that has no testing.TB: a TestMain that
+// prepares the module its package's examples run.
+//
+//	func TestMain(m *testing.M) {
+//		mod, err := testguest.Build("wchaos")
+//		...
+//	}
+func Build(name string) (string, error) {
+	p, err := path(name)
+	if err != nil {
+		return "", fmt.Errorf("testguest: %w", err)
+	}
+	return p, nil
+}
+
 // Bytes returns the compiled module for the fixture called name, as [Path]
 // does, read into memory.
 func Bytes(tb testing.TB, name string) []byte {
