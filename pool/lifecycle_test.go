@@ -420,3 +420,31 @@ func TestImapAbortYieldsFinished(t *testing.T) {
 		})
 	}
 }
+
+// TestSmallTimeoutStarts: the per-task Timeout bounds tasks, never a Go
+// guest's _initialize, so a tiny one still starts the pool.
+func TestSmallTimeoutStarts(t *testing.T) {
+	for _, d := range []time.Duration{time.Microsecond, time.Millisecond, 5 * time.Millisecond} {
+		t.Run(d.String(), func(t *testing.T) {
+			p := newPool(t, "tasks", func(c *pool.Config) { c.Timeout = d; c.Workers = 1 })
+			r, err := p.Apply(context.Background(), "spin", nil)
+			require.NoError(t, err)
+			require.Equal(t, pool.StatusTimeout, r.Status, r.Error)
+		})
+	}
+}
+
+// TestErrorsAreOneLine: a Go guest that runs out of memory gives a
+// one-line error naming the cap, in its result and in the killed-task
+// list; the trap and the guest's dump are in the log.
+func TestErrorsAreOneLine(t *testing.T) {
+	p := newPool(t, "tasks", func(c *pool.Config) { c.MemoryLimit = 32 << 20; c.Workers = 1 })
+	r, err := p.Apply(context.Background(), "memhog", []byte("1000000"))
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusMemoryLimit, r.Status)
+	require.Equal(t, "memory limit of 32 MiB reached", r.Error)
+	require.NotEmpty(t, r.Log, "the trap and the guest's stderr go to the log")
+	kts := p.KilledTasks()
+	require.Len(t, kts, 1)
+	require.Equal(t, r.Error, kts[0].Reason)
+}
