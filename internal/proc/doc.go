@@ -6,9 +6,10 @@
 //
 // A worker gets exactly three descriptors beyond stdio: the pipe it reads
 // frames from (fd 3), the pipe it writes frames to (fd 4), and a small shared
-// memory page (fd 5), the [Slot], where it records which task is running. The
-// host reads the slot only after the worker dies, so it blames exactly the
-// task that was running without paying a write per task.
+// memory page (fd 5), the [Slot], where it records which task is running and
+// since when, with two atomic stores per task and no write to a pipe. The
+// host reads it after the worker dies, to blame exactly the task that was
+// running, and while the worker lives, to notice a task past its deadline.
 //
 // [Child] hardens the worker as it starts (no new privileges, no core dumps);
 // [LimitMemory] and [Confine] (a seccomp filter that forbids starting

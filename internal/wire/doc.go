@@ -8,12 +8,14 @@
 //	u8              message type
 //	payload         fields encoded with uvarints and length-prefixed bytes
 //
-// A session starts with a handshake. The host sends [Init], which carries
-// [Version]; the worker answers [Ready] with its own version, or [Fatal]. Then
-// the host sends [Batch] frames, each holding one or more tasks, and the
-// worker answers with [Results] frames. A frame may carry many tasks or
-// results, so that a busy pool crosses the pipe once per batch, not once per
-// task.
+// A session starts with a handshake. The host sends [Init] ([TypeInit]),
+// which carries [Version]; the worker answers [Ready] ([TypeReady]) with its
+// own version, or [Fatal] ([TypeFatal]). Then the host sends [TypeBatch]
+// frames, each holding one or more [Task] values, and the worker answers
+// with [TypeResults] frames of [Result] values, and, when Init.Events is
+// set, a [TypeStarted] frame as each task starts. A frame may carry many
+// tasks or results, so that a busy pool crosses the pipe once per batch, not
+// once per task. The host ends a session by closing the worker's input.
 //
 // The decoders reject malformed frames with an error wrapping [ErrMalformed]
 // and never panic; FuzzDecode checks that.
