@@ -5,6 +5,7 @@ import (
 	"iter"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -14,12 +15,12 @@ import (
 	"github.com/safepool/safepool/pool"
 )
 
-// counted yields n inputs and records the most that were pulled ahead of
-// the consumer.
-func counted(n int, pulled *int) iter.Seq[[]byte] {
+// counted yields n inputs and counts how many were pulled. Streams pull
+// on a goroutine of their own, so the count is atomic.
+func counted(n int, pulled *atomic.Int64) iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
 		for i := range n {
-			*pulled = i + 1
+			pulled.Store(int64(i + 1))
 			if !yield([]byte(strconv.Itoa(i))) {
 				return
 			}
@@ -32,18 +33,19 @@ func TestImap(t *testing.T) {
 	ctx := context.Background()
 	t.Run("ordered with a bounded window", func(t *testing.T) {
 		const n, window = 5000, 64
-		pulled, i := 0, 0
+		var pulled atomic.Int64
+		i := 0
 		for r, err := range p.Imap(ctx, "square", counted(n, &pulled), window) {
 			require.NoError(t, err)
 			require.Equal(t, i, r.Index)
 			require.Equal(t, strconv.Itoa(i*i), string(r.Output))
-			require.LessOrEqual(t, pulled-i, window+1, "the stream ran ahead of its window")
+			require.LessOrEqual(t, int(pulled.Load())-i, window+1, "the stream ran ahead of its window")
 			i++
 		}
 		require.Equal(t, n, i)
 	})
 	t.Run("unordered", func(t *testing.T) {
-		pulled := 0
+		var pulled atomic.Int64
 		var seen []int
 		for r, err := range p.ImapUnordered(ctx, "square", counted(500, &pulled), 32) {
 			require.NoError(t, err)
@@ -57,7 +59,7 @@ func TestImap(t *testing.T) {
 		}
 	})
 	t.Run("stop early", func(t *testing.T) {
-		pulled := 0
+		var pulled atomic.Int64
 		got := 0
 		for range p.Imap(ctx, "square", counted(100000, &pulled), 16) {
 			got++
@@ -66,14 +68,14 @@ func TestImap(t *testing.T) {
 			}
 		}
 		require.Equal(t, 10, got)
-		require.Less(t, pulled, 100)
+		require.Less(t, pulled.Load(), int64(100))
 		// The pool is fine afterwards.
 		rs, err := p.Map(ctx, "square", ints(3))
 		require.NoError(t, err)
 		require.Equal(t, []string{"0", "1", "4"}, squares(t, rs))
 	})
 	t.Run("empty", func(t *testing.T) {
-		pulled := 0
+		var pulled atomic.Int64
 		for range p.Imap(ctx, "square", counted(0, &pulled), 0) {
 			t.Fatal("no results expected")
 		}
@@ -81,7 +83,7 @@ func TestImap(t *testing.T) {
 	t.Run("cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
-		pulled := 0
+		var pulled atomic.Int64
 		var last error
 		for _, err := range p.Imap(ctx, "spin", counted(4, &pulled), 0) {
 			last = err
@@ -89,7 +91,7 @@ func TestImap(t *testing.T) {
 		require.ErrorIs(t, last, context.DeadlineExceeded)
 	})
 	t.Run("unknown function", func(t *testing.T) {
-		pulled := 0
+		var pulled atomic.Int64
 		var last error
 		for _, err := range p.Imap(ctx, "nope", counted(4, &pulled), 0) {
 			last = err
@@ -101,7 +103,8 @@ func TestImap(t *testing.T) {
 func TestImapWithKills(t *testing.T) {
 	k := newKiller(7, 23)
 	p := newPool(t, "tasks", func(c *pool.Config) { c.OnEvent = k.onEvent })
-	pulled, i := 0, 0
+	var pulled atomic.Int64
+	i := 0
 	for r, err := range p.Imap(context.Background(), "slow_square", counted(30, &pulled), 8) {
 		require.NoError(t, err)
 		require.Equal(t, i, r.Index)
