@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/safepool/safepool/internal/testguest"
+	"github.com/safepool/safepool/module"
 	"github.com/safepool/safepool/pool"
 	"github.com/safepool/safepool/sandbox"
 )
@@ -147,7 +148,7 @@ func TestEngineBadStart(t *testing.T) {
 		t.Run("invalid module", func(t *testing.T) {
 			b := testguest.Bytes(t, "wsquare")
 			_, err := pool.New(context.Background(), pool.Config{Engine: engine, ModuleBytes: b[:len(b)-3], Workers: 1, CacheDir: cacheDir(t)})
-			require.ErrorIs(t, err, sandbox.ErrInvalidModule)
+			require.ErrorIs(t, err, module.ErrInvalidModule)
 		})
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/safepool/safepool/internal/proc"
 	"github.com/safepool/safepool/internal/wire"
 	"github.com/safepool/safepool/internal/worker"
+	"github.com/safepool/safepool/module"
 	"github.com/safepool/safepool/sandbox"
 )
 
@@ -31,7 +32,7 @@ import (
 //   - A bad config wraps ErrConfig, and says what to change.
 //   - A module that is not wasm, imports something the sandbox does not
 //     provide, lacks the exports a task module needs, or cannot start gives
-//     the sandbox's error (sandbox.ErrNotWasm and friends), which names the
+//     the module's error (module.ErrNotWasm and friends), which names the
 //     problem. New fails at once: never later, at the first task.
 //   - Workers that keep being killed as they start, for StartGiveUp, give a
 //     *StartError (errors.Is ErrCrashLoop).
@@ -283,8 +284,8 @@ func (p *Pool) workerReady(wk *worker.Worker) {
 	defer p.signalStart()
 	defer p.readyCount.Add(1)
 	p.readyOnce.Do(func() {
-		p.kind = sandbox.Kind(wk.Ready().Kind)
-		if p.kind == sandbox.KindSDK {
+		p.kind = module.Kind(wk.Ready().Kind)
+		if p.kind == module.KindSDK {
 			p.handlers = map[string]bool{}
 			for _, h := range wk.Ready().Handlers {
 				p.handlers[h] = true

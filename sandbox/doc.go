@@ -7,10 +7,10 @@
 // explicit worker executable call [Main] (the safepool CLI does, for
 // `safepool worker`).
 //
-// The host side of the package is small: [Inspect] checks a module before any
-// worker starts, so that a bad module fails at load time with an error that
-// names the problem, and [Precompile] fills the compilation cache once per
-// machine, so that N workers do not compile N times.
+// The host side of the package is small: [Prepare] checks a module (as
+// package module's Inspect does) and fills the compilation cache once per
+// machine, so that a bad module fails at load time with an error that names
+// the problem, and N workers do not compile N times.
 //
 // Two engines run the tasks, with the same statuses and limits: wazero, the
 // default, in pure Go; and wasmtime, built in with -tags wasmtime (cgo). The

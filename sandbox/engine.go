@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/safepool/safepool/internal/wire"
+	"github.com/safepool/safepool/module"
 )
 
 // Engine names, as pool.Config.Engine and the CLI's --engine flag spell them.
@@ -18,6 +20,12 @@ const (
 	// EngineWasmtime is wasmtime-go. It is built in only with -tags wasmtime,
 	// which needs cgo.
 	EngineWasmtime = "wasmtime"
+)
+
+// Errors of CheckEngine, Prepare and workers asked for an engine.
+var (
+	ErrUnknownEngine     = errors.New("sandbox: unknown engine")
+	ErrEngineUnavailable = errors.New("sandbox: engine unavailable")
 )
 
 // Engines returns the names of the engines built into this binary, the
@@ -143,7 +151,7 @@ const maxTraceFrames = 16
 
 // newEngine compiles wasm in the engine called name, through the cache
 // under cacheDir when it is set.
-func newEngine(ctx context.Context, name string, wasm []byte, cacheDir string) (engine, *ModuleInfo, error) {
+func newEngine(ctx context.Context, name string, wasm []byte, cacheDir string) (engine, *module.Info, error) {
 	if err := CheckEngine(name); err != nil {
 		return nil, nil, err
 	}
@@ -162,25 +170,26 @@ func newEngine(ctx context.Context, name string, wasm []byte, cacheDir string) (
 // # Errors
 //
 // The errors of [CheckEngine], or a module the engine cannot compile
-// (wrapping ErrInvalidModule).
+// (wrapping module.ErrInvalidModule).
 func Precompile(ctx context.Context, name string, wasm []byte, cacheDir string) error {
 	_, err := Prepare(ctx, name, wasm, cacheDir)
 	return err
 }
 
-// Prepare checks wasm as [Inspect] does, compiles it for the engine called
-// name into the cache under cacheDir as [Precompile] does, and returns what
-// Inspect returns. Once it has succeeded, [Prepared] reports true for the
-// same module, engine and cache, until [ForgetCompiled].
+// Prepare checks wasm as [module.Inspect] does, compiles it for the engine
+// called name into the cache under cacheDir as [Precompile] does, and
+// returns what module.Inspect returns. Once it has succeeded, [Prepared]
+// reports true for the same module, engine and cache, until
+// [ForgetCompiled].
 //
 // # Errors
 //
-// The errors of [CheckEngine] and of [Inspect].
-func Prepare(ctx context.Context, name string, wasm []byte, cacheDir string) (*ModuleInfo, error) {
+// The errors of [CheckEngine] and of [module.Inspect].
+func Prepare(ctx context.Context, name string, wasm []byte, cacheDir string) (*module.Info, error) {
 	if err := CheckEngine(name); err != nil {
 		return nil, err
 	}
-	var info *ModuleInfo
+	var info *module.Info
 	var err error
 	if name == EngineWasmtime {
 		info, err = prepareWasmtime(wasm, cacheDir)
@@ -213,10 +222,10 @@ func Prepared(name string, wasm []byte, cacheDir string) bool {
 // preparedRules names the checks a module passed when it was marked
 // prepared; a build whose checks differ uses another name, so that it checks
 // every module again.
-var preparedRules = fmt.Sprintf("abi%d-wire%d-checks%d", ABIVersion, wire.Version, checksVersion)
+var preparedRules = fmt.Sprintf("abi%d-wire%d-checks%d", module.ABIVersion, wire.Version, checksVersion)
 
-// checksVersion changes whenever Inspect's checks do.
-const checksVersion = 2
+// checksVersion changes whenever module.Inspect's checks do.
+const checksVersion = 3
 
 // preparedMark is the file whose presence says that the module was
 // prepared. It lives in the module's cache directory, so ForgetCompiled

@@ -2,7 +2,11 @@
 
 package sandbox
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/safepool/safepool/module"
+)
 
 // This binary was built without -tags wasmtime: CheckEngine refuses
 // "wasmtime" before any of these is reached.
@@ -13,6 +17,6 @@ const (
 
 var errNoWasmtime = errors.New("sandbox: this binary was built without wasmtime; rebuild with -tags wasmtime (needs cgo)")
 
-func newWasmtime([]byte, string) (engine, *ModuleInfo, error) { return nil, nil, errNoWasmtime }
+func newWasmtime([]byte, string) (engine, *module.Info, error) { return nil, nil, errNoWasmtime }
 
-func prepareWasmtime([]byte, string) (*ModuleInfo, error) { return nil, errNoWasmtime }
+func prepareWasmtime([]byte, string) (*module.Info, error) { return nil, errNoWasmtime }

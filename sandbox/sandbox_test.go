@@ -418,7 +418,7 @@ func TestBadModulesFailAtStart(t *testing.T) {
 			"wbadimport": "env.foo",
 			"wnoexport":  "neither safepool_abi_version nor _start",
 			"wbadsig":    "wrong signature",
-			"sdkcmd":     "sandbox: module is a Go program built without -buildmode=c-shared (it exports _start and the safepool SDK's exports); rebuild it with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared",
+			"sdkcmd":     "module: a Go program built without -buildmode=c-shared (it exports _start and the safepool SDK's exports); rebuild it with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared",
 		}
 		for module, want := range cases {
 			t.Run(module, func(t *testing.T) {
@@ -431,7 +431,7 @@ func TestBadModulesFailAtStart(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "x.wasm")
 			require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\necho hi\n"), 0o644))
 			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: p, MemoryLimit: testCap}})
-			require.ErrorContains(t, err, "invalid WebAssembly module")
+			require.ErrorContains(t, err, "module: not a WebAssembly module: the file does not start with the wasm magic bytes \\0asm; pass a compiled .wasm file")
 		})
 		t.Run("missing file", func(t *testing.T) {
 			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: "/nonexistent.wasm"}})

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/safepool/safepool/module"
 )
 
 const (
@@ -51,18 +53,17 @@ type wasmtimeEngine struct {
 	linker *wasmtime.Linker
 }
 
-func newWasmtime(wasm []byte, cacheDir string) (engine, *ModuleInfo, error) {
+func newWasmtime(wasm []byte, cacheDir string) (engine, *module.Info, error) {
+	// module.Inspect applies the same rules, and the same wasm feature set,
+	// as the host did and as the wazero engine does, and it refuses a
+	// hostile header before wasmtime decodes the module.
+	info, err := module.Inspect(context.Background(), wasm)
+	if err != nil {
+		return nil, nil, err
+	}
 	eng := newWasmtimeEngine()
 	mod, err := loadWasmtime(eng, wasm, cacheDir)
 	if err != nil {
-		eng.Close()
-		return nil, nil, err
-	}
-	// Inspect applies the same rules, and the same wasm feature set, as the
-	// host did and as the wazero engine does.
-	info, err := Inspect(context.Background(), wasm)
-	if err != nil {
-		mod.Close()
 		eng.Close()
 		return nil, nil, err
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/safepool/safepool/module"
 )
 
 // wasmtimeCachePrefix starts the names of wasmtime's cache files. It names
@@ -23,8 +25,8 @@ const wasmtimeCachePrefix = "wasmtime-v39.0.1-" + runtime.GOARCH + "-1-"
 
 // prepareWasmtime checks the module and fills the cache, as the workers
 // would.
-func prepareWasmtime(wasm []byte, cacheDir string) (*ModuleInfo, error) {
-	info, err := Inspect(context.Background(), wasm)
+func prepareWasmtime(wasm []byte, cacheDir string) (*module.Info, error) {
+	info, err := module.Inspect(context.Background(), wasm)
 	if err != nil || cacheDir == "" {
 		return info, err
 	}
@@ -80,7 +82,7 @@ func loadWasmtime(eng *wasmtime.Engine, wasm []byte, cacheDir string) (*wasmtime
 func compileWasmtime(eng *wasmtime.Engine, wasm []byte) (*wasmtime.Module, error) {
 	mod, err := wasmtime.NewModule(eng, wasm)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+		return nil, fmt.Errorf("%w: %v", module.ErrInvalidModule, err)
 	}
 	return mod, nil
 }

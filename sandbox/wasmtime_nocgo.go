@@ -2,6 +2,8 @@
 
 package sandbox
 
+import "github.com/safepool/safepool/module"
+
 // The wasmtime engine is a cgo binding, and cgo is off (CGO_ENABLED=0, or no
 // C compiler was found). The reference below is undefined on purpose, so
 // that the build fails with an error that names the fix.
@@ -12,6 +14,6 @@ const (
 	wasmtimeReservation = 0
 )
 
-func newWasmtime([]byte, string) (engine, *ModuleInfo, error) { return nil, nil, nil }
+func newWasmtime([]byte, string) (engine, *module.Info, error) { return nil, nil, nil }
 
-func prepareWasmtime([]byte, string) (*ModuleInfo, error) { return nil, nil }
+func prepareWasmtime([]byte, string) (*module.Info, error) { return nil, nil }

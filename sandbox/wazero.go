@@ -14,6 +14,8 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/safepool/safepool/module"
 )
 
 // maxPages is wazero's own page limit. The real cap is enforced per instance
@@ -35,26 +37,23 @@ func runtimeConfig(cache wazero.CompilationCache) wazero.RuntimeConfig {
 	return c
 }
 
-// prepareWazero checks the module as Inspect does and compiles it into the
-// cache under cacheDir. With a cache the check comes from the compiled
-// module itself, which spares decoding the module a second time in the
+// prepareWazero checks the module as module.Inspect does and compiles it
+// into the cache under cacheDir. With a cache the compilation is the
+// validation, which spares decoding the module a second time in the
 // interpreter (a third of a second for a 4 MB Go module).
-func prepareWazero(ctx context.Context, wasm []byte, cacheDir string) (*ModuleInfo, error) {
+func prepareWazero(ctx context.Context, wasm []byte, cacheDir string) (*module.Info, error) {
 	if cacheDir == "" {
-		return Inspect(ctx, wasm) // nothing to fill: a compile would be thrown away
+		return module.Inspect(ctx, wasm) // nothing to fill: a compile would be thrown away
 	}
-	if err := checkHeader(wasm); err != nil {
-		return nil, err
+	var rt wazero.Runtime
+	info, err := module.InspectWith(wasm, func() (err error) {
+		rt, _, err = compileWazero(ctx, wasm, cacheDir)
+		return err
+	})
+	if rt != nil {
+		rt.Close(ctx)
 	}
-	rt, cm, err := compileWazero(ctx, wasm, cacheDir)
-	if err != nil {
-		return nil, err
-	}
-	defer rt.Close(ctx)
-	if err := checkOtherImports(wasm); err != nil {
-		return nil, err
-	}
-	return inspectCompiled(cm, wasm)
+	return info, err
 }
 
 // compileWazero makes a runtime and compiles wasm in it, through the cache
@@ -94,7 +93,7 @@ func compileWazeroOnce(ctx context.Context, wasm []byte, cacheDir string) (rt wa
 	cm, err = rt.CompileModule(ctx, wasm)
 	if err != nil {
 		rt.Close(ctx)
-		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+		return nil, nil, fmt.Errorf("%w: %v", module.ErrInvalidModule, err)
 	}
 	return rt, cm, nil
 }
@@ -110,14 +109,17 @@ type wazeroEngine struct {
 	cur *wazeroGuest
 }
 
-func newWazero(ctx context.Context, wasm []byte, cacheDir string) (engine, *ModuleInfo, error) {
-	rt, cm, err := compileWazero(ctx, wasm, cacheDir)
+func newWazero(ctx context.Context, wasm []byte, cacheDir string) (engine, *module.Info, error) {
+	var rt wazero.Runtime
+	var cm wazero.CompiledModule
+	info, err := module.InspectWith(wasm, func() (err error) {
+		rt, cm, err = compileWazero(ctx, wasm, cacheDir)
+		return err
+	})
 	if err != nil {
-		return nil, nil, err
-	}
-	info, err := inspectCompiled(cm, wasm)
-	if err != nil {
-		rt.Close(ctx)
+		if rt != nil {
+			rt.Close(ctx)
+		}
 		return nil, nil, err
 	}
 	e := &wazeroEngine{rt: rt, cm: cm}

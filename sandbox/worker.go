@@ -12,6 +12,7 @@ import (
 
 	"github.com/safepool/safepool/internal/proc"
 	"github.com/safepool/safepool/internal/wire"
+	"github.com/safepool/safepool/module"
 )
 
 func init() {
@@ -49,11 +50,8 @@ type worker struct {
 	end  *proc.ChildEnd
 	w    *wire.Writer
 	eng  engine
-	info *ModuleInfo
-	// pages is the linear memory, in pages, the module needs before any of
-	// its code runs.
-	pages uint64
-	inst  *instance // the warm SDK instance, nil until needed
+	info *module.Info
+	inst *instance // the warm SDK instance, nil until needed
 
 	pending   []wire.Result
 	arena     []byte // outputs of the pending results, copied out of guest memory
@@ -100,12 +98,11 @@ func serve(end *proc.ChildEnd) error {
 	if err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
-	w.pages = memoryPages(wasm)
-	if err := checkStartMemory(w.pages, cfg.MemoryLimit, false); err != nil {
+	if err := checkStartMemory(w.info.MemoryPages, cfg.MemoryLimit, false); err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
 	ready := &wire.Ready{Version: wire.Version, PID: uint32(os.Getpid()), Kind: wire.Kind(w.info.Kind), Batch: w.info.Batch}
-	if w.info.Kind == KindSDK {
+	if w.info.Kind == module.KindSDK {
 		inst, err := w.newInstance(cfg.MemoryLimit, nil, nil)
 		if err != nil {
 			code := wire.FatalModule
@@ -189,8 +186,8 @@ func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
 	if err != nil {
 		return nil, inst.startFailed("safepool_abi_version", err)
 	}
-	if v != ABIVersion {
-		return nil, fmt.Errorf("%w: the module speaks guest ABI %d, this worker speaks %d", ErrABIVersion, v, ABIVersion)
+	if v != module.ABIVersion {
+		return nil, fmt.Errorf("%w: the module speaks guest ABI %d, this worker speaks %d", module.ErrABIVersion, v, module.ABIVersion)
 	}
 	var names []string
 	inst.sink = func(_ uint32, b []byte) {
@@ -261,7 +258,7 @@ func (w *worker) limits(t *wire.Task) (uint64, time.Duration) {
 
 // run runs a batch in order.
 func (w *worker) run(tasks []wire.Task) {
-	if w.info.Kind == KindCommand {
+	if w.info.Kind == module.KindCommand {
 		for i := range tasks {
 			w.runCommand(&tasks[i])
 		}
@@ -294,7 +291,7 @@ func (w *worker) batchable(tasks []wire.Task) int {
 // newInstance starts an instance under a memory cap of limit bytes, and
 // under the start timeout: a task's own timeout covers only its call.
 func (w *worker) newInstance(limit uint64, stdin []byte, stdout *capBuffer) (*instance, error) {
-	if err := checkStartMemory(w.pages, limit, true); err != nil {
+	if err := checkStartMemory(w.info.MemoryPages, limit, true); err != nil {
 		return nil, err
 	}
 	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout)
