@@ -9,10 +9,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/module"
 	"github.com/safepool/safepool/pool"
-	"github.com/safepool/safepool/sandbox"
 )
 
 // The conformance suite: what a pool promises must not depend on the
@@ -21,18 +21,18 @@ import (
 // of the package run on the default engine.
 
 // engines lists the engines built into this test binary, the default first.
-func engines() []string { return sandbox.Engines() }
+func engines() []string { return engine.Names() }
 
-func forEngines(t *testing.T, f func(t *testing.T, engine string)) {
-	for _, engine := range engines() {
-		t.Run(engine, func(t *testing.T) { f(t, engine) })
+func forEngines(t *testing.T, f func(t *testing.T, eng string)) {
+	for _, eng := range engines() {
+		t.Run(eng, func(t *testing.T) { f(t, eng) })
 	}
 }
 
 func TestEngineStatuses(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		p := newPool(t, "tasks", func(c *pool.Config) {
-			c.Engine = engine
+			c.Engine = eng
 			c.Timeout = 500 * time.Millisecond
 			c.MemoryLimit = 32 << 20
 			c.OutputLimit = 1 << 20
@@ -78,9 +78,9 @@ func TestEngineStatuses(t *testing.T) {
 }
 
 func TestEngineMemoryRetry(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		p := newPool(t, "tasks", func(c *pool.Config) {
-			c.Engine = engine
+			c.Engine = eng
 			c.MemoryLimit = 32 << 20
 			c.OnMemoryLimit = pool.Retry
 			c.Retry = pool.RetryPolicy{MaxAttempts: 4, MemoryGrowth: 2, Backoff: time.Millisecond}
@@ -98,12 +98,12 @@ func TestEngineMemoryRetry(t *testing.T) {
 }
 
 func TestEngineKills(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		for _, policy := range []pool.Policy{pool.Skip, pool.Retry} {
 			t.Run(policy.String(), func(t *testing.T) {
 				k := newKiller(3)
 				p := newPool(t, "tasks", func(c *pool.Config) {
-					c.Engine = engine
+					c.Engine = eng
 					c.OnEvent = k.onEvent
 					c.OnKill = policy
 				})
@@ -126,8 +126,8 @@ func TestEngineKills(t *testing.T) {
 }
 
 func TestEngineCommandModule(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		p := newPool(t, "upper", func(c *pool.Config) { c.Engine = engine; c.Timeout = 500 * time.Millisecond })
+	forEngines(t, func(t *testing.T, eng string) {
+		p := newPool(t, "upper", func(c *pool.Config) { c.Engine = eng; c.Timeout = 500 * time.Millisecond })
 		rs, err := p.Map(context.Background(), "", [][]byte{[]byte("hello"), []byte("fail"), []byte("spin")})
 		require.NoError(t, err)
 		require.Equal(t, "HELLO", string(rs[0].Output))
@@ -139,15 +139,15 @@ func TestEngineCommandModule(t *testing.T) {
 }
 
 func TestEngineBadStart(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		t.Run("module needs more than the cap", func(t *testing.T) {
-			_, err := pool.New(context.Background(), pool.Config{Engine: engine, Module: testguest.Path(t, "tasks"), Workers: 1, CacheDir: cacheDir(t), MemoryLimit: 1 << 20})
+			_, err := pool.New(context.Background(), pool.Config{Engine: eng, Module: testguest.Path(t, "tasks"), Workers: 1, CacheDir: cacheDir(t), MemoryLimit: 1 << 20})
 			require.ErrorContains(t, err, "linear memory just to start")
 			require.ErrorContains(t, err, "above the memory cap of 1 MiB; raise MemoryLimit (--memory) to at least")
 		})
 		t.Run("invalid module", func(t *testing.T) {
 			b := testguest.Bytes(t, "wsquare")
-			_, err := pool.New(context.Background(), pool.Config{Engine: engine, ModuleBytes: b[:len(b)-3], Workers: 1, CacheDir: cacheDir(t)})
+			_, err := pool.New(context.Background(), pool.Config{Engine: eng, ModuleBytes: b[:len(b)-3], Workers: 1, CacheDir: cacheDir(t)})
 			require.ErrorIs(t, err, module.ErrInvalidModule)
 		})
 	})
@@ -157,16 +157,16 @@ func TestEngineConfig(t *testing.T) {
 	mod := testguest.Path(t, "wsquare")
 	_, err := pool.New(context.Background(), pool.Config{Module: mod, Engine: "v8"})
 	require.ErrorIs(t, err, pool.ErrConfig)
-	require.ErrorIs(t, err, sandbox.ErrUnknownEngine)
+	require.ErrorIs(t, err, engine.ErrUnknown)
 	require.ErrorContains(t, err, `"v8"; use wazero or wasmtime`)
 
-	p, err := pool.New(context.Background(), pool.Config{Module: mod, Engine: sandbox.EngineWasmtime, Workers: 1, CacheDir: cacheDir(t)})
-	if slices.Contains(engines(), sandbox.EngineWasmtime) {
+	p, err := pool.New(context.Background(), pool.Config{Module: mod, Engine: engine.Wasmtime, Workers: 1, CacheDir: cacheDir(t)})
+	if slices.Contains(engines(), engine.Wasmtime) {
 		require.NoError(t, err)
 		require.NoError(t, p.Terminate())
 		return
 	}
 	require.ErrorIs(t, err, pool.ErrConfig)
-	require.True(t, errors.Is(err, sandbox.ErrEngineUnavailable))
-	require.ErrorContains(t, err, "this binary was built without wasmtime; rebuild with -tags wasmtime (needs cgo)")
+	require.True(t, errors.Is(err, engine.ErrUnavailable))
+	require.ErrorContains(t, err, "engine: wasmtime is not built into this binary; rebuild with -tags wasmtime (needs cgo)")
 }

@@ -10,11 +10,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/internal/proc"
 	"github.com/safepool/safepool/internal/wire"
 	"github.com/safepool/safepool/internal/worker"
 	"github.com/safepool/safepool/module"
-	"github.com/safepool/safepool/sandbox"
+	_ "github.com/safepool/safepool/sandbox" // re-executed as a worker, this binary becomes one before main runs
 )
 
 // New validates cfg and the module, starts the workers and returns when
@@ -60,7 +61,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	// machine code from the cache instead of each compiling it. A module
 	// this machine has prepared before needs neither: the workers start at
 	// once, and their handshake says what the module is.
-	if !sandbox.Prepared(cfg.Engine, wasm, cache) {
+	if !engine.Prepared(cfg.Engine, wasm, cache) {
 		if err := p.prepare(ctx, wasm, cache); err != nil {
 			p.cleanup()
 			return nil, err
@@ -131,7 +132,7 @@ func (p *Pool) loadModule() ([]byte, error) {
 func (p *Pool) cacheDir() string {
 	dir := p.cfg.CacheDir
 	if dir == "" {
-		dir = sandbox.DefaultCacheDir()
+		dir = engine.DefaultCacheDir()
 	}
 	err := os.MkdirAll(dir, 0o755)
 	if err == nil {
@@ -150,7 +151,7 @@ func (p *Pool) cacheDir() string {
 
 // prepare checks the module and compiles it into the cache.
 func (p *Pool) prepare(ctx context.Context, wasm []byte, cache string) error {
-	if _, err := sandbox.Prepare(ctx, p.cfg.Engine, wasm, cache); err != nil {
+	if _, err := engine.Prepare(ctx, p.cfg.Engine, wasm, cache); err != nil {
 		return fmt.Errorf("pool: module %s: %w", p.moduleName(), err)
 	}
 	return nil
@@ -345,7 +346,7 @@ func (p *Pool) recoverCache(err error, gen int) bool {
 	if rerr != nil {
 		return false
 	}
-	_ = sandbox.ForgetCompiled(wasm, p.init.CacheDir)
+	_ = engine.Forget(p.cfg.Engine, wasm, p.init.CacheDir)
 	if perr := p.prepare(context.Background(), wasm, p.init.CacheDir); perr != nil {
 		if !p.isReady() {
 			p.startFailOnce.Do(func() { p.startErr = perr; close(p.startFailed) })

@@ -17,8 +17,8 @@ import (
 // happened. What explains it (the guest's output, a Go runtime's dump, the
 // wasm stack) is in the result's log.
 func TestErrorsAreOneLine(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "tasks", nil)
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "tasks", nil)
 		t.Run("memory limit", func(t *testing.T) {
 			r := one(t, wk, "memhog", "100")
 			require.Equal(t, wire.StatusMemoryLimit, r.Status, r.Error)
@@ -47,7 +47,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 			require.Empty(t, r.Log)
 		})
 
-		traps := startWorker(t, engine, "wtraps", nil)
+		traps := startWorker(t, eng, "wtraps", nil)
 		for fn, want := range map[string]string{
 			"unreachable": "wasm error: unreachable",
 			"divzero":     "wasm error: integer divide by zero",
@@ -67,8 +67,8 @@ func TestErrorsAreOneLine(t *testing.T) {
 
 // TestMemoryLimitSizes: caps are written for people, exactly.
 func TestMemoryLimitSizes(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "wgrow", nil)
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "wgrow", nil)
 		for limit, want := range map[uint64]string{
 			64 << 20:      "memory limit of 64 MiB reached",
 			640 << 10:     "memory limit of 640 KiB reached",
@@ -106,12 +106,12 @@ func TestFatalFirstLine(t *testing.T) {
 		{"_initialize traps", initTraps, "sandbox: the module's _initialize failed: wasm error: unreachable"},
 		{"safepool_handlers traps", handlersTrap, "sandbox: safepool_handlers failed: wasm error: unreachable"},
 	}
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				p := filepath.Join(t.TempDir(), "m.wasm")
 				require.NoError(t, os.WriteFile(p, tc.m.Encode(), 0o644))
-				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: p, MemoryLimit: testCap, LogLimit: 64 << 10}})
+				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: eng, ModulePath: p, MemoryLimit: testCap, LogLimit: 64 << 10}})
 				require.ErrorIs(t, err, worker.ErrStart)
 				first, rest, _ := strings.Cut(err.Error(), "\n")
 				require.True(t, strings.HasSuffix(first, tc.first), "first line: %q", first)

@@ -15,10 +15,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
 	"github.com/safepool/safepool/internal/worker"
-	"github.com/safepool/safepool/sandbox" // its init turns re-executed test binaries into workers
+	_ "github.com/safepool/safepool/sandbox" // its init turns re-executed test binaries into workers
 )
 
 const (
@@ -29,9 +30,9 @@ const (
 // Every test runs once per engine built into the test binary: wazero, and
 // wasmtime too under -tags wasmtime. The engines must give the same
 // statuses, messages and stats.
-func forEngines(t *testing.T, f func(t *testing.T, engine string)) {
-	for _, engine := range sandbox.Engines() {
-		t.Run(engine, func(t *testing.T) { f(t, engine) })
+func forEngines(t *testing.T, f func(t *testing.T, eng string)) {
+	for _, eng := range engine.Names() {
+		t.Run(eng, func(t *testing.T) { f(t, eng) })
 	}
 }
 
@@ -39,17 +40,17 @@ func forEngines(t *testing.T, f func(t *testing.T, engine string)) {
 // its goroutine stacks in linear memory; under wazero they run into the
 // memory cap first, while wasmtime's native stack for wasm (512 KiB)
 // overflows long before, which is a trap.
-func recursion(engine string) (wire.Status, string) {
-	if engine == sandbox.EngineWasmtime {
+func recursion(eng string) (wire.Status, string) {
+	if eng == engine.Wasmtime {
 		return wire.StatusError, "wasm error: stack overflow"
 	}
 	return wire.StatusMemoryLimit, "memory limit of 64 MiB reached"
 }
 
-func startWorker(t *testing.T, engine, module string, edit func(*wire.Init)) *worker.Worker {
+func startWorker(t *testing.T, eng, module string, edit func(*wire.Init)) *worker.Worker {
 	t.Helper()
 	init := wire.Init{
-		Engine:      engine,
+		Engine:      eng,
 		ModulePath:  testguest.Path(t, module),
 		CacheDir:    cacheDir(t),
 		MemoryLimit: testCap,
@@ -83,7 +84,8 @@ func precompile(t *testing.T, init *wire.Init) {
 	}
 	wasm, err := os.ReadFile(init.ModulePath)
 	require.NoError(t, err)
-	require.NoError(t, sandbox.Precompile(context.Background(), init.Engine, wasm, init.CacheDir))
+	_, err = engine.Prepare(context.Background(), init.Engine, wasm, init.CacheDir)
+	require.NoError(t, err)
 	precompiled.Store(key, struct{}{})
 }
 
@@ -131,10 +133,10 @@ func one(t *testing.T, wk *worker.Worker, fn, in string) wire.Result {
 }
 
 func TestSquare10000(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		for _, module := range []string{"tasks", "wsquare"} {
 			t.Run(module, func(t *testing.T) {
-				wk := startWorker(t, engine, module, nil)
+				wk := startWorker(t, eng, module, nil)
 				require.Equal(t, wire.KindSDK, wk.Ready().Kind)
 				require.Contains(t, wk.Ready().Handlers, "square")
 				const n, batch = 10000, 500
@@ -157,9 +159,9 @@ func TestSquare10000(t *testing.T) {
 }
 
 func TestStatuses(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "tasks", nil)
-		recursionStatus, recursionError := recursion(engine)
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "tasks", nil)
+		recursionStatus, recursionError := recursion(eng)
 		cases := []struct {
 			name, fn, in string
 			status       wire.Status
@@ -198,8 +200,8 @@ func TestStatuses(t *testing.T) {
 }
 
 func TestMemoryLimitThenOK(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "tasks", nil)
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "tasks", nil)
 		rs := run(t, wk, task("memhog", "200"), task("square", "3"))
 		require.Equal(t, wire.StatusMemoryLimit, rs[0].Status, rs[0].Error)
 		require.Equal(t, wire.StatusOK, rs[1].Status, rs[1].Error)
@@ -213,7 +215,7 @@ func TestMemoryLimitThenOK(t *testing.T) {
 			require.Greater(t, r.PeakMemory, uint64(200<<20))
 		})
 		t.Run("a non-Go guest growing in a loop", func(t *testing.T) {
-			wk := startWorker(t, engine, "wgrow", nil)
+			wk := startWorker(t, eng, "wgrow", nil)
 			rs := run(t, wk, task("grow", ""), task("ok", ""))
 			require.Equal(t, wire.StatusMemoryLimit, rs[0].Status, rs[0].Error)
 			require.Equal(t, uint64(testCap), rs[0].PeakMemory)
@@ -223,9 +225,9 @@ func TestMemoryLimitThenOK(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		const timeout = 300 * time.Millisecond
-		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.Timeout = timeout })
+		wk := startWorker(t, eng, "tasks", func(i *wire.Init) { i.Timeout = timeout })
 		for _, tc := range []struct{ fn, in string }{{"spin", ""}, {"sleep", "60000"}} {
 			t.Run(tc.fn, func(t *testing.T) {
 				begin := time.Now()
@@ -257,9 +259,9 @@ func TestTimeout(t *testing.T) {
 // even when the batch as a whole runs past it, and a task that overruns in
 // the middle of a batch is stopped on time, with the tasks after it run.
 func TestTimeoutIsPerTaskInABatch(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		const timeout = 400 * time.Millisecond
-		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.Timeout = timeout })
+		wk := startWorker(t, eng, "tasks", func(i *wire.Init) { i.Timeout = timeout })
 		require.True(t, wk.Ready().Batch)
 		// 5 × 150 ms = 750 ms, almost twice the timeout.
 		var tasks []wire.Task
@@ -296,8 +298,8 @@ func TestTimeoutIsPerTaskInABatch(t *testing.T) {
 }
 
 func TestKillWhileRunning(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.Events = true })
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "tasks", func(i *wire.Init) { i.Events = true })
 		spin := task("spin", "")
 		require.NoError(t, wk.Send([]wire.Task{task("square", "2"), spin, task("square", "3")}))
 		for {
@@ -321,13 +323,13 @@ func TestKillWhileRunning(t *testing.T) {
 }
 
 func TestBatchEntryPoint(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "tasks", nil)
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "tasks", nil)
 		require.True(t, wk.Ready().Batch)
 		// A trap in the middle of a batch fails only that task; the rest run on
 		// a new instance.
 		rs := run(t, wk, task("square", "1"), task("fail", "a"), task("recurse", ""), task("square", "4"), task("memhog", "500"), task("square", "5"))
-		recursionStatus, _ := recursion(engine)
+		recursionStatus, _ := recursion(eng)
 		want := []wire.Status{wire.StatusOK, wire.StatusError, recursionStatus, wire.StatusOK, wire.StatusMemoryLimit, wire.StatusOK}
 		for i, r := range rs {
 			require.Equal(t, want[i], r.Status, "task %d: %s", i, r.Error)
@@ -338,8 +340,8 @@ func TestBatchEntryPoint(t *testing.T) {
 }
 
 func TestTraps(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "wtraps", nil)
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "wtraps", nil)
 		for fn, want := range map[string]string{
 			"unreachable": "unreachable",
 			"divzero":     "integer divide by zero",
@@ -355,8 +357,8 @@ func TestTraps(t *testing.T) {
 }
 
 func TestGuestOutputIsBounded(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.LogLimit = 4 << 10 })
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "tasks", func(i *wire.Init) { i.LogLimit = 4 << 10 })
 		r := one(t, wk, "stderr", "1024") // 1 MiB of stderr
 		require.Equal(t, wire.StatusOK, r.Status, r.Error)
 		require.Len(t, r.Log, 4<<10)
@@ -368,8 +370,8 @@ func TestGuestOutputIsBounded(t *testing.T) {
 }
 
 func TestDenyByDefault(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "tasks", nil)
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "tasks", nil)
 		r := one(t, wk, "env", "")
 		require.Equal(t, wire.StatusOK, r.Status, r.Error)
 		require.NotContains(t, string(r.Output), "PATH", "no environment may reach the guest")
@@ -380,8 +382,8 @@ func TestDenyByDefault(t *testing.T) {
 }
 
 func TestFreshInstance(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "tasks", func(i *wire.Init) { i.FreshInstance = true })
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "tasks", func(i *wire.Init) { i.FreshInstance = true })
 		for i := range 5 {
 			r := one(t, wk, "square", strconv.Itoa(i))
 			require.Equal(t, wire.StatusOK, r.Status, r.Error)
@@ -391,8 +393,8 @@ func TestFreshInstance(t *testing.T) {
 }
 
 func TestCommandModule(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "upper", func(i *wire.Init) { i.Timeout = 500 * time.Millisecond })
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "upper", func(i *wire.Init) { i.Timeout = 500 * time.Millisecond })
 		require.Equal(t, wire.KindCommand, wk.Ready().Kind)
 		rs := run(t, wk, task("", "hello"), task("", "fail"), task("", "spin"), task("", "again"))
 		require.Equal(t, wire.StatusOK, rs[0].Status, rs[0].Error)
@@ -404,7 +406,7 @@ func TestCommandModule(t *testing.T) {
 		require.Equal(t, "AGAIN", string(rs[3].Output))
 
 		t.Run("hand-written command", func(t *testing.T) {
-			wk := startWorker(t, engine, "wcmd", nil)
+			wk := startWorker(t, eng, "wcmd", nil)
 			r := one(t, wk, "", "")
 			require.Equal(t, wire.StatusOK, r.Status, r.Error)
 			require.Equal(t, "hi\n", string(r.Output))
@@ -413,7 +415,7 @@ func TestCommandModule(t *testing.T) {
 }
 
 func TestBadModulesFailAtStart(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		cases := map[string]string{
 			"wbadimport": "env.foo",
 			"wnoexport":  "neither safepool_abi_version nor _start",
@@ -422,7 +424,7 @@ func TestBadModulesFailAtStart(t *testing.T) {
 		}
 		for module, want := range cases {
 			t.Run(module, func(t *testing.T) {
-				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, module), MemoryLimit: testCap}})
+				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: eng, ModulePath: testguest.Path(t, module), MemoryLimit: testCap}})
 				require.ErrorIs(t, err, worker.ErrStart)
 				require.ErrorContains(t, err, want)
 			})
@@ -430,16 +432,16 @@ func TestBadModulesFailAtStart(t *testing.T) {
 		t.Run("not wasm", func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "x.wasm")
 			require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\necho hi\n"), 0o644))
-			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: p, MemoryLimit: testCap}})
+			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: eng, ModulePath: p, MemoryLimit: testCap}})
 			require.ErrorContains(t, err, "module: not a WebAssembly module: the file does not start with the wasm magic bytes \\0asm; pass a compiled .wasm file")
 		})
 		t.Run("missing file", func(t *testing.T) {
-			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: "/nonexistent.wasm"}})
+			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: eng, ModulePath: "/nonexistent.wasm"}})
 			require.ErrorContains(t, err, "read module")
 		})
 		t.Run("needs more memory than the cap", func(t *testing.T) {
 			// The Go guest's initial memory is larger than 1 MiB.
-			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 1 << 20}})
+			_, err := worker.Start(worker.Config{Init: wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 1 << 20}})
 			require.ErrorIs(t, err, worker.ErrStart)
 			require.Regexp(t, `the module needs \d+ KiB of linear memory just to start \(its memory's minimum is \d+ pages\), above the memory cap of 1 MiB; raise MemoryLimit \(--memory\) to at least \d+ KiB$`, err.Error())
 		})
@@ -447,10 +449,10 @@ func TestBadModulesFailAtStart(t *testing.T) {
 }
 
 func TestDamagedCacheRecovers(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		// The hand-written module compiles in milliseconds even under -race.
 		dir := t.TempDir()
-		wk := startWorker(t, engine, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
+		wk := startWorker(t, eng, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
 		require.Equal(t, "4", string(one(t, wk, "square", "2").Output))
 		// Damage every cache file: flip bytes in the middle and truncate.
 		n := 0
@@ -467,7 +469,7 @@ func TestDamagedCacheRecovers(t *testing.T) {
 			return os.WriteFile(p, b[:len(b)*2/3], 0o644)
 		}))
 		require.NotZero(t, n, "the worker wrote nothing to the cache")
-		wk = startWorker(t, engine, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
+		wk = startWorker(t, eng, "wsquare", func(i *wire.Init) { i.CacheDir = dir })
 		r := one(t, wk, "square", "3")
 		require.Equal(t, wire.StatusOK, r.Status, r.Error)
 		require.Equal(t, "9", string(r.Output))
@@ -475,8 +477,8 @@ func TestDamagedCacheRecovers(t *testing.T) {
 }
 
 func TestResultsAreIDMatched(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		wk := startWorker(t, engine, "tasks", nil)
+	forEngines(t, func(t *testing.T, eng string) {
+		wk := startWorker(t, eng, "tasks", nil)
 		var tasks []wire.Task
 		for i := range 50 {
 			tasks = append(tasks, task("echo", fmt.Sprint("m", i)))
@@ -489,8 +491,8 @@ func TestResultsAreIDMatched(t *testing.T) {
 }
 
 func TestEngineChoice(t *testing.T) {
-	start := func(engine string) error {
-		wk, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: testguest.Path(t, "wsquare"), MemoryLimit: testCap}})
+	start := func(eng string) error {
+		wk, err := worker.Start(worker.Config{Init: wire.Init{Engine: eng, ModulePath: testguest.Path(t, "wsquare"), MemoryLimit: testCap}})
 		if err == nil {
 			wk.Kill()
 			wk.Release()
@@ -501,16 +503,11 @@ func TestEngineChoice(t *testing.T) {
 	err := start("v8")
 	require.ErrorIs(t, err, worker.ErrStart)
 	require.ErrorContains(t, err, `unknown engine "v8"; use wazero or wasmtime`)
-	require.ErrorIs(t, sandbox.CheckEngine("v8"), sandbox.ErrUnknownEngine)
 
-	require.Equal(t, sandbox.EngineWazero, sandbox.Engines()[0])
-	if slices.Contains(sandbox.Engines(), sandbox.EngineWasmtime) {
-		require.NoError(t, sandbox.CheckEngine(sandbox.EngineWasmtime))
+	if slices.Contains(engine.Names(), engine.Wasmtime) {
 		return
 	}
-	err = start(sandbox.EngineWasmtime)
+	err = start(engine.Wasmtime)
 	require.ErrorIs(t, err, worker.ErrStart)
-	require.ErrorContains(t, err, "this binary was built without wasmtime; rebuild with -tags wasmtime (needs cgo)")
-	require.ErrorIs(t, sandbox.CheckEngine(sandbox.EngineWasmtime), sandbox.ErrEngineUnavailable)
-	require.ErrorIs(t, sandbox.Precompile(context.Background(), sandbox.EngineWasmtime, testguest.Bytes(t, "wsquare"), t.TempDir()), sandbox.ErrEngineUnavailable)
+	require.ErrorContains(t, err, "engine: wasmtime is not built into this binary")
 }

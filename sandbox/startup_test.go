@@ -21,11 +21,11 @@ import (
 // the last one (after each task, with FreshInstance), so that each task is
 // stopped by its own deadline rather than failed at start-up.
 func TestTaskTimeoutSparesStartUp(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		for _, timeout := range []time.Duration{time.Microsecond, time.Millisecond, 5 * time.Millisecond} {
 			for _, fresh := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s fresh=%t", timeout, fresh), func(t *testing.T) {
-					wk := startWorker(t, engine, "tasks", func(i *wire.Init) {
+					wk := startWorker(t, eng, "tasks", func(i *wire.Init) {
 						i.Timeout, i.FreshInstance = timeout, fresh
 					})
 					require.Contains(t, wk.Ready().Handlers, "spin")
@@ -44,7 +44,7 @@ func TestTaskTimeoutSparesStartUp(t *testing.T) {
 }
 
 func TestStartTimeout(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		t.Run("at the handshake", func(t *testing.T) {
 			for _, tc := range []struct {
 				module  string
@@ -54,7 +54,7 @@ func TestStartTimeout(t *testing.T) {
 				{"wslowstart", 100 * time.Millisecond}, // never returns under a cap it can grow in
 			} {
 				t.Run(tc.module, func(t *testing.T) {
-					init := wire.Init{Engine: engine, ModulePath: testguest.Path(t, tc.module), CacheDir: cacheDir(t),
+					init := wire.Init{Engine: eng, ModulePath: testguest.Path(t, tc.module), CacheDir: cacheDir(t),
 						MemoryLimit: testCap, LogLimit: 64 << 10, StartTimeout: tc.timeout}
 					precompile(t, &init)
 					_, err := worker.Start(worker.Config{Init: init})
@@ -68,7 +68,7 @@ func TestStartTimeout(t *testing.T) {
 			// Under a cap of one page wslowstart starts at once. A task with
 			// a larger cap needs an instance of its own, whose start-up never
 			// ends: that task fails, and the worker goes on.
-			wk := startWorker(t, engine, "wslowstart", func(i *wire.Init) {
+			wk := startWorker(t, eng, "wslowstart", func(i *wire.Init) {
 				i.MemoryLimit, i.StartTimeout = 64<<10, 100*time.Millisecond
 			})
 			big := task("ok", "")
@@ -84,21 +84,21 @@ func TestStartTimeout(t *testing.T) {
 }
 
 func TestMemoryNeededAtStart(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
+	forEngines(t, func(t *testing.T, eng string) {
 		t.Run("above the worker's cap", func(t *testing.T) {
 			// An SDK module, and a command built in code: both are refused
 			// at the handshake, before any instance is made.
 			cmd := filepath.Join(t.TempDir(), "cmd.wasm")
 			require.NoError(t, os.WriteFile(cmd, testguest.Module{Funcs: []testguest.Func{{Export: "_start"}}, Memory: 1280}.Encode(), 0o644))
 			for _, module := range []string{testguest.Path(t, "wbigmem"), cmd} {
-				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: engine, ModulePath: module, MemoryLimit: testCap}})
+				_, err := worker.Start(worker.Config{Init: wire.Init{Engine: eng, ModulePath: module, MemoryLimit: testCap}})
 				require.ErrorIs(t, err, worker.ErrStart)
 				require.ErrorContains(t, err, "sandbox: the module needs 80 MiB of linear memory just to start (its memory's minimum is 1280 pages), "+
 					"above the memory cap of 64 MiB; raise MemoryLimit (--memory) to at least 80 MiB")
 			}
 		})
 		t.Run("above a task's cap", func(t *testing.T) {
-			wk := startWorker(t, engine, "wbigmem", func(i *wire.Init) { i.MemoryLimit = 128 << 20 })
+			wk := startWorker(t, eng, "wbigmem", func(i *wire.Init) { i.MemoryLimit = 128 << 20 })
 			small := task("ok", "")
 			small.MemoryLimit = testCap
 			rs := run(t, wk, task("ok", ""), small, task("ok", ""))
@@ -113,8 +113,8 @@ func TestMemoryNeededAtStart(t *testing.T) {
 // TestInitializeNeedsMoreMemory: a Go guest's memory starts under 3 MiB,
 // but its runtime's _initialize grows it past that.
 func TestInitializeNeedsMoreMemory(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		init := wire.Init{Engine: engine, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 3 << 20, LogLimit: 64 << 10}
+	forEngines(t, func(t *testing.T, eng string) {
+		init := wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 3 << 20, LogLimit: 64 << 10}
 		precompile(t, &init)
 		_, err := worker.Start(worker.Config{Init: init})
 		require.ErrorIs(t, err, worker.ErrStart)

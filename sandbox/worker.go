@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/safepool/safepool/internal/engine"
+	_ "github.com/safepool/safepool/internal/engine/wasmtime" // with -tags wasmtime
+	_ "github.com/safepool/safepool/internal/engine/wazero"   // the default engine, in every worker
 	"github.com/safepool/safepool/internal/proc"
 	"github.com/safepool/safepool/internal/wire"
 	"github.com/safepool/safepool/module"
@@ -49,7 +52,7 @@ type worker struct {
 	cfg  *wire.Init
 	end  *proc.ChildEnd
 	w    *wire.Writer
-	eng  engine
+	eng  engine.Compiled
 	info *module.Info
 	inst *instance // the warm SDK instance, nil until needed
 
@@ -81,10 +84,11 @@ func serve(end *proc.ChildEnd) error {
 		return w.fatal(wire.FatalVersion, fmt.Sprintf("host speaks protocol version %d, this worker speaks %d; use the same safepool build for host and worker", cfg.Version, wire.Version))
 	}
 	w.cfg = cfg
-	if err := CheckEngine(cfg.Engine); err != nil {
+	eng, err := engine.Lookup(cfg.Engine)
+	if err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
-	if err := proc.LimitMemory(addressSpaceLimit(cfg)); err != nil {
+	if err := proc.LimitMemory(addressSpaceLimit(cfg, eng)); err != nil {
 		return w.fatal(wire.FatalInternal, err.Error())
 	}
 	if err := proc.Confine(); err != nil { // seccomp: after the last setrlimit, before any guest code
@@ -94,7 +98,7 @@ func serve(end *proc.ChildEnd) error {
 	if err != nil {
 		return w.fatal(wire.FatalModule, fmt.Sprintf("read module: %v", err))
 	}
-	w.eng, w.info, err = newEngine(ctx, cfg.Engine, wasm, cfg.CacheDir)
+	w.eng, w.info, err = eng.Load(ctx, wasm, engine.Dir(cfg.CacheDir, cfg.Engine, wasm))
 	if err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
@@ -106,7 +110,7 @@ func serve(end *proc.ChildEnd) error {
 		inst, err := w.newInstance(cfg.MemoryLimit, nil, nil)
 		if err != nil {
 			code := wire.FatalModule
-			if ie := (*instantiateError)(nil); errors.As(err, &ie) {
+			if ie := (*engine.InstantiateError)(nil); errors.As(err, &ie) {
 				code = wire.FatalInstantiate
 			}
 			return w.fatal(code, err.Error())
@@ -167,6 +171,16 @@ func serve(end *proc.ChildEnd) error {
 	}
 }
 
+// addressSpaceLimit is the worker's address-space backstop: the host's
+// figure, plus what the engine reserves beyond the linear memory the host
+// counted.
+func addressSpaceLimit(cfg *wire.Init, eng engine.Engine) uint64 {
+	if cfg.ProcessLimit == 0 {
+		return 0
+	}
+	return cfg.ProcessLimit + eng.Reservation()
+}
+
 // spinAfterBatch is the largest batch after which the worker polls for the
 // next one (see serve).
 const spinAfterBatch = 4
@@ -182,7 +196,7 @@ func (w *worker) fatal(code wire.FatalCode, msg string) error {
 // handshakeSDK checks the guest's ABI version and asks for its handlers,
 // as part of the instance's start-up.
 func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
-	v, err := inst.startCall(w.ctx, exportABIVersion)
+	v, err := inst.startCall(w.ctx, engine.ExportABIVersion)
 	if err != nil {
 		return nil, inst.startFailed("safepool_abi_version", err)
 	}
@@ -197,7 +211,7 @@ func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
 			}
 		}
 	}
-	_, err = inst.startCall(w.ctx, exportHandlers)
+	_, err = inst.startCall(w.ctx, engine.ExportHandlers)
 	inst.sink = nil
 	if err != nil {
 		return nil, inst.startFailed("safepool_handlers", err)
@@ -337,14 +351,14 @@ func startFailure(t *wire.Task, start time.Time, err error) wire.Result {
 // put writes the task's name and input into guest memory, name first.
 func (inst *instance) put(ctx context.Context, fn string, in []byte) (uint32, error) {
 	n := len(fn) + len(in)
-	ptr, err := inst.call(ctx, exportAlloc, uint32(n))
+	ptr, err := inst.call(ctx, engine.ExportAlloc, uint32(n))
 	if err != nil {
 		return 0, err
 	}
 	if ptr == 0 && n > 0 {
 		return 0, errors.New("safepool_alloc returned 0")
 	}
-	buf, ok := inst.g.memory(ptr, uint32(n))
+	buf, ok := inst.g.Memory(ptr, uint32(n))
 	if !ok {
 		return 0, fmt.Errorf("safepool_alloc returned %d, outside linear memory", ptr)
 	}
@@ -365,7 +379,7 @@ func (w *worker) runSDK(t *wire.Task) {
 		return
 	}
 	inst.log.Reset()
-	inst.g.clearCapHit()
+	inst.g.ClearCapHit()
 	res := wire.Result{ID: t.ID, Start: start.UnixNano()}
 	got := false
 	inst.sink = func(status uint32, b []byte) {
@@ -378,7 +392,7 @@ func (w *worker) runSDK(t *wire.Task) {
 	inst.arm(timeout)
 	ptr, err := inst.put(w.ctx, t.Func, t.Input)
 	if err == nil {
-		_, err = inst.call(w.ctx, exportCall, ptr, uint32(len(t.Func)), ptr+uint32(len(t.Func)), uint32(len(t.Input)))
+		_, err = inst.call(w.ctx, engine.ExportCall, ptr, uint32(len(t.Func)), ptr+uint32(len(t.Func)), uint32(len(t.Input)))
 	}
 	inst.disarm()
 	inst.sink = nil
@@ -388,12 +402,12 @@ func (w *worker) runSDK(t *wire.Task) {
 		res.Output = nil
 	case !got:
 		res.Status, res.Error = wire.StatusError, "guest returned no result (safepool_call must call safepool.result once)"
-	case res.Status != wire.StatusOK && inst.g.capHit():
+	case res.Status != wire.StatusOK && inst.g.CapHit():
 		inst.note("the guest's error: " + res.Error)
 		res.Status, res.Error = wire.StatusMemoryLimit, memoryLimitReached(limit)
 	}
 	res.End = time.Now().UnixNano()
-	res.PeakMemory = inst.g.peakMemory()
+	res.PeakMemory = inst.g.PeakMemory()
 	res.Log = inst.log.Bytes()
 	w.emit(res)
 	w.afterTask()
@@ -445,12 +459,12 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		size += 8 + len(tasks[i].Func) + len(tasks[i].Input)
 	}
 	inst.arm(timeout)
-	ptr, err := inst.call(w.ctx, exportAlloc, uint32(size))
+	ptr, err := inst.call(w.ctx, engine.ExportAlloc, uint32(size))
 	if err != nil || ptr == 0 {
 		inst.disarm()
 		return w.batchFallback(tasks, inst, err)
 	}
-	buf, ok := inst.g.memory(ptr, uint32(size))
+	buf, ok := inst.g.Memory(ptr, uint32(size))
 	if !ok {
 		inst.disarm()
 		return w.batchFallback(tasks, inst, fmt.Errorf("safepool_alloc returned %d, outside linear memory", ptr))
@@ -464,7 +478,7 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 	i := 0
 	cur := wire.Result{ID: tasks[0].ID, Start: start.UnixNano()}
 	inst.log.Reset()
-	inst.g.clearCapHit()
+	inst.g.ClearCapHit()
 	inst.sink = func(status uint32, b []byte) {
 		if i >= len(tasks) {
 			panic("safepool.result called more times than the batch has tasks")
@@ -474,24 +488,24 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		}
 		w.fill(inst, &cur, status, b)
 		now := time.Now()
-		if cur.Status != wire.StatusOK && inst.g.capHit() {
+		if cur.Status != wire.StatusOK && inst.g.CapHit() {
 			inst.note("the guest's error: " + cur.Error)
 			cur.Status, cur.Error = wire.StatusMemoryLimit, memoryLimitReached(limit)
 		}
 		cur.End = now.UnixNano()
-		cur.PeakMemory = inst.g.peakMemory()
+		cur.PeakMemory = inst.g.PeakMemory()
 		cur.Log = inst.log.Bytes()
 		w.emitAt(cur, now)
 		i++
 		if i < len(tasks) {
 			inst.log.Reset()
-			inst.g.clearCapHit()
+			inst.g.ClearCapHit()
 			cur = wire.Result{ID: tasks[i].ID, Start: now.UnixNano()}
 			w.begin(&tasks[i], now)
 			inst.armAt(now, timeout)
 		}
 	}
-	_, err = inst.call(w.ctx, exportBatch, ptr, uint32(size))
+	_, err = inst.call(w.ctx, engine.ExportBatch, ptr, uint32(size))
 	inst.disarm()
 	inst.sink = nil
 	switch {
@@ -499,7 +513,7 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		cur.Status, cur.Error = inst.classify(err, timeout)
 		cur.Output = nil
 		cur.End = time.Now().UnixNano()
-		cur.PeakMemory = inst.g.peakMemory()
+		cur.PeakMemory = inst.g.PeakMemory()
 		cur.Log = inst.log.Bytes()
 		w.emit(cur)
 		i++
@@ -549,7 +563,7 @@ func (w *worker) runCommand(t *wire.Task) {
 	defer inst.close()
 	res := wire.Result{ID: t.ID, Start: start.UnixNano()}
 	inst.arm(timeout)
-	_, err = inst.call(w.ctx, exportStart)
+	_, err = inst.call(w.ctx, engine.ExportStart)
 	inst.disarm()
 	if code, ok := exitCode(err); ok && code == 0 && !inst.timedOut.Load() {
 		err = nil // proc_exit(0) is how a command says it succeeded
@@ -565,7 +579,7 @@ func (w *worker) runCommand(t *wire.Task) {
 		res.Output = stdout.buf
 	}
 	res.End = time.Now().UnixNano()
-	res.PeakMemory = inst.g.peakMemory()
+	res.PeakMemory = inst.g.PeakMemory()
 	res.Log = inst.log.Bytes()
 	w.emit(res)
 }

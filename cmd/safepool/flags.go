@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/pool"
-	"github.com/safepool/safepool/sandbox"
 )
 
 // runOptions are the flags of 'safepool run'.
@@ -83,8 +83,8 @@ func parseRunFlags(args []string, stdout io.Writer) (*runOptions, error) {
 	case set["retries"] && pool.Policy(o.onKill) != pool.Retry:
 		return nil, usageErrorf("run: --retries only applies with --on-kill retry; add --on-kill retry or drop --retries")
 	}
-	if err := sandbox.CheckEngine(o.engine); err != nil {
-		return nil, usageErrorf("run: --engine %q: %s", o.engine, strings.TrimPrefix(err.Error(), "sandbox: "))
+	if err := engine.Check(o.engine); err != nil {
+		return nil, usageErrorf("run: --engine %q: %s", o.engine, strings.TrimPrefix(err.Error(), "engine: "))
 	}
 	return o, nil
 }

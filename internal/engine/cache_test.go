@@ -1,4 +1,4 @@
-package sandbox_test
+package engine_test
 
 import (
 	"context"
@@ -6,9 +6,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/safepool/safepool/internal/engine"
+	_ "github.com/safepool/safepool/internal/engine/wazero"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/module"
-	"github.com/safepool/safepool/sandbox"
 )
 
 // TestPrepareChecksAsInspect: Prepare, which checks the module it compiled
@@ -19,16 +20,16 @@ func TestPrepareChecksAsInspect(t *testing.T) {
 	dir := t.TempDir()
 	for _, bad := range testguest.Malformed(t) {
 		t.Run(bad.Name, func(t *testing.T) {
-			info, err := sandbox.Prepare(ctx, "", bad.Wasm, dir)
+			info, err := engine.Prepare(ctx, "", bad.Wasm, dir)
 			if bad.Is == nil {
 				require.NoError(t, err)
 				require.Equal(t, module.KindSDK, info.Kind)
-				require.True(t, sandbox.Prepared("", bad.Wasm, dir))
+				require.True(t, engine.Prepared("", bad.Wasm, dir))
 				return
 			}
 			require.ErrorIs(t, err, bad.Is)
 			require.ErrorContains(t, err, bad.Want)
-			require.False(t, sandbox.Prepared("", bad.Wasm, dir), "a refused module is never marked prepared")
+			require.False(t, engine.Prepared("", bad.Wasm, dir), "a refused module is never marked prepared")
 		})
 	}
 }
@@ -37,27 +38,26 @@ func TestPrepared(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	wasm := testguest.Bytes(t, "wsquare")
-	require.False(t, sandbox.Prepared("", wasm, dir), "nothing prepared yet")
-	require.False(t, sandbox.Prepared("", wasm, ""), "no cache: never prepared")
+	require.False(t, engine.Prepared("", wasm, dir), "nothing prepared yet")
+	require.False(t, engine.Prepared("", wasm, ""), "no cache: never prepared")
 
-	info, err := sandbox.Prepare(ctx, "", wasm, dir)
+	info, err := engine.Prepare(ctx, "", wasm, dir)
 	require.NoError(t, err)
 	require.Equal(t, module.KindSDK, info.Kind)
 	require.True(t, info.Batch)
-	require.True(t, sandbox.Prepared("", wasm, dir))
-	require.True(t, sandbox.Prepared(sandbox.EngineWazero, wasm, dir), `"" is wazero`)
-	require.False(t, sandbox.Prepared("wasmtime", wasm, dir), "prepared for one engine only")
-	require.False(t, sandbox.Prepared("", testguest.Bytes(t, "wcmd"), dir), "another module is not prepared")
+	require.True(t, engine.Prepared("", wasm, dir))
+	require.True(t, engine.Prepared(engine.Wazero, wasm, dir), `"" is wazero`)
+	require.False(t, engine.Prepared("", testguest.Bytes(t, "wcmd"), dir), "another module is not prepared")
 
-	require.NoError(t, sandbox.ForgetCompiled(wasm, dir))
-	require.False(t, sandbox.Prepared("", wasm, dir), "forgetting the entry forgets the mark")
+	require.NoError(t, engine.Forget("", wasm, dir))
+	require.False(t, engine.Prepared("", wasm, dir), "forgetting the entry forgets the mark")
 
 	// Without a cache there is nothing to fill: Prepare only checks.
-	info, err = sandbox.Prepare(ctx, "", wasm, "")
+	info, err = engine.Prepare(ctx, "", wasm, "")
 	require.NoError(t, err)
 	require.Equal(t, module.KindSDK, info.Kind)
-	_, err = sandbox.Prepare(ctx, "no-such-engine", wasm, dir)
-	require.ErrorIs(t, err, sandbox.ErrUnknownEngine)
+	_, err = engine.Prepare(ctx, "no-such-engine", wasm, dir)
+	require.ErrorIs(t, err, engine.ErrUnknown)
 }
 
 // TestPrepareGoCommand: Prepare refuses a Go SDK module built as a command
@@ -66,7 +66,7 @@ func TestPrepareGoCommand(t *testing.T) {
 	wasm := testguest.Bytes(t, "sdkcmd")
 	_, want := module.Inspect(context.Background(), wasm)
 	require.ErrorIs(t, want, module.ErrNotReactor)
-	_, err := sandbox.Prepare(context.Background(), "", wasm, t.TempDir())
+	_, err := engine.Prepare(context.Background(), "", wasm, t.TempDir())
 	require.ErrorIs(t, err, module.ErrNotReactor)
 	require.EqualError(t, err, want.Error())
 }
