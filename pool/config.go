@@ -153,8 +153,8 @@ type Config struct {
 	BatchSize int
 
 	// Engine is the WebAssembly engine the workers run: "wazero" (the
-	// default, pure Go) or "wasmtime" (only in binaries built with
-	// -tags wasmtime, which needs cgo).
+	// default, pure Go) or "wasmtime" (only in programs that import
+	// github.com/safepool/safepool/engine/wasmtime, which needs cgo).
 	Engine string
 	// CacheDir is the compilation cache shared by all workers of the
 	// machine, with a directory per engine. Default: safepool's directory

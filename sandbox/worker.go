@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/safepool/safepool/internal/engine"
-	_ "github.com/safepool/safepool/internal/engine/wasmtime" // with -tags wasmtime
-	_ "github.com/safepool/safepool/internal/engine/wazero"   // the default engine, in every worker
+	_ "github.com/safepool/safepool/internal/engine/wazero" // the default engine, in every worker
 	"github.com/safepool/safepool/internal/proc"
 	"github.com/safepool/safepool/internal/wire"
 	"github.com/safepool/safepool/module"
@@ -21,6 +20,14 @@ import (
 func init() {
 	// A pool re-executes its own binary with proc.WorkerArg; become the
 	// worker before the program's main runs.
+	//
+	// Engines that the program imports (engine/wasmtime) register from
+	// their own init, which must have run by now. Go initializes a package
+	// after every package it imports and otherwise in import-path order, so
+	// an engine package whose imports are its binding, internal/engine and
+	// module, all initialized before this package, comes first
+	// (".../engine/wasmtime" < ".../sandbox"). The wasmtime module's
+	// conformance test fails if that ever stops being so.
 	if proc.IsWorker() {
 		Main()
 	}

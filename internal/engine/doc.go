@@ -14,7 +14,8 @@
 //
 // wazero (package internal/engine/wazero) is registered in every binary
 // that runs workers. Other engines register themselves when their package
-// is built in, the way database/sql drivers do.
+// is imported, the way database/sql drivers do: wasmtime's is
+// github.com/safepool/safepool/engine/wasmtime, a Go module of its own.
 //
 // # The compilation cache
 //

@@ -14,8 +14,8 @@ const (
 	// Wazero is the default engine: pure Go, no cgo, registered in every
 	// binary that runs workers.
 	Wazero = "wazero"
-	// Wasmtime is wasmtime-go. A binary has it when it is built with
-	// -tags wasmtime, which needs cgo.
+	// Wasmtime is wasmtime-go. A binary has it when it imports
+	// github.com/safepool/safepool/engine/wasmtime, which needs cgo.
 	Wasmtime = "wasmtime"
 )
 
@@ -28,7 +28,7 @@ var (
 // howToGet says, for each engine that is not in every binary, how a program
 // gets it.
 var howToGet = map[string]string{
-	Wasmtime: "rebuild with -tags wasmtime (needs cgo)",
+	Wasmtime: `add import _ "github.com/safepool/safepool/engine/wasmtime" to the program, and build it with cgo (CGO_ENABLED=1 and a C compiler)`,
 }
 
 var (

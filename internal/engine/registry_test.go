@@ -47,7 +47,8 @@ func TestRegistry(t *testing.T) {
 	// wasmtime is known but not in this binary: the error says how to get it.
 	err = engine.Check(engine.Wasmtime)
 	require.ErrorIs(t, err, engine.ErrUnavailable)
-	require.EqualError(t, err, "engine: wasmtime is not built into this binary; rebuild with -tags wasmtime (needs cgo)")
+	require.EqualError(t, err, `engine: wasmtime is not built into this binary; `+
+		`add import _ "github.com/safepool/safepool/engine/wasmtime" to the program, and build it with cgo (CGO_ENABLED=1 and a C compiler)`)
 	_, err = engine.Prepare(context.Background(), engine.Wasmtime, []byte("\x00asm"), t.TempDir())
 	require.ErrorIs(t, err, engine.ErrUnavailable)
 

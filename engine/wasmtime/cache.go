@@ -1,4 +1,4 @@
-//go:build wasmtime && cgo
+//go:build cgo
 
 package wasmtime
 
