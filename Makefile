@@ -10,12 +10,12 @@ EXAMPLE_GUESTS := $(wildcard examples/*/guest examples/*/guests/*)
 FIXTURES       := $(filter-out internal/testguest/testdata/wat,$(wildcard internal/testguest/testdata/*))
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test guests fmt lint bench soak check
+.PHONY: help demo test guests fmt lint bench soak check tidy-check
 
 help: ## list the targets
 	@echo "usage: make TARGET"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 demo: ## run the seed example: a worker is SIGKILLed mid-map, under skip, retry and abort
 	$(GO) run ./examples/seed
@@ -65,3 +65,6 @@ check: ## cross-build the guests for wasip1, go mod tidy and go vet (here and in
 		exit 1; \
 	fi
 	@echo "check: ok"
+
+tidy-check: ## show that go mod tidy in a module that imports only the pool downloads no wasmtime-go (needs the module proxy)
+	GO=$(GO) scripts/check-tidy.sh
