@@ -3,7 +3,6 @@ module github.com/safepool/safepool
 go 1.26.8
 
 require (
-	github.com/bytecodealliance/wasmtime-go/v39 v39.0.1
 	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/stretchr/testify v1.12.1
 	github.com/tetratelabs/wazero v1.12.0

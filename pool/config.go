@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/safepool/safepool/sandbox"
+	"github.com/safepool/safepool/internal/engine"
 )
 
 // Policy says what happens to a task that ended badly.
@@ -153,11 +153,12 @@ type Config struct {
 	BatchSize int
 
 	// Engine is the WebAssembly engine the workers run: "wazero" (the
-	// default, pure Go) or "wasmtime" (only in binaries built with
-	// -tags wasmtime, which needs cgo). See sandbox.Engines.
+	// default, pure Go) or "wasmtime" (only in programs that import
+	// github.com/safepool/safepool/engine/wasmtime, which needs cgo).
 	Engine string
 	// CacheDir is the compilation cache shared by all workers of the
-	// machine. Default sandbox.DefaultCacheDir().
+	// machine, with a directory per engine. Default: safepool's directory
+	// in the user's cache directory.
 	CacheDir string
 	// WorkerCommand runs workers with an explicit command, such as
 	// []string{"/usr/bin/safepool", "worker"}. Default: re-execute the
@@ -235,7 +236,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Retry.MemoryGrowth != 0 && c.Retry.MemoryGrowth < 1:
 		return bad("Retry.MemoryGrowth is %g; use 1 or more", c.Retry.MemoryGrowth)
 	}
-	if err := sandbox.CheckEngine(c.Engine); err != nil {
+	if err := engine.Check(c.Engine); err != nil {
 		return c, fmt.Errorf("%w: Engine: %w", ErrConfig, err)
 	}
 	for name, p := range map[string]Policy{"KillPolicy": c.KillPolicy, "OnKilled": c.OnKilled, "OnMemoryLimit": c.OnMemoryLimit, "OnTimeout": c.OnTimeout, "OnError": c.OnError} {
@@ -247,7 +248,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Workers = runtime.NumCPU()
 	}
 	if c.Engine == "" {
-		c.Engine = sandbox.EngineWazero
+		c.Engine = engine.Wazero
 	}
 	if c.MemoryLimit == 0 {
 		c.MemoryLimit = defaultMemoryLimit

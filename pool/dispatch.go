@@ -3,7 +3,7 @@ package pool
 import (
 	"context"
 
-	"github.com/safepool/safepool/sandbox"
+	"github.com/safepool/safepool/module"
 )
 
 // The dispatch seam. The pool keeps jobs waiting in its queue; a
@@ -19,7 +19,7 @@ type dispatcher interface {
 	// waitReady waits until tasks can run, or fails with why they cannot
 	// (the module's own failure, a *StartError, ctx's cause). It returns
 	// what the module is, from the first worker's handshake.
-	waitReady(ctx context.Context) (sandbox.Kind, []string, error)
+	waitReady(ctx context.Context) (module.Kind, []string, error)
 	// err returns the open breaker's *StartError, or nil when maps can run.
 	err() error
 	// stopRun stops the attempts of an aborted run in flight; their

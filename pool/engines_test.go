@@ -3,169 +3,34 @@ package pool_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/safepool/safepool/internal/engine"
+	"github.com/safepool/safepool/internal/enginetest"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/pool"
-	"github.com/safepool/safepool/sandbox"
 )
 
-// The conformance suite: what a pool promises must not depend on the
-// engine, so each test here runs once per engine built into the test
-// binary (wazero, and wasmtime too under -tags wasmtime). The other tests
-// of the package run on the default engine.
-
-// engines lists the engines built into this test binary, the default first.
-func engines() []string { return sandbox.Engines() }
-
-func forEngines(t *testing.T, f func(t *testing.T, engine string)) {
-	for _, engine := range engines() {
-		t.Run(engine, func(t *testing.T) { f(t, engine) })
-	}
+// TestEngines runs the pool-level conformance suite on the default engine.
+// The wasmtime module runs it on wasmtime (engine/wasmtime).
+func TestEngines(t *testing.T) {
+	enginetest.Pool(t, engine.Wazero)
 }
 
-func TestEngineStatuses(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		p := newPool(t, "tasks", func(c *pool.Config) {
-			c.Engine = engine
-			c.Timeout = 500 * time.Millisecond
-			c.MemoryLimit = 32 << 20
-			c.OutputLimit = 1 << 20
-		})
-		ctx := context.Background()
-		cases := []struct {
-			name, fn, in string
-			status       pool.Status
-			output, err  string
-		}{
-			{"ok", "square", "12", pool.StatusOK, "144", ""},
-			{"error", "fail", "x", pool.StatusError, "", "boom: x"},
-			{"panic", "panic", "", pool.StatusError, "", "kaboom"},
-			{"trap", "exit", "3", pool.StatusError, "", "exited with code 3"},
-			{"memory limit", "memhog", "64", pool.StatusMemoryLimit, "", "memory limit of 32 MiB reached"},
-			{"timeout spinning", "spin", "", pool.StatusTimeout, "", "timeout of 500ms"},
-			{"timeout asleep", "sleep", "60000", pool.StatusTimeout, "", "timeout of 500ms"},
-			{"output cap", "big", "2048", pool.StatusError, "", "over the output cap"},
-			{"ok after all that", "square", "5", pool.StatusOK, "25", ""},
-		}
-		for _, tc := range cases {
-			t.Run(tc.name, func(t *testing.T) {
-				begin := time.Now()
-				res, err := p.Apply(ctx, tc.fn, []byte(tc.in))
-				require.NoError(t, err)
-				require.Equal(t, tc.status, res.Status, res.Error)
-				require.Equal(t, tc.output, string(res.Output))
-				require.Contains(t, res.Error, tc.err)
-				require.NotZero(t, res.Stats.WorkerPID)
-				require.Equal(t, int64(32<<20), res.Stats.MemoryLimit)
-				if tc.status == pool.StatusTimeout {
-					require.Less(t, time.Since(begin), 2*time.Second, "the worker's watchdog, not the host's hang check, must stop it")
-				}
-			})
-		}
-		var killed []pool.Status
-		for _, kt := range p.KilledTasks() {
-			killed = append(killed, kt.Status)
-		}
-		slices.Sort(killed)
-		require.Equal(t, []pool.Status{pool.StatusMemoryLimit, pool.StatusTimeout, pool.StatusTimeout}, killed)
-	})
-}
-
-func TestEngineMemoryRetry(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		p := newPool(t, "tasks", func(c *pool.Config) {
-			c.Engine = engine
-			c.MemoryLimit = 32 << 20
-			c.OnMemoryLimit = pool.Retry
-			c.Retry = pool.RetryPolicy{MaxAttempts: 4, MemoryGrowth: 2, Backoff: time.Millisecond}
-		})
-		rs, err := p.Map(context.Background(), "memhog", [][]byte{[]byte("8"), []byte("100")})
-		require.NoError(t, err)
-		require.Equal(t, pool.StatusOK, rs[0].Status, rs[0].Error)
-		require.Equal(t, 1, rs[0].Attempts)
-		// 100 MiB: 32 → 64 → 128 MiB.
-		require.Equal(t, pool.StatusOK, rs[1].Status, rs[1].Error)
-		require.Equal(t, 3, rs[1].Attempts)
-		require.Equal(t, int64(128<<20), rs[1].Stats.MemoryLimit)
-		require.Greater(t, rs[1].Stats.PeakMemory, int64(100<<20))
-	})
-}
-
-func TestEngineKills(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		for _, policy := range []pool.Policy{pool.Skip, pool.Retry} {
-			t.Run(policy.String(), func(t *testing.T) {
-				k := newKiller(3)
-				p := newPool(t, "tasks", func(c *pool.Config) {
-					c.Engine = engine
-					c.OnEvent = k.onEvent
-					c.KillPolicy = policy
-				})
-				rs, err := p.Map(context.Background(), "slow_square", ints(8))
-				require.NoError(t, err)
-				want := []string{"0", "1", "4", "9", "16", "25", "36", "49"}
-				if policy == pool.Skip {
-					want[3] = "<killed>"
-					require.Contains(t, rs[3].Error, "killed by SIGKILL")
-				}
-				require.Equal(t, want, squares(t, rs))
-				for i, r := range rs {
-					if i != 3 {
-						require.Equal(t, 1, r.Attempts, "task %d was not running when the worker died", i)
-					}
-				}
-			})
-		}
-	})
-}
-
-func TestEngineCommandModule(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		p := newPool(t, "upper", func(c *pool.Config) { c.Engine = engine; c.Timeout = 500 * time.Millisecond })
-		rs, err := p.Map(context.Background(), "", [][]byte{[]byte("hello"), []byte("fail"), []byte("spin")})
-		require.NoError(t, err)
-		require.Equal(t, "HELLO", string(rs[0].Output))
-		require.Equal(t, pool.StatusError, rs[1].Status)
-		require.Equal(t, "guest exited with code 3", rs[1].Error, "the error is one line")
-		require.Contains(t, string(rs[1].Log), "bad input", "the guest's stderr is in the log")
-		require.Equal(t, pool.StatusTimeout, rs[2].Status, rs[2].Error)
-	})
-}
-
-func TestEngineBadStart(t *testing.T) {
-	forEngines(t, func(t *testing.T, engine string) {
-		t.Run("module needs more than the cap", func(t *testing.T) {
-			_, err := pool.New(context.Background(), pool.Config{Engine: engine, Module: testguest.Path(t, "tasks"), Workers: 1, CacheDir: cacheDir(t), MemoryLimit: 1 << 20})
-			require.ErrorContains(t, err, "linear memory just to start")
-			require.ErrorContains(t, err, "above the memory cap of 1 MiB; raise MemoryLimit (--memory) to at least")
-		})
-		t.Run("invalid module", func(t *testing.T) {
-			b := testguest.Bytes(t, "wsquare")
-			_, err := pool.New(context.Background(), pool.Config{Engine: engine, ModuleBytes: b[:len(b)-3], Workers: 1, CacheDir: cacheDir(t)})
-			require.ErrorIs(t, err, sandbox.ErrInvalidModule)
-		})
-	})
-}
-
+// TestEngineConfig: an engine name the binary cannot run fails pool.New
+// with ErrConfig and says what to do.
 func TestEngineConfig(t *testing.T) {
 	mod := testguest.Path(t, "wsquare")
 	_, err := pool.New(context.Background(), pool.Config{Module: mod, Engine: "v8"})
 	require.ErrorIs(t, err, pool.ErrConfig)
-	require.ErrorIs(t, err, sandbox.ErrUnknownEngine)
+	require.ErrorIs(t, err, engine.ErrUnknown)
 	require.ErrorContains(t, err, `"v8"; use wazero or wasmtime`)
 
-	p, err := pool.New(context.Background(), pool.Config{Module: mod, Engine: sandbox.EngineWasmtime, Workers: 1, CacheDir: cacheDir(t)})
-	if slices.Contains(engines(), sandbox.EngineWasmtime) {
-		require.NoError(t, err)
-		require.NoError(t, p.Terminate())
-		return
-	}
+	// This test binary does not import the wasmtime engine.
+	_, err = pool.New(context.Background(), pool.Config{Module: mod, Engine: engine.Wasmtime, Workers: 1, CacheDir: cacheDir(t)})
 	require.ErrorIs(t, err, pool.ErrConfig)
-	require.True(t, errors.Is(err, sandbox.ErrEngineUnavailable))
-	require.ErrorContains(t, err, "this binary was built without wasmtime; rebuild with -tags wasmtime (needs cgo)")
+	require.True(t, errors.Is(err, engine.ErrUnavailable))
+	require.ErrorContains(t, err, `engine: wasmtime is not built into this binary; add import _ "github.com/safepool/safepool/engine/wasmtime" to the program`)
 }

@@ -8,9 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/sandbox"
+	"github.com/safepool/safepool/module"
 )
 
 // local is the dispatcher that runs attempts in worker processes on this
@@ -41,7 +42,7 @@ type local struct {
 	// which sets kind and handlers; readyOnce guards both.
 	ready     chan struct{}
 	readyOnce sync.Once
-	kind      sandbox.Kind
+	kind      module.Kind
 	handlers  []string
 	// startFailed is closed, with startErr set, when a worker fails by the
 	// module's own doing before any worker was ready.
@@ -93,7 +94,7 @@ func newLocal(cfg Config, init wire.Init, q *queue, sink func(outcome), emit fun
 // waitReady waits until every worker is ready or, once a start-up has
 // failed, until one is: the module is then known to run. It returns what
 // the module is, or why it cannot run.
-func (l *local) waitReady(ctx context.Context) (sandbox.Kind, []string, error) {
+func (l *local) waitReady(ctx context.Context) (module.Kind, []string, error) {
 	for {
 		if n := l.readyCount.Load(); n >= int64(l.cfg.Workers) || (n > 0 && l.startTrouble.Load()) {
 			return l.kind, l.handlers, nil
@@ -236,8 +237,8 @@ func (l *local) workerReady(wk *hostconn.Conn) {
 	defer l.signalStart()
 	defer l.readyCount.Add(1)
 	l.readyOnce.Do(func() {
-		l.kind = sandbox.Kind(wk.Ready().Kind)
-		if l.kind == sandbox.KindSDK {
+		l.kind = module.Kind(wk.Ready().Kind)
+		if l.kind == module.KindSDK {
 			l.handlers = append([]string{}, wk.Ready().Handlers...)
 		}
 		close(l.ready)
@@ -293,7 +294,7 @@ func (l *local) recoverCache(err error, gen int) bool {
 	if rerr != nil {
 		return false
 	}
-	_ = sandbox.ForgetCompiled(wasm, l.init.CacheDir)
+	_ = engine.Forget(l.cfg.Engine, wasm, l.init.CacheDir)
 	if perr := prepareModule(context.Background(), l.cfg, wasm, l.init.CacheDir); perr != nil {
 		if !l.isReady() {
 			l.startFailOnce.Do(func() { l.startErr = perr; close(l.startFailed) })

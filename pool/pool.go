@@ -8,7 +8,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/safepool/safepool/sandbox"
+	"github.com/safepool/safepool/module"
 )
 
 // Pool runs tasks in worker processes. It is safe for concurrent use.
@@ -20,7 +20,7 @@ import (
 // its killed-task list and tells the pool through hooks when it ends.
 type Pool struct {
 	cfg      Config
-	kind     sandbox.Kind // from the workers' handshake
+	kind     module.Kind // from the workers' handshake
 	handlers map[string]bool
 	tmpDir   string // holds ModuleBytes written out for the workers
 
@@ -86,7 +86,7 @@ func (p *Pool) begin(ctx context.Context, fn string, n int, stream chan Result) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if p.kind == sandbox.KindSDK && !p.handlers[fn] {
+	if p.kind == module.KindSDK && !p.handlers[fn] {
 		return nil, fmt.Errorf("%w %q: the module exports %v", ErrUnknownFunc, fn, p.handlerNames())
 	}
 	// The breaker is read under p.mu, where failAll reads the runs: a run

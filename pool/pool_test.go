@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/safepool/safepool/internal/testguest"
+	"github.com/safepool/safepool/module"
 	"github.com/safepool/safepool/pool"
-	"github.com/safepool/safepool/sandbox"
 )
 
 func TestConfigErrors(t *testing.T) {
@@ -53,9 +53,9 @@ func TestBadModules(t *testing.T) {
 		is     error
 		want   string
 	}{
-		{"wbadimport", sandbox.ErrForbiddenImport, "env.foo"},
-		{"wnoexport", sandbox.ErrNotTaskModule, "neither"},
-		{"wbadsig", sandbox.ErrBadSignature, "safepool_abi_version"},
+		{"wbadimport", module.ErrForbiddenImport, "env.foo"},
+		{"wnoexport", module.ErrNotTaskModule, "neither"},
+		{"wbadsig", module.ErrBadSignature, "safepool_abi_version"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.module, func(t *testing.T) {
@@ -66,12 +66,12 @@ func TestBadModules(t *testing.T) {
 	}
 	t.Run("not wasm", func(t *testing.T) {
 		_, err := pool.New(context.Background(), pool.Config{ModuleBytes: []byte("hello world, not wasm"), Workers: 1})
-		require.ErrorIs(t, err, sandbox.ErrNotWasm)
+		require.ErrorIs(t, err, module.ErrNotWasm)
 	})
 	t.Run("truncated", func(t *testing.T) {
 		b := testguest.Bytes(t, "wsquare")
 		_, err := pool.New(context.Background(), pool.Config{ModuleBytes: b[:len(b)/2], Workers: 1})
-		require.ErrorIs(t, err, sandbox.ErrInvalidModule)
+		require.ErrorIs(t, err, module.ErrInvalidModule)
 	})
 	t.Run("missing file", func(t *testing.T) {
 		_, err := pool.New(context.Background(), pool.Config{Module: filepath.Join(t.TempDir(), "nope.wasm")})

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/wire"
-	"github.com/safepool/safepool/sandbox"
+	"github.com/safepool/safepool/module"
+	_ "github.com/safepool/safepool/sandbox" // re-executed as a worker, this binary becomes one before main runs
 )
 
 // New validates cfg and the module, starts the workers and returns when
@@ -29,7 +31,7 @@ import (
 //   - A bad config wraps ErrConfig, and says what to change.
 //   - A module that is not wasm, imports something the sandbox does not
 //     provide, lacks the exports a task module needs, or cannot start gives
-//     the sandbox's error (sandbox.ErrNotWasm and friends), which names the
+//     the module's error (module.ErrNotWasm and friends), which names the
 //     problem. New fails at once: never later, at the first task.
 //   - Workers that keep being killed as they start, for StartGiveUp, give a
 //     *StartError (errors.Is ErrCrashLoop).
@@ -54,7 +56,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	// machine code from the cache instead of each compiling it. A module
 	// this machine has prepared before needs neither: the workers start at
 	// once, and their handshake says what the module is.
-	if !sandbox.Prepared(cfg.Engine, wasm, cache) {
+	if !engine.Prepared(cfg.Engine, wasm, cache) {
 		if err := prepareModule(ctx, cfg, wasm, cache); err != nil {
 			p.cleanup()
 			return nil, err
@@ -88,7 +90,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		return nil, fmt.Errorf("pool: start-up: %w", err)
 	}
 	p.kind = kind
-	if kind == sandbox.KindSDK {
+	if kind == module.KindSDK {
 		p.handlers = map[string]bool{}
 		for _, h := range handlers {
 			p.handlers[h] = true
@@ -126,7 +128,7 @@ func (p *Pool) loadModule() (path string, wasm []byte, err error) {
 func (p *Pool) cacheDir() string {
 	dir := p.cfg.CacheDir
 	if dir == "" {
-		dir = sandbox.DefaultCacheDir()
+		dir = engine.DefaultCacheDir()
 	}
 	err := os.MkdirAll(dir, 0o755)
 	if err == nil {
@@ -145,7 +147,7 @@ func (p *Pool) cacheDir() string {
 
 // prepareModule checks the module and compiles it into the cache.
 func prepareModule(ctx context.Context, cfg Config, wasm []byte, cache string) error {
-	if _, err := sandbox.Prepare(ctx, cfg.Engine, wasm, cache); err != nil {
+	if _, err := engine.Prepare(ctx, cfg.Engine, wasm, cache); err != nil {
 		return fmt.Errorf("pool: module %s: %w", moduleName(cfg), err)
 	}
 	return nil

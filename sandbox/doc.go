@@ -1,5 +1,6 @@
-// Package sandbox is the worker side of safepool: the process that hosts a
-// WebAssembly engine and runs tasks under a memory cap and a deadline.
+// Package sandbox is the worker side of safepool: the process that runs a
+// module's tasks on a WebAssembly engine, under a memory cap and a
+// deadline, and reports each task's status to the pool.
 //
 // A pool starts workers by re-executing its own binary; this package's init
 // function recognises such a process and turns it into a worker before main
@@ -7,16 +8,12 @@
 // explicit worker executable call [Main] (the safepool CLI does, for
 // `safepool worker`).
 //
-// The host side of the package is small: [Inspect] checks a module before any
-// worker starts, so that a bad module fails at load time with an error that
-// names the problem, and [Precompile] fills the compilation cache once per
-// machine, so that N workers do not compile N times.
-//
-// Two engines run the tasks, with the same statuses and limits: wazero, the
-// default, in pure Go; and wasmtime, built in with -tags wasmtime (cgo). The
-// worker's task logic is engine-independent; each engine only compiles,
-// instantiates, calls, caps memory, interrupts and names its traps (see
-// [Engines] and [CheckEngine]).
+// The task logic here does not depend on the engine: batching, blame,
+// memory caps, timeouts, statuses, and the three ways of running a task
+// (one safepool_call, a safepool_batch of many, or a WASI command's
+// _start). Each engine only compiles, instantiates, calls, caps memory,
+// interrupts and names its traps, behind package internal/engine's
+// interface; wazero is built into every worker.
 //
 // Each task ends with one status: ok, error, memory_limit or timeout. The
 // worker never reports killed; the host does, when the worker dies. After a

@@ -9,19 +9,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/internal/tail"
 	"github.com/safepool/safepool/internal/wire"
 )
 
 // instance is one instantiated module with its memory cap, its captured
 // output, and its watchdog. It holds everything about an instance that does
-// not depend on the engine; g is the engine's part.
+// not depend on the engine; g is the engine's part, and host what the
+// engine calls back into.
 type instance struct {
-	g      guest
-	limit  uint64
-	log    *tail.Buffer // guest stderr (and stdout of SDK modules)
-	stdin  []byte       // command modules only
-	stdout *capBuffer   // command modules only
+	g     engine.Guest
+	host  engine.Host
+	limit uint64
+	log   *tail.Buffer // guest stderr (and stdout of SDK modules)
 
 	// sink receives safepool.result calls; set by whoever drives the call.
 	sink func(status uint32, b []byte)
@@ -50,8 +51,8 @@ type instance struct {
 	startTimeout time.Duration // what set startBy, for messages
 }
 
-// onResult is the safepool.result host function. Engines turn its panics
-// into traps.
+// onResult is the safepool.result host function (engine.Host.Result).
+// Engines turn its panics into traps.
 func (inst *instance) onResult(status uint32, b []byte) {
 	if inst.sink == nil {
 		panic("safepool.result called with no task running")
@@ -145,12 +146,12 @@ func (inst *instance) check() {
 	inst.pending = false
 	inst.timedOut.Store(true)
 	inst.wakeOnce.Do(func() { close(inst.wake) })
-	inst.g.interrupt()
+	inst.g.Interrupt()
 }
 
 // call runs an export of the guest.
-func (inst *instance) call(ctx context.Context, fn export, args ...uint32) (uint32, error) {
-	return inst.g.call(ctx, fn, args...)
+func (inst *instance) call(ctx context.Context, fn engine.Export, args ...uint32) (uint32, error) {
+	return inst.g.Call(ctx, fn, args...)
 }
 
 func (inst *instance) close() {
@@ -161,7 +162,7 @@ func (inst *instance) close() {
 	}
 	inst.mu.Unlock()
 	if inst.g != nil {
-		inst.g.close()
+		inst.g.Close()
 	}
 }
 
@@ -176,7 +177,7 @@ func (inst *instance) classify(err error, timeout time.Duration) (wire.Status, s
 	case inst.timedOut.Load():
 		inst.note(detail) // where the guest was stopped
 		return wire.StatusTimeout, fmt.Sprintf("task ran past its timeout of %s and was stopped", timeout)
-	case inst.g.capHit():
+	case inst.g.CapHit():
 		inst.note(msg) // the trap that followed the refused grow
 		inst.note(detail)
 		return wire.StatusMemoryLimit, memoryLimitReached(inst.limit)
@@ -206,9 +207,9 @@ func (inst *instance) note(s string) {
 // splitError splits a failed call's error into its first line, for a
 // result's error, and the rest: a trap's stack trace and any further lines.
 func splitError(err error) (msg, detail string) {
-	var trap *trapError
+	var trap *engine.TrapError
 	if errors.As(err, &trap) {
-		detail = trap.trace
+		detail = trap.Trace
 	}
 	msg, rest, _ := strings.Cut(err.Error(), "\n")
 	return msg, joinLines(rest, detail)
@@ -227,9 +228,9 @@ func joinLines(a, b string) string {
 
 // exitCode returns the code of a guest's proc_exit.
 func exitCode(err error) (uint32, bool) {
-	var exit *exitError
+	var exit *engine.ExitError
 	if errors.As(err, &exit) {
-		return exit.code, true
+		return exit.Code, true
 	}
 	return 0, false
 }
@@ -253,11 +254,3 @@ func (c *capBuffer) Write(p []byte) (int, error) {
 	c.buf = append(c.buf, p...)
 	return n, nil
 }
-
-// instantiateError is an engine's failure to instantiate a module it has
-// compiled or loaded. The worker reports it as wire.FatalInstantiate, which
-// tells the host that a damaged cache entry may be the cause.
-type instantiateError struct{ err error }
-
-func (e *instantiateError) Error() string { return "sandbox: instantiate module: " + e.err.Error() }
-func (e *instantiateError) Unwrap() error { return e.err }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/internal/tail"
 	"github.com/safepool/safepool/internal/wire"
 )
@@ -36,43 +37,45 @@ func (e *startError) Error() string {
 	return e.msg + "\n" + string(e.detail)
 }
 
-// errMemoryAtStart is an engine's report that the cap refused the memory a
-// new instance needs before any code runs.
-type errMemoryAtStart struct{ limit uint64 }
-
-func (e errMemoryAtStart) Error() string {
-	return fmt.Sprintf("sandbox: the module needs more than the memory cap of %s to start; raise MemoryLimit (--memory)", formatSize(e.limit))
-}
-
 // newInstance instantiates the module under a memory cap of limit bytes and
 // runs its _initialize, if any. startTimeout bounds the whole start-up,
 // the handshake's calls included (see startCall); 0 means no deadline.
 // stdout is nil for SDK modules, whose stdout goes to the log. Every error
 // is a *startError.
-func newInstance(ctx context.Context, e engine, limit, logLimit uint64, startTimeout time.Duration, stdin []byte, stdout *capBuffer) (*instance, error) {
+func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64, startTimeout time.Duration, stdin []byte, stdout *capBuffer) (*instance, error) {
 	inst := &instance{
 		limit:        limit,
 		log:          tail.New(int(logLimit)),
-		stdin:        stdin,
-		stdout:       stdout,
 		wake:         make(chan struct{}),
 		startTimeout: startTimeout,
+	}
+	inst.host = engine.Host{
+		Limit:       limit,
+		Stdin:       stdin,
+		Log:         inst.log,
+		Sleep:       inst.sleep,
+		Result:      inst.onResult,
+		Interrupted: inst.timedOut.Load,
+	}
+	if stdout != nil { // a nil *capBuffer in the interface would not be nil
+		inst.host.Stdout = stdout
 	}
 	if startTimeout > 0 {
 		inst.startBy = time.Now().Add(startTimeout)
 	}
-	g, err := e.instantiate(ctx, inst)
+	g, err := c.Instantiate(ctx, &inst.host)
 	if err != nil {
-		if mem, ok := err.(errMemoryAtStart); ok {
-			return nil, &startError{status: wire.StatusMemoryLimit, msg: mem.Error()}
+		if mem := (*engine.MemoryAtStartError)(nil); errors.As(err, &mem) {
+			return nil, &startError{status: wire.StatusMemoryLimit, msg: fmt.Sprintf(
+				"sandbox: the module needs more than the memory cap of %s to start; raise MemoryLimit (--memory)", formatSize(mem.Limit))}
 		}
 		msg, detail := splitError(err)
 		inst.note(detail)
 		return nil, &startError{status: wire.StatusError, msg: msg, detail: inst.log.Bytes()}
 	}
 	inst.g = g
-	if g.has(exportInitialize) {
-		if _, err := inst.startCall(ctx, exportInitialize); err != nil {
+	if g.Has(engine.ExportInitialize) {
+		if _, err := inst.startCall(ctx, engine.ExportInitialize); err != nil {
 			err := inst.startFailed("the module's _initialize", err)
 			inst.close()
 			return nil, err
@@ -86,11 +89,11 @@ func newInstance(ctx context.Context, e engine, limit, logLimit uint64, startTim
 // it returned, with errPastStart: the watchdog may have interrupted the
 // engine, whose next calls would fail, and a start-up that ran past its
 // deadline is refused whether or not the watchdog was quick enough.
-func (inst *instance) startCall(ctx context.Context, fn export, args ...uint32) (uint32, error) {
+func (inst *instance) startCall(ctx context.Context, fn engine.Export, args ...uint32) (uint32, error) {
 	if !inst.startBy.IsZero() {
 		inst.armUntil(inst.startBy)
 	}
-	v, err := inst.g.call(ctx, fn, args...)
+	v, err := inst.g.Call(ctx, fn, args...)
 	inst.disarm()
 	if err == nil && (inst.timedOut.Load() || !inst.startBy.IsZero() && time.Now().After(inst.startBy)) {
 		err = errPastStart
@@ -113,7 +116,7 @@ func (inst *instance) startFailed(what string, err error) *startError {
 		inst.note(detail) // where it was stopped
 		return &startError{status: wire.StatusError, detail: inst.log.Bytes(),
 			msg: fmt.Sprintf("sandbox: %s ran past the start timeout of %s and was stopped; raise the pool's StartTimeout", what, inst.startTimeout)}
-	case inst.g.capHit():
+	case inst.g.CapHit():
 		inst.note(msg)
 		inst.note(detail)
 		return &startError{status: wire.StatusMemoryLimit, detail: inst.log.Bytes(),

@@ -10,13 +10,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/safepool/safepool/internal/engine"
+	_ "github.com/safepool/safepool/internal/engine/wazero" // the default engine, in every worker
 	"github.com/safepool/safepool/internal/proc"
 	"github.com/safepool/safepool/internal/wire"
+	"github.com/safepool/safepool/module"
 )
 
 func init() {
 	// A pool re-executes its own binary with proc.WorkerArg; become the
 	// worker before the program's main runs.
+	//
+	// Engines that the program imports (engine/wasmtime) register from
+	// their own init, which must have run by now. Go initializes a package
+	// after every package it imports and otherwise in import-path order, so
+	// an engine package whose imports are its binding, internal/engine and
+	// module, all initialized before this package, comes first
+	// (".../engine/wasmtime" < ".../sandbox"). The wasmtime module's
+	// conformance test fails if that ever stops being so.
 	if proc.IsWorker() {
 		Main()
 	}
@@ -48,12 +59,9 @@ type worker struct {
 	cfg  *wire.Init
 	end  *proc.ChildEnd
 	w    *wire.Writer
-	eng  engine
-	info *ModuleInfo
-	// pages is the linear memory, in pages, the module needs before any of
-	// its code runs.
-	pages uint64
-	inst  *instance // the warm SDK instance, nil until needed
+	eng  engine.Compiled
+	info *module.Info
+	inst *instance // the warm SDK instance, nil until needed
 
 	pending   []wire.Result
 	arena     []byte // outputs of the pending results, copied out of guest memory
@@ -83,10 +91,11 @@ func serve(end *proc.ChildEnd) error {
 		return w.fatal(wire.FatalVersion, fmt.Sprintf("host speaks protocol version %d, this worker speaks %d; use the same safepool build for host and worker", cfg.Version, wire.Version))
 	}
 	w.cfg = cfg
-	if err := CheckEngine(cfg.Engine); err != nil {
+	eng, err := engine.Lookup(cfg.Engine)
+	if err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
-	if err := proc.LimitMemory(addressSpaceLimit(cfg)); err != nil {
+	if err := proc.LimitMemory(addressSpaceLimit(cfg, eng)); err != nil {
 		return w.fatal(wire.FatalInternal, err.Error())
 	}
 	if err := proc.Confine(); err != nil { // seccomp: after the last setrlimit, before any guest code
@@ -96,20 +105,19 @@ func serve(end *proc.ChildEnd) error {
 	if err != nil {
 		return w.fatal(wire.FatalModule, fmt.Sprintf("read module: %v", err))
 	}
-	w.eng, w.info, err = newEngine(ctx, cfg.Engine, wasm, cfg.CacheDir)
+	w.eng, w.info, err = eng.Load(ctx, wasm, engine.Dir(cfg.CacheDir, cfg.Engine, wasm))
 	if err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
-	w.pages = memoryPages(wasm)
-	if err := checkStartMemory(w.pages, cfg.MemoryLimit, false); err != nil {
+	if err := checkStartMemory(w.info.MemoryPages, cfg.MemoryLimit, false); err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
 	ready := &wire.Ready{Version: wire.Version, PID: uint32(os.Getpid()), Kind: wire.Kind(w.info.Kind), Batch: w.info.Batch}
-	if w.info.Kind == KindSDK {
+	if w.info.Kind == module.KindSDK {
 		inst, err := w.newInstance(cfg.MemoryLimit, nil, nil)
 		if err != nil {
 			code := wire.FatalModule
-			if ie := (*instantiateError)(nil); errors.As(err, &ie) {
+			if ie := (*engine.InstantiateError)(nil); errors.As(err, &ie) {
 				code = wire.FatalInstantiate
 			}
 			return w.fatal(code, err.Error())
@@ -170,6 +178,16 @@ func serve(end *proc.ChildEnd) error {
 	}
 }
 
+// addressSpaceLimit is the worker's address-space backstop: the host's
+// figure, plus what the engine reserves beyond the linear memory the host
+// counted.
+func addressSpaceLimit(cfg *wire.Init, eng engine.Engine) uint64 {
+	if cfg.ProcessLimit == 0 {
+		return 0
+	}
+	return cfg.ProcessLimit + eng.Reservation()
+}
+
 // spinAfterBatch is the largest batch after which the worker polls for the
 // next one (see serve).
 const spinAfterBatch = 4
@@ -185,12 +203,12 @@ func (w *worker) fatal(code wire.FatalCode, msg string) error {
 // handshakeSDK checks the guest's ABI version and asks for its handlers,
 // as part of the instance's start-up.
 func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
-	v, err := inst.startCall(w.ctx, exportABIVersion)
+	v, err := inst.startCall(w.ctx, engine.ExportABIVersion)
 	if err != nil {
 		return nil, inst.startFailed("safepool_abi_version", err)
 	}
-	if v != ABIVersion {
-		return nil, fmt.Errorf("%w: the module speaks guest ABI %d, this worker speaks %d", ErrABIVersion, v, ABIVersion)
+	if v != module.ABIVersion {
+		return nil, fmt.Errorf("%w: the module speaks guest ABI %d, this worker speaks %d", module.ErrABIVersion, v, module.ABIVersion)
 	}
 	var names []string
 	inst.sink = func(_ uint32, b []byte) {
@@ -200,7 +218,7 @@ func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
 			}
 		}
 	}
-	_, err = inst.startCall(w.ctx, exportHandlers)
+	_, err = inst.startCall(w.ctx, engine.ExportHandlers)
 	inst.sink = nil
 	if err != nil {
 		return nil, inst.startFailed("safepool_handlers", err)
@@ -261,7 +279,7 @@ func (w *worker) limits(t *wire.Task) (uint64, time.Duration) {
 
 // run runs a batch in order.
 func (w *worker) run(tasks []wire.Task) {
-	if w.info.Kind == KindCommand {
+	if w.info.Kind == module.KindCommand {
 		for i := range tasks {
 			w.runCommand(&tasks[i])
 		}
@@ -294,7 +312,7 @@ func (w *worker) batchable(tasks []wire.Task) int {
 // newInstance starts an instance under a memory cap of limit bytes, and
 // under the start timeout: a task's own timeout covers only its call.
 func (w *worker) newInstance(limit uint64, stdin []byte, stdout *capBuffer) (*instance, error) {
-	if err := checkStartMemory(w.pages, limit, true); err != nil {
+	if err := checkStartMemory(w.info.MemoryPages, limit, true); err != nil {
 		return nil, err
 	}
 	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout)
@@ -340,14 +358,14 @@ func startFailure(t *wire.Task, start time.Time, err error) wire.Result {
 // put writes the task's name and input into guest memory, name first.
 func (inst *instance) put(ctx context.Context, fn string, in []byte) (uint32, error) {
 	n := len(fn) + len(in)
-	ptr, err := inst.call(ctx, exportAlloc, uint32(n))
+	ptr, err := inst.call(ctx, engine.ExportAlloc, uint32(n))
 	if err != nil {
 		return 0, err
 	}
 	if ptr == 0 && n > 0 {
 		return 0, errors.New("safepool_alloc returned 0")
 	}
-	buf, ok := inst.g.memory(ptr, uint32(n))
+	buf, ok := inst.g.Memory(ptr, uint32(n))
 	if !ok {
 		return 0, fmt.Errorf("safepool_alloc returned %d, outside linear memory", ptr)
 	}
@@ -368,7 +386,7 @@ func (w *worker) runSDK(t *wire.Task) {
 		return
 	}
 	inst.log.Reset()
-	inst.g.clearCapHit()
+	inst.g.ClearCapHit()
 	res := wire.Result{ID: t.ID, Start: start.UnixNano()}
 	got := false
 	inst.sink = func(status uint32, b []byte) {
@@ -381,7 +399,7 @@ func (w *worker) runSDK(t *wire.Task) {
 	inst.arm(timeout)
 	ptr, err := inst.put(w.ctx, t.Func, t.Input)
 	if err == nil {
-		_, err = inst.call(w.ctx, exportCall, ptr, uint32(len(t.Func)), ptr+uint32(len(t.Func)), uint32(len(t.Input)))
+		_, err = inst.call(w.ctx, engine.ExportCall, ptr, uint32(len(t.Func)), ptr+uint32(len(t.Func)), uint32(len(t.Input)))
 	}
 	inst.disarm()
 	inst.sink = nil
@@ -391,12 +409,12 @@ func (w *worker) runSDK(t *wire.Task) {
 		res.Output = nil
 	case !got:
 		res.Status, res.Error = wire.StatusError, "guest returned no result (safepool_call must call safepool.result once)"
-	case res.Status != wire.StatusOK && inst.g.capHit():
+	case res.Status != wire.StatusOK && inst.g.CapHit():
 		inst.note("the guest's error: " + res.Error)
 		res.Status, res.Error = wire.StatusMemoryLimit, memoryLimitReached(limit)
 	}
 	res.End = time.Now().UnixNano()
-	res.PeakMemory = inst.g.peakMemory()
+	res.PeakMemory = inst.g.PeakMemory()
 	res.Log = inst.log.Bytes()
 	w.emit(res)
 	w.afterTask()
@@ -448,12 +466,12 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		size += 8 + len(tasks[i].Func) + len(tasks[i].Input)
 	}
 	inst.arm(timeout)
-	ptr, err := inst.call(w.ctx, exportAlloc, uint32(size))
+	ptr, err := inst.call(w.ctx, engine.ExportAlloc, uint32(size))
 	if err != nil || ptr == 0 {
 		inst.disarm()
 		return w.batchFallback(tasks, inst, err)
 	}
-	buf, ok := inst.g.memory(ptr, uint32(size))
+	buf, ok := inst.g.Memory(ptr, uint32(size))
 	if !ok {
 		inst.disarm()
 		return w.batchFallback(tasks, inst, fmt.Errorf("safepool_alloc returned %d, outside linear memory", ptr))
@@ -467,7 +485,7 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 	i := 0
 	cur := wire.Result{ID: tasks[0].ID, Start: start.UnixNano()}
 	inst.log.Reset()
-	inst.g.clearCapHit()
+	inst.g.ClearCapHit()
 	inst.sink = func(status uint32, b []byte) {
 		if i >= len(tasks) {
 			panic("safepool.result called more times than the batch has tasks")
@@ -477,24 +495,24 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		}
 		w.fill(inst, &cur, status, b)
 		now := time.Now()
-		if cur.Status != wire.StatusOK && inst.g.capHit() {
+		if cur.Status != wire.StatusOK && inst.g.CapHit() {
 			inst.note("the guest's error: " + cur.Error)
 			cur.Status, cur.Error = wire.StatusMemoryLimit, memoryLimitReached(limit)
 		}
 		cur.End = now.UnixNano()
-		cur.PeakMemory = inst.g.peakMemory()
+		cur.PeakMemory = inst.g.PeakMemory()
 		cur.Log = inst.log.Bytes()
 		w.emitAt(cur, now)
 		i++
 		if i < len(tasks) {
 			inst.log.Reset()
-			inst.g.clearCapHit()
+			inst.g.ClearCapHit()
 			cur = wire.Result{ID: tasks[i].ID, Start: now.UnixNano()}
 			w.begin(&tasks[i], now)
 			inst.armAt(now, timeout)
 		}
 	}
-	_, err = inst.call(w.ctx, exportBatch, ptr, uint32(size))
+	_, err = inst.call(w.ctx, engine.ExportBatch, ptr, uint32(size))
 	inst.disarm()
 	inst.sink = nil
 	switch {
@@ -502,7 +520,7 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		cur.Status, cur.Error = inst.classify(err, timeout)
 		cur.Output = nil
 		cur.End = time.Now().UnixNano()
-		cur.PeakMemory = inst.g.peakMemory()
+		cur.PeakMemory = inst.g.PeakMemory()
 		cur.Log = inst.log.Bytes()
 		w.emit(cur)
 		i++
@@ -552,7 +570,7 @@ func (w *worker) runCommand(t *wire.Task) {
 	defer inst.close()
 	res := wire.Result{ID: t.ID, Start: start.UnixNano()}
 	inst.arm(timeout)
-	_, err = inst.call(w.ctx, exportStart)
+	_, err = inst.call(w.ctx, engine.ExportStart)
 	inst.disarm()
 	if code, ok := exitCode(err); ok && code == 0 && !inst.timedOut.Load() {
 		err = nil // proc_exit(0) is how a command says it succeeded
@@ -568,7 +586,7 @@ func (w *worker) runCommand(t *wire.Task) {
 		res.Output = stdout.buf
 	}
 	res.End = time.Now().UnixNano()
-	res.PeakMemory = inst.g.peakMemory()
+	res.PeakMemory = inst.g.PeakMemory()
 	res.Log = inst.log.Bytes()
 	w.emit(res)
 }

@@ -154,7 +154,7 @@ func (w *compileWatch) stop() {
 	w.f.Close()
 }
 
-// isPreparedMark reports whether name is the empty file sandbox.Prepare
+// isPreparedMark reports whether name is the empty file engine.Prepare
 // leaves beside a module's cache entry: not a compilation.
 func isPreparedMark(name string) bool { return strings.HasPrefix(name, "prepared-") }
 

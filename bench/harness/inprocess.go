@@ -43,9 +43,9 @@ func inProcessCache(dir string) wazero.CompilationCache {
 }
 
 func newWasmHost(ctx context.Context, wasm []byte, cache wazero.CompilationCache) (*wasmHost, error) {
-	// The settings of sandbox's runtimeConfig: the compiler, loop-header
-	// checks so that a watchdog can stop a guest, and wazero's own page
-	// limit at 4 GiB.
+	// The settings of the wazero engine's runtimeConfig: the compiler,
+	// loop-header checks so that a watchdog can stop a guest, and wazero's
+	// own page limit at 4 GiB.
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(65536).

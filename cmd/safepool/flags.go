@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/pool"
-	"github.com/safepool/safepool/sandbox"
 )
 
 // runOptions are the flags of 'safepool run'.
@@ -146,8 +146,8 @@ func (o *runOptions) check(set map[string]bool) error {
 	case o.resume && o.out == "":
 		return errors.New("--resume needs --out PATH: it continues the file an interrupted run wrote there, and stdout cannot be read back")
 	}
-	if err := sandbox.CheckEngine(o.engine); err != nil {
-		return fmt.Errorf("--engine %q: %s", o.engine, strings.TrimPrefix(err.Error(), "sandbox: "))
+	if err := engine.Check(o.engine); err != nil {
+		return fmt.Errorf("--engine %q: %s", o.engine, strings.TrimPrefix(err.Error(), "engine: "))
 	}
 	return nil
 }

@@ -9,14 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-
+	"github.com/safepool/safepool/module"
 	"github.com/safepool/safepool/pool"
-	"github.com/safepool/safepool/sandbox"
 )
 
 // moduleReport is what 'safepool inspect' shows.
@@ -28,8 +24,8 @@ type moduleReport struct {
 	why      string // unusable only: what is wrong and what to do
 	batch    bool
 	handlers []string
-	imports  []sandbox.Func
-	exports  []sandbox.Func
+	imports  []module.Func
+	exports  []module.Func
 }
 
 // inspectCommand is 'safepool inspect PATH'. It exits with code 2 when the
@@ -67,16 +63,18 @@ func inspectModule(path string, wasm []byte) *moduleReport {
 	ctx := context.Background()
 	sum := sha256.Sum256(wasm)
 	rep := &moduleReport{path: path, size: len(wasm), sha256: hex.EncodeToString(sum[:])}
-	info, err := sandbox.Inspect(ctx, wasm)
+	info, err := module.Inspect(ctx, wasm)
 	if err != nil {
 		rep.kind, rep.why = "unusable", err.Error()
-		// Inspect gives no details with its error; list them here so the
-		// report shows the import or export at fault.
-		rep.imports, rep.exports = listFuncs(ctx, wasm)
+		// Inspect gives no details with its error; list what can be read,
+		// so the report shows the import or export at fault.
+		if d := module.Describe(wasm); d != nil {
+			rep.imports, rep.exports = d.Imports, d.Exports
+		}
 		return rep
 	}
 	rep.kind, rep.batch, rep.imports, rep.exports = info.Kind.String(), info.Batch, info.Imports, info.Exports
-	if info.Kind != sandbox.KindSDK {
+	if info.Kind != module.KindSDK {
 		return rep
 	}
 	p, err := pool.New(context.Background(), pool.Config{Module: path, Workers: 1, WorkerCommand: workerCommand()})
@@ -87,40 +85,6 @@ func inspectModule(path string, wasm []byte) *moduleReport {
 	rep.handlers = p.Handlers()
 	p.Terminate()
 	return rep
-}
-
-// listFuncs lists a module's imported and exported functions, or nothing if
-// it does not decode.
-func listFuncs(ctx context.Context, wasm []byte) (imports, exports []sandbox.Func) {
-	if len(wasm) < 4 || string(wasm[:4]) != "\x00asm" {
-		return nil, nil
-	}
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-	defer r.Close(ctx)
-	cm, err := r.CompileModule(ctx, wasm)
-	if err != nil {
-		return nil, nil
-	}
-	for _, d := range cm.ImportedFunctions() {
-		mod, name, _ := d.Import()
-		imports = append(imports, funcOf(mod, name, d))
-	}
-	for name, d := range cm.ExportedFunctions() {
-		exports = append(exports, funcOf("", name, d))
-	}
-	slices.SortFunc(exports, func(a, b sandbox.Func) int { return strings.Compare(a.Name, b.Name) })
-	return imports, exports
-}
-
-func funcOf(mod, name string, d api.FunctionDefinition) sandbox.Func {
-	f := sandbox.Func{Module: mod, Name: name}
-	for _, t := range d.ParamTypes() {
-		f.Params = append(f.Params, api.ValueTypeName(t))
-	}
-	for _, t := range d.ResultTypes() {
-		f.Results = append(f.Results, api.ValueTypeName(t))
-	}
-	return f
 }
 
 var kindNotes = map[string]string{

@@ -36,10 +36,10 @@ func TestInspect(t *testing.T) {
 		}},
 		{"forbidden import", testguest.Path(t, "wbadimport"), 2, []string{
 			"kind      unusable (",
-			"why       sandbox: module imports something the sandbox does not provide: env.foo() -> ()",
+			"why       module: imports something the sandbox does not provide: env.foo() -> ()",
 			"imports   1\n  env.foo() -> ()",
 		}},
-		{"bad signature", testguest.Path(t, "wbadsig"), 2, []string{"kind      unusable (", "why       sandbox: export has the wrong signature"}},
+		{"bad signature", testguest.Path(t, "wbadsig"), 2, []string{"kind      unusable (", "why       module: export has the wrong signature"}},
 		{"not wasm", notWasm, 2, []string{"kind      unusable (", "pass a compiled .wasm file", "imports   0"}},
 	}
 	for _, tc := range cases {

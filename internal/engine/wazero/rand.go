@@ -1,4 +1,4 @@
-package sandbox
+package wazero
 
 import "crypto/rand"
 

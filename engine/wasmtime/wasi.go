@@ -1,6 +1,6 @@
-//go:build wasmtime && cgo
+//go:build cgo
 
-package sandbox
+package wasmtime
 
 import (
 	"encoding/binary"
@@ -19,8 +19,8 @@ import (
 //     output are complete when its call returns. (WasiConfig can only point
 //     stdio at files: a guest could fill the disk, and a pipe would need a
 //     reader whose lag blurs which task wrote what.)
-//   - poll_oneoff sleeps through instance.sleep, which the watchdog can cut
-//     short. wasmtime's own sleep cannot be interrupted: epoch deadlines are
+//   - poll_oneoff sleeps through engine.Host.Sleep, which the watchdog can
+//     cut short. wasmtime's own sleep cannot be interrupted: epoch deadlines are
 //     checked only in compiled code, so a guest asleep past its timeout
 //     would stay asleep.
 //
@@ -38,14 +38,14 @@ const (
 
 var le = binary.LittleEndian
 
-func (e *wasmtimeEngine) defineWASI() error {
+func (e *compiled) defineWASI() error {
 	if err := e.linker.DefineWasi(); err != nil {
 		return err
 	}
 	e.linker.AllowShadowing(true)
 	i32 := wasmtime.NewValType(wasmtime.KindI32)
 	four := wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32}, []*wasmtime.ValType{i32})
-	for name, f := range map[string]func(*wasmtimeGuest, []wasmtime.Val) (int32, *wasmtime.Trap){
+	for name, f := range map[string]func(*guest, []wasmtime.Val) (int32, *wasmtime.Trap){
 		"fd_write":    fdWrite,
 		"fd_read":     fdRead,
 		"poll_oneoff": pollOneoff,
@@ -80,7 +80,7 @@ func u32(v wasmtime.Val) uint32 { return uint32(v.I32()) }
 
 // iovecs calls f on each buffer of a WASI iovec array and stores the total
 // it returns at resultPtr.
-func iovecs(g *wasmtimeGuest, iovs, n, resultPtr uint32, f func([]byte) int) int32 {
+func iovecs(g *guest, iovs, n, resultPtr uint32, f func([]byte) int) int32 {
 	if uint64(n)*8 >= 1<<32 {
 		return errnoFault
 	}
@@ -109,16 +109,16 @@ func iovecs(g *wasmtimeGuest, iovs, n, resultPtr uint32, f func([]byte) int) int
 	return errnoSuccess
 }
 
-func fdWrite(g *wasmtimeGuest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
+func fdWrite(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
 	var w io.Writer
 	switch u32(args[0]) {
 	case 1:
-		w = g.inst.log
-		if g.inst.stdout != nil {
-			w = g.inst.stdout
+		w = g.host.Log
+		if g.host.Stdout != nil {
+			w = g.host.Stdout
 		}
 	case 2:
-		w = g.inst.log
+		w = g.host.Log
 	default:
 		return errnoBadf, nil
 	}
@@ -128,12 +128,12 @@ func fdWrite(g *wasmtimeGuest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
 	}), nil
 }
 
-func fdRead(g *wasmtimeGuest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
+func fdRead(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
 	if u32(args[0]) != 0 {
 		return errnoBadf, nil
 	}
 	return iovecs(g, u32(args[1]), u32(args[2]), u32(args[3]), func(b []byte) int {
-		n := copy(b, g.inst.stdin[g.stdinOff:])
+		n := copy(b, g.host.Stdin[g.stdinOff:])
 		g.stdinOff += n
 		return n
 	}), nil
@@ -142,7 +142,7 @@ func fdRead(g *wasmtimeGuest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
 // pollOneoff follows wazero's poll_oneoff: relative clocks sleep for the
 // shortest timeout, absolute ones are not supported, stdio is always
 // ready (stdin is a buffer), and any other fd is EBADF.
-func pollOneoff(g *wasmtimeGuest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
+func pollOneoff(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
 	in, out, nsubs, neventsPtr := u32(args[0]), u32(args[1]), u32(args[2]), u32(args[3])
 	if nsubs == 0 {
 		return errnoInval, nil
@@ -218,7 +218,7 @@ func pollOneoff(g *wasmtimeGuest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
 		return errnoFault, nil
 	}
 	le.PutUint32(nevents, nsubs)
-	if sleep > 0 && !g.inst.sleep(int64(sleep)) {
+	if sleep > 0 && !g.host.Sleep(int64(sleep)) {
 		return 0, wasmtime.NewTrap("interrupted: the task ran past its timeout")
 	}
 	return errnoSuccess, nil

@@ -1,6 +1,6 @@
-//go:build wasmtime && cgo
+//go:build cgo
 
-package sandbox
+package wasmtime
 
 import (
 	"context"
@@ -9,16 +9,22 @@ import (
 	"strings"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/safepool/safepool/internal/engine"
+	"github.com/safepool/safepool/module"
 )
 
-const (
-	wasmtimeBuilt = true
+func init() { engine.Register(engine.Wasmtime, Engine{}) }
 
-	// wasmtimeReservation is the address space a wasmtime worker needs on
-	// top of a wazero worker's: wasmtime reserves 4 GiB plus guard pages
-	// for every 32-bit linear memory, so that its code needs no bounds
-	// checks, whatever the memory's cap.
-	wasmtimeReservation = 6 << 30
+// Engine is wasmtime as an engine.Engine.
+type Engine struct{}
+
+const (
+	// reservation is the address space a wasmtime worker needs on top of
+	// a wazero worker's: wasmtime reserves 4 GiB plus guard pages for
+	// every 32-bit linear memory, so that its code needs no bounds checks,
+	// whatever the memory's cap.
+	reservation = 6 << 30
 
 	// maxTableElements bounds table.grow (Store.Limiter), so that a guest
 	// cannot make the worker allocate gigabytes of table outside its linear
@@ -26,10 +32,13 @@ const (
 	maxTableElements = 10_000_000
 )
 
-// newWasmtimeEngine makes an engine. The host's Precompile and every worker
+// Reservation is the address space wasmtime reserves beyond a memory's cap.
+func (Engine) Reservation() uint64 { return reservation }
+
+// newEngine makes a wasmtime engine. The host's Prepare and every worker
 // must use the same settings: wasmtime refuses to load code compiled under
 // others.
-func newWasmtimeEngine() *wasmtime.Engine {
+func newEngine() *wasmtime.Engine {
 	cfg := wasmtime.NewConfig()
 	// The watchdog stops a guest by bumping the engine's epoch; compiled
 	// code checks it at every loop header and function entry.
@@ -42,40 +51,41 @@ func newWasmtimeEngine() *wasmtime.Engine {
 	return wasmtime.NewEngineWithConfig(cfg)
 }
 
-// wasmtimeEngine is the worker's wasmtime engine with the module compiled in
-// it. The linker holds WASI and the safepool host module; every instance
-// gets a store of its own.
-type wasmtimeEngine struct {
+// compiled is the worker's wasmtime engine with the module compiled in it.
+// The linker holds WASI and the safepool host module; every instance gets a
+// store of its own.
+type compiled struct {
 	eng    *wasmtime.Engine
 	mod    *wasmtime.Module
 	linker *wasmtime.Linker
 }
 
-func newWasmtime(wasm []byte, cacheDir string) (engine, *ModuleInfo, error) {
-	eng := newWasmtimeEngine()
-	mod, err := loadWasmtime(eng, wasm, cacheDir)
+// Load checks the module, then compiles it or loads it from the cache entry
+// dir, and defines the host functions its instances share.
+func (Engine) Load(_ context.Context, wasm []byte, dir string) (engine.Compiled, *module.Info, error) {
+	// module.Inspect applies the same rules, and the same wasm feature set,
+	// as the host did and as the wazero engine does, and it refuses a
+	// hostile header before wasmtime decodes the module.
+	info, err := module.Inspect(context.Background(), wasm)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng := newEngine()
+	mod, err := load(eng, wasm, dir)
 	if err != nil {
 		eng.Close()
 		return nil, nil, err
 	}
-	// Inspect applies the same rules, and the same wasm feature set, as the
-	// host did and as the wazero engine does.
-	info, err := Inspect(context.Background(), wasm)
-	if err != nil {
-		mod.Close()
-		eng.Close()
-		return nil, nil, err
-	}
-	e := &wasmtimeEngine{eng: eng, mod: mod, linker: wasmtime.NewLinker(eng)}
+	e := &compiled{eng: eng, mod: mod, linker: wasmtime.NewLinker(eng)}
 	if err := e.defineWASI(); err != nil {
-		e.close()
-		return nil, nil, fmt.Errorf("sandbox: define WASI: %w", err)
+		e.Close()
+		return nil, nil, fmt.Errorf("wasmtime: define WASI: %w", err)
 	}
 	i32 := wasmtime.NewValType(wasmtime.KindI32)
 	err = e.linker.FuncNew("safepool", "result", wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32}, nil), hostResult)
 	if err != nil {
-		e.close()
-		return nil, nil, fmt.Errorf("sandbox: define the safepool host module: %w", err)
+		e.Close()
+		return nil, nil, fmt.Errorf("wasmtime: define the safepool host module: %w", err)
 	}
 	return e, info, nil
 }
@@ -91,13 +101,13 @@ func hostResult(c *wasmtime.Caller, args []wasmtime.Val) (_ []wasmtime.Val, trap
 			panic(fmt.Sprintf("safepool.result: bytes [%d, %d) are outside linear memory", ptr, uint64(ptr)+uint64(n)))
 		}
 	}
-	g.inst.onResult(status, b)
+	g.host.Result(status, b)
 	return nil, nil
 }
 
 // guestOf returns the guest a host function was called from.
-func guestOf(c *wasmtime.Caller) *wasmtimeGuest {
-	g := c.Data().(*wasmtimeGuest)
+func guestOf(c *wasmtime.Caller) *guest {
+	g := c.Data().(*guest)
 	if g.mem.m == nil {
 		// Called while the module was being instantiated (from its start
 		// function): its memory exists, but instantiate has not stored it.
@@ -106,50 +116,50 @@ func guestOf(c *wasmtime.Caller) *wasmtimeGuest {
 	return g
 }
 
-func (e *wasmtimeEngine) close() {
+func (e *compiled) Close() {
 	e.linker.Close()
 	e.mod.Close()
 	e.eng.Close()
 }
 
-// wasmtimeGuest is one instance in a store of its own.
-type wasmtimeGuest struct {
-	e        *wasmtimeEngine
-	inst     *instance
+// guest is one instance in a store of its own.
+type guest struct {
+	e        *compiled
+	host     *engine.Host
 	store    *wasmtime.Store
 	mem      capMem
-	fns      [numExports]*wasmtime.Func
+	fns      [engine.NumExports]*wasmtime.Func
 	stdinOff int
 }
 
-func (e *wasmtimeEngine) instantiate(_ context.Context, inst *instance) (guest, error) {
-	g := &wasmtimeGuest{e: e, inst: inst}
+func (e *compiled) Instantiate(_ context.Context, h *engine.Host) (engine.Guest, error) {
+	g := &guest{e: e, host: h}
 	store := wasmtime.NewStoreWithData(e.eng, g)
 	// No args, no env, no preopens; stdio goes through fd_read and
 	// fd_write (wasmtime_wasi.go). Clocks and random are real.
 	store.SetWasi(wasmtime.NewWasiConfig())
 	store.Limiter(-1, maxTableElements, -1, -1, -1) // memory is capped by installMemoryCap
 	store.SetEpochDeadline(1)
-	prepareMemory(inst.limit)
+	prepareMemory(h.Limit)
 	in, err := e.linker.Instantiate(store, e.mod)
 	mem, refused := madeMemory()
 	if err != nil {
 		store.Close()
 		if refused {
-			return nil, errMemoryAtStart{inst.limit}
+			return nil, &engine.MemoryAtStartError{Limit: h.Limit}
 		}
-		return nil, &instantiateError{wasmtimeError(err)}
+		return nil, &engine.InstantiateError{Err: callError(err)}
 	}
 	g.store, g.mem = store, mem
-	for f := range numExports {
-		g.fns[f] = in.GetFunc(store, exportNames[f])
+	for f := range engine.NumExports {
+		g.fns[f] = in.GetFunc(store, f.String())
 	}
 	return g, nil
 }
 
-func (g *wasmtimeGuest) has(fn export) bool { return g.fns[fn] != nil }
+func (g *guest) Has(fn engine.Export) bool { return g.fns[fn] != nil }
 
-func (g *wasmtimeGuest) call(_ context.Context, fn export, args ...uint32) (uint32, error) {
+func (g *guest) Call(_ context.Context, fn engine.Export, args ...uint32) (uint32, error) {
 	f := g.fns[fn]
 	if f == nil {
 		return 0, fmt.Errorf("the module does not export %s", fn)
@@ -159,14 +169,15 @@ func (g *wasmtimeGuest) call(_ context.Context, fn export, args ...uint32) (uint
 		params[i] = int32(a)
 	}
 	// The deadline is one epoch past now: the watchdog's next bump stops
-	// the call. A bump that came before this line is seen through timedOut.
+	// the call. A bump that came before this line is seen through
+	// Interrupted.
 	g.store.SetEpochDeadline(1)
-	if g.inst.timedOut.Load() {
+	if g.host.Interrupted() {
 		return 0, errors.New("interrupted: the task ran past its timeout")
 	}
 	res, err := f.Call(g.store, params[:len(args)]...)
 	if err != nil {
-		return 0, wasmtimeError(err)
+		return 0, callError(err)
 	}
 	if v, ok := res.(int32); ok {
 		return uint32(v), nil
@@ -176,14 +187,14 @@ func (g *wasmtimeGuest) call(_ context.Context, fn export, args ...uint32) (uint
 
 // interrupt bumps the engine's epoch, which is safe from any goroutine.
 // Only one instance runs at a time in a worker, so the bump stops that one.
-func (g *wasmtimeGuest) interrupt() { g.e.eng.IncrementEpoch() }
+func (g *guest) Interrupt() { g.e.eng.IncrementEpoch() }
 
-func (g *wasmtimeGuest) memory(ptr, n uint32) ([]byte, bool) { return g.mem.bytes(ptr, n) }
-func (g *wasmtimeGuest) capHit() bool                        { return g.mem.hit() }
-func (g *wasmtimeGuest) clearCapHit()                        { g.mem.clearHit() }
-func (g *wasmtimeGuest) peakMemory() uint64                  { return g.mem.peak() }
+func (g *guest) Memory(ptr, n uint32) ([]byte, bool) { return g.mem.bytes(ptr, n) }
+func (g *guest) CapHit() bool                        { return g.mem.hit() }
+func (g *guest) ClearCapHit()                        { g.mem.clearHit() }
+func (g *guest) PeakMemory() uint64                  { return g.mem.peak() }
 
-func (g *wasmtimeGuest) close() {
+func (g *guest) Close() {
 	g.mem = capMem{} // freed with the store
 	g.store.Close()
 }
@@ -208,13 +219,13 @@ var trapNames = map[uint8]string{
 	12: "out of fuel",
 }
 
-// wasmtimeError turns a failed call into an exitError, or into a trapError
-// worded as wazero words it.
-func wasmtimeError(err error) error {
+// callError turns a failed call into an *engine.ExitError, or into an
+// *engine.TrapError worded as wazero words it.
+func callError(err error) error {
 	var werr *wasmtime.Error
 	if errors.As(err, &werr) {
 		if code, ok := werr.ExitStatus(); ok {
-			return &exitError{uint32(code)}
+			return &engine.ExitError{Code: uint32(code)}
 		}
 		return trapOf(werr.Error(), "")
 	}
@@ -238,10 +249,10 @@ func wasmtimeError(err error) error {
 //	Caused by:
 //	    wasm trap: wasm `unreachable` instruction executed
 //
-// into a trapError whose msg is "wasm error: <name>" when name is set, and
-// the cause otherwise (a host function's panic), and whose trace is
-// "wasm stack trace:" and the innermost frames, as wazero's.
-func trapOf(msg, name string) *trapError {
+// into an *engine.TrapError whose Msg is "wasm error: <name>" when name is
+// set, and the cause otherwise (a host function's panic), and whose Trace
+// is "wasm stack trace:" and the innermost frames, as wazero's.
+func trapOf(msg, name string) *engine.TrapError {
 	lines := strings.Split(msg, "\n")
 	var frames, cause []string
 	inCause := false
@@ -260,11 +271,11 @@ func trapOf(msg, name string) *trapError {
 			}
 		}
 	}
-	t := &trapError{msg: "wasm error: " + name}
+	t := &engine.TrapError{Msg: "wasm error: " + name}
 	if name == "" {
-		t.msg = strings.TrimPrefix(lines[0], "wasm trap: ")
+		t.Msg = strings.TrimPrefix(lines[0], "wasm trap: ")
 		if len(cause) > 0 {
-			t.msg = strings.Join(cause, ": ")
+			t.Msg = strings.Join(cause, ": ")
 		}
 	}
 	if len(frames) == 0 {
@@ -273,12 +284,12 @@ func trapOf(msg, name string) *trapError {
 	var b strings.Builder
 	b.WriteString("wasm stack trace:")
 	for i, f := range frames {
-		if i == maxTraceFrames {
+		if i == engine.MaxTraceFrames {
 			b.WriteString("\n\t...")
 			break
 		}
 		b.WriteString("\n\t" + f)
 	}
-	t.trace = b.String()
+	t.Trace = b.String()
 	return t
 }

@@ -1,4 +1,4 @@
-package sandbox_test
+package module_test
 
 import (
 	"context"
@@ -8,19 +8,19 @@ import (
 	"testing"
 
 	"github.com/safepool/safepool/internal/testguest"
-	"github.com/safepool/safepool/sandbox"
+	"github.com/safepool/safepool/module"
 )
 
 // FuzzInspect feeds the module loader arbitrary bytes. Inspect runs on
 // untrusted input in the host, before any worker exists, so it must never
 // panic, and its answer must be consistent: a refusal wraps exactly one of
-// the sandbox's errors, and an acceptance describes a module a worker can
+// the package's errors, and an acceptance describes a module a worker can
 // run.
 //
 // The seeds are every hand-written fixture and the malformed corpus; inputs
 // the fuzzer found interesting are kept in testdata/fuzz/FuzzInspect.
 //
-//	go test -run '^$' -fuzz FuzzInspect -fuzztime 5m ./sandbox
+//	go test -run '^$' -fuzz FuzzInspect -fuzztime 5m ./module
 func FuzzInspect(f *testing.F) {
 	for _, name := range []string{"wsquare", "wtraps", "wgrow", "wcmd", "wescape", "wtable", "wbadimport", "wbadsig", "wnoexport"} {
 		f.Add(testguest.Bytes(f, name))
@@ -31,7 +31,8 @@ func FuzzInspect(f *testing.F) {
 	f.Add(testguest.SDK().Encode())
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		info, err := sandbox.Inspect(ctx, wasm)
+		listed := module.Describe(wasm) // must not panic either
+		info, err := module.Inspect(ctx, wasm)
 		if err != nil {
 			if info != nil {
 				t.Fatalf("Inspect returned both a module and an error: %v", err)
@@ -43,19 +44,22 @@ func FuzzInspect(f *testing.F) {
 				}
 			}
 			if n != 1 {
-				t.Fatalf("the error wraps %d of the sandbox's errors, want 1: %v", n, err)
+				t.Fatalf("the error wraps %d of the package's errors, want 1: %v", n, err)
 			}
-			if !strings.HasPrefix(err.Error(), "sandbox: ") {
+			if !strings.HasPrefix(err.Error(), "module: ") {
 				t.Fatalf("the error lacks the package prefix: %v", err)
 			}
 			return
+		}
+		if listed == nil || !slices.EqualFunc(listed.Imports, info.Imports, sameFunc) || !slices.EqualFunc(listed.Exports, info.Exports, sameFunc) {
+			t.Fatalf("Describe lists %+v, Inspect %+v", listed, info)
 		}
 		exports := map[string]bool{}
 		for _, e := range info.Exports {
 			exports[e.Name] = true
 		}
 		switch info.Kind {
-		case sandbox.KindSDK:
+		case module.KindSDK:
 			for _, name := range []string{"safepool_abi_version", "safepool_alloc", "safepool_call", "safepool_handlers"} {
 				if !exports[name] {
 					t.Fatalf("accepted as an SDK module without %s", name)
@@ -64,7 +68,7 @@ func FuzzInspect(f *testing.F) {
 			if info.Batch != exports["safepool_batch"] {
 				t.Fatalf("Batch is %t, but safepool_batch exported is %t", info.Batch, exports["safepool_batch"])
 			}
-		case sandbox.KindCommand:
+		case module.KindCommand:
 			if !exports["_start"] {
 				t.Fatal("accepted as a command without _start")
 			}
@@ -77,4 +81,8 @@ func FuzzInspect(f *testing.F) {
 			}
 		}
 	})
+}
+
+func sameFunc(a, b module.Func) bool {
+	return a.String() == b.String()
 }

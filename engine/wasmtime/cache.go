@@ -1,6 +1,6 @@
-//go:build wasmtime && cgo
+//go:build cgo
 
-package sandbox
+package wasmtime
 
 import (
 	"context"
@@ -13,24 +13,26 @@ import (
 	"strings"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/safepool/safepool/module"
 )
 
-// wasmtimeCachePrefix starts the names of wasmtime's cache files. It names
+// cachePrefix starts the names of wasmtime's cache files. It names
 // everything the compiled code depends on, so that binaries that differ in
 // any of it keep separate files instead of deleting each other's; bump the
-// last part when newWasmtimeEngine's settings change.
-const wasmtimeCachePrefix = "wasmtime-v39.0.1-" + runtime.GOARCH + "-1-"
+// last part when newEngine's settings change.
+const cachePrefix = "wasmtime-v39.0.1-" + runtime.GOARCH + "-1-"
 
-// prepareWasmtime checks the module and fills the cache, as the workers
+// Prepare checks the module and fills the cache entry dir, as the workers
 // would.
-func prepareWasmtime(wasm []byte, cacheDir string) (*ModuleInfo, error) {
-	info, err := Inspect(context.Background(), wasm)
-	if err != nil || cacheDir == "" {
+func (Engine) Prepare(ctx context.Context, wasm []byte, dir string) (*module.Info, error) {
+	info, err := module.Inspect(ctx, wasm)
+	if err != nil || dir == "" {
 		return info, err
 	}
-	eng := newWasmtimeEngine()
+	eng := newEngine()
 	defer eng.Close()
-	mod, err := loadWasmtime(eng, wasm, cacheDir)
+	mod, err := load(eng, wasm, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -38,26 +40,24 @@ func prepareWasmtime(wasm []byte, cacheDir string) (*ModuleInfo, error) {
 	return info, nil
 }
 
-// loadWasmtime returns the module compiled for eng: from the cache under
-// cacheDir when it holds a good copy, else compiled and then stored there.
+// load returns the module compiled for eng: from the cache entry dir when it
+// holds a good copy, else compiled and then stored there.
 //
-// The cache lives in the module's directory (cacheDirFor), one file per
-// compiled form, named after the SHA-256 of its contents. wasmtime trusts a
+// The entry holds one file per compiled form, named after the SHA-256 of its contents. wasmtime trusts a
 // serialized module completely (loading a damaged one could crash the
 // worker or worse), so each file is checked against its name before
 // wasmtime sees it, and a file that fails the check, or that wasmtime
 // refuses, is deleted and the module compiled again. Files are written
 // under a temporary name and renamed into place, so that workers sharing
 // the directory never see half a file.
-func loadWasmtime(eng *wasmtime.Engine, wasm []byte, cacheDir string) (*wasmtime.Module, error) {
-	if cacheDir == "" {
-		return compileWasmtime(eng, wasm)
+func load(eng *wasmtime.Engine, wasm []byte, dir string) (*wasmtime.Module, error) {
+	if dir == "" {
+		return compile(eng, wasm)
 	}
-	dir := cacheDirFor(cacheDir, wasm)
 	entries, _ := os.ReadDir(dir)
 	for _, ent := range entries {
 		name := ent.Name()
-		if !strings.HasPrefix(name, wasmtimeCachePrefix) || !strings.HasSuffix(name, ".cwasm") {
+		if !strings.HasPrefix(name, cachePrefix) || !strings.HasSuffix(name, ".cwasm") {
 			continue
 		}
 		path := filepath.Join(dir, name)
@@ -66,7 +66,7 @@ func loadWasmtime(eng *wasmtime.Engine, wasm []byte, cacheDir string) (*wasmtime
 		}
 		_ = os.Remove(path)
 	}
-	mod, err := compileWasmtime(eng, wasm)
+	mod, err := compile(eng, wasm)
 	if err != nil {
 		return nil, err
 	}
@@ -77,17 +77,17 @@ func loadWasmtime(eng *wasmtime.Engine, wasm []byte, cacheDir string) (*wasmtime
 	return mod, nil
 }
 
-func compileWasmtime(eng *wasmtime.Engine, wasm []byte) (*wasmtime.Module, error) {
+func compile(eng *wasmtime.Engine, wasm []byte) (*wasmtime.Module, error) {
 	mod, err := wasmtime.NewModule(eng, wasm)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+		return nil, fmt.Errorf("%w: %v", module.ErrInvalidModule, err)
 	}
 	return mod, nil
 }
 
 func cacheFileName(b []byte) string {
 	sum := sha256.Sum256(b)
-	return wasmtimeCachePrefix + hex.EncodeToString(sum[:16]) + ".cwasm"
+	return cachePrefix + hex.EncodeToString(sum[:16]) + ".cwasm"
 }
 
 func loadChecked(eng *wasmtime.Engine, path, name string) (*wasmtime.Module, error) {
@@ -96,7 +96,7 @@ func loadChecked(eng *wasmtime.Engine, path, name string) (*wasmtime.Module, err
 		return nil, err
 	}
 	if cacheFileName(b) != name {
-		return nil, fmt.Errorf("sandbox: cache file %s is damaged", path)
+		return nil, fmt.Errorf("wasmtime: cache file %s is damaged", path)
 	}
 	// Renames never change a file's contents, so the file wasmtime maps is
 	// the one just checked.

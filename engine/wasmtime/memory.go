@@ -1,6 +1,6 @@
-//go:build wasmtime && cgo
+//go:build cgo
 
-package sandbox
+package wasmtime
 
 /*
 #include <stdint.h>
@@ -162,8 +162,8 @@ import (
 // creator both refuses the grow and records it, like wazero's memCap.
 func installMemoryCap(cfg *wasmtime.Config) {
 	// wasmtime-go does not export the C pointer of a Config. Its only field
-	// is that pointer (v39.0.1, config.go). TestMemoryLimitThenOK fails
-	// under -tags wasmtime if the creator is not in place.
+	// is that pointer (v39.0.1, config.go). The conformance suite's
+	// memory tests fail on wasmtime if the creator is not in place.
 	p := *(*unsafe.Pointer)(unsafe.Pointer(cfg))
 	C.sp_install(p)
 }

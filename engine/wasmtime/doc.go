@@ -1,0 +1,24 @@
+// Package wasmtime is safepool's second engine, wasmtime-go, in a Go module
+// of its own so that programs which do not use it never download it.
+// Importing the package registers it under the name "wasmtime", the way
+// database/sql drivers register:
+//
+//	import (
+//		"github.com/safepool/safepool/pool"
+//		_ "github.com/safepool/safepool/engine/wasmtime"
+//	)
+//
+//	p, err := pool.New(ctx, pool.Config{Module: "tasks.wasm", Engine: "wasmtime"})
+//
+// It needs cgo and a C compiler; the module download is about 207 MB. Built
+// without cgo the package registers nothing, and a pool asked for wasmtime
+// says so.
+//
+// Workers are the program itself, re-executed, so the import covers them
+// too. A program that runs its workers as a separate command
+// (pool.Config.WorkerCommand) needs the import in that command.
+//
+// The engine gives the statuses, messages and limits of the default engine
+// (the conformance suite runs on both); see the repository's README for the
+// differences that remain.
+package wasmtime
