@@ -6,9 +6,11 @@
 //	safepool inspect tasks.wasm
 //	safepool version
 //
-// The command itself lives in internal/cli; this is its main package. See
-// README.md in this folder for the full contract: flags, the output records
-// and the exit codes.
+// This build runs tasks on wazero. The same command with wasmtime built in
+// is github.com/safepool/safepool/engine/wasmtime/cmd/safepool, in the
+// wasmtime module (it needs cgo). The command itself lives in internal/cli;
+// see README.md in this folder for the full contract: flags, the output
+// records and the exit codes.
 package main
 
 import (

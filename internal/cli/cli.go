@@ -1,6 +1,9 @@
 // Package cli is the safepool command line: run, inspect, version, help
-// and worker. The command, cmd/safepool, is a thin main package that calls
-// [Main]; the engines a binary can run are those its main package imports.
+// and worker. Two thin main packages call [Main]: cmd/safepool, in this
+// module, which has wazero only, and engine/wasmtime/cmd/safepool, in the
+// wasmtime module, which imports that engine too. The engines a binary can
+// run are those its main package imports, never this package's choice, so
+// that this module never requires wasmtime-go.
 //
 // cmd/safepool/README.md is the command's contract: flags, the output
 // records and the exit codes.
