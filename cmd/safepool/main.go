@@ -6,68 +6,19 @@
 //	safepool inspect tasks.wasm
 //	safepool version
 //
-// See README.md in this folder for the full contract: flags, the output
+// This build runs tasks on wazero. The same command with wasmtime built in
+// is github.com/safepool/safepool/engine/wasmtime/cmd/safepool, in the
+// wasmtime module (it needs cgo). The command itself lives in internal/cli;
+// see README.md in this folder for the full contract: flags, the output
 // records and the exit codes.
 package main
 
 import (
-	"fmt"
-	"io"
 	"os"
 
-	"github.com/safepool/safepool/sandbox"
-)
-
-// Exit codes.
-const (
-	exitOK     = 0 // the run completed, skipped tasks included
-	exitFailed = 1 // the run aborted or failed
-	exitUsage  = 2 // bad usage, bad input or a bad module
+	"github.com/safepool/safepool/internal/cli"
 )
 
 func main() {
-	os.Exit(cli(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
-}
-
-// cli runs the command line args and returns the exit code.
-func cli(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitUsage
-	}
-	cmd, rest := args[0], args[1:]
-	var err error
-	switch cmd {
-	case "run":
-		err = runCommand(rest, stdin, stdout, stderr)
-	case "inspect":
-		err = inspectCommand(rest, stdout, stderr)
-	case "version", "--version", "-version":
-		err = versionCommand(rest, stdout)
-	case "help", "-h", "-help", "--help":
-		err = helpCommand(rest, stdout)
-	case "worker":
-		// Pools started by 'safepool run' and 'safepool inspect' run their
-		// workers as 'safepool worker'. Main never returns.
-		sandbox.Main()
-	default:
-		err = usageErrorf("unknown command %q; the commands are run, inspect, version and help (run 'safepool help')", cmd)
-	}
-	return report(stderr, err)
-}
-
-// report prints err, if any, and returns the exit code it stands for.
-func report(stderr io.Writer, err error) int {
-	if err == nil {
-		return exitOK
-	}
-	code := exitFailed
-	if e, ok := err.(*exitError); ok {
-		code = e.code
-		if e.silent {
-			return code
-		}
-	}
-	fmt.Fprintln(stderr, "safepool:", err)
-	return code
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

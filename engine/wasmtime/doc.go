@@ -18,6 +18,11 @@
 // too. A program that runs its workers as a separate command
 // (pool.Config.WorkerCommand) needs the import in that command.
 //
+// The safepool command with this engine built in is this module's
+// cmd/safepool:
+//
+//	go install github.com/safepool/safepool/engine/wasmtime/cmd/safepool@latest
+//
 // The engine gives the statuses, messages and limits of the default engine
 // (the conformance suite runs on both); see the repository's README for the
 // differences that remain.

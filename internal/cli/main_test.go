@@ -1,4 +1,4 @@
-package main_test
+package cli_test
 
 import (
 	"bufio"
@@ -19,9 +19,13 @@ import (
 	"github.com/safepool/safepool/internal/testguest"
 )
 
-// The CLI is tested end to end, as the binary users run: TestMain builds it
-// once and every test runs it as a child process with real workers.
+// The CLI is tested end to end, as the binary users run: TestMain builds
+// cmd/safepool, the main package that wraps this one, once, and every test
+// runs it as a child process with real workers.
 var bin string
+
+// command is the main package TestMain builds.
+const command = "github.com/safepool/safepool/cmd/safepool"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "safepool-cli-test-")
@@ -30,7 +34,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "safepool")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-o", bin, command)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building safepool:", err)

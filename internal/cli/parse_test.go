@@ -1,14 +1,14 @@
-package main
+package cli
 
-// These tests are in package main because they test its unexported
-// parsers; package main cannot be imported by an external test package.
-// Everything else is tested end to end on the built binary.
+// These tests are in package cli because they test its unexported
+// parsers. Everything else is tested end to end on the built binary.
 
 import (
 	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -150,9 +150,9 @@ func FuzzParseLine(f *testing.F) {
 }
 
 // TestEveryFlagIsDocumented: each flag of 'safepool run' is in its help
-// and in the README's table.
+// and in the table of the command's README (cmd/safepool/README.md).
 func TestEveryFlagIsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile(filepath.Join("..", "..", "cmd", "safepool", "README.md"))
 	require.NoError(t, err)
 	var bad error
 	n := 0

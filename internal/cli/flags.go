@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -147,9 +147,22 @@ func (o *runOptions) check(set map[string]bool) error {
 		return errors.New("--resume needs --out PATH: it continues the file an interrupted run wrote there, and stdout cannot be read back")
 	}
 	if err := engine.Check(o.engine); err != nil {
+		if how, ok := otherBuilds[o.engine]; ok && errors.Is(err, engine.ErrUnavailable) {
+			return fmt.Errorf("--engine %q: this safepool has no %s (it has %s); %s", o.engine, o.engine, strings.Join(engine.Names(), ", "), how)
+		}
 		return fmt.Errorf("--engine %q: %s", o.engine, strings.TrimPrefix(err.Error(), "engine: "))
 	}
 	return nil
+}
+
+// otherBuilds says, for each engine that is not in every build of the
+// command, how to get the build that has it. The engine's own advice (add
+// an import to the program) is for programs that import the pool; a user
+// of the command installs another build of it instead.
+var otherBuilds = map[string]string{
+	engine.Wasmtime: "install the wasmtime build of safepool, which needs cgo and a C compiler: " +
+		"go install github.com/safepool/safepool/engine/wasmtime/cmd/safepool@latest " +
+		"(or, in a checkout of safepool: cd engine/wasmtime && go install ./cmd/safepool)",
 }
 
 // config turns the options into a pool config.

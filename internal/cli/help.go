@@ -1,10 +1,13 @@
-package main
+package cli
 
 import (
 	"fmt"
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
+
+	"github.com/safepool/safepool/internal/engine"
 )
 
 const usage = `safepool runs a WebAssembly task function over JSON Lines, in a pool of
@@ -13,7 +16,7 @@ isolated worker processes that finishes even when a worker is SIGKILLed.
 Usage:
   safepool run --module PATH [--func NAME] [flags]   one task per input line
   safepool inspect PATH                               what a module exports and how it runs
-  safepool version                                    the version of this binary
+  safepool version                                    the version of this binary and its engines
   safepool help [run|inspect]                         this help, or a command's
   safepool worker                                     serve as a pool worker (started by safepool itself)
 
@@ -103,11 +106,14 @@ Flags:
                      available memory cannot hold them at --memory each
   --progress MODE    auto (a progress line and a summary on stderr when it is
                      a terminal), always or never (default auto)
-  --engine NAME      the WebAssembly engine: wazero (default) or wasmtime
-                     (only in binaries built with -tags wasmtime, which needs cgo)
-  --cache-dir DIR    the compilation cache, shared by the runs of the machine
-                     (default $XDG_CACHE_HOME/safepool/wazero, or
-                     ~/.cache/safepool/wazero)
+  --engine NAME      the WebAssembly engine: wazero (default) or wasmtime;
+                     wasmtime is only in the wasmtime build of safepool, which
+                     needs cgo: go install
+                     github.com/safepool/safepool/engine/wasmtime/cmd/safepool@latest
+                     ('safepool version' lists the engines this binary has)
+  --cache-dir DIR    the compilation cache, shared by the runs of the machine,
+                     with a directory per engine in it (default
+                     $XDG_CACHE_HOME/safepool, or ~/.cache/safepool)
 
 Exit codes: 0 the run completed, whatever each task's status; 1 it stopped
 early (an abort, Ctrl-C, workers that could not be kept up, an output that
@@ -143,23 +149,52 @@ func helpCommand(args []string, stdout io.Writer) error {
 }
 
 // versionCommand is 'safepool version': the module version this binary was
-// built from ("devel" for a build from a work tree), and the Go and wazero
-// versions it was built with.
+// built from ("devel" for a build from a work tree), the Go version and
+// platform, and the engines built in, each with the version of the module
+// that provides it:
+//
+//	safepool v1.2.3 (go1.26.8, linux/amd64, engines: wazero v1.12.0, wasmtime v39.0.1)
 func versionCommand(args []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		return usageErrorf("version takes no arguments")
 	}
-	version, wazero := "devel", "unknown"
+	version := "devel"
+	var deps []*debug.Module
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v := bi.Main.Version; v != "" && v != "(devel)" {
 			version = v
 		}
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/tetratelabs/wazero" {
-				wazero = d.Version
+		deps = bi.Deps
+	}
+	var engines []string
+	for _, name := range engine.Names() {
+		engines = append(engines, name+" "+engineVersion(name, deps))
+	}
+	fmt.Fprintf(stdout, "safepool %s (%s, %s/%s, engines: %s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH, strings.Join(engines, ", "))
+	return nil
+}
+
+// engineModules are the modules that implement the engines, by engine name;
+// a path ending in "/" matches every major version.
+var engineModules = map[string]string{
+	engine.Wazero:   "github.com/tetratelabs/wazero",
+	engine.Wasmtime: "github.com/bytecodealliance/wasmtime-go/",
+}
+
+// engineVersion is the version of the module that implements the engine
+// called name, among deps, or "unknown".
+func engineVersion(name string, deps []*debug.Module) string {
+	path, ok := engineModules[name]
+	if !ok {
+		return "unknown"
+	}
+	for _, d := range deps {
+		if d.Path == path || strings.HasSuffix(path, "/") && strings.HasPrefix(d.Path, path) {
+			if d.Replace != nil && d.Replace.Version != "" {
+				return d.Replace.Version
 			}
+			return d.Version
 		}
 	}
-	fmt.Fprintf(stdout, "safepool %s (%s, wazero %s, %s/%s)\n", version, runtime.Version(), wazero, runtime.GOOS, runtime.GOARCH)
-	return nil
+	return "unknown"
 }
