@@ -112,7 +112,7 @@ func serve(end *proc.ChildEnd) error {
 	if err := checkStartMemory(w.info.MemoryPages, cfg.MemoryLimit, false); err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}
-	ready := &wire.Ready{Version: wire.Version, PID: uint32(os.Getpid()), Kind: wire.Kind(w.info.Kind), Batch: w.info.Batch}
+	ready := &wire.Ready{Version: wire.Version, Kind: wire.Kind(w.info.Kind)}
 	if w.info.Kind == module.KindSDK {
 		inst, err := w.newInstance(cfg.MemoryLimit, nil, nil)
 		if err != nil {
@@ -158,11 +158,7 @@ func serve(end *proc.ChildEnd) error {
 		if err != nil {
 			return nil // EOF or a closed pipe: the host is done with us
 		}
-		switch typ {
-		case wire.TypeBatch:
-		case wire.TypeShutdown:
-			return nil
-		default:
+		if typ != wire.TypeBatch {
 			return w.fatal(wire.FatalProtocol, fmt.Sprintf("unexpected %s frame", typ))
 		}
 		tasks, err = wire.DecodeBatchInto(tasks[:0], p) // run before the next Read reuses p
@@ -266,15 +262,12 @@ func (w *worker) begin(t *wire.Task, start time.Time) {
 
 func (w *worker) idle() { w.end.Slot.SetRunning(0, 0) }
 
-func (w *worker) limits(t *wire.Task) (uint64, time.Duration) {
-	limit, timeout := w.cfg.MemoryLimit, w.cfg.Timeout
+// memoryLimit returns the task's memory cap: its own, or the worker's.
+func (w *worker) memoryLimit(t *wire.Task) uint64 {
 	if t.MemoryLimit != 0 {
-		limit = t.MemoryLimit
+		return t.MemoryLimit
 	}
-	if t.Timeout != 0 {
-		timeout = t.Timeout
-	}
-	return limit, timeout
+	return w.cfg.MemoryLimit
 }
 
 // run runs a batch in order.
@@ -296,14 +289,14 @@ func (w *worker) run(tasks []wire.Task) {
 }
 
 // batchable returns how many leading tasks can cross into the guest in one
-// safepool_batch call: they need the same limits, and events must be off
-// (events are sent per task, which the batch call cannot do).
+// safepool_batch call: they need the same memory cap, and events must be
+// off (events are sent per task, which the batch call cannot do).
 func (w *worker) batchable(tasks []wire.Task) int {
 	if !w.info.Batch || w.cfg.Events || w.cfg.FreshInstance {
 		return 1
 	}
 	n := 1
-	for n < len(tasks) && tasks[n].MemoryLimit == tasks[0].MemoryLimit && tasks[n].Timeout == tasks[0].Timeout {
+	for n < len(tasks) && tasks[n].MemoryLimit == tasks[0].MemoryLimit {
 		n++
 	}
 	return n
@@ -376,7 +369,7 @@ func (inst *instance) put(ctx context.Context, fn string, in []byte) (uint32, er
 
 // runSDK runs one task through safepool_call.
 func (w *worker) runSDK(t *wire.Task) {
-	limit, timeout := w.limits(t)
+	limit, timeout := w.memoryLimit(t), w.cfg.Timeout
 	start := time.Now()
 	w.begin(t, start)
 	defer w.idle()
@@ -451,7 +444,7 @@ func (w *worker) fill(inst *instance, res *wire.Result, status uint32, b []byte)
 // it finished. On a trap the task that was running gets the failure and the
 // rest are left to the caller, which runs them on a new instance.
 func (w *worker) runBatch(tasks []wire.Task) int {
-	limit, timeout := w.limits(&tasks[0])
+	limit, timeout := w.memoryLimit(&tasks[0]), w.cfg.Timeout
 	start := time.Now()
 	w.begin(&tasks[0], start)
 	defer w.idle()
@@ -557,7 +550,7 @@ func putRecord(b []byte, s string) int {
 
 // runCommand runs a WASI command module once, in a fresh instance.
 func (w *worker) runCommand(t *wire.Task) {
-	limit, timeout := w.limits(t)
+	limit, timeout := w.memoryLimit(t), w.cfg.Timeout
 	start := time.Now()
 	w.begin(t, start)
 	defer w.idle()
