@@ -206,6 +206,26 @@ func batchEntryPoint(t *testing.T, eng string) {
 	require.Equal(t, "25", string(rs[5].Output))
 }
 
+// noResult: a guest call that returns without giving its task's result
+// fails that task with a message that says so, and the worker goes on.
+// Through safepool_batch, the task the guest was on fails, and the tasks
+// after it run one by one, through safepool_call.
+func noResult(t *testing.T, eng string) {
+	m := testguest.SDK() // its safepool_call returns at once
+	m.Funcs = append(m.Funcs, testguest.Func{Export: "safepool_batch", Params: []byte{testguest.I32, testguest.I32}})
+	p := filepath.Join(t.TempDir(), "m.wasm")
+	require.NoError(t, os.WriteFile(p, m.Encode(), 0o644))
+	wk, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: eng, ModulePath: p, MemoryLimit: testCap, OutputLimit: 1 << 20, LogLimit: 64 << 10}})
+	require.NoError(t, err)
+	t.Cleanup(func() { wk.Kill(); wk.Release() })
+	rs := run(t, wk, task("a", ""), task("b", ""))
+	require.Equal(t, wire.StatusError, rs[0].Status)
+	require.Equal(t, "guest returned no result (safepool_batch must call safepool.result once per record)", rs[0].Error)
+	require.Equal(t, wire.StatusError, rs[1].Status)
+	require.Equal(t, "guest returned no result (safepool_call must call safepool.result once)", rs[1].Error)
+	require.Empty(t, rs[1].Output)
+}
+
 func traps(t *testing.T, eng string) {
 	wk := startWorker(t, eng, "wtraps", nil)
 	for fn, want := range map[string]string{
