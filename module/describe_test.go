@@ -76,8 +76,11 @@ func TestMemoryPages(t *testing.T) {
 	}
 }
 
-// TestInspectWith: the bounds check comes before the validator, whose error
-// is returned as it is; what follows the validation are Inspect's checks.
+// TestInspectWith: the bounds check and then Inspect's checks come before
+// the validator, so that a module that cannot run is refused without a
+// compilation. The validator's error is returned as it is; it runs for
+// every module the checks accept, and first for one whose layout they
+// cannot judge.
 func TestInspectWith(t *testing.T) {
 	never := func() error {
 		t.Fatal("a module with a hostile header reached the validator")
@@ -99,11 +102,27 @@ func TestInspectWith(t *testing.T) {
 		_, err := module.InspectWith(testguest.SDK().Encode(), func() error { return mine })
 		require.Same(t, mine, err)
 	})
-	t.Run("the checks after it", func(t *testing.T) {
-		_, err := module.InspectWith(testguest.Bytes(t, "wbadimport"), func() error { return nil })
+	t.Run("the checks before it", func(t *testing.T) {
+		_, err := module.InspectWith(testguest.Bytes(t, "wbadimport"), never)
 		require.ErrorIs(t, err, module.ErrForbiddenImport)
-		info, err := module.InspectWith(testguest.Bytes(t, "wcmd"), func() error { return nil })
+		_, err = module.InspectWith(testguest.Bytes(t, "sdkcmd"), never)
+		require.ErrorIs(t, err, module.ErrNotReactor)
+		validated := false
+		info, err := module.InspectWith(testguest.Bytes(t, "wcmd"), func() error { validated = true; return nil })
 		require.NoError(t, err)
 		require.Equal(t, module.KindCommand, info.Kind)
+		require.True(t, validated, "a module the checks accept is validated")
+	})
+	t.Run("a layout the checks cannot judge", func(t *testing.T) {
+		// An undefined section, and an export of a function that does not
+		// exist: the validator says what is wrong, not a check.
+		undefined := testguest.Section([]byte("\x00asm\x01\x00\x00\x00"), 0x2a, []byte{1, 2, 3})
+		nowhere := testguest.Section(testguest.Module{Funcs: []testguest.Func{{}}}.Encode(), 7,
+			append([]byte{1, 6}, "_start\x00\x09"...)) // _start is function 9, of 1
+		for _, wasm := range [][]byte{undefined, nowhere} {
+			mine := errors.New("compile: no")
+			_, err := module.InspectWith(wasm, func() error { return mine })
+			require.Same(t, mine, err)
+		}
 	})
 }

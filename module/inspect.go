@@ -56,10 +56,15 @@ func Inspect(ctx context.Context, wasm []byte) (*Info, error) {
 // anyway, so that the module is not decoded a second time.
 //
 // InspectWith refuses a file that is not WebAssembly, and a module whose
-// lengths and counts claim more than its bytes hold, before validate runs:
-// decoders size their allocations from those counts. Then it calls
-// validate, and then makes Inspect's checks of the module's imports and
-// exports, read from wasm itself.
+// lengths and counts claim more than its bytes hold, before anything else:
+// decoders size their allocations from those counts. Then it makes
+// Inspect's checks of the module's imports and exports, read from wasm
+// itself, so that a module that could never run is refused in
+// milliseconds, not after a compilation that can take seconds. Only then
+// does it call validate, which runs for every module the checks accept.
+// A module whose layout the checks cannot judge (a section they cannot
+// read, an export that points nowhere) goes to validate first, so that
+// its refusal is the validator's, which says what is wrong.
 //
 // # Errors
 //
@@ -70,16 +75,26 @@ func InspectWith(wasm []byte, validate func() error) (*Info, error) {
 	if err := checkHeader(wasm); err != nil {
 		return nil, err
 	}
+	l, unsound := readLayout(wasm)
+	if unsound == nil {
+		unsound = l.sound()
+	}
+	var info *Info
+	if unsound == nil {
+		var err error
+		if info, err = l.check(); err != nil {
+			return nil, err
+		}
+	}
 	if err := validate(); err != nil {
 		return nil, err
 	}
-	l, err := readLayout(wasm)
-	if err != nil {
+	if unsound != nil {
 		// Validation passed, so this is a disagreement between the
 		// validator and the reader; refuse rather than guess.
-		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, unsound)
 	}
-	return l.check()
+	return info, nil
 }
 
 // checkHeader checks the magic bytes and, before any decoder sizes anything

@@ -17,6 +17,7 @@ type layout struct {
 	// code runs.
 	memoryPages uint64
 	customs     []string // the names of the custom sections, in order
+	undefined   []byte   // the ids of sections the binary format does not define
 }
 
 // funcType is a function's signature, as value types in their binary
@@ -84,7 +85,30 @@ func (l *layout) read(id byte, r *reader) {
 		r.vec("exports", func() {
 			l.exports = append(l.exports, exportEntry{name: r.name(), kind: r.byte(), index: r.u32()})
 		})
+	case 4, 6, 8, 9, 10, 11, 12: // table, global, start, element, code, data, data count: nothing to keep
+	default:
+		l.undefined = append(l.undefined, id)
 	}
+}
+
+// sound checks what the layout shows of the module's validity: every
+// section is one the binary format defines, and every exported function,
+// and its type, exists. Inspect's checks would misjudge a module that is
+// not sound (an export that points nowhere would count as missing), so
+// such a module is left to the validation, which says what is wrong.
+func (l *layout) sound() error {
+	if len(l.undefined) > 0 {
+		return fmt.Errorf("section id %#x is not defined", l.undefined[0])
+	}
+	for _, e := range l.exports {
+		if e.kind != kindFunc {
+			continue
+		}
+		if _, ok := l.funcTypeOf(e.index); !ok {
+			return fmt.Errorf("export %q: function %d, or its type, does not exist", e.name, e.index)
+		}
+	}
+	return nil
 }
 
 // funcTypeOf returns the type of the function at index in the function

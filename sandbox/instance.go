@@ -149,6 +149,12 @@ func (inst *instance) check() {
 	inst.g.Interrupt()
 }
 
+// reset forgets the last task's log and cap hit, before the next task.
+func (inst *instance) reset() {
+	inst.log.Reset()
+	inst.g.ClearCapHit()
+}
+
 // call runs an export of the guest.
 func (inst *instance) call(ctx context.Context, fn engine.Export, args ...uint32) (uint32, error) {
 	return inst.g.Call(ctx, fn, args...)
@@ -206,7 +212,11 @@ func (inst *instance) note(s string) {
 
 // splitError splits a failed call's error into its first line, for a
 // result's error, and the rest: a trap's stack trace and any further lines.
+// A nil error, a call that returned after its deadline fired, has neither.
 func splitError(err error) (msg, detail string) {
+	if err == nil {
+		return "", ""
+	}
 	var trap *engine.TrapError
 	if errors.As(err, &trap) {
 		detail = trap.Trace

@@ -25,6 +25,7 @@ var workerCases = []testCase{
 	{"TimeoutIsPerTaskInABatch", timeoutIsPerTaskInABatch},
 	{"KillWhileRunning", killWhileRunning},
 	{"BatchEntryPoint", batchEntryPoint},
+	{"NoResult", noResult},
 	{"Traps", traps},
 	{"GuestOutputIsBounded", guestOutputIsBounded},
 	{"DenyByDefault", denyByDefault},

@@ -125,12 +125,6 @@ func timeouts(t *testing.T, eng string) {
 			require.Equal(t, "25", string(r.Output))
 		})
 	}
-	t.Run("per-task timeout overrides the default", func(t *testing.T) {
-		tk := task("sleep", "500")
-		tk.Timeout = 2 * time.Second
-		r := run(t, wk, tk)[0]
-		require.Equal(t, wire.StatusOK, r.Status, r.Error)
-	})
 }
 
 // timeoutIsPerTaskInABatch: the deadline belongs to each task of a
@@ -140,7 +134,7 @@ func timeouts(t *testing.T, eng string) {
 func timeoutIsPerTaskInABatch(t *testing.T, eng string) {
 	const timeout = 400 * time.Millisecond
 	wk := startWorker(t, eng, "tasks", func(i *wire.Init) { i.Timeout = timeout })
-	require.True(t, wk.Ready().Batch)
+	require.True(t, exportsBatch(t, "tasks"))
 	// 5 × 150 ms = 750 ms, almost twice the timeout.
 	var tasks []wire.Task
 	for range 5 {
@@ -161,15 +155,15 @@ func timeoutIsPerTaskInABatch(t *testing.T, eng string) {
 	require.Less(t, took, 150*time.Millisecond+timeout+time.Second, "the sleeping task was not stopped at its deadline")
 	require.Equal(t, "9", string(rs[3].Output))
 
-	// A shorter per-task timeout after a longer one still fires on time:
-	// the shared timer must be pulled in, not left at the old deadline.
-	long, short := task("square", "4"), task("sleep", "60000")
-	long.Timeout = 10 * time.Second
-	short.Timeout = 100 * time.Millisecond
-	r := run(t, wk, long)[0]
-	require.Equal(t, wire.StatusOK, r.Status, r.Error)
+	// A task's deadline that comes before the one the shared timer is set
+	// for still fires on time: the timer must be pulled in, not left at the
+	// old deadline. The warm instance's timer was last set for its
+	// start-up, under a start timeout far longer than the task's.
+	wk = startWorker(t, eng, "tasks", func(i *wire.Init) {
+		i.Timeout, i.StartTimeout = 100*time.Millisecond, 10*time.Second
+	})
 	begin = time.Now()
-	r = run(t, wk, short)[0]
+	r := one(t, wk, "sleep", "60000")
 	require.Equal(t, wire.StatusTimeout, r.Status, r.Error)
 	require.Less(t, time.Since(begin), 2*time.Second, "the short deadline waited for the long one")
 }
@@ -199,7 +193,7 @@ func killWhileRunning(t *testing.T, eng string) {
 
 func batchEntryPoint(t *testing.T, eng string) {
 	wk := startWorker(t, eng, "tasks", nil)
-	require.True(t, wk.Ready().Batch)
+	require.True(t, exportsBatch(t, "tasks"))
 	// A trap in the middle of a batch fails only that task; the rest run on
 	// a new instance.
 	rs := run(t, wk, task("square", "1"), task("fail", "a"), task("recurse", ""), task("square", "4"), task("memhog", "500"), task("square", "5"))
@@ -210,6 +204,26 @@ func batchEntryPoint(t *testing.T, eng string) {
 	}
 	require.Equal(t, "16", string(rs[3].Output))
 	require.Equal(t, "25", string(rs[5].Output))
+}
+
+// noResult: a guest call that returns without giving its task's result
+// fails that task with a message that says so, and the worker goes on.
+// Through safepool_batch, the task the guest was on fails, and the tasks
+// after it run one by one, through safepool_call.
+func noResult(t *testing.T, eng string) {
+	m := testguest.SDK() // its safepool_call returns at once
+	m.Funcs = append(m.Funcs, testguest.Func{Export: "safepool_batch", Params: []byte{testguest.I32, testguest.I32}})
+	p := filepath.Join(t.TempDir(), "m.wasm")
+	require.NoError(t, os.WriteFile(p, m.Encode(), 0o644))
+	wk, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: eng, ModulePath: p, MemoryLimit: testCap, OutputLimit: 1 << 20, LogLimit: 64 << 10}})
+	require.NoError(t, err)
+	t.Cleanup(func() { wk.Kill(); wk.Release() })
+	rs := run(t, wk, task("a", ""), task("b", ""))
+	require.Equal(t, wire.StatusError, rs[0].Status)
+	require.Equal(t, "guest returned no result (safepool_batch must call safepool.result once per record)", rs[0].Error)
+	require.Equal(t, wire.StatusError, rs[1].Status)
+	require.Equal(t, "guest returned no result (safepool_call must call safepool.result once)", rs[1].Error)
+	require.Empty(t, rs[1].Output)
 }
 
 func traps(t *testing.T, eng string) {

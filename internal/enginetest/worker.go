@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
+	"github.com/safepool/safepool/module"
 )
 
 // The helpers of the worker-level cases: a real worker process, driven
@@ -114,6 +116,15 @@ func run(t *testing.T, wk *hostconn.Conn, tasks ...wire.Task) []wire.Result {
 		out[i] = r
 	}
 	return out
+}
+
+// exportsBatch reports whether the fixture called name exports
+// safepool_batch: a worker then runs a batch through one call of it.
+func exportsBatch(t *testing.T, name string) bool {
+	t.Helper()
+	info := module.Describe(testguest.Bytes(t, name))
+	require.NotNil(t, info, "%s does not parse", name)
+	return slices.ContainsFunc(info.Exports, func(f module.Func) bool { return f.Name == "safepool_batch" })
 }
 
 func one(t *testing.T, wk *hostconn.Conn, fn, in string) wire.Result {

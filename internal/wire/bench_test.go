@@ -59,8 +59,10 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	payload := wire.AppendBatch(nil, squareTasks(benchBatch))
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
+	var ts []wire.Task
 	for b.Loop() {
-		ts, err := wire.DecodeBatch(payload)
+		var err error
+		ts, err = wire.DecodeBatchInto(ts[:0], payload) // as a worker does
 		if err != nil || len(ts) != benchBatch {
 			b.Fatalf("decode: %v, %d tasks", err, len(ts))
 		}
@@ -100,6 +102,7 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 	var stream bytes.Buffer
 	w, r := wire.NewWriter(&stream), wire.NewReader(&stream)
 	var payload []byte
+	var decoded []wire.Task
 	b.ReportAllocs()
 	for b.Loop() {
 		payload = wire.AppendBatch(payload[:0], tasks)
@@ -110,7 +113,7 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 		if err != nil || typ != wire.TypeBatch {
 			b.Fatalf("read batch: %v %v", typ, err)
 		}
-		if _, err := wire.DecodeBatch(p); err != nil {
+		if decoded, err = wire.DecodeBatchInto(decoded[:0], p); err != nil {
 			b.Fatal(err)
 		}
 		payload = wire.AppendResults(payload[:0], results)
@@ -132,7 +135,7 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 // decodes to the same messages.
 func TestBenchFixturesRoundTrip(t *testing.T) {
 	tasks := squareTasks(benchBatch)
-	gotTasks, err := wire.DecodeBatch(wire.AppendBatch(nil, tasks))
+	gotTasks, err := wire.DecodeBatchInto(nil, wire.AppendBatch(nil, tasks))
 	require.NoError(t, err)
 	require.Equal(t, tasks, gotTasks)
 	results := squareResults(benchBatch)

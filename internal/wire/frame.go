@@ -10,7 +10,7 @@ import (
 
 // Version is the protocol version carried by the handshake. A worker refuses
 // an [Init] whose version differs.
-const Version = 3
+const Version = 4
 
 // MaxFrame is the largest frame either side accepts, in bytes. A longer length
 // prefix is treated as a corrupt stream.
@@ -21,13 +21,12 @@ type Type uint8
 
 // Message types.
 const (
-	TypeInit     Type = 1 // host → worker: configuration, starts the handshake
-	TypeReady    Type = 2 // worker → host: handshake answer
-	TypeBatch    Type = 3 // host → worker: tasks to run in order
-	TypeResults  Type = 4 // worker → host: results, in the order the tasks ran
-	TypeStarted  Type = 5 // worker → host: a task started (only when Init.Events)
-	TypeFatal    Type = 6 // worker → host: the worker cannot go on
-	TypeShutdown Type = 7 // host → worker: finish and exit
+	TypeInit    Type = 1 // host → worker: configuration, starts the handshake
+	TypeReady   Type = 2 // worker → host: handshake answer
+	TypeBatch   Type = 3 // host → worker: tasks to run in order
+	TypeResults Type = 4 // worker → host: results, in the order the tasks ran
+	TypeStarted Type = 5 // worker → host: a task started (only when Init.Events)
+	TypeFatal   Type = 6 // worker → host: the worker cannot go on
 )
 
 func (t Type) String() string {
@@ -44,8 +43,6 @@ func (t Type) String() string {
 		return "started"
 	case TypeFatal:
 		return "fatal"
-	case TypeShutdown:
-		return "shutdown"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

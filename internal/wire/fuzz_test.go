@@ -46,8 +46,8 @@ func FuzzDecode(f *testing.F) {
 				require.Equal(t, m, again)
 			}
 		case wire.TypeBatch:
-			if m, err := wire.DecodeBatch(p); err == nil {
-				again, err := wire.DecodeBatch(wire.AppendBatch(nil, m))
+			if m, err := wire.DecodeBatchInto(nil, p); err == nil {
+				again, err := wire.DecodeBatchInto(nil, wire.AppendBatch(nil, m))
 				require.NoError(t, err)
 				require.Equal(t, m, again)
 			}

@@ -38,7 +38,7 @@ type Init struct {
 	CacheDir      string        // compilation cache shared by all workers; "" for none
 	Engine        string        // "wazero" or "wasmtime"
 	MemoryLimit   uint64        // default per-task linear memory cap, bytes
-	Timeout       time.Duration // default per-task timeout; 0 for none
+	Timeout       time.Duration // each task's timeout; 0 for none
 	OutputLimit   uint64        // largest output a task may return, bytes
 	LogLimit      uint64        // tail of guest stdout/stderr kept per task, bytes
 	FreshInstance bool          // a new instance for every task
@@ -54,19 +54,16 @@ type Init struct {
 // Ready is the worker's answer to Init.
 type Ready struct {
 	Version  uint32
-	PID      uint32
 	Kind     Kind
-	Batch    bool     // the module exports safepool_batch
 	Handlers []string // handler names of an SDK module
 }
 
 // Task is one unit of work.
 type Task struct {
-	ID          uint64        // chosen by the host, echoed in the result
-	Func        string        // handler name; ignored by command modules
-	Input       []byte        //
-	MemoryLimit uint64        // overrides Init.MemoryLimit when non-zero
-	Timeout     time.Duration // overrides Init.Timeout when non-zero
+	ID          uint64 // chosen by the host, echoed in the result
+	Func        string // handler name; ignored by command modules
+	Input       []byte // the handler's input; a command module's stdin
+	MemoryLimit uint64 // overrides Init.MemoryLimit when non-zero
 }
 
 // Result is the outcome of one task.
@@ -139,8 +136,7 @@ func DecodeInit(p []byte) (*Init, error) {
 
 // AppendReady appends the encoding of m to b.
 func AppendReady(b []byte, m *Ready) []byte {
-	e := enc(b).uint(uint64(m.Version)).uint(uint64(m.PID)).uint(uint64(m.Kind)).bool(m.Batch).
-		uint(uint64(len(m.Handlers)))
+	e := enc(b).uint(uint64(m.Version)).uint(uint64(m.Kind)).uint(uint64(len(m.Handlers)))
 	for _, h := range m.Handlers {
 		e = e.str(h)
 	}
@@ -152,9 +148,7 @@ func DecodeReady(p []byte) (*Ready, error) {
 	d := dec{b: p}
 	m := &Ready{
 		Version: d.u32("version"),
-		PID:     d.u32("pid"),
 		Kind:    Kind(d.uint("kind")),
-		Batch:   d.bool("batch"),
 	}
 	if n := d.count("handler count", 1); n > 0 {
 		m.Handlers = make([]string, n)
@@ -171,7 +165,7 @@ func DecodeReady(p []byte) (*Ready, error) {
 // AppendTask appends the encoding of one task to b. A Batch payload is a
 // uvarint count followed by that many tasks.
 func AppendTask(b []byte, t *Task) []byte {
-	return enc(b).uint(t.ID).str(t.Func).bytes(t.Input).uint(t.MemoryLimit).int(int64(t.Timeout))
+	return enc(b).uint(t.ID).str(t.Func).bytes(t.Input).uint(t.MemoryLimit)
 }
 
 // AppendBatch appends a whole Batch payload to b.
@@ -183,24 +177,14 @@ func AppendBatch(b []byte, tasks []Task) []byte {
 	return b
 }
 
-// DecodeBatch decodes a Batch payload. A batch holds at least one task.
-// The tasks' inputs are copies; see DecodeBatchInto.
-func DecodeBatch(p []byte) ([]Task, error) {
-	tasks, err := DecodeBatchInto(nil, p)
-	for i := range tasks {
-		tasks[i].Input = bytes.Clone(tasks[i].Input)
-	}
-	return tasks, err
-}
-
-// DecodeBatchInto is DecodeBatch without copying the inputs, into dst's
-// storage when it has room: each task's Input is a slice of p, valid as
-// long as p is, and tasks that name the same function as the task before
-// share its string. A worker decodes every batch into one slice this way
-// and runs it before it reads the next frame.
+// DecodeBatchInto decodes a Batch payload, which holds at least one task,
+// into dst's storage when it has room. It copies nothing: each task's Input
+// is a slice of p, valid as long as p is, and tasks that name the same
+// function as the task before share its string. A worker decodes every
+// batch into one slice this way and runs it before it reads the next frame.
 func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 	d := dec{b: p}
-	n := d.count("task count", 5)
+	n := d.count("task count", 4) // a task takes at least 4 bytes
 	if d.err == nil && n == 0 {
 		d.fail("task count (zero)")
 	}
@@ -222,7 +206,6 @@ func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 			}
 			t.Input = d.view("input")
 			t.MemoryLimit = d.uint("memory limit")
-			t.Timeout = time.Duration(d.int("timeout"))
 		}
 	}
 	if err := d.end("batch"); err != nil {

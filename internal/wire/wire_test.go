@@ -30,7 +30,7 @@ func TestRoundTrip(t *testing.T) {
 		require.Equal(t, &wire.Init{Version: wire.Version - 1}, out)
 	})
 	t.Run("ready", func(t *testing.T) {
-		in := &wire.Ready{Version: 1, PID: 42, Kind: wire.KindSDK, Batch: true, Handlers: []string{"a", "square"}}
+		in := &wire.Ready{Version: 1, Kind: wire.KindSDK, Handlers: []string{"a", "square"}}
 		out, err := wire.DecodeReady(wire.AppendReady(nil, in))
 		require.NoError(t, err)
 		require.Equal(t, in, out)
@@ -38,9 +38,9 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("batch", func(t *testing.T) {
 		in := []wire.Task{
 			{ID: 1, Func: "square", Input: []byte("7")},
-			{ID: 1 << 40, Func: "", Input: nil, MemoryLimit: 1 << 30, Timeout: -1},
+			{ID: 1 << 40, Func: "", Input: nil, MemoryLimit: 1 << 30},
 		}
-		out, err := wire.DecodeBatch(wire.AppendBatch(nil, in))
+		out, err := wire.DecodeBatchInto(nil, wire.AppendBatch(nil, in))
 		require.NoError(t, err)
 		require.Equal(t, in, out)
 	})
@@ -69,20 +69,24 @@ func TestRoundTrip(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	good := wire.AppendResults(nil, []wire.Result{{ID: 1, Status: wire.StatusOK, Output: []byte("x")}})
+	// Init's first bool, FreshInstance, follows eight one-byte fields.
+	badBool := wire.AppendInit(nil, &wire.Init{Version: wire.Version})
+	badBool[8] = 7
+	decodeBatch := func(p []byte) error { _, err := wire.DecodeBatchInto(nil, p); return err }
 	cases := []struct {
 		name string
 		fn   func([]byte) error
 		in   []byte
 	}{
-		{"empty batch", func(p []byte) error { _, err := wire.DecodeBatch(p); return err }, nil},
-		{"zero tasks", func(p []byte) error { _, err := wire.DecodeBatch(p); return err }, []byte{0}},
-		{"huge task count", func(p []byte) error { _, err := wire.DecodeBatch(p); return err }, []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3}},
-		{"input longer than frame", func(p []byte) error { _, err := wire.DecodeBatch(p); return err }, []byte{1, 1, 0, 100, 'a'}},
+		{"empty batch", decodeBatch, nil},
+		{"zero tasks", decodeBatch, []byte{0}},
+		{"huge task count", decodeBatch, []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3}},
+		{"input longer than frame", decodeBatch, []byte{1, 1, 0, 100, 'a'}},
 		{"truncated results", func(p []byte) error { _, err := wire.DecodeResults(p); return err }, good[:len(good)-1]},
 		{"trailing bytes", func(p []byte) error { _, err := wire.DecodeResults(p); return err }, append(append([]byte{}, good...), 0)},
 		{"bad status", func(p []byte) error { _, err := wire.DecodeResults(p); return err }, wire.AppendResults(nil, []wire.Result{{ID: 1, Status: 9}})},
-		{"bad bool", func(p []byte) error { _, err := wire.DecodeReady(p); return err }, []byte{1, 1, 1, 7, 0}},
-		{"bad kind", func(p []byte) error { _, err := wire.DecodeReady(p); return err }, []byte{1, 1, 9, 0, 0}},
+		{"bad bool", func(p []byte) error { _, err := wire.DecodeInit(p); return err }, badBool},
+		{"bad kind", func(p []byte) error { _, err := wire.DecodeReady(p); return err }, []byte{1, 9, 0}},
 		{"version overflow", func(p []byte) error { _, err := wire.DecodeInit(p); return err }, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 	}
 	for _, tc := range cases {
@@ -98,7 +102,7 @@ func TestFrames(t *testing.T) {
 	var buf bytes.Buffer
 	w := wire.NewWriter(&buf)
 	require.NoError(t, w.Write(wire.TypeStarted, wire.AppendStarted(nil, 5)))
-	require.NoError(t, w.Send(wire.TypeShutdown, nil))
+	require.NoError(t, w.Send(wire.TypeBatch, nil)) // the frame layer allows an empty payload
 
 	r := wire.NewReader(bytes.NewReader(buf.Bytes()))
 	typ, p, err := r.Read()
@@ -110,7 +114,7 @@ func TestFrames(t *testing.T) {
 
 	typ, p, err = r.Read()
 	require.NoError(t, err)
-	require.Equal(t, wire.TypeShutdown, typ)
+	require.Equal(t, wire.TypeBatch, typ)
 	require.Empty(t, p)
 
 	_, _, err = r.Read()
