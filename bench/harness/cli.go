@@ -230,41 +230,52 @@ func runChild(ctx context.Context, name string, args ...string) (childRun, error
 // treeSampler reads the peak RSS (VmHWM) of a process and of the
 // processes it started (its children) every few milliseconds. VmHWM only
 // grows, so a sample loses only what a process gained since the last one.
-// Children are looked for every cliFindEvery samples, since that reads a
-// file for every thread of the process.
+//
+// A child's figure is its last reading, not its largest: a child started
+// with vfork, as Go starts one, shares its parent's memory until it execs,
+// so a reading taken before the exec is its parent's peak, and the exec
+// starts the figure again. A child read fewer than twice is left out (it
+// lived for less than a sample), and so is a child that does not end with
+// SIGCHLD to its parent: the Go runtime starts one with vfork and ends it
+// at once to learn whether clone takes CLONE_PIDFD, and on a busy machine
+// it may wait tens of milliseconds to run, sharing its parent's memory.
 type treeSampler struct {
 	root    string
 	mu      sync.Mutex
 	stopped bool
 	peak    int64
-	kids    map[int]int64 // child pid -> its largest VmHWM seen
+	kids    map[int]*kidPeak
 	samples int
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-const cliFindEvery = 4
+type kidPeak struct {
+	last  int64 // VmHWM at the last reading
+	reads int
+	skip  bool // not a worker
+}
 
 func sampleTree(pid int, every time.Duration) *treeSampler {
-	s := &treeSampler{root: strconv.Itoa(pid), kids: map[int]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
-	s.take(true)
+	s := &treeSampler{root: strconv.Itoa(pid), kids: map[int]*kidPeak{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s.take()
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(every)
 		defer t.Stop()
-		for i := 1; ; i++ {
+		for {
 			select {
 			case <-s.stop:
 				return
 			case <-t.C:
-				s.take(i%cliFindEvery == 0)
+				s.take()
 			}
 		}
 	}()
 	return s
 }
 
-func (s *treeSampler) take(find bool) {
+func (s *treeSampler) take() {
 	// The lock is held across the reads so that none starts after halt:
 	// once the child is reaped, its pid may name another process.
 	s.mu.Lock()
@@ -278,16 +289,19 @@ func (s *treeSampler) take(find bool) {
 	}
 	s.peak = max(s.peak, kib)
 	s.samples++
-	if find {
-		for _, pid := range childrenOf(s.root) {
-			if _, ok := s.kids[pid]; !ok {
-				s.kids[pid] = 0
-			}
+	for _, pid := range childrenOf(s.root) {
+		if s.kids[pid] == nil {
+			st, err := readStat(pid)
+			s.kids[pid] = &kidPeak{skip: err != nil || st.exitSignal != int(syscall.SIGCHLD)}
 		}
 	}
-	for pid, old := range s.kids {
-		if kib, err := statusKiB(strconv.Itoa(pid), "VmHWM"); err == nil && kib > old {
-			s.kids[pid] = kib
+	for pid, k := range s.kids {
+		if k.skip {
+			continue
+		}
+		if kib, err := statusKiB(strconv.Itoa(pid), "VmHWM"); err == nil {
+			k.last = kib
+			k.reads++
 		}
 	}
 }
@@ -296,9 +310,12 @@ func (s *treeSampler) take(find bool) {
 func (s *treeSampler) halt(m *childRun) {
 	s.mu.Lock()
 	s.stopped = true
-	m.peakKiB, m.samples, m.workers = s.peak, s.samples, len(s.kids)
-	for _, kib := range s.kids {
-		m.workerKiB = max(m.workerKiB, kib)
+	m.peakKiB, m.samples = s.peak, s.samples
+	for _, k := range s.kids {
+		if !k.skip && k.reads >= 2 {
+			m.workers++
+			m.workerKiB = max(m.workerKiB, k.last)
+		}
 	}
 	s.mu.Unlock()
 	close(s.stop)

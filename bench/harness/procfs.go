@@ -71,6 +71,11 @@ type procStat struct {
 	state     string        // "R", "S", "Z" for a zombie, ...
 	cpu       time.Duration // utime + stime
 	startTick uint64        // start time after boot, in clock ticks
+	// exitSignal is the signal the parent gets when the process ends:
+	// SIGCHLD for a process started by fork, vfork or exec.Cmd; 0 for a
+	// child the Go runtime starts and ends at once to learn whether clone
+	// takes CLONE_PIDFD. -1 when the field is missing.
+	exitSignal int
 }
 
 func readStat(pid int) (procStat, error) {
@@ -91,7 +96,11 @@ func readStat(pid int) (procStat, error) {
 	utime, _ := strconv.ParseUint(f[11], 10, 64)
 	stime, _ := strconv.ParseUint(f[12], 10, 64)
 	start, _ := strconv.ParseUint(f[19], 10, 64)
-	return procStat{state: f[0], cpu: time.Duration(utime+stime) * clockTick, startTick: start}, nil
+	exitSignal := -1
+	if len(f) > 35 {
+		exitSignal, _ = strconv.Atoi(f[35]) // field 38
+	}
+	return procStat{state: f[0], cpu: time.Duration(utime+stime) * clockTick, startTick: start, exitSignal: exitSignal}, nil
 }
 
 // childrenCPU is the CPU time of the live children, by pid.

@@ -196,7 +196,9 @@ type CLIRun struct {
 	PeakKiB int64
 	Samples int
 	// WorkerPeakKiB is the largest VmHWM of the processes it started (its
-	// workers), sampled the same way; Workers is how many were seen.
+	// workers), sampled the same way; Workers is how many were seen. A
+	// worker that lives for less than a sample may be missed, as in the
+	// quick mode's shortest runs.
 	WorkerPeakKiB int64
 	Workers       int
 	// CPU is the user and system CPU time of the process and of the

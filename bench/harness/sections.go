@@ -253,7 +253,7 @@ func (p *report) cli() {
 	p.f("every output file is checked: N lines, in input order, each the square of its index. ")
 	p.f("Each program is a child process of the harness, timed from its start to its exit (its own start-up, its workers' and the whole job), after an untimed run over %s lines; the systems take turns at each size, one run each. ", fmtCount(cliWarmLines))
 	p.f("**Peak RSS** is the program's own peak resident set: VmHWM from `/proc/<pid>/status`, read every %s while it runs. ", fmtDur(cliSample))
-	p.f("**Worker peak** is the largest VmHWM of the processes it started (its workers), read the same way; each is counted apart, not added to the program's. ")
+	p.f("**Worker peak** is the largest VmHWM of the processes it started (its workers), read the same way, with the number of them seen; each is counted apart, not added to the program's. ")
 	p.f("Not `ru_maxrss` from the rusage of the wait: Linux keeps it across `execve`, and a child of this harness starts as a vfork that shares the harness's memory, so it reports at least the harness's own peak, whatever the program uses; it also takes in the peaks of the workers the program reaped. ")
 	p.f("CPU is the user and system time of the program and its workers, from that rusage. ")
 	p.f("\"vs Python\" is the Python script's wall time at the same size ÷ this one (above 1× is faster); \"peak RSS × Python\" is this peak RSS ÷ the script's.\n\n")
@@ -334,7 +334,10 @@ func workerPeak(c CLIRun) string {
 	if c.WorkerPeakKiB <= 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%s (%d workers)", fmtKiB(c.WorkerPeakKiB), c.Workers)
+	if c.Workers == 1 {
+		return fmtKiB(c.WorkerPeakKiB) + " (1 process)"
+	}
+	return fmt.Sprintf("%s (%d processes)", fmtKiB(c.WorkerPeakKiB), c.Workers)
 }
 
 func peakKiB(k int64) string {
