@@ -11,8 +11,9 @@
 //     bench/python/baseline.py, when python3 is installed.
 //
 // [Run] runs the scenarios (throughput, latency, kill recovery, start-up,
-// chaos throughput, memory, and a worker SIGKILLed mid-map) and returns
-// [Results]; [WriteReport] renders them as Markdown with an SVG chart.
+// chaos throughput, memory, a worker SIGKILLed mid-map, and the safepool
+// command line over files of JSON Lines beside a Python script that does
+// the same job) and returns [Results]; [WriteReport] renders them as Markdown with an SVG chart.
 // Every comparison is also given as a ratio, because absolute figures from
 // a shared, noisy machine move between runs while ratios taken in the same
 // run hold much better.

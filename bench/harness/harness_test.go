@@ -160,6 +160,30 @@ func TestQuickRun(t *testing.T) {
 			require.Equal(t, "broken (BrokenProcessPool)", outcomes["Python ProcessPoolExecutor"])
 		}
 	})
+	t.Run("cli", func(t *testing.T) {
+		systems := map[string]int{}
+		for _, c := range res.CLI {
+			systems[c.System]++
+			require.True(t, c.Correct, "%s %s: output not checked", c.System, c.Guest)
+			require.Contains(t, opts.CLILines, c.Lines)
+			require.Positive(t, c.Elapsed)
+			require.Positive(t, c.Samples, "%s %s: no VmHWM sample", c.System, c.Guest)
+			require.Positive(t, c.PeakKiB)
+			if c.System == harness.SysCLI {
+				// Its workers live from its start to its end. Python's
+				// pool may live for less than a sample in quick mode.
+				require.Equal(t, opts.Workers, c.Workers, "%s: its workers were not found", c.Guest)
+				require.Positive(t, c.WorkerPeakKiB)
+			}
+			require.Positive(t, c.CPU)
+		}
+		require.Equal(t, len(opts.Guests)*len(opts.CLILines), systems[harness.SysCLI])
+		if wantPython {
+			require.Equal(t, len(opts.CLILines), systems[harness.SysPyCLI])
+		} else {
+			require.Zero(t, systems[harness.SysPyCLI])
+		}
+	})
 
 	t.Run("report", func(t *testing.T) {
 		var md bytes.Buffer

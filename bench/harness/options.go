@@ -19,12 +19,13 @@ const (
 	ScenarioChaos      = "chaos"
 	ScenarioMemory     = "memory"
 	ScenarioHang       = "hang"
+	ScenarioCLI        = "cli"
 )
 
 // Scenarios lists every scenario name.
 var Scenarios = []string{
 	ScenarioThroughput, ScenarioLatency, ScenarioRecovery, ScenarioStartup,
-	ScenarioChaos, ScenarioMemory, ScenarioHang,
+	ScenarioChaos, ScenarioMemory, ScenarioHang, ScenarioCLI,
 }
 
 // The guests every scenario runs. Both export "square" on decimal integers,
@@ -85,6 +86,9 @@ type Options struct {
 	// HangTimeout is how long the Python baseline waits for a map whose
 	// worker was killed before calling it hung.
 	HangTimeout time.Duration
+	// CLILines are the input sizes, in lines, that the safepool command
+	// line and the Python script run over, smallest first.
+	CLILines []int
 
 	// Quiet is how long a measurement waits for the machine to be mostly
 	// idle before it starts; QuietBudget caps the waiting of the whole run.
@@ -125,6 +129,7 @@ func FullOptions() Options {
 		StreamN:        10_000_000,
 		StreamWindow:   4096,
 		HangTimeout:    5 * time.Second,
+		CLILines:       []int{1_000_000, 2_000_000},
 		Quiet:          20 * time.Second,
 		QuietBudget:    5 * time.Minute,
 	}
@@ -151,6 +156,7 @@ func QuickOptions() Options {
 		StreamN:        100_000,
 		StreamWindow:   1024,
 		HangTimeout:    time.Second,
+		CLILines:       []int{20_000, 40_000},
 	}
 }
 
@@ -171,6 +177,9 @@ func (o *Options) validate() error {
 	if o.Workers < 1 || o.ThroughputN < 1 || o.Rounds < 1 || o.LatencySamples < 10 || o.LatencyRounds < 1 || o.Kills < 1 ||
 		o.WarmStarts < 1 || o.ChaosN < 1 || o.ChaosEvery <= 0 || o.StreamN < 1 || o.StreamWindow < 1 {
 		return fmt.Errorf("harness: every size in Options must be positive (LatencySamples at least 10); start from FullOptions or QuickOptions")
+	}
+	if len(o.CLILines) == 0 || !slices.IsSorted(o.CLILines) || o.CLILines[0] < 1 {
+		return fmt.Errorf("harness: Options.CLILines must hold positive sizes, smallest first; start from FullOptions or QuickOptions")
 	}
 	if o.CacheDir == "" {
 		o.CacheDir = filepath.Join(os.TempDir(), "safepool-bench-cache")

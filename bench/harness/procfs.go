@@ -18,15 +18,20 @@ import (
 const clockTick = 10 * time.Millisecond
 
 // rssKiB returns VmRSS of a process ("self" for this one), in KiB.
-func rssKiB(pid string) (int64, error) {
+func rssKiB(pid string) (int64, error) { return statusKiB(pid, "VmRSS") }
+
+// statusKiB returns a field in kB of /proc/<pid>/status, such as VmRSS or
+// VmHWM (the peak resident set size), in KiB.
+func statusKiB(pid, field string) (int64, error) {
 	f, err := os.Open("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
+	prefix := []byte(field + ":")
 	for s.Scan() {
-		if v, ok := bytes.CutPrefix(s.Bytes(), []byte("VmRSS:")); ok {
+		if v, ok := bytes.CutPrefix(s.Bytes(), prefix); ok {
 			fields := bytes.Fields(v)
 			if len(fields) == 0 {
 				break
@@ -34,14 +39,18 @@ func rssKiB(pid string) (int64, error) {
 			return strconv.ParseInt(string(fields[0]), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("harness: no VmRSS in /proc/%s/status", pid)
+	return 0, fmt.Errorf("harness: no %s in /proc/%s/status", field, pid)
 }
 
 // children lists this process's child processes: the pool's workers, when
 // no other child runs.
-func children() []int {
+func children() []int { return childrenOf("self") }
+
+// childrenOf lists the child processes of process pid ("self" for this
+// one).
+func childrenOf(pid string) []int {
 	var pids []int
-	files, _ := filepath.Glob("/proc/self/task/*/children")
+	files, _ := filepath.Glob("/proc/" + pid + "/task/*/children")
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -62,6 +71,11 @@ type procStat struct {
 	state     string        // "R", "S", "Z" for a zombie, ...
 	cpu       time.Duration // utime + stime
 	startTick uint64        // start time after boot, in clock ticks
+	// exitSignal is the signal the parent gets when the process ends:
+	// SIGCHLD for a process started by fork, vfork or exec.Cmd; 0 for a
+	// child the Go runtime starts and ends at once to learn whether clone
+	// takes CLONE_PIDFD. -1 when the field is missing.
+	exitSignal int
 }
 
 func readStat(pid int) (procStat, error) {
@@ -82,7 +96,11 @@ func readStat(pid int) (procStat, error) {
 	utime, _ := strconv.ParseUint(f[11], 10, 64)
 	stime, _ := strconv.ParseUint(f[12], 10, 64)
 	start, _ := strconv.ParseUint(f[19], 10, 64)
-	return procStat{state: f[0], cpu: time.Duration(utime+stime) * clockTick, startTick: start}, nil
+	exitSignal := -1
+	if len(f) > 35 {
+		exitSignal, _ = strconv.Atoi(f[35]) // field 38
+	}
+	return procStat{state: f[0], cpu: time.Duration(utime+stime) * clockTick, startTick: start, exitSignal: exitSignal}, nil
 }
 
 // childrenCPU is the CPU time of the live children, by pid.

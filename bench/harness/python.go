@@ -16,11 +16,14 @@ import (
 )
 
 // pyRunner runs bench/python/baseline.py, one scenario per call, so that
-// each Python figure is taken next to the figures it is compared with.
+// each Python figure is taken next to the figures it is compared with, and
+// bench/python/cli_baseline.py for the command-line scenario.
 type pyRunner struct {
-	exe    string // empty when the baselines do not run
-	script string
-	opts   *Options
+	exe       string // empty when the baselines do not run
+	script    string
+	cliScript string
+	cliExe    string // the interpreter's sys.executable
+	opts      *Options
 }
 
 // pyOutput is what baseline.py prints. Durations are in seconds.
@@ -59,7 +62,7 @@ type pyOutput struct {
 	} `json:"hang"`
 }
 
-// newPyRunner finds the interpreter and writes the embedded script to dir.
+// newPyRunner finds the interpreter and writes the embedded scripts to dir.
 // When python3 is missing it returns a runner that runs nothing, and says
 // why in info.
 func newPyRunner(opts *Options, dir string, info *PythonInfo) *pyRunner {
@@ -77,19 +80,32 @@ func newPyRunner(opts *Options, dir string, info *PythonInfo) *pyRunner {
 		info.Reason = fmt.Sprintf("not run: %s is not installed (%v)", exe, err)
 		return r
 	}
-	out, err := exec.Command(path, "-c", "import sys, multiprocessing, concurrent.futures; print(sys.version.split()[0])").Output()
+	out, err := exec.Command(path, "-c", "import sys, multiprocessing, concurrent.futures; print(sys.version.split()[0]); print(sys.executable)").Output()
 	if err != nil {
 		info.Reason = fmt.Sprintf("not run: %s cannot import multiprocessing: %v", path, err)
 		return r
 	}
+	version, real, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	// The script timed from outside runs on the interpreter itself: a
+	// launcher such as a pyenv shim would add its own processes and time.
+	r.cliExe = path
+	if real = strings.TrimSpace(real); real != "" {
+		r.cliExe = real
+	}
 	r.script = filepath.Join(dir, "baseline.py")
-	if err := os.WriteFile(r.script, python.Baseline, 0o644); err != nil {
-		info.Reason = fmt.Sprintf("not run: %v", err)
-		return r
+	r.cliScript = filepath.Join(dir, "cli_baseline.py")
+	for _, f := range []struct {
+		path string
+		text []byte
+	}{{r.script, python.Baseline}, {r.cliScript, python.CLIBaseline}} {
+		if err := os.WriteFile(f.path, f.text, 0o644); err != nil {
+			info.Reason = fmt.Sprintf("not run: %v", err)
+			return r
+		}
 	}
 	r.exe = path
 	info.Ran = true
-	info.Version = strings.TrimSpace(string(out))
+	info.Version = strings.TrimSpace(version)
 	return r
 }
 

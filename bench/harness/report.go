@@ -20,6 +20,7 @@ var Sections = []string{
 	"## 5. Chaos throughput",
 	"## 6. Memory",
 	"## 7. A worker SIGKILLed mid-map",
+	"## 8. The command line",
 }
 
 // WriteReport renders r as Markdown. chart, when not empty, is the path of
@@ -36,6 +37,7 @@ func WriteReport(w io.Writer, r *Results, chart string) error {
 	rep.chaos()
 	rep.memory()
 	rep.hang()
+	rep.cli()
 	rep.failures()
 	_, err := w.Write(b.Bytes())
 	return err

@@ -20,6 +20,8 @@ const (
 	SysExecApply = "Python ProcessPoolExecutor.submit"
 	SysPoolStart = "Python Pool"
 	SysExecStart = "Python ProcessPoolExecutor"
+	SysCLI       = "safepool run"
+	SysPyCLI     = "Python script (Pool.map)"
 )
 
 // Results is everything one run measured. It is what [Run] returns and what
@@ -41,6 +43,7 @@ type Results struct {
 	IdleRSS    []IdleRSS
 	Stream     *Stream
 	Hang       []Hang
+	CLI        []CLIRun
 
 	// Failures maps a scenario to the error that stopped it. The other
 	// scenarios still run.
@@ -173,6 +176,40 @@ type Hang struct {
 	Elapsed time.Duration
 	Detail  string
 }
+
+// CLIRun is one run of a program over a file of JSON Lines, measured from
+// outside as a child process: the safepool command line, or the Python
+// script that does the same job.
+type CLIRun struct {
+	System string
+	Guest  string // empty for the Python script
+	Lines  int
+	// Elapsed is the wall time from starting the process until it exited:
+	// its start-up, its workers' and the whole job.
+	Elapsed time.Duration
+	// PeakKiB is the process's own peak resident set size: VmHWM from
+	// /proc/<pid>/status, sampled every few milliseconds while it ran
+	// (the last sample is taken at most that long before it exits). 0 when
+	// no sample was taken. (Not ru_maxrss from its wait: Linux keeps that
+	// across execve, so a child of the harness, which starts as a vfork of
+	// it, reports at least the harness's own peak.)
+	PeakKiB int64
+	Samples int
+	// WorkerPeakKiB is the largest VmHWM of the processes it started (its
+	// workers), sampled the same way; Workers is how many were seen. A
+	// worker that lives for less than a sample may be missed, as in the
+	// quick mode's shortest runs.
+	WorkerPeakKiB int64
+	Workers       int
+	// CPU is the user and system CPU time of the process and of the
+	// descendants it reaped (its workers), from the rusage of its wait.
+	CPU     time.Duration
+	Correct bool // every output line was checked
+	Note    string
+}
+
+// NsPerLine is the wall time per line.
+func (c CLIRun) NsPerLine() float64 { return perTask(c.Elapsed, c.Lines) }
 
 // Save writes r as JSON.
 func (r *Results) Save(path string) error {

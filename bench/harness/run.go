@@ -20,6 +20,7 @@ type bench struct {
 	res     *Results
 	py      *pyRunner
 	modules map[string]string // guest name -> .wasm path
+	tmp     string            // removed at the end of the run
 
 	pyThroughput []Throughput // Python's throughput rows, across rounds
 }
@@ -42,7 +43,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("harness: cache dir: %w", err)
 	}
-	b := &bench{opts: &opts, res: res, modules: map[string]string{}}
+	b := &bench{opts: &opts, res: res, modules: map[string]string{}, tmp: tmp}
 	opts.logf("building the guests")
 	for _, g := range Guests {
 		if b.modules[g], err = modulePath(g); err != nil {
@@ -67,6 +68,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		{ScenarioChaos, b.chaos},
 		{ScenarioMemory, b.memory},
 		{ScenarioHang, b.hang},
+		{ScenarioCLI, b.cli},
 	}
 	for _, s := range steps {
 		if !opts.wants(s.name) {

@@ -237,3 +237,112 @@ func (p *report) hang() {
 	table(p.w, []string{"system", "outcome", "wall", "what happened"}, rows)
 	p.pythonNote(ScenarioHang)
 }
+
+func (p *report) cli() {
+	r := p.r
+	p.f("%s: `safepool run` over JSON Lines, %d workers\n\n", Sections[8], r.Options.Workers)
+	if p.skipped(ScenarioCLI, len(r.CLI) == 0) {
+		return
+	}
+	sizes := cliSizes(r)
+	counts := make([]string, len(sizes))
+	for i, n := range sizes {
+		counts[i] = fmtCount(n)
+	}
+	p.f("Files of %s lines, the JSON numbers 0 … N−1 one per line, squared and written out as JSON Lines; ", strings.Join(counts, " and "))
+	p.f("every output file is checked: N lines, in input order, each the square of its index. ")
+	p.f("Each program is a child process of the harness, timed from its start to its exit (its own start-up, its workers' and the whole job), after an untimed run over %s lines; the systems take turns at each size, one run each. ", fmtCount(cliWarmLines))
+	p.f("**Peak RSS** is the program's own peak resident set: VmHWM from `/proc/<pid>/status`, read every %s while it runs. ", fmtDur(cliSample))
+	p.f("**Worker peak** is the largest VmHWM of the processes it started (its workers), read the same way, with the number of them seen; each is counted apart, not added to the program's. ")
+	p.f("Not `ru_maxrss` from the rusage of the wait: Linux keeps it across `execve`, and a child of this harness starts as a vfork that shares the harness's memory, so it reports at least the harness's own peak, whatever the program uses; it also takes in the peaks of the workers the program reaped. ")
+	p.f("CPU is the user and system time of the program and its workers, from that rusage. ")
+	p.f("\"vs Python\" is the Python script's wall time at the same size ÷ this one (above 1× is faster); \"peak RSS × Python\" is this peak RSS ÷ the script's.\n\n")
+	var rows [][]string
+	for _, c := range r.CLI {
+		vsPy, rssPy := "—", "—"
+		if py, ok := findCLI(r, SysPyCLI, "", c.Lines); ok {
+			vsPy = fmtRatio(ratio(float64(py.Elapsed), float64(c.Elapsed)))
+			rssPy = fmtRatio(ratio(float64(c.PeakKiB), float64(py.PeakKiB)))
+		}
+		rows = append(rows, []string{c.System, dash(c.Guest), fmtCount(c.Lines), fmtDur(c.Elapsed), fmtUs(c.NsPerLine()), cpuPerTask(c.CPU, c.Lines),
+			peakKiB(c.PeakKiB), workerPeak(c), vsPy, rssPy, yesNo(c.Correct)})
+	}
+	table(p.w, []string{"system", "guest", "lines", "wall", "µs/line", "CPU µs/line (with workers)", "peak RSS", "worker peak RSS (largest)", "vs Python (wall)", "peak RSS × Python", "all correct"}, rows)
+	p.pythonNote(ScenarioCLI)
+
+	if len(sizes) > 1 {
+		lo, hi := sizes[0], sizes[len(sizes)-1]
+		p.f("Peak RSS against the input size: the program's own peak at each size, and the largest size's ÷ the smallest's (the goal for `safepool run` is at most %.2f×: a stream's memory does not grow with its input).\n\n", goalCLIFlat)
+		header := []string{"system", "guest"}
+		for _, c := range counts {
+			header = append(header, c+" lines")
+		}
+		header = append(header, fmt.Sprintf("%s ÷ %s lines", fmtCount(hi), fmtCount(lo)), "worker peak, same ratio")
+		var flat [][]string
+		seen := map[string]bool{}
+		for _, c := range r.CLI {
+			key := c.System + "/" + c.Guest
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			row := []string{c.System, dash(c.Guest)}
+			for _, n := range sizes {
+				if x, ok := findCLI(r, c.System, c.Guest, n); ok {
+					row = append(row, peakKiB(x.PeakKiB))
+				} else {
+					row = append(row, "—")
+				}
+			}
+			a, okA := findCLI(r, c.System, c.Guest, lo)
+			z, okZ := findCLI(r, c.System, c.Guest, hi)
+			growth, growthMax := "—", "—"
+			if okA && okZ {
+				growth = fmtRatio(ratio(float64(z.PeakKiB), float64(a.PeakKiB)))
+				growthMax = fmtRatio(ratio(float64(z.WorkerPeakKiB), float64(a.WorkerPeakKiB)))
+			}
+			flat = append(flat, append(row, growth, growthMax))
+		}
+		table(p.w, header, flat)
+	}
+	p.f("How each system was driven:\n\n")
+	seen := map[string]bool{}
+	for _, c := range r.CLI {
+		key := c.System + "/" + c.Guest
+		if c.Note != "" && !seen[key] {
+			seen[key] = true
+			p.f("- %s%s: %s.\n", c.System, parenGuest(c.Guest), c.Note)
+		}
+	}
+	p.f("\n")
+}
+
+// cliSizes are the input sizes the command-line scenario measured,
+// smallest first.
+func cliSizes(r *Results) []int {
+	var sizes []int
+	for _, c := range r.CLI {
+		sizes = append(sizes, c.Lines)
+	}
+	slices.Sort(sizes)
+	return slices.Compact(sizes)
+}
+
+// workerPeak is the largest worker's peak RSS, and how many workers
+// there were.
+func workerPeak(c CLIRun) string {
+	if c.WorkerPeakKiB <= 0 {
+		return "—"
+	}
+	if c.Workers == 1 {
+		return fmtKiB(c.WorkerPeakKiB) + " (1 process)"
+	}
+	return fmt.Sprintf("%s (%d processes)", fmtKiB(c.WorkerPeakKiB), c.Workers)
+}
+
+func peakKiB(k int64) string {
+	if k <= 0 {
+		return "—"
+	}
+	return fmtKiB(k)
+}

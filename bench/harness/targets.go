@@ -33,6 +33,7 @@ const (
 	goalChaos        = 0.80
 	goalIdleRSSKiB   = 30_000_000 / 1024 // 30 MB
 	goalStreamKiB    = 64 << 10          // RSS growth allowed while streaming
+	goalCLIFlat      = 1.25              // CLI peak RSS, largest input ÷ smallest
 )
 
 // Targets judges r against the goals. Every guest of the run gets its own
@@ -165,6 +166,28 @@ func Targets(r *Results) []Target {
 		}
 	}
 
+	cliGoal := fmt.Sprintf("≤ %.2f× from the smallest input to the largest", goalCLIFlat)
+	sizes := cliSizes(r)
+	for _, g := range r.Options.Guests {
+		const name = "CLI peak RSS flat on millions of lines"
+		scope := "`safepool run`, " + guestLabel(g)
+		var a, z CLIRun
+		ok := len(sizes) > 1
+		if ok {
+			var okA, okZ bool
+			a, okA = findCLI(r, SysCLI, g, sizes[0])
+			z, okZ = findCLI(r, SysCLI, g, sizes[len(sizes)-1])
+			ok = okA && okZ && a.PeakKiB > 0 && z.PeakKiB > 0
+		}
+		if !ok {
+			add(name, scope, notMeasured(r, ScenarioCLI, false), cliGoal, nil)
+			continue
+		}
+		x := ratio(float64(z.PeakKiB), float64(a.PeakKiB))
+		add(name, scope, fmt.Sprintf("%.2f× (%s at %s lines → %s at %s)", x, fmtKiB(a.PeakKiB), fmtCount(a.Lines), fmtKiB(z.PeakKiB), fmtCount(z.Lines)),
+			cliGoal, met(x <= goalCLIFlat && a.Correct && z.Correct))
+	}
+
 	// Correctness checks of the scenarios.
 	check := func(name, scope, measured, goal string, ok *bool) {
 		ts = append(ts, Target{Name: name, Scope: scope, Measured: measured, Goal: goal, Met: ok, Check: true})
@@ -262,4 +285,13 @@ func findIdle(r *Results, system, guest string) (IdleRSS, bool) {
 		}
 	}
 	return IdleRSS{}, false
+}
+
+func findCLI(r *Results, system, guest string, lines int) (CLIRun, bool) {
+	for _, c := range r.CLI {
+		if c.System == system && c.Guest == guest && c.Lines == lines {
+			return c, true
+		}
+	}
+	return CLIRun{}, false
 }

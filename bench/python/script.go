@@ -1,6 +1,6 @@
 // Package python holds the Python baselines of the benchmark harness, so
-// that the harness can run them from any directory: baseline.py is embedded
-// in the binary.
+// that the harness can run them from any directory: the scripts are
+// embedded in the binary.
 package python
 
 import _ "embed"
@@ -11,3 +11,11 @@ import _ "embed"
 //
 //go:embed baseline.py
 var Baseline []byte
+
+// CLIBaseline is cli_baseline.py: the job of `safepool run` done with
+// multiprocessing.Pool. It reads a file of JSON Lines, squares each value
+// on a pool, and writes the squares as JSON Lines; the harness times it
+// from outside. Run it with python3 WORKERS IN OUT.
+//
+//go:embed cli_baseline.py
+var CLIBaseline []byte
