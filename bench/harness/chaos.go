@@ -34,6 +34,11 @@ func (b *bench) chaosRun(ctx context.Context, guest string) (Chaos, error) {
 	p, err := b.newPool(guest, func(c *pool.Config) {
 		c.KillPolicy = pool.Retry
 		c.Retry.MaxAttempts = 10 // a task blamed for three kills in a row is chance, not a bug
+		// A kill every 100 ms hits most Go-guest workers (about 0.1 s to
+		// start, more on a busy machine) before their handshake: that is
+		// the storm the start-up breaker ends after StartGiveUp. This
+		// scenario measures throughput under it instead, so it waits longer.
+		c.StartGiveUp = 10 * time.Minute
 	})
 	if err != nil {
 		return Chaos{}, err
