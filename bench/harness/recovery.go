@@ -174,6 +174,10 @@ func (b *bench) killRunning(ctx context.Context, backoff time.Duration, spares i
 	return rec, nil
 }
 
+// isolatedKill is how long killIdle waits before each kill: longer than
+// the pool's calm period.
+const isolatedKill = 1100 * time.Millisecond
+
 // killIdle kills an idle worker and times its replacement.
 func (b *bench) killIdle(ctx context.Context, guest string) (Recovery, error) {
 	probe := newKillProbe()
@@ -191,6 +195,11 @@ func (b *bench) killIdle(ctx context.Context, guest string) (Recovery, error) {
 			return rec, err
 		}
 		b.waitQuiet()
+		// Space the kills more than the pool's calm period (1 s) apart, so
+		// that each is one kill and not a storm: workers killed one after
+		// another before they have stayed up that long are failed
+		// start-ups, whose respawns back off by design.
+		time.Sleep(isolatedKill)
 		probe.reset(false)
 		if err := probe.killIdle(); err != nil {
 			return rec, err
