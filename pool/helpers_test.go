@@ -1,11 +1,9 @@
 package pool_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/safepool/safepool/internal/enginetest"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/pool"
 )
@@ -34,47 +33,14 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// cacheDir is shared by every test and every run: compiling a Go guest
-// under -race takes many seconds.
-func cacheDir(t testing.TB) string {
-	d := filepath.Join(os.TempDir(), "safepool-test-cache")
-	require.NoError(t, os.MkdirAll(d, 0o755))
-	return d
-}
-
-func newPool(t *testing.T, module string, edit func(*pool.Config)) *pool.Pool {
-	t.Helper()
-	cfg := pool.Config{Module: testguest.Path(t, module), Workers: 2, CacheDir: cacheDir(t)}
-	if edit != nil {
-		edit(&cfg)
-	}
-	p, err := pool.New(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, p.Terminate()) })
-	return p
-}
-
-func ints(n int) [][]byte {
-	in := make([][]byte, n)
-	for i := range in {
-		in[i] = []byte(strconv.Itoa(i))
-	}
-	return in
-}
-
-func squares(t *testing.T, rs []pool.Result) []string {
-	t.Helper()
-	out := make([]string, len(rs))
-	for i, r := range rs {
-		require.Equal(t, i, r.Index)
-		if r.Status == pool.StatusOK {
-			out[i] = string(r.Output)
-		} else {
-			out[i] = "<" + r.Status.String() + ">"
-		}
-	}
-	return out
-}
+// The helpers the conformance suite shares: the test cache, a pool that
+// terminates with its test, the inputs "0" … "n-1", and their outputs.
+var (
+	cacheDir = enginetest.CacheDir
+	newPool  = enginetest.NewPool
+	ints     = enginetest.Ints
+	squares  = enginetest.Squares
+)
 
 // killer kills, with a real SIGKILL, the worker that starts the tasks
 // whose index is in targets, once per index.

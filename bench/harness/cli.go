@@ -259,19 +259,7 @@ type kidPeak struct {
 func sampleTree(pid int, every time.Duration) *treeSampler {
 	s := &treeSampler{root: strconv.Itoa(pid), kids: map[int]*kidPeak{}, stop: make(chan struct{}), done: make(chan struct{})}
 	s.take()
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				s.take()
-			}
-		}
-	}()
+	tick(every, s.take, s.stop, s.done)
 	return s
 }
 

@@ -79,20 +79,26 @@ type rssSampler struct {
 func sampleRSS(every time.Duration) *rssSampler {
 	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
 	s.take()
+	tick(every, s.take, s.stop, s.done)
+	return s
+}
+
+// tick calls take every d in a goroutine until stop is closed, then closes
+// done.
+func tick(d time.Duration, take func(), stop, done chan struct{}) {
 	go func() {
-		defer close(s.done)
-		t := time.NewTicker(every)
+		defer close(done)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
-			case <-s.stop:
+			case <-stop:
 				return
 			case <-t.C:
-				s.take()
+				take()
 			}
 		}
 	}()
-	return s
 }
 
 func (s *rssSampler) take() {

@@ -22,7 +22,7 @@ import (
 // poolStatuses: every status, with its message, through Apply; the killed
 // ones are listed.
 func poolStatuses(t *testing.T, eng string) {
-	p := newPool(t, "tasks", func(c *pool.Config) {
+	p := NewPool(t, "tasks", func(c *pool.Config) {
 		c.Engine = eng
 		c.Timeout = 500 * time.Millisecond
 		c.MemoryLimit = 32 << 20
@@ -69,7 +69,7 @@ func poolStatuses(t *testing.T, eng string) {
 
 // poolMemoryRetry: a task that hits its cap is retried with a larger one.
 func poolMemoryRetry(t *testing.T, eng string) {
-	p := newPool(t, "tasks", func(c *pool.Config) {
+	p := NewPool(t, "tasks", func(c *pool.Config) {
 		c.Engine = eng
 		c.MemoryLimit = 32 << 20
 		c.OnMemoryLimit = pool.Retry
@@ -92,19 +92,19 @@ func poolKills(t *testing.T, eng string) {
 	for _, policy := range []pool.Policy{pool.Skip, pool.Retry} {
 		t.Run(policy.String(), func(t *testing.T) {
 			k := newKiller(3)
-			p := newPool(t, "tasks", func(c *pool.Config) {
+			p := NewPool(t, "tasks", func(c *pool.Config) {
 				c.Engine = eng
 				c.OnEvent = k.onEvent
 				c.KillPolicy = policy
 			})
-			rs, err := p.Map(context.Background(), "slow_square", ints(8))
+			rs, err := p.Map(context.Background(), "slow_square", Ints(8))
 			require.NoError(t, err)
 			want := []string{"0", "1", "4", "9", "16", "25", "36", "49"}
 			if policy == pool.Skip {
 				want[3] = "<killed>"
 				require.Contains(t, rs[3].Error, "killed by SIGKILL")
 			}
-			require.Equal(t, want, squares(t, rs))
+			require.Equal(t, want, Squares(t, rs))
 			for i, r := range rs {
 				if i != 3 {
 					require.Equal(t, 1, r.Attempts, "task %d was not running when the worker died", i)
@@ -116,7 +116,7 @@ func poolKills(t *testing.T, eng string) {
 
 // poolCommandModule: a WASI command runs each task in a fresh instance.
 func poolCommandModule(t *testing.T, eng string) {
-	p := newPool(t, "upper", func(c *pool.Config) { c.Engine = eng; c.Timeout = 500 * time.Millisecond })
+	p := NewPool(t, "upper", func(c *pool.Config) { c.Engine = eng; c.Timeout = 500 * time.Millisecond })
 	rs, err := p.Map(context.Background(), "", [][]byte{[]byte("hello"), []byte("fail"), []byte("spin")})
 	require.NoError(t, err)
 	require.Equal(t, "HELLO", string(rs[0].Output))
@@ -129,20 +129,22 @@ func poolCommandModule(t *testing.T, eng string) {
 // poolBadStart: a module that cannot start fails pool.New, with what to do.
 func poolBadStart(t *testing.T, eng string) {
 	t.Run("module needs more than the cap", func(t *testing.T) {
-		_, err := pool.New(context.Background(), pool.Config{Engine: eng, Module: testguest.Path(t, "tasks"), Workers: 1, CacheDir: cacheDir(t), MemoryLimit: 1 << 20})
+		_, err := pool.New(context.Background(), pool.Config{Engine: eng, Module: testguest.Path(t, "tasks"), Workers: 1, CacheDir: CacheDir(t), MemoryLimit: 1 << 20})
 		require.ErrorContains(t, err, "linear memory just to start")
 		require.ErrorContains(t, err, "above the memory cap of 1 MiB; raise MemoryLimit (--memory) to at least")
 	})
 	t.Run("invalid module", func(t *testing.T) {
 		b := testguest.Bytes(t, "wsquare")
-		_, err := pool.New(context.Background(), pool.Config{Engine: eng, ModuleBytes: b[:len(b)-3], Workers: 1, CacheDir: cacheDir(t)})
+		_, err := pool.New(context.Background(), pool.Config{Engine: eng, ModuleBytes: b[:len(b)-3], Workers: 1, CacheDir: CacheDir(t)})
 		require.ErrorIs(t, err, module.ErrInvalidModule)
 	})
 }
 
-func newPool(t *testing.T, module string, edit func(*pool.Config)) *pool.Pool {
+// NewPool starts a pool of two workers on the fixture called module, with
+// the shared test cache, edited by edit, and terminates it when t ends.
+func NewPool(t *testing.T, module string, edit func(*pool.Config)) *pool.Pool {
 	t.Helper()
-	cfg := pool.Config{Module: testguest.Path(t, module), Workers: 2, CacheDir: cacheDir(t)}
+	cfg := pool.Config{Module: testguest.Path(t, module), Workers: 2, CacheDir: CacheDir(t)}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -152,7 +154,8 @@ func newPool(t *testing.T, module string, edit func(*pool.Config)) *pool.Pool {
 	return p
 }
 
-func ints(n int) [][]byte {
+// Ints returns the inputs "0" … "n-1".
+func Ints(n int) [][]byte {
 	in := make([][]byte, n)
 	for i := range in {
 		in[i] = []byte(strconv.Itoa(i))
@@ -160,7 +163,9 @@ func ints(n int) [][]byte {
 	return in
 }
 
-func squares(t *testing.T, rs []pool.Result) []string {
+// Squares checks that rs are in input order and returns their outputs,
+// "<status>" for a result that is not ok.
+func Squares(t *testing.T, rs []pool.Result) []string {
 	t.Helper()
 	out := make([]string, len(rs))
 	for i, r := range rs {

@@ -51,7 +51,7 @@ func startTimeout(t *testing.T, eng string) {
 			{"wslowstart", 100 * time.Millisecond}, // never returns under a cap it can grow in
 		} {
 			t.Run(tc.module, func(t *testing.T) {
-				init := wire.Init{Engine: eng, ModulePath: testguest.Path(t, tc.module), CacheDir: cacheDir(t),
+				init := wire.Init{Engine: eng, ModulePath: testguest.Path(t, tc.module), CacheDir: CacheDir(t),
 					MemoryLimit: testCap, LogLimit: 64 << 10, StartTimeout: tc.timeout}
 				precompile(t, &init)
 				_, err := hostconn.Start(hostconn.Config{Init: init})
@@ -107,7 +107,7 @@ func memoryNeededAtStart(t *testing.T, eng string) {
 // initializeNeedsMoreMemory: a Go guest's memory starts under 3 MiB,
 // but its runtime's _initialize grows it past that.
 func initializeNeedsMoreMemory(t *testing.T, eng string) {
-	init := wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 3 << 20, LogLimit: 64 << 10}
+	init := wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), CacheDir: CacheDir(t), MemoryLimit: 3 << 20, LogLimit: 64 << 10}
 	precompile(t, &init)
 	_, err := hostconn.Start(hostconn.Config{Init: init})
 	require.ErrorIs(t, err, hostconn.ErrStart)

@@ -317,7 +317,7 @@ func badModulesFailAtStart(t *testing.T, eng string) {
 	})
 	t.Run("needs more memory than the cap", func(t *testing.T) {
 		// The Go guest's initial memory is larger than 1 MiB.
-		_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), CacheDir: cacheDir(t), MemoryLimit: 1 << 20}})
+		_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), CacheDir: CacheDir(t), MemoryLimit: 1 << 20}})
 		require.ErrorIs(t, err, hostconn.ErrStart)
 		require.Regexp(t, `the module needs \d+ KiB of linear memory just to start \(its memory's minimum is \d+ pages\), above the memory cap of 1 MiB; raise MemoryLimit \(--memory\) to at least \d+ KiB$`, err.Error())
 	})

@@ -43,7 +43,7 @@ func startWorker(t *testing.T, eng, module string, edit func(*wire.Init)) *hostc
 	init := wire.Init{
 		Engine:      eng,
 		ModulePath:  testguest.Path(t, module),
-		CacheDir:    cacheDir(t),
+		CacheDir:    CacheDir(t),
 		MemoryLimit: testCap,
 		Timeout:     testTimeout,
 		OutputLimit: 1 << 20,
@@ -81,7 +81,8 @@ func precompile(t *testing.T, init *wire.Init) {
 }
 
 // cacheDir is shared by all tests, as workers of one machine share it.
-func cacheDir(t testing.TB) string {
+// CacheDir is the compilation cache every test shares.
+func CacheDir(t testing.TB) string {
 	// Stable across runs: compiling a module under -race takes seconds.
 	d := filepath.Join(os.TempDir(), "safepool-test-cache")
 	require.NoError(t, os.MkdirAll(d, 0o755))
