@@ -37,7 +37,7 @@ lint: fmt ## gofmt, go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
 bench: ## run the hot-path benchmarks, then the side-by-side harness (writes bench/RESULTS.md and bench/results.svg)
-	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest ./internal/worker
+	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest ./internal/hostconn
 	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md
 
 soak: ## the chaos test for minutes (SOAK=5m by default), then start-up storms; prints tasks, kills, retries, breaker trips, recoveries, hangs, lost
