@@ -15,7 +15,7 @@ type testCase struct {
 	run  func(t *testing.T, eng string)
 }
 
-// workerCases drive one worker process each, through internal/worker, as a
+// workerCases drive one worker process each, through internal/hostconn, as a
 // pool does.
 var workerCases = []testCase{
 	{"Square10000", square10000},

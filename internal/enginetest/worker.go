@@ -20,7 +20,7 @@ import (
 )
 
 // The helpers of the worker-level cases: a real worker process, driven
-// through internal/worker as a pool drives it.
+// through internal/hostconn as a pool drives it.
 
 const (
 	testCap     = 64 << 20
