@@ -1,0 +1,418 @@
+package remote
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Messages are binary: a version byte, a type byte, then fields as varints
+// and length-prefixed bytes. Decoders check every length against what is
+// left, so a damaged or hostile message is an error, never a panic or a
+// large allocation.
+
+// Version is the message format's version; a message of another version is
+// refused.
+const Version = 1
+
+// The message types.
+const (
+	typeChunk byte = iota + 1
+	typeClaim
+	typeReady
+	typeResults
+	typeHeartbeat
+	typeRelease
+	typeStop
+	typeSpec
+)
+
+// ErrMalformed is a message that cannot be decoded.
+var ErrMalformed = errors.New("remote: malformed message")
+
+type enc []byte
+
+func (e enc) uint(v uint64) enc { return binary.AppendUvarint(e, v) }
+func (e enc) int(v int64) enc   { return binary.AppendVarint(e, v) }
+func (e enc) bool(v bool) enc {
+	if v {
+		return append(e, 1)
+	}
+	return append(e, 0)
+}
+func (e enc) bytes(b []byte) enc { return append(e.uint(uint64(len(b))), b...) }
+func (e enc) str(s string) enc   { return append(e.uint(uint64(len(s))), s...) }
+func (e enc) ids(v []uint64) enc {
+	e = e.uint(uint64(len(v)))
+	for _, x := range v {
+		e = e.uint(x)
+	}
+	return e
+}
+
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: bad %s", ErrMalformed, what)
+	}
+}
+
+func (d *dec) uint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) int(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) bool(what string) bool {
+	if d.err != nil {
+		return false
+	}
+	if len(d.b) == 0 || d.b[0] > 1 {
+		d.fail(what)
+		return false
+	}
+	v := d.b[0] == 1
+	d.b = d.b[1:]
+	return v
+}
+
+// bytes returns a copy: messages' buffers belong to the transport.
+func (d *dec) bytes(what string) []byte {
+	n := d.uint(what)
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return nil
+	}
+	if n == 0 {
+		d.b = d.b[0:]
+		return nil
+	}
+	v := append([]byte(nil), d.b[:n]...)
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) str(what string) string {
+	n := d.uint(what)
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return ""
+	}
+	v := string(d.b[:n])
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length whose items take at least min bytes each.
+func (d *dec) count(what string, min int) int {
+	n := d.uint(what)
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(len(d.b)/min) {
+		d.fail(what)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *dec) ids(what string) []uint64 {
+	n := d.count(what, 1)
+	if n == 0 {
+		return nil
+	}
+	v := make([]uint64, n)
+	for i := range v {
+		v[i] = d.uint(what)
+	}
+	return v
+}
+
+func (d *dec) end() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	return d.err
+}
+
+func header(t byte) enc { return enc{Version, t} }
+
+func open(b []byte, t byte) (*dec, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("%w: too short", ErrMalformed)
+	}
+	if b[0] != Version {
+		return nil, fmt.Errorf("%w: version %d, want %d: run the same safepool release on coordinators and agents", ErrMalformed, b[0], Version)
+	}
+	if b[1] != t {
+		return nil, fmt.Errorf("%w: type %d, want %d", ErrMalformed, b[1], t)
+	}
+	return &dec{b: b[2:]}, nil
+}
+
+func (e enc) agent(a *Agent) enc {
+	return e.str(a.Name).str(a.Host).str(a.Instance).uint(uint64(a.Workers))
+}
+
+func (d *dec) agent(a *Agent) {
+	a.Name = d.str("agent name")
+	a.Host = d.str("agent host")
+	a.Instance = d.str("agent instance")
+	a.Workers = int(d.uint("agent workers"))
+}
+
+func (e enc) spec(s *Spec) enc {
+	return e.str(s.Pool).str(s.Module).int(s.ModuleSize).str(s.Name).str(s.Engine).
+		int(s.MemoryLimit).int(int64(s.Timeout)).int(int64(s.StartTimeout)).int(s.OutputLimit).
+		int(s.LogLimit).bool(s.FreshInstance).uint(uint64(s.BatchSize)).int(s.MinAvailable).int(int64(s.GateTimeout))
+}
+
+func (d *dec) spec(s *Spec) {
+	s.Pool = d.str("pool")
+	s.Module = d.str("module")
+	s.ModuleSize = d.int("module size")
+	s.Name = d.str("name")
+	s.Engine = d.str("engine")
+	s.MemoryLimit = d.int("memory limit")
+	s.Timeout = time.Duration(d.int("timeout"))
+	s.StartTimeout = time.Duration(d.int("start timeout"))
+	s.OutputLimit = d.int("output limit")
+	s.LogLimit = d.int("log limit")
+	s.FreshInstance = d.bool("fresh instance")
+	s.BatchSize = int(d.uint("batch size"))
+	s.MinAvailable = d.int("min available")
+	s.GateTimeout = time.Duration(d.int("gate timeout"))
+}
+
+// TaskOverhead bounds the bytes a task adds to a chunk besides its input
+// and function name.
+const TaskOverhead = 48
+
+// ChunkOverhead bounds the bytes of a chunk besides its tasks.
+const ChunkOverhead = 512
+
+// MarshalChunk encodes c.
+func MarshalChunk(c *Chunk) []byte {
+	e := header(typeChunk).uint(c.ID).spec(&c.Spec).uint(uint64(len(c.Tasks)))
+	for i := range c.Tasks {
+		t := &c.Tasks[i]
+		e = e.uint(t.ID).str(t.Func).bytes(t.Input).str(t.InputRef).int(t.MemoryLimit).bool(t.Gate)
+	}
+	return e
+}
+
+// UnmarshalChunk decodes a chunk.
+func UnmarshalChunk(b []byte) (*Chunk, error) {
+	d, err := open(b, typeChunk)
+	if err != nil {
+		return nil, err
+	}
+	c := &Chunk{ID: d.uint("chunk id")}
+	d.spec(&c.Spec)
+	n := d.count("tasks", 6)
+	c.Tasks = make([]Task, n)
+	for i := range c.Tasks {
+		t := &c.Tasks[i]
+		t.ID = d.uint("task id")
+		t.Func = d.str("func")
+		t.Input = d.bytes("input")
+		t.InputRef = d.str("input ref")
+		t.MemoryLimit = d.int("task memory limit")
+		t.Gate = d.bool("gate")
+	}
+	return c, d.end()
+}
+
+// MarshalSpec encodes s (a Prepare).
+func MarshalSpec(s *Spec) []byte { return header(typeSpec).spec(s) }
+
+// UnmarshalSpec decodes a Prepare.
+func UnmarshalSpec(b []byte) (*Spec, error) {
+	d, err := open(b, typeSpec)
+	if err != nil {
+		return nil, err
+	}
+	s := &Spec{}
+	d.spec(s)
+	return s, d.end()
+}
+
+// MarshalClaim encodes c.
+func MarshalClaim(c *Claim) []byte {
+	return header(typeClaim).str(c.Pool).uint(c.Chunk).agent(&c.Agent)
+}
+
+// UnmarshalClaim decodes a claim.
+func UnmarshalClaim(b []byte) (*Claim, error) {
+	d, err := open(b, typeClaim)
+	if err != nil {
+		return nil, err
+	}
+	c := &Claim{Pool: d.str("pool"), Chunk: d.uint("chunk")}
+	d.agent(&c.Agent)
+	return c, d.end()
+}
+
+// MarshalReady encodes r.
+func MarshalReady(r *Ready) []byte {
+	e := header(typeReady).str(r.Pool).agent(&r.Agent).uint(uint64(r.Kind)).uint(uint64(len(r.Handlers)))
+	for _, h := range r.Handlers {
+		e = e.str(h)
+	}
+	return e.str(r.Err).bool(r.ModuleErr)
+}
+
+// UnmarshalReady decodes a ready.
+func UnmarshalReady(b []byte) (*Ready, error) {
+	d, err := open(b, typeReady)
+	if err != nil {
+		return nil, err
+	}
+	r := &Ready{Pool: d.str("pool")}
+	d.agent(&r.Agent)
+	r.Kind = uint8(d.uint("kind"))
+	n := d.count("handlers", 1)
+	for range n {
+		r.Handlers = append(r.Handlers, d.str("handler"))
+	}
+	r.Err = d.str("error")
+	r.ModuleErr = d.bool("module error")
+	return r, d.end()
+}
+
+// MarshalResults encodes r.
+func MarshalResults(r *Results) []byte {
+	e := header(typeResults).str(r.Pool).agent(&r.Agent).uint(uint64(len(r.Results)))
+	for i := range r.Results {
+		x := &r.Results[i]
+		e = e.uint(x.ID).uint(uint64(x.Status)).bytes(x.Output).str(x.OutputRef).str(x.Error).bytes(x.Log).
+			int(x.Start).int(x.End).int(int64(x.WorkerPID)).int(x.PeakMemory).int(x.MemoryLimit).
+			bool(x.Died).str(x.Signal).int(int64(x.ExitCode)).bool(x.Hung).str(x.GateFailed)
+	}
+	return e
+}
+
+// UnmarshalResults decodes results.
+func UnmarshalResults(b []byte) (*Results, error) {
+	d, err := open(b, typeResults)
+	if err != nil {
+		return nil, err
+	}
+	r := &Results{Pool: d.str("pool")}
+	d.agent(&r.Agent)
+	n := d.count("results", 16)
+	r.Results = make([]Result, n)
+	for i := range r.Results {
+		x := &r.Results[i]
+		x.ID = d.uint("id")
+		x.Status = uint8(d.uint("status"))
+		x.Output = d.bytes("output")
+		x.OutputRef = d.str("output ref")
+		x.Error = d.str("error")
+		x.Log = d.bytes("log")
+		x.Start = d.int("start")
+		x.End = d.int("end")
+		x.WorkerPID = int(d.int("pid"))
+		x.PeakMemory = d.int("peak memory")
+		x.MemoryLimit = d.int("memory limit")
+		x.Died = d.bool("died")
+		x.Signal = d.str("signal")
+		x.ExitCode = int(d.int("exit code"))
+		x.Hung = d.bool("hung")
+		x.GateFailed = d.str("gate")
+	}
+	return r, d.end()
+}
+
+// MarshalHeartbeat encodes h.
+func MarshalHeartbeat(h *Heartbeat) []byte {
+	e := header(typeHeartbeat).agent(&h.Agent).uint(h.Seq).uint(uint64(len(h.Holding)))
+	for i := range h.Holding {
+		x := &h.Holding[i]
+		e = e.str(x.Pool).ids(x.Chunks).ids(x.Running)
+	}
+	return e
+}
+
+// UnmarshalHeartbeat decodes a heartbeat.
+func UnmarshalHeartbeat(b []byte) (*Heartbeat, error) {
+	d, err := open(b, typeHeartbeat)
+	if err != nil {
+		return nil, err
+	}
+	h := &Heartbeat{}
+	d.agent(&h.Agent)
+	h.Seq = d.uint("seq")
+	n := d.count("holdings", 3)
+	h.Holding = make([]Holding, n)
+	for i := range h.Holding {
+		x := &h.Holding[i]
+		x.Pool = d.str("pool")
+		x.Chunks = d.ids("chunks")
+		x.Running = d.ids("running")
+	}
+	return h, d.end()
+}
+
+// MarshalRelease encodes r.
+func MarshalRelease(r *Release) []byte {
+	return header(typeRelease).str(r.Pool).agent(&r.Agent).ids(r.IDs).str(r.Why)
+}
+
+// UnmarshalRelease decodes a release.
+func UnmarshalRelease(b []byte) (*Release, error) {
+	d, err := open(b, typeRelease)
+	if err != nil {
+		return nil, err
+	}
+	r := &Release{Pool: d.str("pool")}
+	d.agent(&r.Agent)
+	r.IDs = d.ids("ids")
+	r.Why = d.str("why")
+	return r, d.end()
+}
+
+// MarshalStop encodes s.
+func MarshalStop(s *Stop) []byte { return header(typeStop).str(s.Pool).bool(s.All).ids(s.IDs) }
+
+// UnmarshalStop decodes a stop.
+func UnmarshalStop(b []byte) (*Stop, error) {
+	d, err := open(b, typeStop)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stop{Pool: d.str("pool"), All: d.bool("all")}
+	s.IDs = d.ids("ids")
+	return s, d.end()
+}
