@@ -404,7 +404,7 @@ func UnmarshalRelease(b []byte) (*Release, error) {
 }
 
 // MarshalStop encodes s.
-func MarshalStop(s *Stop) []byte { return header(typeStop).str(s.Pool).bool(s.All).ids(s.IDs) }
+func MarshalStop(s *Stop) []byte { return header(typeStop).str(s.Pool).bool(s.All).ids(s.Chunks) }
 
 // UnmarshalStop decodes a stop.
 func UnmarshalStop(b []byte) (*Stop, error) {
@@ -413,6 +413,6 @@ func UnmarshalStop(b []byte) (*Stop, error) {
 		return nil, err
 	}
 	s := &Stop{Pool: d.str("pool"), All: d.bool("all")}
-	s.IDs = d.ids("ids")
+	s.Chunks = d.ids("chunks")
 	return s, d.end()
 }

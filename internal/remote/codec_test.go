@@ -47,7 +47,7 @@ func TestRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rel, grel)
 
-	st := &Stop{Pool: "p", All: true, IDs: []uint64{8}}
+	st := &Stop{Pool: "p", All: true, Chunks: []uint64{8}}
 	gst, err := UnmarshalStop(MarshalStop(st))
 	require.NoError(t, err)
 	require.Equal(t, st, gst)

@@ -140,12 +140,13 @@ type Release struct {
 	Why   string
 }
 
-// Stop asks agents to stop attempts of a pool: IDs, or every attempt of
-// the pool when All (the pool closed).
+// Stop asks agents to stop attempts of a pool: those of Chunks (a chunk
+// holds tasks of one map), or every attempt of the pool when All (the pool
+// closed). A stopped attempt's result is not wanted.
 type Stop struct {
-	Pool string
-	All  bool
-	IDs  []uint64
+	Pool   string
+	All    bool
+	Chunks []uint64
 }
 
 // Coordinator is a pool's side of a transport.
