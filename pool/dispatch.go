@@ -38,6 +38,14 @@ type outcome struct {
 	// death is set when the attempt ended because its worker died: the
 	// status is then StatusKilled, or StatusTimeout for a hung worker.
 	death *death
+	// final ends the task with res whatever the policy: the failure is
+	// not the task's and a retry cannot help (an input too large for the
+	// cluster, every agent refusing it).
+	final bool
+	// gateFailed says why the memory gate, checked on the cluster agent
+	// that was to run the retry, gave up: the attempt did not run, and the
+	// task keeps its last status.
+	gateFailed string
 }
 
 // death says how a worker's death ended an attempt.

@@ -189,7 +189,7 @@ func (d *driver) receive() {
 		}
 		d.mu.Unlock()
 		if j != nil {
-			d.l.emit(Event{Kind: EventTaskStart, WorkerPID: d.wk.PID(), Index: j.index, Func: j.run.fn, Attempt: j.attempts + 1})
+			d.l.emit(Event{Kind: EventTaskStart, WorkerPID: d.wk.PID(), Index: j.index, Func: j.run.fn, Attempt: j.attempts + 1, job: j})
 		}
 	default:
 		pid := d.wk.PID()

@@ -55,6 +55,11 @@ type Event struct {
 	// Reason says how a worker ended (EventWorkerExit) or why a task failed
 	// (EventTaskEnd).
 	Reason string
+	// Agent and Host name the cluster agent a task event happened on, and
+	// its machine; empty for a local pool.
+	Agent, Host string
+
+	job *job // the task of a task start, for a cluster agent
 }
 
 func (p *Pool) emit(e Event) {

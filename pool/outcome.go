@@ -20,10 +20,16 @@ func (p *Pool) settle(o outcome) {
 	if r.finished() {
 		return
 	}
+	if o.gateFailed != "" && len(j.history) > 0 {
+		last := j.history[len(j.history)-1]
+		p.final(j, Result{Index: j.index, Status: last.Status, Attempts: j.attempts, Stats: last.Stats,
+			Error: last.Reason + "; not retried: " + o.gateFailed}, last)
+		return
+	}
 	j.attempts++
 	res.Attempts = j.attempts
 	p.emit(Event{Kind: EventTaskEnd, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
-		Attempt: j.attempts, Status: res.Status, Reason: res.Error})
+		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Agent: res.Stats.Agent, Host: res.Stats.Host})
 	if res.Status == StatusOK {
 		r.deliver(res, nil)
 		return
@@ -39,6 +45,10 @@ func (p *Pool) settle(o outcome) {
 		}
 	}
 	j.history = append(j.history, att)
+	if o.final {
+		p.final(j, res, att)
+		return
+	}
 
 	switch p.cfg.policyFor(res.Status) {
 	case Retry:
@@ -97,7 +107,8 @@ func (p *Pool) retryLater(j *job, s Status) {
 	// Jitter: wait between half and all of the delay, so that tasks killed
 	// together do not come back together.
 	delay = delay/2 + rand.N(delay/2+1)
-	gate := s == StatusKilled && j.gateHold && rp.MinAvailable > 0
+	// On a cluster, the agent that runs the retry checks its own machine.
+	gate := s == StatusKilled && j.gateHold && rp.MinAvailable > 0 && p.cfg.Cluster == ""
 	time.AfterFunc(delay, func() {
 		if j.run.finished() {
 			return

@@ -14,7 +14,9 @@ type job struct {
 	attempts int // attempts that ended
 	memLimit int64
 	history  []Attempt
-	gateHold bool // the last failure was a signal: check the memory gate
+	gateHold bool   // the last failure was a signal: check the memory gate
+	releases int    // times cluster agents gave it back unrun
+	remoteID uint64 // on a cluster agent: the attempt's ID in its pool
 }
 
 // queue holds jobs waiting for a worker, in order. Jobs of a finished run

@@ -41,12 +41,17 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkWorkers(cfg); err != nil {
-		return nil, err
+	if cfg.Cluster == "" || cfg.Cluster == "embedded" {
+		if err := checkWorkers(cfg); err != nil {
+			return nil, err
+		}
 	}
 	p := &Pool{cfg: cfg, q: newQueue(), runs: map[*run]struct{}{}}
 	p.runsDone = sync.NewCond(&p.mu)
 	p.hooks = &runHooks{killed: p.recordKilled, stop: p.stopRun, ended: p.runEnded}
+	if cfg.Cluster != "" {
+		return p.startCluster(ctx)
+	}
 	modPath, wasm, err := p.loadModule()
 	if err != nil {
 		return nil, err
@@ -62,20 +67,15 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 			return nil, err
 		}
 	}
-	init := wire.Init{
-		ModulePath:    modPath,
-		CacheDir:      cache,
-		Engine:        cfg.Engine,
-		MemoryLimit:   uint64(cfg.MemoryLimit),
-		Timeout:       cfg.Timeout,
-		OutputLimit:   uint64(cfg.OutputLimit),
-		LogLimit:      uint64(cfg.LogLimit),
-		FreshInstance: cfg.FreshInstance,
-		Events:        cfg.OnEvent != nil,
-		ProcessLimit:  processLimit(cfg),
-		StartTimeout:  cfg.StartTimeout,
-	}
+	init := workerInit(cfg, modPath, cache)
 	p.disp = newLocal(cfg, init, p.q, p.settle, p.emit, p.failAll)
+	return p.ready(ctx)
+}
+
+// ready waits for the dispatcher's first workers and learns from them what
+// the module is.
+func (p *Pool) ready(ctx context.Context) (*Pool, error) {
+	cfg := p.cfg
 	kind, handlers, err := p.disp.waitReady(ctx)
 	if err != nil {
 		p.Terminate()

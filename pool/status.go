@@ -96,6 +96,9 @@ type Stats struct {
 	WorkerPID   int
 	PeakMemory  int64 // peak linear memory of the instance, bytes
 	MemoryLimit int64 // the cap the attempt ran under, bytes
+	// Agent and Host name the cluster agent that ran the attempt, and its
+	// machine; both are empty for a local pool.
+	Agent, Host string
 }
 
 // Attempt is one run of a task that did not succeed.
@@ -149,6 +152,10 @@ var (
 	ErrStartTimeout = hostconn.ErrStartTimeout
 	// ErrConfig wraps every configuration error from New.
 	ErrConfig = errors.New("pool: bad config")
+	// ErrNoAgent says that a pool on a cluster has no agent to run its
+	// tasks: none joined within StartTimeout, or none has been alive for
+	// StartGiveUp while tasks waited.
+	ErrNoAgent = errors.New("pool: no agent in the cluster")
 )
 
 // TaskError names the task that aborted a map.

@@ -195,7 +195,7 @@ func (d *dec) agent(a *Agent) {
 func (e enc) spec(s *Spec) enc {
 	return e.str(s.Pool).str(s.Module).int(s.ModuleSize).str(s.Name).str(s.Engine).
 		int(s.MemoryLimit).int(int64(s.Timeout)).int(int64(s.StartTimeout)).int(s.OutputLimit).
-		int(s.LogLimit).bool(s.FreshInstance).uint(uint64(s.BatchSize)).int(s.MinAvailable).int(int64(s.GateTimeout))
+		int(s.LogLimit).bool(s.FreshInstance).uint(uint64(s.BatchSize)).int(s.MinAvailable).int(int64(s.GateTimeout)).bool(s.Events)
 }
 
 func (d *dec) spec(s *Spec) {
@@ -213,6 +213,7 @@ func (d *dec) spec(s *Spec) {
 	s.BatchSize = int(d.uint("batch size"))
 	s.MinAvailable = d.int("min available")
 	s.GateTimeout = time.Duration(d.int("gate timeout"))
+	s.Events = d.bool("events")
 }
 
 // TaskOverhead bounds the bytes a task adds to a chunk besides its input

@@ -30,6 +30,9 @@ type Spec struct {
 	// the agent for a task whose Gate is set.
 	MinAvailable int64
 	GateTimeout  time.Duration
+	// Events asks agents to say when each attempt starts: a Result whose
+	// Status is 0, with the worker's PID.
+	Events bool
 }
 
 // Task is one attempt of one task.
@@ -84,7 +87,8 @@ type Ready struct {
 	ModuleErr bool
 }
 
-// Result is how one attempt ended on an agent.
+// Result is how one attempt ended on an agent; or, with Status 0, that it
+// started (only when the spec asks for Events), on the worker WorkerPID.
 type Result struct {
 	ID     uint64
 	Status uint8 // pool.Status

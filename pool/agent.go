@@ -1,0 +1,693 @@
+package pool
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/safepool/safepool/internal/engine"
+	"github.com/safepool/safepool/internal/remote"
+	"github.com/safepool/safepool/internal/wire"
+)
+
+func init() { remote.RunAgent = runAgent }
+
+// An agent runs the chunks of a cluster's pools on worker processes of its
+// machine. For each pool it keeps a local dispatcher (the same as a local
+// pool's: drivers, spares, the breaker, the hang watchdog) with a queue of
+// its own. It takes a chunk from the work queue only when it has room, runs
+// it only once the pool granted its claim, and sends each attempt's result
+// back. Its heartbeats say which chunks it holds and which attempt each of
+// its workers is running, which is what the pool charges if the agent dies.
+type agent struct {
+	cfg remote.AgentConfig
+	me  remote.Agent
+	tr  remote.AgentTransport
+	ctx context.Context
+
+	mu    sync.Mutex
+	pools map[string]*apool
+	held  int           // chunks held, across pools
+	room  chan struct{} // a chunk ended
+	wg    sync.WaitGroup
+}
+
+// apool is an agent's side of one pool.
+type apool struct {
+	a    *agent
+	spec remote.Spec
+	q    *queue
+
+	// ready is closed when the workers are up (disp set) or cannot start
+	// (err set).
+	ready  chan struct{}
+	disp   *local
+	err    error
+	modErr bool
+
+	// Under a.mu:
+	chunks map[*run]*achunk
+	byID   map[uint64]*achunk
+	out    []remote.Result
+	used   time.Time // last chunk taken
+	closed bool
+
+	kick chan struct{} // results are waiting to be sent
+}
+
+// achunk is a chunk the agent holds: granted to it and not fully answered.
+type achunk struct {
+	id   uint64
+	run  *run
+	open map[uint64]bool // attempt IDs without a result sent
+}
+
+// idlePool is how long a pool's workers stay up with nothing to do before
+// the agent stops them (the pool may have gone without a word).
+const idlePool = 2 * time.Minute
+
+func runAgent(ctx context.Context, cfg remote.AgentConfig, tr remote.AgentTransport, subscribe func(remote.AgentHandler) error) error {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.NumCPU()
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 250 * time.Millisecond
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = engine.DefaultCacheDir()
+	}
+	host, _ := os.Hostname()
+	if cfg.Name == "" {
+		cfg.Name = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	a := &agent{
+		cfg: cfg, tr: tr, ctx: ctx,
+		me:    remote.Agent{Name: cfg.Name, Host: host, Instance: hex.EncodeToString(b[:]), Workers: cfg.Workers},
+		pools: map[string]*apool{}, room: make(chan struct{}, 1),
+	}
+	if err := subscribe(a); err != nil {
+		return fmt.Errorf("agent: subscribe: %w", err)
+	}
+	a.logf("%s ready with %d workers", a.me, cfg.Workers)
+	a.wg.Add(1)
+	go a.beat()
+	for ctx.Err() == nil {
+		a.mu.Lock()
+		full := a.held >= 2*cfg.Workers
+		a.mu.Unlock()
+		if full {
+			select {
+			case <-a.room:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		c, err := tr.Next(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.logf("work queue: %v", err)
+				select {
+				case <-time.After(100 * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
+			continue
+		}
+		a.take(c)
+	}
+	a.shutdown()
+	a.wg.Wait()
+	return nil
+}
+
+func (a *agent) logf(format string, args ...any) {
+	if a.cfg.Logf != nil {
+		a.cfg.Logf(format, args...)
+	}
+}
+
+// Prepare starts workers for a pool, and answers when they are up.
+func (a *agent) Prepare(s *remote.Spec) {
+	p := a.poolFor(s)
+	if p == nil {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		select {
+		case <-p.ready:
+		case <-a.ctx.Done():
+			return
+		}
+		a.sendReady(p)
+	}()
+}
+
+func (a *agent) sendReady(p *apool) {
+	r := &remote.Ready{Pool: p.spec.Pool, Agent: a.me}
+	if p.err != nil {
+		r.Err, r.ModuleErr = p.err.Error(), p.modErr
+	} else {
+		r.Kind = uint8(p.disp.kind)
+		r.Handlers = p.disp.handlers
+	}
+	if err := a.tr.SendReady(r); err != nil {
+		a.logf("pool %s: ready: %v", p.spec.Pool, err)
+	}
+}
+
+// Stop stops chunks of a pool, or the whole pool.
+func (a *agent) Stop(s *remote.Stop) {
+	a.mu.Lock()
+	p := a.pools[s.Pool]
+	if p == nil {
+		a.mu.Unlock()
+		return
+	}
+	if s.All {
+		a.closePoolLocked(p)
+		a.mu.Unlock()
+		go p.stopWorkers()
+		return
+	}
+	var runs []*run
+	for _, id := range s.Chunks {
+		if ch := p.byID[id]; ch != nil {
+			a.dropLocked(p, ch)
+			runs = append(runs, ch.run)
+		}
+	}
+	a.mu.Unlock()
+	if p.disp != nil {
+		for _, r := range runs {
+			p.disp.stopRun(r)
+		}
+	}
+}
+
+// poolFor returns the agent's side of the pool spec names, starting it on
+// first sight.
+func (a *agent) poolFor(s *remote.Spec) *apool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctx.Err() != nil {
+		return nil
+	}
+	if p := a.pools[s.Pool]; p != nil {
+		return p
+	}
+	p := &apool{
+		a: a, spec: *s, q: newQueue(), ready: make(chan struct{}),
+		chunks: map[*run]*achunk{}, byID: map[uint64]*achunk{}, used: time.Now(),
+		kick: make(chan struct{}, 1),
+	}
+	a.pools[s.Pool] = p
+	a.wg.Add(2)
+	go p.start()
+	go p.flush()
+	return p
+}
+
+// start fetches the module, checks its digest, compiles it into the cache
+// and starts the workers.
+func (p *apool) start() {
+	defer p.a.wg.Done()
+	defer close(p.ready)
+	a, s := p.a, &p.spec
+	fail := func(modErr bool, err error) {
+		p.err, p.modErr = err, modErr
+		a.logf("pool %s: %v", s.Pool, err)
+	}
+	wasm, err := a.tr.Object(a.ctx, s.Module)
+	if err != nil {
+		fail(true, fmt.Errorf("fetch module %s: %w", s.Name, err))
+		return
+	}
+	dir := filepath.Join(a.cfg.CacheDir, "modules")
+	path := filepath.Join(dir, s.Module+".wasm")
+	if _, err := os.Stat(path); err != nil {
+		if err := writeFileAtomic(dir, path, wasm); err != nil {
+			fail(false, fmt.Errorf("store module: %w", err))
+			return
+		}
+	}
+	cfg, err := Config{
+		Module: path, Workers: a.cfg.Workers, Spares: a.cfg.Spares, MemoryLimit: s.MemoryLimit,
+		Timeout: s.Timeout, StartTimeout: s.StartTimeout, OutputLimit: s.OutputLimit, LogLimit: s.LogLimit,
+		FreshInstance: s.FreshInstance, BatchSize: s.BatchSize, Engine: s.Engine, CacheDir: a.cfg.CacheDir,
+		WorkerCommand: a.cfg.WorkerCommand, Overcommit: true,
+	}.withDefaults()
+	if err != nil {
+		fail(true, err)
+		return
+	}
+	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+		fail(false, err)
+		return
+	}
+	if !engine.Prepared(cfg.Engine, wasm, cfg.CacheDir) {
+		if err := prepareModule(a.ctx, cfg, wasm, cfg.CacheDir); err != nil {
+			fail(true, err)
+			return
+		}
+	}
+	init := workerInit(cfg, path, cfg.CacheDir)
+	init.Events = s.Events
+	d := newLocal(cfg, init, p.q, p.sink, func(ev Event) {
+		switch {
+		case ev.Kind == EventTaskStart && ev.job != nil:
+			p.sendResult(remote.Result{ID: ev.job.remoteID, WorkerPID: ev.WorkerPID, Start: ev.Time.UnixNano()})
+		case ev.Kind == EventWorkerExit || ev.Kind == EventWarning:
+			a.logf("pool %s: %s", s.Pool, ev.Reason)
+		}
+	}, p.onTrip)
+	_, _, err = d.waitReady(a.ctx)
+	if err != nil {
+		d.close(true)
+		var me *moduleStartError
+		fail(errors.As(err, &me), err)
+		return
+	}
+	p.disp = d
+}
+
+// workerInit is the handshake's configuration for workers of cfg.
+func workerInit(cfg Config, modPath, cache string) wire.Init {
+	return wire.Init{
+		ModulePath:    modPath,
+		CacheDir:      cache,
+		Engine:        cfg.Engine,
+		MemoryLimit:   uint64(cfg.MemoryLimit),
+		Timeout:       cfg.Timeout,
+		OutputLimit:   uint64(cfg.OutputLimit),
+		LogLimit:      uint64(cfg.LogLimit),
+		FreshInstance: cfg.FreshInstance,
+		Events:        cfg.OnEvent != nil,
+		ProcessLimit:  processLimit(cfg),
+		StartTimeout:  cfg.StartTimeout,
+	}
+}
+
+func writeFileAtomic(dir, path string, b []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".module-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// take claims a chunk and, once granted, queues its tasks.
+func (a *agent) take(c *remote.Chunk) {
+	if len(c.Tasks) == 0 {
+		return
+	}
+	p := a.poolFor(&c.Spec)
+	if p == nil {
+		return
+	}
+	r := &run{fn: c.Tasks[0].Func, memLimit: c.Spec.MemoryLimit, done: make(chan struct{})}
+	ch := &achunk{id: c.ID, run: r, open: make(map[uint64]bool, len(c.Tasks))}
+	for _, t := range c.Tasks {
+		ch.open[t.ID] = true
+	}
+	// The chunk is held, and so listed in heartbeats, from before the
+	// claim is sent until after its last result is: a heartbeat that
+	// does not list it comes after all its results.
+	a.mu.Lock()
+	if p.closed {
+		a.mu.Unlock()
+		return
+	}
+	p.chunks[r], p.byID[c.ID] = ch, ch
+	p.used = time.Now()
+	a.held++
+	a.mu.Unlock()
+	ok, err := a.tr.Claim(a.ctx, &remote.Claim{Pool: c.Spec.Pool, Chunk: c.ID, Agent: a.me})
+	if err != nil || !ok {
+		if err != nil {
+			a.logf("pool %s: claim chunk %d: %v", c.Spec.Pool, c.ID, err)
+		}
+		a.mu.Lock()
+		a.dropLocked(p, ch)
+		a.mu.Unlock()
+		return
+	}
+	select {
+	case <-p.ready:
+	case <-a.ctx.Done():
+		return // shutdown releases it
+	}
+	if p.err != nil {
+		a.release(p, ch, nil, "its workers cannot start: "+p.err.Error())
+		return
+	}
+	var jobs []*job
+	var refuse []uint64
+	for i := range c.Tasks {
+		t := &c.Tasks[i]
+		j := &job{run: r, index: i, input: t.Input, memLimit: c.Spec.MemoryLimit, remoteID: t.ID}
+		if t.MemoryLimit > 0 {
+			j.memLimit = t.MemoryLimit
+		}
+		if a.cfg.MaxMemory > 0 && j.memLimit > a.cfg.MaxMemory {
+			refuse = append(refuse, t.ID)
+			continue
+		}
+		if t.InputRef != "" {
+			in, err := a.tr.Object(a.ctx, t.InputRef)
+			if err != nil {
+				p.sink(outcome{job: j, res: Result{Status: StatusError, Error: "cluster: fetch the task's input: " + err.Error()}})
+				continue
+			}
+			j.input = in
+		}
+		if t.Gate && c.Spec.MinAvailable > 0 {
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				if err := waitMemory(r, c.Spec.MinAvailable, c.Spec.GateTimeout); err != nil {
+					p.sendResult(remote.Result{ID: j.remoteID, GateFailed: err.Error() + " on " + a.me.String()})
+					return
+				}
+				p.q.push(j)
+			}()
+			continue
+		}
+		jobs = append(jobs, j)
+	}
+	if len(refuse) > 0 {
+		a.release(p, ch, refuse, fmt.Sprintf("%s runs tasks with at most %s of memory", a.me, sizeString(a.cfg.MaxMemory)))
+	}
+	p.q.push(jobs...)
+}
+
+// release gives attempts of ch back to their pool without charge: ids, or
+// all of them when ids is nil.
+func (a *agent) release(p *apool, ch *achunk, ids []uint64, why string) {
+	a.mu.Lock()
+	if ids == nil {
+		for id := range ch.open {
+			ids = append(ids, id)
+		}
+	}
+	var sent []uint64
+	for _, id := range ids {
+		if ch.open[id] {
+			delete(ch.open, id)
+			sent = append(sent, id)
+		}
+	}
+	if len(sent) > 0 {
+		if err := a.tr.SendRelease(&remote.Release{Pool: p.spec.Pool, Agent: a.me, IDs: sent, Why: why}); err != nil {
+			a.logf("pool %s: release: %v", p.spec.Pool, err)
+		}
+	}
+	if len(ch.open) == 0 {
+		a.dropLocked(p, ch)
+	}
+	a.mu.Unlock()
+}
+
+// dropLocked stops holding ch: its queued tasks are dropped, and results
+// that come for it later are not sent.
+func (a *agent) dropLocked(p *apool, ch *achunk) {
+	if p.byID[ch.id] != ch {
+		return
+	}
+	delete(p.byID, ch.id)
+	delete(p.chunks, ch.run)
+	if !ch.run.isDone.Swap(true) {
+		close(ch.run.done)
+	}
+	a.held--
+	select {
+	case a.room <- struct{}{}:
+	default:
+	}
+}
+
+// sink takes the local dispatcher's outcomes.
+func (p *apool) sink(o outcome) {
+	j := o.job
+	x := remote.Result{
+		ID: j.remoteID, Status: uint8(o.res.Status), Output: o.res.Output, Error: o.res.Error, Log: o.res.Log,
+		Start: o.res.Stats.Start.UnixNano(), End: o.res.Stats.End.UnixNano(), WorkerPID: o.res.Stats.WorkerPID,
+		PeakMemory: o.res.Stats.PeakMemory, MemoryLimit: j.memLimit,
+	}
+	if o.death != nil {
+		x.Died, x.Signal, x.ExitCode, x.Hung = true, o.death.Signal, o.death.ExitCode, o.death.Hung
+	}
+	if limit := p.a.tr.MaxPayload() - remote.ChunkOverhead - len(x.Error) - len(x.Log); len(x.Output) > limit {
+		key := p.spec.Pool + "/out/" + strconv.FormatUint(x.ID, 10)
+		if err := p.a.tr.PutObject(p.a.ctx, key, x.Output); err != nil {
+			x.Status, x.Error = uint8(StatusError), fmt.Sprintf("cluster: the output of %d bytes is larger than a message and could not be stored as an object: %v", len(x.Output), err)
+		} else {
+			x.OutputRef = key
+		}
+		x.Output = nil
+	}
+	p.sendResult(x)
+}
+
+// sendResult queues a result for the flusher.
+func (p *apool) sendResult(x remote.Result) {
+	p.a.mu.Lock()
+	p.out = append(p.out, x)
+	p.a.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flush sends queued results, as many per message as fit: under load they
+// batch themselves, and an idle agent sends each at once. A chunk stops
+// being held once its last result is sent.
+func (p *apool) flush() {
+	a := p.a
+	defer a.wg.Done()
+	for {
+		select {
+		case <-p.kick:
+		case <-a.ctx.Done():
+			return
+		}
+		a.mu.Lock()
+		out := p.out
+		p.out = nil
+		a.mu.Unlock()
+		limit := a.tr.MaxPayload() - remote.ChunkOverhead
+		for len(out) > 0 {
+			n, size := 0, 0
+			for n < len(out) {
+				s := len(out[n].Output) + len(out[n].Error) + len(out[n].Log) + 96
+				if n > 0 && size+s > limit {
+					break
+				}
+				size += s
+				n++
+			}
+			batch := out[:n]
+			out = out[n:]
+			// Only results of chunks still held are wanted.
+			a.mu.Lock()
+			keep := batch[:0]
+			for _, x := range batch {
+				if p.holdsLocked(x.ID) {
+					keep = append(keep, x)
+				}
+			}
+			a.mu.Unlock()
+			if len(keep) == 0 {
+				continue
+			}
+			if err := a.tr.SendResults(&remote.Results{Pool: p.spec.Pool, Agent: a.me, Results: keep}); err != nil {
+				a.logf("pool %s: send results: %v", p.spec.Pool, err)
+			}
+			a.mu.Lock()
+			for _, x := range keep {
+				if x.Status == 0 && x.GateFailed == "" {
+					continue // a start, not an end
+				}
+				for _, ch := range p.byID {
+					if ch.open[x.ID] {
+						delete(ch.open, x.ID)
+						if len(ch.open) == 0 {
+							a.dropLocked(p, ch)
+						}
+						break
+					}
+				}
+			}
+			// What the workers run now goes with the results, so that
+			// the pool knows it to the task if this agent dies next.
+			a.beatLocked(p, 0)
+			a.mu.Unlock()
+		}
+	}
+}
+
+// holdsLocked reports whether attempt id belongs to a chunk still held.
+func (p *apool) holdsLocked(id uint64) bool {
+	for _, ch := range p.byID {
+		if ch.open[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// onTrip gives back everything the pool's chunks hold: this agent cannot
+// keep workers up for it.
+func (p *apool) onTrip(err error) {
+	a := p.a
+	a.mu.Lock()
+	chunks := make([]*achunk, 0, len(p.byID))
+	for _, ch := range p.byID {
+		chunks = append(chunks, ch)
+	}
+	a.mu.Unlock()
+	for _, ch := range chunks {
+		a.release(p, ch, nil, "its workers cannot be kept up: "+err.Error())
+	}
+}
+
+// closePoolLocked forgets a pool: its chunks are dropped.
+func (a *agent) closePoolLocked(p *apool) {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for _, ch := range p.byID {
+		a.dropLocked(p, ch)
+	}
+	delete(a.pools, p.spec.Pool)
+}
+
+// stopWorkers kills the pool's workers once they have started.
+func (p *apool) stopWorkers() {
+	<-p.ready
+	if p.disp != nil {
+		p.disp.close(true)
+	}
+}
+
+// beat sends a heartbeat to every pool the agent knows, and stops the
+// workers of pools idle for idlePool.
+func (a *agent) beat() {
+	defer a.wg.Done()
+	t := time.NewTicker(a.cfg.Heartbeat)
+	defer t.Stop()
+	var seq uint64
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case now := <-t.C:
+			seq++
+			a.mu.Lock()
+			for _, p := range a.pools {
+				if len(p.byID) == 0 && now.Sub(p.used) > idlePool {
+					a.closePoolLocked(p)
+					go p.stopWorkers()
+					continue
+				}
+				a.beatLocked(p, seq)
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+// beatLocked sends a heartbeat to p's pool. It is sent under a.mu: a
+// claim registers its chunk, and a flush drops one, under the same lock.
+func (a *agent) beatLocked(p *apool, seq uint64) {
+	h := &remote.Heartbeat{Agent: a.me, Seq: seq, Holding: []remote.Holding{p.holdingLocked()}}
+	if err := a.tr.SendHeartbeat(h); err != nil {
+		a.logf("heartbeat: %v", err)
+	}
+}
+
+// holdingLocked lists the chunks the pool holds here and the attempts its
+// workers are running.
+func (p *apool) holdingLocked() remote.Holding {
+	h := remote.Holding{Pool: p.spec.Pool}
+	for id := range p.byID {
+		h.Chunks = append(h.Chunks, id)
+	}
+	select {
+	case <-p.ready:
+	default:
+		return h
+	}
+	if p.disp == nil {
+		return h
+	}
+	// A worker runs its flights' tasks in order: the first without a
+	// result is the one it runs (or starts next, an instant from now).
+	for _, d := range p.disp.drivers {
+		d.mu.Lock()
+		found := false
+		d.pending(func(j *job) {
+			if !found {
+				found = true
+				h.Running = append(h.Running, j.remoteID)
+			}
+		})
+		d.mu.Unlock()
+	}
+	return h
+}
+
+// shutdown gives back everything held, without charge, and stops the
+// workers.
+func (a *agent) shutdown() {
+	a.mu.Lock()
+	pools := make([]*apool, 0, len(a.pools))
+	for _, p := range a.pools {
+		pools = append(pools, p)
+	}
+	a.mu.Unlock()
+	for _, p := range pools {
+		a.mu.Lock()
+		chunks := make([]*achunk, 0, len(p.byID))
+		for _, ch := range p.byID {
+			chunks = append(chunks, ch)
+		}
+		a.mu.Unlock()
+		for _, ch := range chunks {
+			a.release(p, ch, nil, a.me.String()+" is shutting down")
+		}
+		a.mu.Lock()
+		a.closePoolLocked(p)
+		a.mu.Unlock()
+		p.stopWorkers()
+	}
+	a.logf("%s stopped", a.me)
+}
+
+var _ remote.AgentHandler = (*agent)(nil)

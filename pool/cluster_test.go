@@ -1,0 +1,340 @@
+package pool_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/internal/remote"
+	"github.com/safepool/safepool/internal/remote/remotetest"
+	"github.com/safepool/safepool/pool"
+)
+
+// Tests of the cluster path over the in-memory transport: real agents
+// (remote.RunAgent, as 'safepool serve' runs it) with real worker
+// processes, and a bus that can cut an agent off, with or without the
+// disconnect advisory, and deliver what it sent late.
+
+var (
+	busesMu sync.Mutex
+	buses   = map[string]*remotetest.Bus{}
+)
+
+func init() {
+	remote.Register(func(ctx context.Context, cfg remote.OpenConfig, h remote.Handler) (remote.Coordinator, error) {
+		busesMu.Lock()
+		b := buses[strings.TrimPrefix(cfg.Target, "mem:")]
+		busesMu.Unlock()
+		return b.Open(ctx, cfg, h)
+	}, "mem:")
+}
+
+// testCluster is a bus with agents on it.
+type testCluster struct {
+	t      *testing.T
+	name   string
+	bus    *remotetest.Bus
+	agents map[string]*remotetest.Agent
+	stops  map[string]func()
+}
+
+func newTestCluster(t *testing.T) *testCluster {
+	b := remotetest.New()
+	name := strings.ReplaceAll(t.Name(), "/", "_")
+	busesMu.Lock()
+	buses[name] = b
+	busesMu.Unlock()
+	tc := &testCluster{t: t, name: name, bus: b, agents: map[string]*remotetest.Agent{}, stops: map[string]func(){}}
+	t.Cleanup(func() {
+		for _, stop := range tc.stops {
+			stop()
+		}
+		b.Close()
+	})
+	return tc
+}
+
+// agent starts an agent with workers worker processes.
+func (tc *testCluster) agent(name string, workers int) *remotetest.Agent {
+	a := tc.bus.NewAgent(name)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := remote.RunAgent(ctx, remote.AgentConfig{Name: name, Workers: workers, CacheDir: cacheDir(tc.t)}, a, a.Subscribe)
+		if err != nil {
+			tc.t.Errorf("agent %s: %v", name, err)
+		}
+	}()
+	tc.agents[name] = a
+	tc.stops[name] = func() { cancel(); <-done }
+	return a
+}
+
+// stopAgent shuts an agent down as SIGTERM does.
+func (tc *testCluster) stopAgent(name string) {
+	tc.stops[name]()
+	delete(tc.stops, name)
+}
+
+func (tc *testCluster) pool(t *testing.T, edit func(*pool.Config)) *pool.Pool {
+	return newPool(t, "tasks", func(c *pool.Config) {
+		c.Cluster = "mem:" + tc.name
+		if edit != nil {
+			edit(c)
+		}
+	})
+}
+
+// The seed scenario on a cluster: an agent's worker is SIGKILLed while it
+// runs task 3, under each policy.
+func TestClusterSeed(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCluster(t)
+	tc.agent("a1", 2)
+	t.Run("skip", func(t *testing.T) {
+		k := newKiller(3)
+		p := tc.pool(t, func(c *pool.Config) { c.OnEvent = k.onEvent })
+		rs, err := p.Map(ctx, "slow_square", ints(10))
+		require.NoError(t, err)
+		require.Equal(t, []string{"0", "1", "4", "<killed>", "16", "25", "36", "49", "64", "81"}, squares(t, rs))
+		require.Contains(t, rs[3].Error, "killed by SIGKILL")
+		require.Contains(t, rs[3].Error, "agent a1 on host")
+		kts := p.KilledTasks()
+		require.Len(t, kts, 1)
+		require.Equal(t, 3, kts[0].Index)
+		require.Equal(t, "SIGKILL", kts[0].Signal)
+		require.Equal(t, "a1", kts[0].Attempts[0].Stats.Agent)
+		for i, r := range rs {
+			require.Equal(t, 1, r.Attempts, "task %d", i)
+			require.Equal(t, "a1", r.Stats.Agent, "task %d", i)
+			require.NotZero(t, r.Stats.WorkerPID, "task %d", i)
+		}
+	})
+	t.Run("retry", func(t *testing.T) {
+		k := newKiller(3)
+		p := tc.pool(t, func(c *pool.Config) { c.OnEvent = k.onEvent; c.KillPolicy = pool.Retry })
+		rs, err := p.Map(ctx, "slow_square", ints(10))
+		require.NoError(t, err)
+		require.Equal(t, []string{"0", "1", "4", "9", "16", "25", "36", "49", "64", "81"}, squares(t, rs))
+		require.Equal(t, 2, rs[3].Attempts)
+		require.Empty(t, p.KilledTasks())
+	})
+	t.Run("abort", func(t *testing.T) {
+		k := newKiller(3)
+		p := tc.pool(t, func(c *pool.Config) { c.OnEvent = k.onEvent; c.KillPolicy = pool.Abort })
+		_, err := p.Map(ctx, "slow_square", ints(10))
+		require.ErrorIs(t, err, pool.ErrTaskKilled)
+		require.Contains(t, err.Error(), "task 3")
+		rs, err := p.Map(ctx, "square", ints(5))
+		require.NoError(t, err)
+		require.Equal(t, []string{"0", "1", "4", "9", "16"}, squares(t, rs))
+	})
+}
+
+// runningTasks waits until n tasks have started on the cluster, and
+// returns the started indexes.
+func startedSet(ch taskStarts, t *testing.T, n int) {
+	t.Helper()
+	ch.wait(t, n)
+}
+
+// An agent cut off mid-map (SIGSTOP, a partition, a machine gone): the
+// tasks its workers were running are charged one killed attempt each,
+// what it only held runs elsewhere without charge, and nothing it sends
+// after is taken. With the advisory, the pool hears at once; without it,
+// from the agent's silence.
+func TestClusterAgentLost(t *testing.T) {
+	for _, advisory := range []bool{true, false} {
+		t.Run("advisory="+strconv.FormatBool(advisory), func(t *testing.T) {
+			ctx := context.Background()
+			tc := newTestCluster(t)
+			a1 := tc.agent("a1", 2)
+			starts := newTaskStarts()
+			p := tc.pool(t, func(c *pool.Config) { c.OnEvent = starts.onEvent; c.BatchSize = 4 })
+			tc.agent("a2", 2)
+			in := make([][]byte, 24)
+			for i := range in {
+				in[i] = []byte("300") // sleep 300 ms
+			}
+			h, err := p.MapAsync(ctx, "sleep", in)
+			require.NoError(t, err)
+			startedSet(starts, t, 2)
+			time.Sleep(400 * time.Millisecond) // a heartbeat lists them
+			cut := time.Now()
+			a1.Cut(true, advisory)
+			rs, err := h.Wait(ctx)
+			require.NoError(t, err)
+			require.Len(t, rs, 24)
+			killed := 0
+			for i, r := range rs {
+				switch r.Status {
+				case pool.StatusOK:
+					if r.Stats.Agent != "a2" {
+						require.True(t, r.Stats.End.Before(cut), "task %d: a result a1 sent after it was cut off was taken", i)
+					}
+				case pool.StatusKilled:
+					killed++
+					require.Contains(t, r.Error, "agent a1 on host")
+					require.Contains(t, r.Error, "lost")
+					require.Equal(t, 1, r.Attempts)
+				default:
+					t.Fatalf("task %d: %s %s", i, r.Status, r.Error)
+				}
+			}
+			require.GreaterOrEqual(t, killed, 1, "a task a1 ran was charged")
+			require.LessOrEqual(t, killed, 2, "only the tasks a1's workers ran are charged")
+			require.Len(t, p.KilledTasks(), killed)
+			// What the agent sent while cut arrives now, and is dropped.
+			a1.Heal()
+			time.Sleep(300 * time.Millisecond)
+			require.Len(t, p.KilledTasks(), killed)
+			require.Equal(t, killed, h.Progress().Killed)
+			// The pool goes on, and may use the agent again.
+			rs, err = p.Map(ctx, "square", ints(20))
+			require.NoError(t, err)
+			require.Equal(t, squares(t, rs)[19], "361")
+		})
+	}
+}
+
+// Retry on a lost agent: every task ends ok, the charged ones after a
+// second attempt.
+func TestClusterAgentLostRetry(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCluster(t)
+	a1 := tc.agent("a1", 2)
+	starts := newTaskStarts()
+	p := tc.pool(t, func(c *pool.Config) { c.OnEvent = starts.onEvent; c.KillPolicy = pool.Retry; c.BatchSize = 2 })
+	tc.agent("a2", 2)
+	in := make([][]byte, 12)
+	for i := range in {
+		in[i] = []byte("200")
+	}
+	h, err := p.MapAsync(ctx, "sleep", in)
+	require.NoError(t, err)
+	startedSet(starts, t, 2)
+	time.Sleep(300 * time.Millisecond)
+	a1.Cut(false, true)
+	rs, err := h.Wait(ctx)
+	require.NoError(t, err)
+	for i, r := range rs {
+		require.Equal(t, pool.StatusOK, r.Status, "task %d: %s", i, r.Error)
+		require.LessOrEqual(t, r.Attempts, 2)
+	}
+	require.Empty(t, p.KilledTasks())
+}
+
+// An agent that shuts down (SIGTERM) gives back what it holds, without
+// charge: another agent runs it.
+func TestClusterAgentShutdown(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCluster(t)
+	tc.agent("a1", 2)
+	starts := newTaskStarts()
+	p := tc.pool(t, func(c *pool.Config) { c.OnEvent = starts.onEvent; c.BatchSize = 2 })
+	in := make([][]byte, 10)
+	for i := range in {
+		in[i] = []byte("100")
+	}
+	h, err := p.MapAsync(ctx, "sleep", in)
+	require.NoError(t, err)
+	startedSet(starts, t, 2)
+	tc.agent("a2", 2)
+	tc.stopAgent("a1")
+	rs, err := h.Wait(ctx)
+	require.NoError(t, err)
+	for i, r := range rs {
+		require.Equal(t, pool.StatusOK, r.Status, "task %d: %s", i, r.Error)
+	}
+}
+
+// A damaged module object is refused by the agents, and New says so.
+func TestClusterDamagedModule(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.bus.Damage = func(key string, data []byte) []byte {
+		data[len(data)/2] ^= 0xff
+		return data
+	}
+	tc.agent("a1", 1)
+	_, err := pool.New(context.Background(), pool.Config{Module: squareWasm, Cluster: "mem:" + tc.name, CacheDir: cacheDir(t)})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "is damaged")
+	require.Contains(t, err.Error(), "agent a1")
+}
+
+// No agent: New fails after StartTimeout, and says what to do.
+func TestClusterNoAgent(t *testing.T) {
+	tc := newTestCluster(t)
+	_, err := pool.New(context.Background(), pool.Config{Module: squareWasm, Cluster: "mem:" + tc.name, StartTimeout: 300 * time.Millisecond})
+	require.ErrorIs(t, err, pool.ErrNoAgent)
+	require.Contains(t, err.Error(), "safepool serve")
+}
+
+// An unknown cluster target says how to link the transport.
+func TestClusterUnknownTarget(t *testing.T) {
+	_, err := pool.New(context.Background(), pool.Config{Module: squareWasm, Cluster: "carrier-pigeon://x"})
+	require.ErrorIs(t, err, remote.ErrNoTransport)
+	require.Contains(t, err.Error(), "github.com/safepool/safepool/cluster")
+}
+
+// Inputs and outputs larger than a message travel as objects.
+func TestClusterLargePayloads(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCluster(t)
+	tc.bus.MaxPayload = 64 << 10
+	tc.agent("a1", 1)
+	p := tc.pool(t, nil)
+	big := []byte(strings.Repeat("y", 200<<10))
+	rs, err := p.Map(ctx, "echo", [][]byte{big, []byte("small")})
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusOK, rs[0].Status, rs[0].Error)
+	require.Equal(t, big, rs[0].Output)
+	require.Equal(t, "small", string(rs[1].Output))
+	rs, err = p.Map(ctx, "big", [][]byte{[]byte("300")})
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusOK, rs[0].Status, rs[0].Error)
+	require.Len(t, rs[0].Output, 300<<10)
+}
+
+// Abort reaches the agent: the workers running the cancelled map's tasks
+// are killed, and the pool goes on.
+func TestClusterCancelStopsAgents(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCluster(t)
+	tc.agent("a1", 2)
+	var mu sync.Mutex
+	var pids []int
+	p := tc.pool(t, func(c *pool.Config) {
+		c.OnEvent = func(e pool.Event) {
+			if e.Kind == pool.EventTaskStart {
+				mu.Lock()
+				pids = append(pids, e.WorkerPID)
+				mu.Unlock()
+			}
+		}
+	})
+	h, err := p.MapAsync(ctx, "sleep", [][]byte{[]byte("600000"), []byte("600000")})
+	require.NoError(t, err)
+	eventually(t, time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(pids) == 2 }, "tasks did not start")
+	h.Cancel()
+	eventually(t, time.Minute, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil {
+				return false
+			}
+		}
+		return true
+	}, "the workers running the cancelled map's tasks were not stopped")
+	rs, err := p.Map(ctx, "square", ints(4))
+	require.NoError(t, err)
+	require.Equal(t, []string{"0", "1", "4", "9"}, squares(t, rs))
+}
