@@ -70,7 +70,9 @@ func (p *fakePool) next(t *testing.T) string {
 type fakeAgent struct{ ch chan string }
 
 func (a *fakeAgent) Prepare(s *remote.Spec) { a.ch <- "prepare " + s.Pool + " " + s.Name }
-func (a *fakeAgent) Stop(s *remote.Stop)    { a.ch <- fmt.Sprintf("stop %s %v %v", s.Pool, s.All, s.Chunks) }
+func (a *fakeAgent) Stop(s *remote.Stop) {
+	a.ch <- fmt.Sprintf("stop %s %v %v", s.Pool, s.All, s.Chunks)
+}
 
 func (a *fakeAgent) next(t *testing.T) string {
 	t.Helper()

@@ -1,7 +1,7 @@
 package cluster
 
 import (
-		"context"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"

@@ -37,9 +37,9 @@ const (
 	toRelease = "release"
 )
 
-func taskSubject(pool string) string     { return "safepool.tasks." + pool }
-func toPool(pool, kind string) string    { return "safepool.to." + pool + "." + kind }
-func toPoolAll(pool string) string       { return "safepool.to." + pool + ".>" }
+func taskSubject(pool string) string       { return "safepool.tasks." + pool }
+func toPool(pool, kind string) string      { return "safepool.to." + pool + "." + kind }
+func toPoolAll(pool string) string         { return "safepool.to." + pool + ".>" }
 func agentConnName(instance string) string { return agentPrefix + instance }
 
 // ackWait is how long a delivered chunk waits for its claim before the
