@@ -22,6 +22,12 @@ const claimTimeout = 2 * time.Second
 // behind a busy agent while others are idle.
 const buffered = 8
 
+// pullExpiry is how long one pull request waits on the server. A pull
+// whose server or consumer leader went away is noticed from missing
+// heartbeats (half of it) and made again, so this bounds how long an
+// agent stays deaf after a server of the cluster stops.
+const pullExpiry = 5 * time.Second
+
 // agent is an agent's side of the transport. Its methods are safe for
 // concurrent use.
 type agent struct {
@@ -80,7 +86,7 @@ func (a *agent) setup(ctx context.Context) (jetstream.MessagesContext, jetstream
 			a.objects = nil // the stream may be gone too: open it again
 			return nil, nil, fmt.Errorf("cluster: the agents' consumer: %w", err)
 		}
-		if a.msgs, err = c.Messages(jetstream.PullMaxMessages(buffered)); err != nil {
+		if a.msgs, err = c.Messages(jetstream.PullMaxMessages(buffered), jetstream.PullExpiry(pullExpiry)); err != nil {
 			return nil, nil, fmt.Errorf("cluster: pull chunks: %w", err)
 		}
 	}
@@ -105,6 +111,9 @@ func (a *agent) Next(ctx context.Context) (*remote.Chunk, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if a.nc.IsClosed() {
+			return nil, fmt.Errorf("cluster: wait for chunks: %w", nats.ErrConnectionClosed)
 		}
 		msgs, _, err := a.setup(ctx)
 		if err == nil {

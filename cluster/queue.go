@@ -85,7 +85,7 @@ func queue(ctx context.Context, nc *nats.Conn) (jetstream.JetStream, jetstream.S
 	r := replicas(nc)
 	var st jetstream.Stream
 	var obj jetstream.ObjectStore
-	err = retry(ctx, func() error {
+	err = retry(ctx, func(ctx context.Context) error {
 		var err error
 		if st, err = openStream(ctx, js, r); err != nil {
 			return err
@@ -150,17 +150,24 @@ func openBucket(ctx context.Context, js jetstream.JetStream, r int) (jetstream.O
 }
 
 // retry calls f until it succeeds, ctx is done or the error is one that
-// waiting cannot fix.
-func retry(ctx context.Context, f func() error) error {
+// waiting cannot fix. Each call gets a few seconds: a request made before
+// a cluster has its meta leader gets no answer at all.
+func retry(ctx context.Context, f func(context.Context) error) error {
 	wait := 50 * time.Millisecond
+	var last error
 	for {
-		err := f()
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := f(actx)
+		cancel()
 		if err == nil || permanent(err) {
 			return err
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (still failing after %s)", err, setupTimeout)
+			return fmt.Errorf("%w (still failing after %s)", last, setupTimeout)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)

@@ -28,7 +28,8 @@ type ServerConfig struct {
 	// Name names the server in the cluster. Default: random.
 	Name string
 	// ClusterName, ClusterListen (HOST:PORT) and Routes (URLs of the
-	// other servers' cluster ports) cluster this server with others.
+	// other servers' cluster ports; one list with every server's, this
+	// one's included, is fine) cluster this server with others.
 	// ClusterName defaults to "safepool" when ClusterListen is set.
 	ClusterName   string
 	ClusterListen string
@@ -239,6 +240,10 @@ func (cfg *ServerConfig) clustering(opts *server.Options) error {
 	host, port, err := hostPort("cluster listen address", cfg.ClusterListen)
 	if err != nil {
 		return err
+	}
+	if len(cfg.Routes) == 0 {
+		// JetStream refuses to start clustered without them.
+		return errors.New("cluster: a clustered server needs routes: the cluster URLs of the other servers (this one's own may be listed too, as in one list for every server)")
 	}
 	secret := cfg.Token
 	if secret == "" {
