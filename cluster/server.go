@@ -18,8 +18,8 @@ import (
 // this process. The zero value listens on a random loopback port, keeps
 // its store in a new temporary directory and requires no authentication.
 type ServerConfig struct {
-	// Listen is the client address, HOST:PORT. Default "127.0.0.1:-1": a
-	// random loopback port. A host that is not loopback needs Token,
+	// Listen is the client address, HOST:PORT. Default "127.0.0.1:0": a
+	// random loopback port (PORT 0 or -1 is a random one). A host that is not loopback needs Token,
 	// User and Password, or NKeys.
 	Listen string
 	// StoreDir holds JetStream's files. Default: a new temporary
@@ -272,7 +272,7 @@ func (cfg *ServerConfig) clustering(opts *server.Options) error {
 	return nil
 }
 
-// hostPort splits HOST:PORT; PORT -1 is a random port.
+// hostPort splits HOST:PORT; PORT 0 or -1 is a random port.
 func hostPort(what, addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -281,6 +281,9 @@ func hostPort(what, addr string) (string, int, error) {
 	port, err := strconv.Atoi(p)
 	if err != nil || port < -1 || port > 65535 {
 		return "", 0, fmt.Errorf("cluster: %s %q: bad port %q", what, addr, p)
+	}
+	if port == 0 {
+		port = -1 // the server's own 0 means its default port
 	}
 	return host, port, nil
 }

@@ -165,6 +165,19 @@ type Config struct {
 	// current binary, which needs no setup.
 	WorkerCommand []string
 
+	// Cluster says where tasks run: "" (the default) in worker processes
+	// on this machine; "embedded" in an in-process NATS JetStream server
+	// with an in-process agent running Workers local workers, which
+	// exercises the whole cluster path on one machine; or
+	// "nats://host1:4222,host2:4222" (or tls://) on the agents of existing
+	// servers (see 'safepool serve'). Every guarantee is the same as
+	// local: policies, input order, the killed-task list. A cluster needs
+	// its transport linked in: import _ "github.com/safepool/safepool/cluster".
+	Cluster string
+	// ClusterOptions are the transport's connection options: for NATS, a
+	// cluster.Options value (credentials, TLS). nil for none.
+	ClusterOptions any
+
 	// KilledLimit is how many killed tasks the pool's own list
 	// (Pool.KilledTasks) keeps, the most recent. Default 1000; -1 keeps
 	// none. Each map's own list is complete.
