@@ -38,6 +38,7 @@ type runOptions struct {
 	progress     progressMode
 	engine       string
 	cacheDir     string
+	conn         connFlags // --nats and how to connect
 }
 
 // parseRunFlags parses and checks the flags of 'safepool run'. Every error
@@ -100,6 +101,7 @@ func runFlags(o *runOptions, bad *error) *flag.FlagSet {
 	val("progress", &o.progress)
 	fs.StringVar(&o.engine, "engine", "", "")
 	fs.StringVar(&o.cacheDir, "cache-dir", "", "")
+	o.conn.add(fs)
 	return fs
 }
 
@@ -146,6 +148,16 @@ func (o *runOptions) check(set map[string]bool) error {
 	case o.resume && o.out == "":
 		return errors.New("--resume needs --out PATH: it continues the file an interrupted run wrote there, and stdout cannot be read back")
 	}
+	if o.conn.nats == "" {
+		for _, f := range []string{"creds", "nkey-seed", "token", "user", "password", "tls-ca", "tls-cert", "tls-key"} {
+			if set[f] {
+				return fmt.Errorf("--%s is for running on a cluster; add --nats URL, or drop it", f)
+			}
+		}
+	}
+	if err := o.conn.check(set); err != nil {
+		return err
+	}
 	if err := engine.Check(o.engine); err != nil {
 		if how, ok := otherBuilds[o.engine]; ok && errors.Is(err, engine.ErrUnavailable) {
 			return fmt.Errorf("--engine %q: this safepool has no %s (it has %s); %s", o.engine, o.engine, strings.Join(engine.Names(), ", "), how)
@@ -185,7 +197,18 @@ func (o *runOptions) config(workerCmd []string) pool.Config {
 		WorkerCommand:     workerCmd,
 		Engine:            o.engine,
 		CacheDir:          o.cacheDir,
+		Cluster:           o.conn.nats,
+		ClusterOptions:    o.clusterOptions(),
 	}
+}
+
+// clusterOptions are the connection options of a run on a cluster, nil for
+// a local run.
+func (o *runOptions) clusterOptions() any {
+	if o.conn.nats == "" {
+		return nil
+	}
+	return o.conn.options()
 }
 
 // abortsOn reports whether a task that ended with status s stops the run

@@ -15,16 +15,18 @@ isolated worker processes that finishes even when a worker is SIGKILLed.
 
 Usage:
   safepool run --module PATH [--func NAME] [flags]   one task per input line
+  safepool serve --listen HOST:PORT | --nats URL      run tasks for pools on other machines
   safepool inspect PATH                               what a module exports and how it runs
   safepool version                                    the version of this binary and its engines
-  safepool help [run|inspect]                         this help, or a command's
+  safepool help [run|serve|inspect]                   this help, or a command's
   safepool worker                                     serve as a pool worker (started by safepool itself)
 
 Exit codes: 0 the run completed (skipped tasks included), 1 it stopped early
 (an abort, an interrupt, workers that could not be kept up), 2 bad usage, a
 bad module, or bad input lines (reported after the other lines ran).
 
-Run 'safepool help run' for the flags of run.
+Run 'safepool help run' for the flags of run, 'safepool help serve' for
+those of serve.
 `
 
 const runHelp = `Usage:
@@ -115,11 +117,81 @@ Flags:
                      with a directory per engine in it (default
                      $XDG_CACHE_HOME/safepool, or ~/.cache/safepool)
 
+On a cluster (see 'safepool help serve'):
+  --nats URL         run the tasks on the agents of these NATS servers
+                     (nats://HOST:4222 or tls://, several separated by
+                     commas) instead of on local workers; everything else,
+                     the records, policies and exit codes, is the same
+  --creds FILE       a NATS credentials file
+  --nkey-seed FILE   a file holding an nkey seed
+  --token TOKEN      the servers' token (or $SAFEPOOL_TOKEN, which the
+                     process list does not show)
+  --user NAME, --password PASS
+                     a user of the servers
+  --tls-ca FILE      verify the servers' certificates with this CA
+  --tls-cert FILE, --tls-key FILE
+                     this client's certificate, for servers that ask for one
+
 Exit codes: 0 the run completed, whatever each task's status; 1 it stopped
 early (an abort, Ctrl-C, workers that could not be kept up, an output that
 could not be written): the output holds the records of the lines before,
 and --resume goes on; 2 bad usage, a module that cannot run, or bad input
 lines (after every other line ran).
+`
+
+const serveHelp = `Usage:
+  safepool serve --listen HOST:PORT [--store DIR] [--routes URLS --cluster-listen HOST:PORT]
+                 [--token TOKEN | --user NAME --password PASS | --nkey PUBKEY] [flags]
+  safepool serve --nats URL [--creds FILE | --nkey-seed FILE | --token TOKEN] [flags]
+
+Runs tasks for pools on other machines ('safepool run --nats URL', or
+programs whose pool.Config.Cluster names the servers). With --listen it runs
+a NATS server with JetStream and an agent beside it; with --nats an agent
+only, for existing servers. An agent runs the tasks it takes on local worker
+processes, with the same sandbox, caps and statuses as a local run.
+
+SIGINT or SIGTERM stops it: the agent gives the work it holds back to its
+pools, which send it elsewhere, its workers stop, and the server shuts down.
+Its workers die with it when it is killed.
+
+The server (--listen):
+  --listen HOST:PORT the client address, such as 127.0.0.1:4222; an address
+                     other machines reach (0.0.0.0:4222) needs --token,
+                     --user and --password, or --nkey
+  --store DIR        JetStream's files (default $XDG_CACHE_HOME/safepool/nats)
+  --cluster-listen HOST:PORT
+                     this server's cluster address, such as 0.0.0.0:6222
+  --routes URLS      the cluster addresses of every server of the cluster,
+                     such as nats://h1:6222,nats://h2:6222,nats://h3:6222;
+                     tasks and modules are then kept on up to three servers
+  --cluster-name NAME
+                     the cluster's name (default safepool)
+  --token TOKEN      what clients must present (or $SAFEPOOL_TOKEN); routes
+                     between servers use it too
+  --user NAME, --password PASS
+                     the same, as a user and password
+  --nkey PUBKEY      users' public nkeys (U...), separated by commas
+  --tls-cert FILE, --tls-key FILE
+                     serve clients over TLS
+  --tls-ca FILE      and require client certificates signed by this CA
+
+The agent alone (--nats):
+  --nats URL         the servers, nats://HOST:4222 or tls://, separated by
+                     commas
+  --creds FILE, --nkey-seed FILE, --token TOKEN, --user NAME, --password PASS,
+  --tls-ca FILE, --tls-cert FILE, --tls-key FILE
+                     how to connect, as for 'safepool run --nats'
+
+Both:
+  --workers N        worker processes; 0 (the default) means one per CPU
+  --spares N         extra workers kept started and idle (default 0)
+  --memory SIZE      the largest memory cap of a task this agent takes, such
+                     as 1GiB (default: any)
+  --name NAME        the agent's name in messages (default HOST-PID)
+  --cache-dir DIR    the compilation cache (default $XDG_CACHE_HOME/safepool)
+
+Exit codes: 0 stopped by a signal; 1 the server or the agent failed; 2 bad
+usage, such as a public address without authentication.
 `
 
 const inspectHelp = `Usage:
@@ -140,10 +212,12 @@ func helpCommand(args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "run":
 		fmt.Fprint(stdout, runHelp)
+	case "serve":
+		fmt.Fprint(stdout, serveHelp)
 	case "inspect":
 		fmt.Fprint(stdout, inspectHelp)
 	default:
-		return usageErrorf("help: no command %q; the commands are run, inspect, version and help", args[0])
+		return usageErrorf("help: no command %q; the commands are run, serve, inspect, version and help", args[0])
 	}
 	return nil
 }

@@ -77,7 +77,7 @@ func inspectModule(path string, wasm []byte) *moduleReport {
 	if info.Kind != module.KindSDK {
 		return rep
 	}
-	p, err := pool.New(context.Background(), pool.Config{Module: path, Workers: 1, WorkerCommand: workerCommand()})
+	p, err := pool.New(context.Background(), pool.Config{Module: path, Workers: 1, WorkerCommand: workerCommand("")})
 	if err != nil {
 		rep.kind, rep.why = "unusable", fmt.Sprintf("the module passes the static checks but cannot start: %v", err)
 		return rep

@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/pool"
 )
 
@@ -237,22 +239,35 @@ func startFailure(se *pool.StartError) string {
 		se.What, se.Count, se.Over.Round(10*time.Millisecond))
 }
 
-// workerCommand is how the pool starts workers: this same executable, as
-// 'safepool worker'. Without a path to it the pool's default applies, which
+// workerCommand is how a pool starts workers for engine: the lean worker
+// executable safepool-worker when it sits next to this one and the engine
+// is wazero (it has no other), else this same executable, as 'safepool
+// worker'. A worker that re-executes this binary pays for every package
+// linked into it at each start, NATS among them (see cmd/safepool-worker).
+// Without a path to this executable the pool's default applies, which
 // re-executes the current binary as well.
-func workerCommand() []string {
+func workerCommand(engineName string) []string {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil
 	}
+	if engineName == "" || engineName == engine.Wazero {
+		lean := filepath.Join(filepath.Dir(exe), leanWorker)
+		if fi, err := os.Stat(lean); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return []string{lean}
+		}
+	}
 	return []string{exe, "worker"}
 }
+
+// leanWorker is the name of the lean worker executable, cmd/safepool-worker.
+const leanWorker = "safepool-worker"
 
 // startPool starts the pool. Workers that cannot be kept up, a start
 // timeout and an interrupt exit with code 1; everything else that stops it
 // from starting is about the module or the flags, and exits with code 2.
 func startPool(ctx context.Context, o *runOptions) (*pool.Pool, error) {
-	p, err := pool.New(ctx, o.config(workerCommand()))
+	p, err := pool.New(ctx, o.config(workerCommand(o.engine)))
 	var se *pool.StartError
 	switch {
 	case err == nil:

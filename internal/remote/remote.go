@@ -238,7 +238,11 @@ type Opener func(ctx context.Context, cfg OpenConfig, h Handler) (Coordinator, e
 
 // AgentConfig configures an agent.
 type AgentConfig struct {
-	Name          string
+	Name string
+	// Instance is the agent's Agent.Instance, set by a transport that
+	// names its connection after it (so that pools can tell which agent
+	// disconnected); empty: RunAgent makes one.
+	Instance      string
 	Workers       int
 	Spares        int
 	MaxMemory     int64 // largest memory cap a task may run with here; 0: any

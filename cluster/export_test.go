@@ -1,0 +1,23 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/safepool/safepool/internal/remote"
+)
+
+// SetProbeWait shortens the wait for the advisory probe; the func it
+// returns restores it.
+func SetProbeWait(d time.Duration) func() {
+	old := probeWait
+	probeWait = d
+	return func() { probeWait = old }
+}
+
+// WaitProbe waits until c's advisory probe is over and says whether the
+// advisories reach it.
+func WaitProbe(c remote.Coordinator) bool {
+	co := c.(*coordinator)
+	<-co.probed
+	return co.advisories.Load()
+}
