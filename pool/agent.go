@@ -88,11 +88,14 @@ func runAgent(ctx context.Context, cfg remote.AgentConfig, tr remote.AgentTransp
 	if cfg.Name == "" {
 		cfg.Name = host + "-" + strconv.Itoa(os.Getpid())
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
+	if cfg.Instance == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		cfg.Instance = hex.EncodeToString(b[:])
+	}
 	a := &agent{
 		cfg: cfg, tr: tr, ctx: ctx,
-		me:    remote.Agent{Name: cfg.Name, Host: host, Instance: hex.EncodeToString(b[:]), Workers: cfg.Workers},
+		me:    remote.Agent{Name: cfg.Name, Host: host, Instance: cfg.Instance, Workers: cfg.Workers},
 		pools: map[string]*apool{}, room: make(chan struct{}, 1),
 	}
 	if err := subscribe(a); err != nil {
@@ -103,7 +106,7 @@ func runAgent(ctx context.Context, cfg remote.AgentConfig, tr remote.AgentTransp
 	go a.beat()
 	for ctx.Err() == nil {
 		a.mu.Lock()
-		full := a.held >= 2*cfg.Workers
+		full := a.held >= 4*cfg.Workers
 		a.mu.Unlock()
 		if full {
 			select {
@@ -123,7 +126,15 @@ func runAgent(ctx context.Context, cfg remote.AgentConfig, tr remote.AgentTransp
 			}
 			continue
 		}
-		a.take(c)
+		// Claims go out concurrently: a claim waits its turn behind the
+		// pool's other messages, and the next chunk should not wait for it.
+		if p, ch := a.hold(c); ch != nil {
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				a.claim(p, ch, c)
+			}()
+		}
 	}
 	a.shutdown()
 	a.wg.Wait()
@@ -272,6 +283,7 @@ func (p *apool) start() {
 			a.logf("pool %s: %s", s.Pool, ev.Reason)
 		}
 	}, p.onTrip)
+	d.delivered = p.kickFlush
 	_, _, err = d.waitReady(a.ctx)
 	if err != nil {
 		d.close(true)
@@ -320,32 +332,37 @@ func writeFileAtomic(dir, path string, b []byte) error {
 	return err
 }
 
-// take claims a chunk and, once granted, queues its tasks.
-func (a *agent) take(c *remote.Chunk) {
+// hold registers a chunk the agent took from the work queue as held, and
+// so listed in heartbeats, from before its claim is sent until after its
+// last result is: a heartbeat that does not list it comes after all its
+// results.
+func (a *agent) hold(c *remote.Chunk) (*apool, *achunk) {
 	if len(c.Tasks) == 0 {
-		return
+		return nil, nil
 	}
 	p := a.poolFor(&c.Spec)
 	if p == nil {
-		return
+		return nil, nil
 	}
 	r := &run{fn: c.Tasks[0].Func, memLimit: c.Spec.MemoryLimit, done: make(chan struct{})}
 	ch := &achunk{id: c.ID, run: r, open: make(map[uint64]bool, len(c.Tasks))}
 	for _, t := range c.Tasks {
 		ch.open[t.ID] = true
 	}
-	// The chunk is held, and so listed in heartbeats, from before the
-	// claim is sent until after its last result is: a heartbeat that
-	// does not list it comes after all its results.
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if p.closed {
-		a.mu.Unlock()
-		return
+		return nil, nil
 	}
 	p.chunks[r], p.byID[c.ID] = ch, ch
 	p.used = time.Now()
 	a.held++
-	a.mu.Unlock()
+	return p, ch
+}
+
+// claim asks the pool for a chunk held and, once granted, queues its tasks.
+func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
+	r := ch.run
 	ok, err := a.tr.Claim(a.ctx, &remote.Claim{Pool: c.Spec.Pool, Chunk: c.ID, Agent: a.me})
 	if err != nil || !ok {
 		if err != nil {
@@ -381,6 +398,7 @@ func (a *agent) take(c *remote.Chunk) {
 			in, err := a.tr.Object(a.ctx, t.InputRef)
 			if err != nil {
 				p.sink(outcome{job: j, res: Result{Status: StatusError, Error: "cluster: fetch the task's input: " + err.Error()}})
+				p.kickFlush()
 				continue
 			}
 			j.input = in
@@ -470,14 +488,24 @@ func (p *apool) sink(o outcome) {
 		}
 		x.Output = nil
 	}
-	p.sendResult(x)
+	p.queueResult(x) // sent when the local dispatcher says the batch is delivered
 }
 
-// sendResult queues a result for the flusher.
+// sendResult queues a result for the flusher. A worker's answer comes as
+// a batch of outcomes: the local dispatcher calls kickFlush after the
+// last (delivered), so that they go in one message.
 func (p *apool) sendResult(x remote.Result) {
+	p.queueResult(x)
+	p.kickFlush()
+}
+
+func (p *apool) queueResult(x remote.Result) {
 	p.a.mu.Lock()
 	p.out = append(p.out, x)
 	p.a.mu.Unlock()
+}
+
+func (p *apool) kickFlush() {
 	select {
 	case p.kick <- struct{}{}:
 	default:

@@ -224,6 +224,9 @@ func (d *driver) receive() {
 			}
 			d.l.sink(outcome{job: j, res: resultFrom(j, wr, pid)})
 		}
+		if d.l.delivered != nil {
+			d.l.delivered()
+		}
 	}
 }
 
@@ -312,6 +315,9 @@ func (d *driver) onDeath(gone *hostconn.Death) {
 		res.Error = fmt.Sprintf("worker stopped answering; killed %s after the task's timeout of %s", hangGrace, d.l.cfg.Timeout)
 	}
 	d.l.sink(outcome{job: blamed, res: res, death: &death{Signal: gone.Exit.SignalName(), ExitCode: gone.Exit.Code, Hung: hung}})
+	if d.l.delivered != nil {
+		d.l.delivered()
+	}
 }
 
 // calm returns a channel that fires when the current worker has been up for

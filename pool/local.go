@@ -26,6 +26,10 @@ type local struct {
 	sink   func(outcome)
 	emit   func(Event)
 	onTrip func(error)
+	// delivered, when set, is called after each batch of outcomes a
+	// worker's answer gave the sink: a cluster agent sends them on then,
+	// in one message.
+	delivered func()
 
 	drivers []*driver
 	// Spare workers (Config.Spares) and the keeper's wake-up; both nil

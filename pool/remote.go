@@ -197,7 +197,7 @@ func (c *cluster) workersLocked() int {
 // windowLocked is how many chunks may be outstanding: two per worker, so
 // that an agent has its next chunk while it runs one, and the stream stays
 // shallow.
-func (c *cluster) windowLocked() int { return 2 * c.workersLocked() }
+func (c *cluster) windowLocked() int { return 4 * c.workersLocked() }
 
 // pump takes jobs from the queue and sends them as chunks while the window
 // has room.
