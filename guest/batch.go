@@ -4,14 +4,15 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"time"
 )
 
 // runBatch runs every record of a safepool_batch buffer in order, reporting
 // one outcome per record. If buf ends inside a record, that record gets a
 // statusError outcome saying so and no further records run.
 //
-// It yields to the scheduler after each task, for the reason given on
-// [yield].
+// After each task it yields to the scheduler if it is due, for the
+// reason given on [yield].
 func runBatch(buf []byte, report reporter) {
 	err := eachRecord(buf, func(name, in []byte) {
 		runTask(name, in, report)
@@ -64,20 +65,66 @@ func malformed(start, size int) error {
 	return fmt.Errorf("guest: malformed batch: the record at byte %d runs past the end of the %d-byte batch", start, size)
 }
 
+// The yield policy's settings (see [yield]).
+const (
+	yieldAfter    = 100 * time.Microsecond // yield once this has passed since the last yield
+	maxCheckEvery = 32                     // read the clock at least every this many tasks
+)
+
+// The yield policy's clock and scheduler, replaced in tests. Times are
+// since epoch: time.Since reads only the monotonic clock, one host call.
+var (
+	epoch   = time.Now()
+	clock   = func() time.Duration { return time.Since(epoch) }
+	gosched = runtime.Gosched
+)
+
+// The yield policy's state.
+var (
+	lastYield  time.Duration // when the module last yielded
+	lastCheck  time.Duration // when it last read the clock
+	checkEvery = 1           // tasks between clock readings
+	unchecked  int           // tasks since the last reading
+)
+
 // yield lets the Go scheduler run other goroutines, the garbage collector's
-// background workers among them, between tasks.
+// background workers among them, once at least yieldAfter has passed since
+// the last time it did. It is called after every task.
 //
 // A Go reactor runs each exported call on one goroutine that nothing
-// preempts, so those workers only run when it blocks or yields. Whether the
-// collector keeps up without them depends on the runtime's pacing: under
-// wazero's default fake clock a module making 1 MiB of garbage per task ran
-// out of a 64 MiB cap after about 300 tasks, through safepool_call and
-// safepool_batch alike. With this call it stays under 10 MiB (see the
-// garbage tests in internal/testguest).
-//
-// It costs about 2 µs per task in a wasip1 build. Reading the allocation
-// counter from runtime/metrics to yield only after heavy tasks cost more
-// than that, so every task yields.
+// preempts, so those workers only run when it blocks or yields. The
+// collector's allocation assists keep the heap bounded on their own as long
+// as the guest's clock moves (the runtime's GC CPU limiter judges the
+// assists' share by it), and the sandbox gives real clocks. Under a clock
+// that barely moves they stop (1 MiB of garbage a task outgrew a 64 MiB cap
+// within 300 tasks), and a handler that keeps a large heap live and makes
+// much garbage on top of it leans on the background workers harder, so the
+// module yields too; but a yield costs about 2 µs in a wasip1
+// build, and reading the clock about 1 µs, both more than a small task. So
+// the clock is read after every task only while tasks are slow (a reading
+// finds yieldAfter gone since the last one: a task that makes a megabyte of
+// garbage), and after up to maxCheckEvery tasks while they are fast. A
+// module of small tasks then yields about every 100 µs and reads the clock
+// every few microseconds; a garbage-heavy one yields after every task, and
+// at most maxCheckEvery tasks after it turns heavy. The garbage tests in
+// internal/testguest show both.
 func yield() {
-	runtime.Gosched()
+	if unchecked++; unchecked < checkEvery {
+		return
+	}
+	unchecked = 0
+	now := clock()
+	switch gap := now - lastCheck; {
+	case gap >= yieldAfter:
+		checkEvery = 1
+	case gap < yieldAfter/8:
+		checkEvery = min(2*checkEvery, maxCheckEvery)
+	}
+	lastCheck = now
+	if now-lastYield < yieldAfter {
+		return
+	}
+	gosched()
+	lastYield = clock()
+	lastCheck = lastYield
 }

@@ -2,7 +2,9 @@ package guest_test
 
 import (
 	"encoding/binary"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -98,5 +100,38 @@ func TestRunBatch(t *testing.T) {
 		var r recorder
 		guest.RunBatch(nil, r.report)
 		require.Empty(t, r.got)
+	})
+}
+
+// tasksOf returns n task durations of d each.
+func tasksOf(n int, d time.Duration) []time.Duration {
+	return slices.Repeat([]time.Duration{d}, n)
+}
+
+func TestYieldPolicy(t *testing.T) {
+	const n = 10_000
+	t.Run("small tasks read the clock rarely and yield about every 100 µs", func(t *testing.T) {
+		readings, yields := guest.YieldRun(tasksOf(n, 500*time.Nanosecond)) // 5 ms of tasks in all
+		require.Less(t, readings, n/20, "the clock is read every few dozen tasks, not after each")
+		require.GreaterOrEqual(t, len(yields), 40)
+		require.LessOrEqual(t, len(yields), 50)
+	})
+	t.Run("slow tasks yield after every task", func(t *testing.T) {
+		readings, yields := guest.YieldRun(tasksOf(n, 200*time.Microsecond))
+		require.Len(t, yields, n)
+		require.Equal(t, 2*n, readings, "one reading to decide, one to note the yield")
+	})
+	t.Run("a turn to slow tasks is noticed within 32 tasks", func(t *testing.T) {
+		_, yields := guest.YieldRun(append(tasksOf(n, 500*time.Nanosecond), tasksOf(100, 200*time.Microsecond)...))
+		var slow []int
+		for _, i := range yields {
+			if i >= n {
+				slow = append(slow, i)
+			}
+		}
+		require.NotEmpty(t, slow)
+		require.Less(t, slow[0], n+32, "the first slow task's garbage waits at most 32 tasks")
+		first := slices.Index(yields, slow[0])
+		require.Equal(t, n+100-slow[0], len(yields)-first, "then a yield after every slow task")
 	})
 }

@@ -1,6 +1,9 @@
 package guest
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
 // This file lets the external guest_test package reach the module's plain-Go
 // machinery, which the wasip1 exports wrap.
@@ -49,8 +52,8 @@ var (
 // DecodeInt calls decodeInt.
 func DecodeInt[T any](in []byte, v *T) bool { return decodeInt(in, v) }
 
-// EncodeInt calls encodeInt.
-var EncodeInt = encodeInt
+// AppendInt calls appendInt on a copy of v, with no buffer.
+func AppendInt[T any](v T) ([]byte, bool) { return appendInt(nil, &v) }
 
 // RunBatch runs a batch buffer, passing each outcome to report.
 func RunBatch(buf []byte, report func(status int32, data []byte)) { runBatch(buf, report) }
@@ -67,4 +70,23 @@ func Call(name, input string) (status, output string) {
 		return "error", string(out)
 	}
 	return "ok", string(out)
+}
+
+// YieldRun runs yield after each of a series of tasks that take the given
+// times, on a fake clock, and reports how many times it read the clock and
+// after which tasks it yielded.
+func YieldRun(perTask []time.Duration) (readings int, yieldedAfter []int) {
+	var now time.Duration
+	task := 0
+	oldClock, oldGosched := clock, gosched
+	defer func() { clock, gosched = oldClock, oldGosched }()
+	clock = func() time.Duration { readings++; return now }
+	gosched = func() { yieldedAfter = append(yieldedAfter, task) }
+	lastYield, lastCheck, checkEvery, unchecked = 0, 0, 1, 0
+	for i, d := range perTask {
+		task = i
+		now += d
+		yield()
+	}
+	return readings, yieldedAfter
 }

@@ -74,23 +74,42 @@ func HandleJSON[In, Out any](name string, fn func(In) (Out, error)) {
 	Handle(name, func(in []byte) ([]byte, error) {
 		var v In
 		if !decodeInt(in, &v) {
-			if err := json.Unmarshal(in, &v); err != nil {
-				return nil, fmt.Errorf("%s: input is not valid JSON for %T: %w", name, v, err)
+			var err error
+			if v, err = decodeJSON[In](name, in); err != nil {
+				return nil, err
 			}
 		}
 		out, err := fn(v)
 		if err != nil {
 			return nil, err
 		}
-		if b, ok := encodeInt(out); ok {
+		// The host copies the output before the next task runs, so an
+		// integer's digits can go into one buffer that every task reuses.
+		if b, ok := appendInt(intOut[:0], &out); ok {
+			intOut = b
 			return b, nil
 		}
-		b, err := json.Marshal(out)
-		if err != nil {
-			return nil, fmt.Errorf("%s: cannot encode output as JSON: %w", name, err)
-		}
-		return b, nil
+		return encodeJSON(name, out)
 	})
+}
+
+// decodeJSON and encodeJSON are HandleJSON's encoding/json paths. They are
+// functions of their own so that the values the fast paths handle stay on
+// the stack: encoding/json's reflection moves what it is given to the heap.
+func decodeJSON[T any](name string, in []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(in, &v); err != nil {
+		return v, fmt.Errorf("%s: input is not valid JSON for %T: %w", name, v, err)
+	}
+	return v, nil
+}
+
+func encodeJSON[T any](name string, out T) ([]byte, error) {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot encode output as JSON: %w", name, err)
+	}
+	return b, nil
 }
 
 // handlerNames returns the registered names in sorted order.

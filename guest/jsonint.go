@@ -84,31 +84,36 @@ func canonicalInt(in []byte) (int64, bool) {
 	return n, true
 }
 
-// encodeInt returns the JSON encoding of v and true if v is a basic integer
-// type, and false otherwise.
-func encodeInt(v any) ([]byte, bool) {
-	switch n := v.(type) {
-	case int:
-		return strconv.AppendInt(nil, int64(n), 10), true
-	case int64:
-		return strconv.AppendInt(nil, n, 10), true
-	case int32:
-		return strconv.AppendInt(nil, int64(n), 10), true
-	case int16:
-		return strconv.AppendInt(nil, int64(n), 10), true
-	case int8:
-		return strconv.AppendInt(nil, int64(n), 10), true
-	case uint:
-		return strconv.AppendUint(nil, uint64(n), 10), true
-	case uint64:
-		return strconv.AppendUint(nil, n, 10), true
-	case uint32:
-		return strconv.AppendUint(nil, uint64(n), 10), true
-	case uint16:
-		return strconv.AppendUint(nil, uint64(n), 10), true
-	case uint8:
-		return strconv.AppendUint(nil, uint64(n), 10), true
+// intOut holds the last integer output of a [HandleJSON] handler; the host
+// copies it before the next task.
+var intOut = make([]byte, 0, 24)
+
+// appendInt appends the JSON encoding of *v to b and returns it and true if
+// v points to a basic integer type, and b and false otherwise. Unlike
+// encodeInt it does not box the value, so it does not allocate.
+func appendInt[T any](b []byte, v *T) ([]byte, bool) {
+	switch p := any(v).(type) {
+	case *int:
+		return strconv.AppendInt(b, int64(*p), 10), true
+	case *int64:
+		return strconv.AppendInt(b, *p, 10), true
+	case *int32:
+		return strconv.AppendInt(b, int64(*p), 10), true
+	case *int16:
+		return strconv.AppendInt(b, int64(*p), 10), true
+	case *int8:
+		return strconv.AppendInt(b, int64(*p), 10), true
+	case *uint:
+		return strconv.AppendUint(b, uint64(*p), 10), true
+	case *uint64:
+		return strconv.AppendUint(b, *p, 10), true
+	case *uint32:
+		return strconv.AppendUint(b, uint64(*p), 10), true
+	case *uint16:
+		return strconv.AppendUint(b, uint64(*p), 10), true
+	case *uint8:
+		return strconv.AppendUint(b, uint64(*p), 10), true
 	default:
-		return nil, false
+		return b, false
 	}
 }

@@ -69,22 +69,54 @@ type celsius int
 
 func (c celsius) MarshalJSON() ([]byte, error) { return []byte(`"` + strconv.Itoa(int(c)) + `C"`), nil }
 
-func TestEncodeIntMatchesEncodingJSON(t *testing.T) {
-	values := []any{
-		0, -1, math.MaxInt64, math.MinInt64, int64(math.MinInt64), int32(math.MinInt32), int16(-300), int8(-128),
-		uint(math.MaxUint64), uint64(math.MaxUint64), uint32(math.MaxUint32), uint16(65535), uint8(255),
+func TestAppendIntMatchesEncodingJSON(t *testing.T) {
+	cases := []struct {
+		v    any
+		fast func() ([]byte, bool)
+	}{
+		{0, func() ([]byte, bool) { return guest.AppendInt(0) }},
+		{-1, func() ([]byte, bool) { return guest.AppendInt(-1) }},
+		{math.MaxInt64, func() ([]byte, bool) { return guest.AppendInt(math.MaxInt64) }},
+		{math.MinInt64, func() ([]byte, bool) { return guest.AppendInt(math.MinInt64) }},
+		{int64(math.MinInt64), func() ([]byte, bool) { return guest.AppendInt(int64(math.MinInt64)) }},
+		{int32(math.MinInt32), func() ([]byte, bool) { return guest.AppendInt(int32(math.MinInt32)) }},
+		{int16(-300), func() ([]byte, bool) { return guest.AppendInt(int16(-300)) }},
+		{int8(-128), func() ([]byte, bool) { return guest.AppendInt(int8(-128)) }},
+		{uint(math.MaxUint64), func() ([]byte, bool) { return guest.AppendInt(uint(math.MaxUint64)) }},
+		{uint64(math.MaxUint64), func() ([]byte, bool) { return guest.AppendInt(uint64(math.MaxUint64)) }},
+		{uint32(math.MaxUint32), func() ([]byte, bool) { return guest.AppendInt(uint32(math.MaxUint32)) }},
+		{uint16(65535), func() ([]byte, bool) { return guest.AppendInt(uint16(65535)) }},
+		{uint8(255), func() ([]byte, bool) { return guest.AppendInt(uint8(255)) }},
 	}
-	for _, v := range values {
-		fast, ok := guest.EncodeInt(v)
-		require.True(t, ok, "%T", v)
-		slow, err := json.Marshal(v)
+	for _, tc := range cases {
+		fast, ok := tc.fast()
+		require.True(t, ok, "%T", tc.v)
+		slow, err := json.Marshal(tc.v)
 		require.NoError(t, err)
-		require.Equal(t, string(slow), string(fast), "%T %v", v, v)
+		require.Equal(t, string(slow), string(fast), "%T %v", tc.v, tc.v)
 	}
-	for _, v := range []any{1.5, "7", celsius(3), new(int), nil, []int{1}} {
-		_, ok := guest.EncodeInt(v)
-		require.False(t, ok, "%T must go to encoding/json", v)
+	for _, fast := range []func() ([]byte, bool){
+		func() ([]byte, bool) { return guest.AppendInt(1.5) },
+		func() ([]byte, bool) { return guest.AppendInt("7") },
+		func() ([]byte, bool) { return guest.AppendInt(celsius(3)) },
+		func() ([]byte, bool) { return guest.AppendInt(new(int)) },
+		func() ([]byte, bool) { return guest.AppendInt[any](nil) },
+		func() ([]byte, bool) { return guest.AppendInt([]int{1}) },
+	} {
+		b, ok := fast()
+		require.False(t, ok, "must go to encoding/json")
+		require.Empty(t, b)
 	}
+}
+
+func TestHandleJSONIntegersDoNotAllocate(t *testing.T) {
+	guest.HandleJSON("json-square-noalloc", func(n int64) (int64, error) { return n * n, nil })
+	name, in := []byte("json-square-noalloc"), []byte("123456")
+	status, out := guest.Invoke(name, in)
+	require.Equal(t, guest.StatusOK, status)
+	require.Equal(t, "15241383936", string(out))
+	allocs := testing.AllocsPerRun(100, func() { guest.Invoke(name, in) })
+	require.Zero(t, allocs, "an integer task allocates nothing in the SDK")
 }
 
 func FuzzDecodeInt(f *testing.F) {

@@ -298,7 +298,7 @@ func (l *local) recoverCache(err error, gen int) bool {
 	if rerr != nil {
 		return false
 	}
-	_ = engine.Forget(l.cfg.Engine, wasm, l.init.CacheDir)
+	_ = engine.Forget(l.cfg.Engine, wasm, l.init.CacheDir, compileOptions(l.cfg))
 	if perr := prepareModule(context.Background(), l.cfg, wasm, l.init.CacheDir); perr != nil {
 		if !l.isReady() {
 			l.startFailOnce.Do(func() { l.startErr = perr; close(l.startFailed) })

@@ -61,7 +61,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	// machine code from the cache instead of each compiling it. A module
 	// this machine has prepared before needs neither: the workers start at
 	// once, and their handshake says what the module is.
-	if !engine.Prepared(cfg.Engine, wasm, cache) {
+	if !engine.Prepared(cfg.Engine, wasm, cache, compileOptions(cfg)) {
 		if err := prepareModule(ctx, cfg, wasm, cache); err != nil {
 			p.cleanup()
 			return nil, err
@@ -147,10 +147,18 @@ func (p *Pool) cacheDir() string {
 
 // prepareModule checks the module and compiles it into the cache.
 func prepareModule(ctx context.Context, cfg Config, wasm []byte, cache string) error {
-	if _, err := engine.Prepare(ctx, cfg.Engine, wasm, cache); err != nil {
+	if _, err := engine.Prepare(ctx, cfg.Engine, wasm, cache, compileOptions(cfg)); err != nil {
 		return fmt.Errorf("pool: module %s: %w", moduleName(cfg), err)
 	}
 	return nil
+}
+
+// compileOptions are the engine settings the workers compile with (see
+// sandbox): without a Timeout no task is ever interrupted, and the module is
+// compiled without the engine's interrupt checks. They are part of the
+// cache entry's key.
+func compileOptions(cfg Config) engine.Options {
+	return engine.Options{NoInterrupt: cfg.Timeout == 0}
 }
 
 func moduleName(cfg Config) string {

@@ -49,6 +49,13 @@ type instance struct {
 
 	startBy      time.Time     // deadline of the start-up calls; zero for none
 	startTimeout time.Duration // what set startBy, for messages
+	starting     string        // the start-up call running, for messages; written under mu
+
+	// stuck, when set, ends the worker: the engine cannot stop guest code
+	// (engine.Options.NoInterrupt), so a start-up past its deadline is
+	// stopped by ending the process. It is given the start-up call's name
+	// and never returns.
+	stuck func(what string)
 }
 
 // onResult is the safepool.result host function (engine.Host.Result).
@@ -147,6 +154,9 @@ func (inst *instance) check() {
 	inst.timedOut.Store(true)
 	inst.wakeOnce.Do(func() { close(inst.wake) })
 	inst.g.Interrupt()
+	if inst.stuck != nil {
+		inst.stuck(inst.starting)
+	}
 }
 
 // reset forgets the last task's log and cap hit, before the next task.

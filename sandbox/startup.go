@@ -42,12 +42,17 @@ func (e *startError) Error() string {
 // the handshake's calls included (see startCall); 0 means no deadline.
 // stdout is nil for SDK modules, whose stdout goes to the log. Every error
 // is a *startError.
-func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64, startTimeout time.Duration, stdin []byte, stdout *capBuffer) (*instance, error) {
+//
+// stuck is nil when the engine can interrupt guest code; otherwise it is
+// called, from the watchdog, when a start-up call runs past the start
+// timeout, and must end the process (see instance.stuck).
+func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64, startTimeout time.Duration, stdin []byte, stdout *capBuffer, stuck func(string)) (*instance, error) {
 	inst := &instance{
 		limit:        limit,
 		log:          tail.New(int(logLimit)),
 		wake:         make(chan struct{}),
 		startTimeout: startTimeout,
+		stuck:        stuck,
 	}
 	inst.host = engine.Host{
 		Limit:       limit,
@@ -91,6 +96,9 @@ func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64,
 // deadline is refused whether or not the watchdog was quick enough.
 func (inst *instance) startCall(ctx context.Context, fn engine.Export, args ...uint32) (uint32, error) {
 	if !inst.startBy.IsZero() {
+		inst.mu.Lock()
+		inst.starting = startCallName(fn)
+		inst.mu.Unlock()
 		inst.armUntil(inst.startBy)
 	}
 	v, err := inst.g.Call(ctx, fn, args...)
@@ -99,6 +107,21 @@ func (inst *instance) startCall(ctx context.Context, fn engine.Export, args ...u
 		err = errPastStart
 	}
 	return v, err
+}
+
+// startCallName names a start-up call in messages, as startFailed's
+// callers do.
+func startCallName(fn engine.Export) string {
+	if fn == engine.ExportInitialize {
+		return "the module's _initialize"
+	}
+	return fn.String()
+}
+
+// startTimedOut is the message of a start-up call, named what, that ran
+// past the start timeout.
+func startTimedOut(what string, timeout time.Duration) string {
+	return fmt.Sprintf("sandbox: %s ran past the start timeout of %s and was stopped; raise the pool's StartTimeout", what, timeout)
 }
 
 // errPastStart is a start-up call that returned, but after the start-up's
@@ -115,7 +138,7 @@ func (inst *instance) startFailed(what string, err error) *startError {
 	case inst.timedOut.Load() || errors.Is(err, errPastStart):
 		inst.note(detail) // where it was stopped
 		return &startError{status: wire.StatusError, detail: inst.log.Bytes(),
-			msg: fmt.Sprintf("sandbox: %s ran past the start timeout of %s and was stopped; raise the pool's StartTimeout", what, inst.startTimeout)}
+			msg: startTimedOut(what, inst.startTimeout)}
 	case inst.g.CapHit():
 		inst.note(msg)
 		inst.note(detail)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -58,7 +59,32 @@ func (w *worker) newInstance(limit uint64, stdin []byte, stdout *capBuffer) (*in
 	if err := checkStartMemory(w.info.MemoryPages, limit, true); err != nil {
 		return nil, err
 	}
-	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout)
+	var stuck func(string)
+	if w.opts().NoInterrupt {
+		stuck = w.stuck
+	}
+	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout, stuck)
+}
+
+// opts are the settings the module is compiled with. Without a task
+// timeout no task is ever interrupted, so the module is compiled without
+// the engine's interrupt checks, which under wazero cost more than a small
+// task itself; the host's Prepare makes the same choice (pool.New).
+func (w *worker) opts() engine.Options {
+	return engine.Options{NoInterrupt: w.cfg.Timeout == 0}
+}
+
+// stuck ends a worker whose instance's start-up, the call named what, ran
+// past the start timeout in guest code that the engine cannot interrupt
+// (see opts). It runs on the watchdog's goroutine while the worker's own
+// goroutine is inside that call, so nothing else writes to the host: it
+// sends the reason as a Fatal frame and exits. At the handshake the host
+// reports it as the start-up's failure; in the middle of a run the host
+// blames the task that needed the instance, whose worker died, and sends
+// the tasks queued behind it again.
+func (w *worker) stuck(what string) {
+	_ = w.fatal(wire.FatalModule, startTimedOut(what, w.cfg.StartTimeout))
+	os.Exit(1)
 }
 
 // instanceFor returns the warm instance if it fits the task's cap, or a new

@@ -157,7 +157,7 @@ func (w *worker) load(eng engine.Engine) error {
 	if err != nil {
 		return w.fatal(wire.FatalModule, fmt.Sprintf("read module: %v", err))
 	}
-	w.eng, w.info, err = eng.Load(w.ctx, wasm, engine.Dir(w.cfg.CacheDir, w.cfg.Engine, wasm))
+	w.eng, w.info, err = eng.Load(w.ctx, wasm, engine.Dir(w.cfg.CacheDir, w.cfg.Engine, wasm, w.opts()), w.opts())
 	if err != nil {
 		return w.fatal(wire.FatalModule, err.Error())
 	}

@@ -43,11 +43,12 @@ func inProcessCache(dir string) wazero.CompilationCache {
 }
 
 func newWasmHost(ctx context.Context, wasm []byte, cache wazero.CompilationCache) (*wasmHost, error) {
-	// The settings of the wazero engine's runtimeConfig: the compiler,
-	// loop-header checks so that a watchdog can stop a guest, and wazero's
-	// own page limit at 4 GiB.
+	// The settings of the wazero engine's runtimeConfig for a pool without
+	// a Timeout, as the harness's pools are: the compiler, no loop-header
+	// checks (engine.Options.NoInterrupt), and wazero's own page limit at
+	// 4 GiB.
 	cfg := wazero.NewRuntimeConfigCompiler().
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(false).
 		WithMemoryLimitPages(65536).
 		WithCompilationCache(cache)
 	h := &wasmHost{ctx: ctx, rt: wazero.NewRuntimeWithConfig(ctx, cfg), stack: make([]uint64, 4)}

@@ -34,6 +34,8 @@ const (
 	goalIdleRSSKiB   = 30_000_000 / 1024 // 30 MB
 	goalStreamKiB    = 64 << 10          // RSS growth allowed while streaming
 	goalCLIFlat      = 1.25              // CLI peak RSS, largest input ÷ smallest
+	goalCLIVsPython  = 2.0               // × the Python script's speed, at the smallest size
+	goalCLIPeakKiB   = 200 << 10         // CLI peak RSS while it beats the script
 )
 
 // Targets judges r against the goals. Every guest of the run gets its own
@@ -186,6 +188,25 @@ func Targets(r *Results) []Target {
 		x := ratio(float64(z.PeakKiB), float64(a.PeakKiB))
 		add(name, scope, fmt.Sprintf("%.2f× (%s at %s lines → %s at %s)", x, fmtKiB(a.PeakKiB), fmtCount(a.Lines), fmtKiB(z.PeakKiB), fmtCount(z.Lines)),
 			cliGoal, met(x <= goalCLIFlat && a.Correct && z.Correct))
+	}
+
+	cliSpeedGoal := fmt.Sprintf("≥ %.0f× faster, peak RSS ≤ %s", goalCLIVsPython, fmtKiB(goalCLIPeakKiB))
+	for _, g := range r.Options.Guests {
+		name := "CLI wall time vs the Python script"
+		if len(sizes) == 0 {
+			add(name, "`safepool run`, "+guestLabel(g), notMeasured(r, ScenarioCLI, false), cliSpeedGoal, nil)
+			continue
+		}
+		scope := fmt.Sprintf("`safepool run`, %s, %s lines", guestLabel(g), fmtCount(sizes[0]))
+		us, okUs := findCLI(r, SysCLI, g, sizes[0])
+		py, okPy := findCLI(r, SysPyCLI, "", sizes[0])
+		if !okUs || !okPy || us.Elapsed <= 0 {
+			add(name, scope, notMeasured(r, ScenarioCLI, !okPy), cliSpeedGoal, nil)
+			continue
+		}
+		x := ratio(py.Elapsed.Seconds(), us.Elapsed.Seconds())
+		add(name, scope, fmt.Sprintf("%.2f× (%s vs %s; peak RSS %s)", x, fmtDur(us.Elapsed), fmtDur(py.Elapsed), fmtKiB(us.PeakKiB)),
+			cliSpeedGoal, met(x >= goalCLIVsPython && us.PeakKiB <= goalCLIPeakKiB && us.Correct))
 	}
 
 	// Correctness checks of the scenarios.

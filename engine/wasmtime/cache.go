@@ -14,6 +14,7 @@ import (
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
+	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/module"
 )
 
@@ -25,7 +26,7 @@ const cachePrefix = "wasmtime-v39.0.1-" + runtime.GOARCH + "-1-"
 
 // Prepare checks the module and fills the cache entry dir, as the workers
 // would.
-func (Engine) Prepare(ctx context.Context, wasm []byte, dir string) (*module.Info, error) {
+func (Engine) Prepare(ctx context.Context, wasm []byte, dir string, _ engine.Options) (*module.Info, error) {
 	info, err := module.Inspect(ctx, wasm)
 	if err != nil || dir == "" {
 		return info, err

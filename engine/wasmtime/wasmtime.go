@@ -62,7 +62,7 @@ type compiled struct {
 
 // Load checks the module, then compiles it or loads it from the cache entry
 // dir, and defines the host functions its instances share.
-func (Engine) Load(_ context.Context, wasm []byte, dir string) (engine.Compiled, *module.Info, error) {
+func (Engine) Load(_ context.Context, wasm []byte, dir string, _ engine.Options) (engine.Compiled, *module.Info, error) {
 	// module.Inspect applies the same rules, and the same wasm feature set,
 	// as the host did and as the wazero engine does, and it refuses a
 	// hostile header before wasmtime decodes the module.

@@ -25,13 +25,13 @@ import (
 // # Errors
 //
 // The errors of [Check] and of [module.Inspect].
-func Prepare(ctx context.Context, name string, wasm []byte, root string) (*module.Info, error) {
+func Prepare(ctx context.Context, name string, wasm []byte, root string, opts Options) (*module.Info, error) {
 	e, err := Lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	dir := Dir(root, name, wasm)
-	info, err := e.Prepare(ctx, wasm, dir)
+	dir := Dir(root, name, wasm, opts)
+	info, err := e.Prepare(ctx, wasm, dir, opts)
 	if err == nil && dir != "" {
 		// Best effort: without the mark the next pool prepares again.
 		if os.MkdirAll(dir, 0o700) == nil {
@@ -46,11 +46,11 @@ func Prepare(ctx context.Context, name string, wasm []byte, root string) (*modul
 // forgotten since): the module passed every check, and its machine code is
 // in the cache. A pool then starts its workers at once, without decoding
 // the module in the host at all.
-func Prepared(name string, wasm []byte, root string) bool {
+func Prepared(name string, wasm []byte, root string, opts Options) bool {
 	if root == "" || Check(name) != nil {
 		return false
 	}
-	_, err := os.Stat(filepath.Join(Dir(root, name, wasm), preparedMark))
+	_, err := os.Stat(filepath.Join(Dir(root, name, wasm, opts), preparedMark))
 	return err == nil
 }
 
@@ -63,23 +63,28 @@ func Prepared(name string, wasm []byte, root string) bool {
 // entry can pass every check and then fail or crash a worker while it
 // starts. A pool whose workers fail to start that way calls Forget and
 // tries once more.
-func Forget(name string, wasm []byte, root string) error {
+func Forget(name string, wasm []byte, root string, opts Options) error {
 	if root == "" {
 		return nil
 	}
-	return os.RemoveAll(Dir(root, name, wasm))
+	return os.RemoveAll(Dir(root, name, wasm, opts))
 }
 
 // Dir returns the directory of wasm's entry for the engine called name in
-// the cache under root, or "" when root is "": root/<engine>/<hash>. Each
-// module gets a directory of its own, so that a damaged entry can be
-// removed without knowing the engine's file names.
-func Dir(root, name string, wasm []byte) string {
+// the cache under root, or "" when root is "": root/<engine>/<hash>, with
+// "-nointerrupt" after the hash for Options.NoInterrupt, whose machine code
+// differs. Each module gets a directory of its own, so that a damaged entry
+// can be removed without knowing the engine's file names.
+func Dir(root, name string, wasm []byte, opts Options) string {
 	if root == "" {
 		return ""
 	}
 	sum := sha256.Sum256(wasm)
-	return filepath.Join(root, canonical(name), hex.EncodeToString(sum[:12]))
+	entry := hex.EncodeToString(sum[:12])
+	if opts.NoInterrupt {
+		entry += "-nointerrupt"
+	}
+	return filepath.Join(root, canonical(name), entry)
 }
 
 // DefaultCacheDir returns the cache root used when a pool is not given

@@ -16,15 +16,32 @@ type Engine interface {
 	// machine code instead of compiling. It is cheap when the entry already
 	// holds the module, and a damaged entry is removed and compiled again.
 	// With dir "" it only checks.
-	Prepare(ctx context.Context, wasm []byte, dir string) (*module.Info, error)
+	Prepare(ctx context.Context, wasm []byte, dir string, opts Options) (*module.Info, error)
 	// Load compiles wasm, through the cache entry dir when it is set,
 	// checks it as module.Inspect does, and returns it ready to
 	// instantiate. Only the worker's main goroutine uses what it returns.
-	Load(ctx context.Context, wasm []byte, dir string) (Compiled, *module.Info, error)
+	Load(ctx context.Context, wasm []byte, dir string, opts Options) (Compiled, *module.Info, error)
 	// Reservation is the address space, in bytes, a worker of this engine
 	// needs beyond what the host counts for its linear memory: the
 	// worker's address-space backstop is raised by it.
 	Reservation() uint64
+}
+
+// Options are the settings a module is compiled with. The host's Prepare
+// and every worker must use the same ones: they are part of the cache
+// entry's key (see [Dir]).
+type Options struct {
+	// NoInterrupt compiles the module without the checks that let
+	// Guest.Interrupt stop a call that is running guest code. Under wazero
+	// those checks make compiled code call back into Go at every loop
+	// back-edge, which made a small task ten times slower (a WAT guest's
+	// batch of squares: 0.05 against 0.55 µs a task on two goroutines).
+	// With NoInterrupt, Interrupt still ends guest sleeps, but a call that
+	// computes runs on until it returns. Workers of a pool without a task timeout set it: nothing
+	// needs stopping then but a start-up that hangs, and for that the
+	// worker ends itself (package sandbox). Engines whose checks are cheap
+	// (wasmtime's epochs) may ignore it.
+	NoInterrupt bool
 }
 
 // Compiled is one module compiled in an engine.

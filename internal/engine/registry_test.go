@@ -16,12 +16,12 @@ import (
 // fake is an engine that records the cache entries it is given.
 type fake struct{ dirs *[]string }
 
-func (f fake) Prepare(_ context.Context, _ []byte, dir string) (*module.Info, error) {
+func (f fake) Prepare(_ context.Context, _ []byte, dir string, _ engine.Options) (*module.Info, error) {
 	*f.dirs = append(*f.dirs, dir)
 	return &module.Info{Kind: module.KindCommand}, nil
 }
 
-func (f fake) Load(context.Context, []byte, string) (engine.Compiled, *module.Info, error) {
+func (f fake) Load(context.Context, []byte, string, engine.Options) (engine.Compiled, *module.Info, error) {
 	return nil, nil, nil
 }
 
@@ -49,7 +49,7 @@ func TestRegistry(t *testing.T) {
 	require.ErrorIs(t, err, engine.ErrUnavailable)
 	require.EqualError(t, err, `engine: wasmtime is not built into this binary; `+
 		`add import _ "github.com/safepool/safepool/engine/wasmtime" to the program, and build it with cgo (CGO_ENABLED=1 and a C compiler)`)
-	_, err = engine.Prepare(context.Background(), engine.Wasmtime, []byte("\x00asm"), t.TempDir())
+	_, err = engine.Prepare(context.Background(), engine.Wasmtime, []byte("\x00asm"), t.TempDir(), engine.Options{})
 	require.ErrorIs(t, err, engine.ErrUnavailable)
 
 	require.Panics(t, func() { engine.Register("fake", fake{&fakeDirs}) }, "a name is registered once")
@@ -61,29 +61,29 @@ func TestRegistry(t *testing.T) {
 func TestCacheLayout(t *testing.T) {
 	root := t.TempDir()
 	wasm := []byte("\x00asm\x01\x00\x00\x00")
-	dir := engine.Dir(root, "fake", wasm)
+	dir := engine.Dir(root, "fake", wasm, engine.Options{})
 	require.Equal(t, filepath.Join(root, "fake"), filepath.Dir(dir))
 	require.Len(t, filepath.Base(dir), 24, "12 bytes of the module's SHA-256, in hex")
-	require.Equal(t, filepath.Join(root, engine.Wazero, filepath.Base(dir)), engine.Dir(root, "", wasm), `"" is wazero`)
-	require.Empty(t, engine.Dir("", "fake", wasm), "no cache, no entry")
+	require.Equal(t, filepath.Join(root, engine.Wazero, filepath.Base(dir)), engine.Dir(root, "", wasm, engine.Options{}), `"" is wazero`)
+	require.Empty(t, engine.Dir("", "fake", wasm, engine.Options{}), "no cache, no entry")
 
 	fakeDirs = nil
-	_, err := engine.Prepare(context.Background(), "fake", wasm, root)
+	_, err := engine.Prepare(context.Background(), "fake", wasm, root, engine.Options{})
 	require.NoError(t, err)
 	require.Equal(t, []string{dir}, fakeDirs, "the engine is given its entry")
-	require.True(t, engine.Prepared("fake", wasm, root))
-	require.False(t, engine.Prepared(engine.Wazero, wasm, root), "prepared for one engine only")
+	require.True(t, engine.Prepared("fake", wasm, root, engine.Options{}))
+	require.False(t, engine.Prepared(engine.Wazero, wasm, root, engine.Options{}), "prepared for one engine only")
 
-	other := engine.Dir(root, engine.Wazero, wasm)
+	other := engine.Dir(root, engine.Wazero, wasm, engine.Options{})
 	require.NoError(t, os.MkdirAll(other, 0o755))
-	require.NoError(t, engine.Forget("fake", wasm, root))
-	require.False(t, engine.Prepared("fake", wasm, root))
+	require.NoError(t, engine.Forget("fake", wasm, root, engine.Options{}))
+	require.False(t, engine.Prepared("fake", wasm, root, engine.Options{}))
 	require.NoDirExists(t, dir)
 	require.DirExists(t, other, "another engine's entry stays")
-	require.NoError(t, engine.Forget("fake", wasm, ""), "no cache: nothing to forget")
+	require.NoError(t, engine.Forget("fake", wasm, "", engine.Options{}), "no cache: nothing to forget")
 
 	fakeDirs = nil
-	_, err = engine.Prepare(context.Background(), "fake", wasm, "")
+	_, err = engine.Prepare(context.Background(), "fake", wasm, "", engine.Options{})
 	require.NoError(t, err)
 	require.Equal(t, []string{""}, fakeDirs, "no cache: the engine only checks")
 }

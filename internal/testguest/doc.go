@@ -23,6 +23,7 @@
 //	stdout       n              writes n KiB of 'o' to stdout with fmt.Print; "ok"
 //	big          n              returns n KiB of 'x'
 //	garbage      ignored        allocates 1 MiB that becomes garbage; "1048576"
+//	hold         N              keeps N MiB live until the next call of hold; "N"
 //	exit         code           os.Exit(code)
 //	recurse      ignored        recurses without bound until the stack or memory runs out
 //	env          ignored        JSON {"env": os.Environ(), "args": os.Args}

@@ -21,6 +21,10 @@ type compiled struct {
 	rt   wazero.Runtime
 	cm   wazero.CompiledModule
 	base wazero.ModuleConfig
+	// interruptible is false for a module compiled with
+	// engine.Options.NoInterrupt: cancelling a call's context would not
+	// stop it, so calls skip making one.
+	interruptible bool
 
 	// cur is the guest whose call is running; the safepool.result host
 	// function reports to it. Only the worker's main goroutine sets it.
@@ -102,16 +106,22 @@ func (g *guest) Call(ctx context.Context, fn engine.Export, args ...uint32) (uin
 	for i, a := range args {
 		params[i] = uint64(a)
 	}
-	cctx, cancel := context.WithCancel(ctx)
-	g.cancel.Store(&cancel)
-	if g.host.Interrupted() {
-		cancel() // the watchdog fired before this call could be stopped
+	cctx := ctx
+	if g.c.interruptible {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithCancel(ctx)
+		g.cancel.Store(&cancel)
+		if g.host.Interrupted() {
+			cancel() // the watchdog fired before this call could be stopped
+		}
+		defer func() {
+			g.cancel.Store(nil)
+			cancel()
+		}()
 	}
 	g.c.cur = g
 	res, err := f.Call(cctx, params[:len(args)]...)
 	g.c.cur = nil
-	g.cancel.Store(nil)
-	cancel()
 	if err != nil {
 		return 0, callError(err)
 	}
@@ -148,7 +158,8 @@ func callError(err error) error {
 // module closed without freeing its memory; the compiled code checks that
 // mark at every loop header and function entry, so the guest stops wherever
 // it is. (Module.CloseWithExitCode would free the linear memory under the
-// running guest.)
+// running guest.) A module compiled with engine.Options.NoInterrupt has no
+// such checks, and Interrupt does nothing.
 func (g *guest) Interrupt() {
 	if c := g.cancel.Load(); c != nil {
 		(*c)()

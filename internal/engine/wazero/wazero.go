@@ -28,11 +28,13 @@ const maxPages = 65536
 
 // runtimeConfig must be the same in the host's Prepare and in every
 // worker: the settings are part of the compilation cache's key.
-func runtimeConfig(cache wazero.CompilationCache) wazero.RuntimeConfig {
+func runtimeConfig(cache wazero.CompilationCache, opts engine.Options) wazero.RuntimeConfig {
 	c := wazero.NewRuntimeConfigCompiler().
 		// Compiles loop-header checks, so that cancelling the call's
 		// context from the watchdog stops even a tight infinite loop.
-		WithCloseOnContextDone(true).
+		// They cost a call back into Go at every loop back-edge, so they
+		// are left out when nothing needs them (engine.Options).
+		WithCloseOnContextDone(!opts.NoInterrupt).
 		WithMemoryLimitPages(maxPages)
 	if cache != nil {
 		c = c.WithCompilationCache(cache)
@@ -44,13 +46,13 @@ func runtimeConfig(cache wazero.CompilationCache) wazero.RuntimeConfig {
 // the cache entry dir. With a cache the compilation is the validation,
 // which spares decoding the module a second time in the interpreter (a
 // third of a second for a 4 MB Go module).
-func (Engine) Prepare(ctx context.Context, wasm []byte, dir string) (*module.Info, error) {
+func (Engine) Prepare(ctx context.Context, wasm []byte, dir string, opts engine.Options) (*module.Info, error) {
 	if dir == "" {
 		return module.Inspect(ctx, wasm) // nothing to fill: a compile would be thrown away
 	}
 	var rt wazero.Runtime
 	info, err := module.InspectWith(wasm, func() (err error) {
-		rt, _, err = compile(ctx, wasm, dir)
+		rt, _, err = compile(ctx, wasm, dir, opts)
 		return err
 	})
 	if rt != nil {
@@ -65,11 +67,11 @@ func (Engine) Reservation() uint64 { return 0 }
 
 // Load compiles the module, through the cache entry dir when it is set, and
 // makes the runtime its instances share: WASI and the safepool host module.
-func (Engine) Load(ctx context.Context, wasm []byte, dir string) (engine.Compiled, *module.Info, error) {
+func (Engine) Load(ctx context.Context, wasm []byte, dir string, opts engine.Options) (engine.Compiled, *module.Info, error) {
 	var rt wazero.Runtime
 	var cm wazero.CompiledModule
 	info, err := module.InspectWith(wasm, func() (err error) {
-		rt, cm, err = compile(ctx, wasm, dir)
+		rt, cm, err = compile(ctx, wasm, dir, opts)
 		return err
 	})
 	if err != nil {
@@ -78,7 +80,7 @@ func (Engine) Load(ctx context.Context, wasm []byte, dir string) (engine.Compile
 		}
 		return nil, nil, err
 	}
-	c := &compiled{rt: rt, cm: cm}
+	c := &compiled{rt: rt, cm: cm, interruptible: !opts.NoInterrupt}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		rt.Close(ctx)
 		return nil, nil, fmt.Errorf("wazero: instantiate WASI: %w", err)
@@ -109,18 +111,18 @@ func (Engine) Load(ctx context.Context, wasm []byte, dir string) (engine.Compile
 // does not cover the offset table), so a damaged file can fail or even
 // panic here; either way the entry is removed and the module compiled once
 // more.
-func compile(ctx context.Context, wasm []byte, dir string) (wazero.Runtime, wazero.CompiledModule, error) {
-	rt, cm, err := compileOnce(ctx, wasm, dir)
+func compile(ctx context.Context, wasm []byte, dir string, opts engine.Options) (wazero.Runtime, wazero.CompiledModule, error) {
+	rt, cm, err := compileOnce(ctx, wasm, dir, opts)
 	if err == nil || dir == "" {
 		return rt, cm, err
 	}
 	// Any failure with a cache may be the cache's fault: a real problem with
 	// the module fails again below, without the cache entry.
 	_ = os.RemoveAll(dir)
-	return compileOnce(ctx, wasm, dir)
+	return compileOnce(ctx, wasm, dir, opts)
 }
 
-func compileOnce(ctx context.Context, wasm []byte, dir string) (rt wazero.Runtime, cm wazero.CompiledModule, err error) {
+func compileOnce(ctx context.Context, wasm []byte, dir string, opts engine.Options) (rt wazero.Runtime, cm wazero.CompiledModule, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("wazero: compilation cache is damaged: %v", r)
@@ -137,7 +139,7 @@ func compileOnce(ctx context.Context, wasm []byte, dir string) (rt wazero.Runtim
 			return nil, nil, fmt.Errorf("wazero: open compilation cache: %w", err)
 		}
 	}
-	rt = wazero.NewRuntimeWithConfig(ctx, runtimeConfig(cache))
+	rt = wazero.NewRuntimeWithConfig(ctx, runtimeConfig(cache, opts))
 	cm, err = rt.CompileModule(ctx, wasm)
 	if err != nil {
 		rt.Close(ctx)

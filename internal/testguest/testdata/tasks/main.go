@@ -44,6 +44,7 @@ func init() {
 	}))
 	guest.Handle("big", number(func(kib int) ([]byte, error) { return kibibytes(kib, 'x'), nil }))
 	guest.Handle("garbage", garbage)
+	guest.Handle("hold", number(hold))
 	guest.Handle("exit", number(func(code int) ([]byte, error) {
 		os.Exit(code)
 		return nil, nil
@@ -107,6 +108,21 @@ func garbage([]byte) ([]byte, error) {
 	}
 	sink = b
 	return []byte(strconv.Itoa(len(b))), nil
+}
+
+// held is what hold keeps live.
+var held [][]byte
+
+// hold keeps n MiB live, written to, until the next call of hold.
+func hold(n int) ([]byte, error) {
+	held = make([][]byte, n)
+	for i := range held {
+		held[i] = make([]byte, 1<<20)
+		for j := 0; j < len(held[i]); j += 4096 {
+			held[i][j] = 1
+		}
+	}
+	return []byte(strconv.Itoa(n)), nil
 }
 
 // recurse never returns: each frame holds a little stack and needs its
