@@ -267,7 +267,7 @@ func (p *apool) start() {
 		fail(false, err)
 		return
 	}
-	if !engine.Prepared(cfg.Engine, wasm, cfg.CacheDir) {
+	if !engine.Prepared(cfg.Engine, wasm, cfg.CacheDir, compileOptions(cfg)) {
 		if err := prepareModule(a.ctx, cfg, wasm, cfg.CacheDir); err != nil {
 			fail(true, err)
 			return
