@@ -22,9 +22,11 @@ func (p *Pool) settle(o outcome) {
 	}
 	j.attempts++
 	res.Attempts = j.attempts
-	p.emit(Event{Kind: EventTaskEnd, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
-		Attempt: j.attempts, Status: res.Status, Reason: res.Error})
+	p.emit(Event{Kind: EventTaskEnd, Time: res.Stats.End, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
+		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats})
 	if res.Status == StatusOK {
+		res.Failed = j.history
+		p.noteFinal(j, res, policyInherit)
 		r.deliver(res, nil)
 		return
 	}
@@ -44,6 +46,7 @@ func (p *Pool) settle(o outcome) {
 	case Retry:
 		if why := p.noRetry(j, res.Status); why == "" {
 			r.nRetried.Add(1)
+			p.noteRetry(j, res)
 			p.retryLater(j, res.Status)
 			return
 		} else {
@@ -70,6 +73,8 @@ func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error) {
 		}
 	}
 	res.Output = nil
+	res.Failed = j.history
+	p.noteFinal(j, res, finalPolicy(p.cfg.policyFor(res.Status), abortErr))
 	j.run.deliverOrAbort(res, kt, abortErr)
 }
 
