@@ -1,5 +1,5 @@
-// Package cli is the safepool command line: run, inspect, version, help
-// and worker. Two thin main packages call [Main]: cmd/safepool, in this
+// Package cli is the safepool command line: run, inspect, report,
+// version, help and worker. Two thin main packages call [Main]: cmd/safepool, in this
 // module, which has wazero only, and engine/wasmtime/cmd/safepool, in the
 // wasmtime module, which imports that engine too. The engines a binary can
 // run are those its main package imports, never this package's choice, so
@@ -43,6 +43,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runCommand(rest, stdin, stdout, stderr)
 	case "inspect":
 		err = inspectCommand(rest, stdout, stderr)
+	case "report":
+		err = reportCommand(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		err = versionCommand(rest, stdout)
 	case "help", "-h", "-help", "--help":
@@ -52,7 +54,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// workers as 'safepool worker'. Main never returns.
 		sandbox.Main()
 	default:
-		err = usageErrorf("unknown command %q; the commands are run, inspect, version and help (run 'safepool help')", cmd)
+		err = usageErrorf("unknown command %q; the commands are run, inspect, report, version and help (run 'safepool help')", cmd)
 	}
 	return report(stderr, err)
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -38,6 +39,12 @@ type runOptions struct {
 	progress     progressMode
 	engine       string
 	cacheDir     string
+	metrics      string // --metrics ADDR
+	logLevel     logLevelFlag
+
+	// Set by startObserving, for the pool's config.
+	observer func(pool.Event)
+	logger   *slog.Logger
 }
 
 // parseRunFlags parses and checks the flags of 'safepool run'. Every error
@@ -100,6 +107,8 @@ func runFlags(o *runOptions, bad *error) *flag.FlagSet {
 	val("progress", &o.progress)
 	fs.StringVar(&o.engine, "engine", "", "")
 	fs.StringVar(&o.cacheDir, "cache-dir", "", "")
+	fs.StringVar(&o.metrics, "metrics", "", "")
+	val("log-level", &o.logLevel)
 	return fs
 }
 
@@ -185,6 +194,8 @@ func (o *runOptions) config(workerCmd []string) pool.Config {
 		WorkerCommand:     workerCmd,
 		Engine:            o.engine,
 		CacheDir:          o.cacheDir,
+		Observer:          o.observer,
+		Logger:            o.logger,
 	}
 }
 

@@ -16,8 +16,9 @@ isolated worker processes that finishes even when a worker is SIGKILLed.
 Usage:
   safepool run --module PATH [--func NAME] [flags]   one task per input line
   safepool inspect PATH                               what a module exports and how it runs
+  safepool report --stats FILE -o report.html         an HTML timeline of a run, from its --stats
   safepool version                                    the version of this binary and its engines
-  safepool help [run|inspect]                         this help, or a command's
+  safepool help [run|inspect|report]                  this help, or a command's
   safepool worker                                     serve as a pool worker (started by safepool itself)
 
 Exit codes: 0 the run completed (skipped tasks included), 1 it stopped early
@@ -114,6 +115,20 @@ Flags:
   --cache-dir DIR    the compilation cache, shared by the runs of the machine,
                      with a directory per engine in it (default
                      $XDG_CACHE_HOME/safepool, or ~/.cache/safepool)
+  --metrics ADDR     serve Prometheus metrics at http://ADDR/metrics while
+                     the run goes (such as 127.0.0.1:9090, or :0 for any
+                     port; the address is printed on stderr): tasks by
+                     status, attempts, retries, worker deaths by cause and
+                     signal, restarts, queued and running tasks, durations,
+                     peak memory and the workers' resident memory
+  --log-level LVL    write structured logs of workers starting and dying,
+                     kills, retries, breaker trips and the policy's
+                     decisions to stderr: debug, info, warn or error
+                     (default: no logs)
+
+With --stats, a task that ran more than once also has "earlier_attempts":
+the start, end, worker_pid, status (and signal) of each attempt before its
+last, which 'safepool report' draws linked to the retry after it.
 
 Exit codes: 0 the run completed, whatever each task's status; 1 it stopped
 early (an abort, Ctrl-C, workers that could not be kept up, an output that
@@ -142,8 +157,10 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, runHelp)
 	case "inspect":
 		fmt.Fprint(stdout, inspectHelp)
+	case "report":
+		fmt.Fprint(stdout, reportHelp)
 	default:
-		return usageErrorf("help: no command %q; the commands are run, inspect, version and help", args[0])
+		return usageErrorf("help: no command %q; the commands are run, inspect, report, version and help", args[0])
 	}
 	return nil
 }
