@@ -21,8 +21,9 @@ const (
 	// EventWarning: the pool noticed something that costs speed, not
 	// correctness (Reason says what); see Pool.Warnings.
 	EventWarning
-	// EventTaskFinal: a task has its final result (Status, Policy), after
-	// its last attempt's EventTaskEnd.
+	// EventTaskFinal: a task's final result (Status, Policy) was
+	// delivered to its map, after its last attempt's EventTaskEnd. A
+	// result that comes after its map ended is dropped, with no event.
 	EventTaskFinal
 	// EventRetry: an attempt failed and the task runs again (Status and
 	// Reason are the failed attempt's; Attempt counts the attempts so far).

@@ -26,8 +26,9 @@ func (p *Pool) settle(o outcome) {
 		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats})
 	if res.Status == StatusOK {
 		res.Failed = j.history
-		p.noteFinal(j, res, policyInherit)
-		r.deliver(res, nil)
+		if r.deliver(res, nil) {
+			p.noteFinal(j, res, policyInherit)
+		}
 		return
 	}
 	att := Attempt{Status: res.Status, Reason: res.Error, ExitCode: -1, Stats: res.Stats}
@@ -74,8 +75,9 @@ func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error) {
 	}
 	res.Output = nil
 	res.Failed = j.history
-	p.noteFinal(j, res, finalPolicy(p.cfg.policyFor(res.Status), abortErr))
-	j.run.deliverOrAbort(res, kt, abortErr)
+	if j.run.deliverOrAbort(res, kt, abortErr) {
+		p.noteFinal(j, res, finalPolicy(p.cfg.policyFor(res.Status), abortErr))
+	}
 }
 
 // noRetry says why j must not run again, or "" when it may.
