@@ -184,7 +184,9 @@ type Config struct {
 	// tasks in batches without reporting each start. It is how a metrics
 	// collector watches a pool (see package
 	// github.com/safepool/safepool/metrics). It is called from the pool's
-	// goroutines and must return quickly.
+	// goroutines, sometimes from inside a call to the pool (such as
+	// MapHandle.Cancel), so it must return quickly and must not call the
+	// pool.
 	Observer func(Event)
 	// Logger, when set, receives structured records of workers starting
 	// and ending, kills, retries, breaker trips and the policy's

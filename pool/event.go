@@ -29,7 +29,9 @@ const (
 	// Reason are the failed attempt's; Attempt counts the attempts so far).
 	EventRetry
 	// EventNotRun: a map ended before Count of its tasks had a result;
-	// they have status not_run.
+	// they have status not_run. It goes to Config.Observer and
+	// Config.Logger only, never to OnEvent: it can be sent from inside
+	// MapHandle.Cancel, which an OnEvent handler may call.
 	EventNotRun
 	// EventBreakerTrip: workers could not be kept up and the start-up
 	// breaker ended the maps waiting for them (Reason says why).
@@ -110,7 +112,9 @@ func (p *Pool) emit(e Event) {
 	if c.Observer != nil && e.Kind != EventTaskStart {
 		c.Observer(e)
 	}
-	if c.OnEvent != nil {
+	// EventNotRun can come from inside MapHandle.Cancel, which OnEvent
+	// handlers call, often under a lock of their own: it is not sent there.
+	if c.OnEvent != nil && e.Kind != EventNotRun {
 		c.OnEvent(e)
 	}
 }
