@@ -10,15 +10,22 @@ EXAMPLE_GUESTS := $(wildcard examples/*/guest examples/*/guests/*)
 FIXTURES       := $(filter-out internal/testguest/testdata/wat,$(wildcard internal/testguest/testdata/*))
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test guests fmt lint bench soak check tidy-check
+.PHONY: help demo test guests fmt lint bench soak check tidy-check report-png
 
 help: ## list the targets
 	@echo "usage: make TARGET"
 	@echo
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-demo: ## run the seed example: a worker is SIGKILLed mid-map, under skip, retry and abort
-	$(GO) run ./examples/seed
+DEMO_REPORT ?= $(or $(TMPDIR),/tmp)/safepool-demo
+
+demo: ## run the seed example: a worker is SIGKILLed mid-map, under skip, retry and abort; writes an HTML report of it
+	$(GO) run ./examples/seed -report $(DEMO_REPORT)
+
+report-png: ## render the demo's report in headless Chromium to docs/report.png (the README's picture)
+	$(GO) run ./examples/seed -report $(DEMO_REPORT)
+	SAFEPOOL_REPORT_STATS=$(DEMO_REPORT)/stats.jsonl SAFEPOOL_REPORT_PNG=$(CURDIR)/docs/report.png \
+		$(GO) test -count=1 -run '^TestReportInBrowser$$' ./internal/report
 
 test: guests fmt ## build the guests, check gofmt, go vet, go test -race ./..., then go vet and go test in engine/wasmtime (a module of its own): the conformance suite on wasmtime, and its build of the CLI end to end
 	$(GO) vet ./...

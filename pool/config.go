@@ -2,6 +2,7 @@ package pool
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
 	"time"
 
@@ -191,6 +192,20 @@ type Config struct {
 	// the pool's goroutines and must return quickly. Setting it makes
 	// workers report each task's start, which costs a little throughput.
 	OnEvent func(Event)
+	// Observer, when set, receives the same events as OnEvent but
+	// EventTaskStart, and so costs no throughput: workers go on running
+	// tasks in batches without reporting each start. It is how a metrics
+	// collector watches a pool (see package
+	// github.com/safepool/safepool/metrics). It is called from the pool's
+	// goroutines, sometimes from inside a call to the pool (such as
+	// MapHandle.Cancel), so it must return quickly and must not call the
+	// pool.
+	Observer func(Event)
+	// Logger, when set, receives structured records of workers starting
+	// and ending, kills, retries, breaker trips and the policy's
+	// decisions. Default nil: no logs. Attempts that succeed are logged at
+	// slog.LevelDebug only, and cost nothing when that level is off.
+	Logger *slog.Logger
 }
 
 const (

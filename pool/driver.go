@@ -267,6 +267,7 @@ func (d *driver) onDeath(gone *hostconn.Death) {
 		innocent = append([]*job{blamed}, innocent...)
 		blamed = nil
 	}
+	stopped := d.stopped || d.l.stopping()
 	d.stopped = false
 	d.flights = nil
 	wk := d.wk
@@ -287,7 +288,7 @@ func (d *driver) onDeath(gone *hostconn.Death) {
 	if gone.Stderr != "" {
 		log = append(log, gone.Stderr...)
 	}
-	d.l.emit(Event{Kind: EventWorkerExit, WorkerPID: pid, Reason: reason})
+	d.l.emit(Event{Kind: EventWorkerExit, WorkerPID: pid, Reason: reason, Cause: deathCause(gone.Exit, hung, stopped), Signal: gone.Exit.SignalName()})
 	d.l.q.pushFront(innocent)
 	if blamed == nil {
 		// A worker that dies with no task to blame before it proved it can
@@ -362,7 +363,7 @@ func (l *local) stopWorker(wk *hostconn.Conn, reason string) {
 		wk.Kill()
 	}
 	wk.Release()
-	l.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: reason})
+	l.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: reason, Cause: "retired"})
 }
 
 // killIf kills the worker when it runs a task of r.

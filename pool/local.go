@@ -220,7 +220,7 @@ func (l *local) startWorker() (*hostconn.Conn, error) {
 	l.startTrouble.Store(true)
 	l.signalStart()
 	what, outside := startFailure(err)
-	l.emit(Event{Kind: EventWorkerExit, Reason: "worker " + what + ": " + firstLine(err.Error())})
+	l.emit(Event{Kind: EventWorkerExit, Reason: "worker " + what + ": " + firstLine(err.Error()), Cause: "start_failed", Signal: startSignal(outside)})
 	if !outside && l.recoverCache(err, gen) {
 		return nil, err // not counted: the next start-up uses a fresh entry
 	}

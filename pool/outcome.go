@@ -28,10 +28,13 @@ func (p *Pool) settle(o outcome) {
 	}
 	j.attempts++
 	res.Attempts = j.attempts
-	p.emit(Event{Kind: EventTaskEnd, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
-		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Agent: res.Stats.Agent, Host: res.Stats.Host})
+	p.emit(Event{Kind: EventTaskEnd, Time: res.Stats.End, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
+		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Agent: res.Stats.Agent, Host: res.Stats.Host})
 	if res.Status == StatusOK {
-		r.deliver(res, nil)
+		res.Failed = j.history
+		if r.deliver(res, nil) {
+			p.noteFinal(j, res, policyInherit)
+		}
 		return
 	}
 	att := Attempt{Status: res.Status, Reason: res.Error, ExitCode: -1, Stats: res.Stats}
@@ -54,6 +57,7 @@ func (p *Pool) settle(o outcome) {
 	case Retry:
 		if why := p.noRetry(j, res.Status); why == "" {
 			r.nRetried.Add(1)
+			p.noteRetry(j, res)
 			p.retryLater(j, res.Status)
 			return
 		} else {
@@ -80,7 +84,10 @@ func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error) {
 		}
 	}
 	res.Output = nil
-	j.run.deliverOrAbort(res, kt, abortErr)
+	res.Failed = j.history
+	if j.run.deliverOrAbort(res, kt, abortErr) {
+		p.noteFinal(j, res, finalPolicy(p.cfg.policyFor(res.Status), abortErr))
+	}
 }
 
 // noRetry says why j must not run again, or "" when it may.

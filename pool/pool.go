@@ -40,6 +40,7 @@ type Pool struct {
 // failAll aborts every run with err. The dispatcher calls it when its
 // breaker opens.
 func (p *Pool) failAll(err error) {
+	p.noteTrip(err)
 	p.mu.Lock()
 	runs := make([]*run, 0, len(p.runs))
 	for r := range p.runs {
@@ -121,6 +122,7 @@ func (p *Pool) handlerNames() []string {
 }
 
 func (p *Pool) runEnded(r *run) {
+	p.noteNotRun(r)
 	p.mu.Lock()
 	delete(p.runs, r)
 	p.runsDone.Broadcast()

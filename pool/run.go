@@ -78,18 +78,20 @@ func (r *run) seal() {
 	}
 }
 
-// deliver records the final result of one task.
-func (r *run) deliver(res Result, kt *KilledTask) { r.deliverOrAbort(res, kt, nil) }
+// deliver records the final result of one task. It reports whether the
+// run took it (it had not ended).
+func (r *run) deliver(res Result, kt *KilledTask) bool { return r.deliverOrAbort(res, kt, nil) }
 
 // deliverOrAbort records the final result of one task and, when abortErr is
 // set, aborts the run with it. Both happen under one lock, so that the
 // aborting task's own result cannot end the run first and lose the error
-// when that task is the map's last.
-func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error) {
+// when that task is the map's last. It reports whether the run took the
+// result.
+func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error) bool {
 	r.mu.Lock()
 	if r.isDone.Load() {
 		r.mu.Unlock()
-		return
+		return false
 	}
 	if abortErr != nil && r.err == nil {
 		r.err = abortErr
@@ -121,6 +123,7 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error) {
 	if abortErr != nil {
 		r.hooks.stop(r)
 	}
+	return true
 }
 
 func (r *run) end() {

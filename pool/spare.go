@@ -53,7 +53,7 @@ func (l *local) takeSpare() *hostconn.Conn {
 			// Killed while it waited (the OOM killer does not spare idle
 			// processes): report it and try the next.
 			wk.Release()
-			l.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: "spare worker " + wk.Exit().String()})
+			l.emit(Event{Kind: EventWorkerExit, WorkerPID: wk.PID(), Reason: "spare worker " + wk.Exit().String(), Cause: deathCause(wk.Exit(), false, false), Signal: wk.Exit().SignalName()})
 		default:
 			l.emit(Event{Kind: EventSparePromoted, WorkerPID: wk.PID()})
 			return wk

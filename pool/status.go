@@ -85,6 +85,11 @@ type Result struct {
 	Attempts int
 	// Stats describe the last attempt.
 	Stats Stats
+	// Failed lists the attempts that did not succeed, in order, the last
+	// included when it failed: nil for a task whose first attempt was its
+	// last and succeeded. Attempts before the last are those the Retry
+	// policy ran again.
+	Failed []Attempt
 	// Log is the tail of the guest's stderr (and, for SDK modules, stdout)
 	// during the last attempt.
 	Log []byte

@@ -3,6 +3,7 @@
 //
 //	go run ./examples/seed               # skip, retry and abort in turn
 //	go run ./examples/seed -mode retry   # one policy
+//	go run ./examples/seed -report DIR   # also write DIR/report.html, a timeline of the runs
 //
 // Under skip the map finishes with an empty slot for task 3, as the seed
 // promised: [0 1 4 <nil> 16 25 36 49 64 81]. Under retry task 3 runs again
@@ -12,20 +13,27 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 
 	"github.com/safepool/safepool/internal/guestbuild"
+	"github.com/safepool/safepool/internal/report"
 	"github.com/safepool/safepool/pool"
 )
+
+// stats collects the stats records of every map, for -report.
+var stats []report.Record
 
 func main() {
 	mode := flag.String("mode", "all", "the policy for killed tasks: skip, retry, abort, or all to run the three in turn")
 	module := flag.String("module", "", "the compiled guest module (default: build ./examples/seed/guest on first run)")
+	reportDir := flag.String("report", "", "also write the runs' stats and an HTML report of them (report.html) into this directory")
 	flag.Parse()
 
 	modes := []string{"skip", "retry", "abort"}
@@ -52,6 +60,47 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if *reportDir != "" {
+		page, err := writeReport(*reportDir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "seed:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("\nreport: %s\n", page)
+	}
+}
+
+// writeReport writes the maps' stats records to dir/stats.jsonl and their
+// report to dir/report.html, and returns the report's path.
+func writeReport(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "stats.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	enc := json.NewEncoder(f)
+	for _, r := range stats {
+		if err := enc.Encode(r); err != nil {
+			f.Close()
+			return "", err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	page := filepath.Join(dir, "report.html")
+	out, err := os.Create(page)
+	if err != nil {
+		return "", err
+	}
+	if err := report.Render(out, report.Options{Stats: path, Title: "safepool seed demo: a worker SIGKILLed under skip, retry and abort"}); err != nil {
+		out.Close()
+		return "", err
+	}
+	return filepath.Abs(page)
 }
 
 // run maps square over 0..9 under one policy, killing the worker that runs
@@ -86,6 +135,9 @@ func run(module, mode string) error {
 
 	inputs := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
 	rs, err := pool.MapJSON[int, int](context.Background(), p, "square", inputs)
+	for _, r := range rs {
+		stats = append(stats, report.RecordOf(r.Result))
+	}
 	if mode == "abort" {
 		var te *pool.TaskError
 		if !errors.As(err, &te) {

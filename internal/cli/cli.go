@@ -1,5 +1,5 @@
-// Package cli is the safepool command line: run, serve, inspect, version,
-// help and worker. Two thin main packages call [Main]: cmd/safepool, in this
+// Package cli is the safepool command line: run, serve, inspect, report,
+// version, help and worker. Two thin main packages call [Main]: cmd/safepool, in this
 // module, which has wazero only, and engine/wasmtime/cmd/safepool, in the
 // wasmtime module, which imports that engine too. The engines a binary can
 // run are those its main package imports, never this package's choice, so
@@ -45,6 +45,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = serveCommand(rest, stdout, stderr)
 	case "inspect":
 		err = inspectCommand(rest, stdout, stderr)
+	case "report":
+		err = reportCommand(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		err = versionCommand(rest, stdout)
 	case "help", "-h", "-help", "--help":
@@ -54,7 +56,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// workers as 'safepool worker'. Main never returns.
 		sandbox.Main()
 	default:
-		err = usageErrorf("unknown command %q; the commands are run, serve, inspect, version and help (run 'safepool help')", cmd)
+		err = usageErrorf("unknown command %q; the commands are run, serve, inspect, report, version and help (run 'safepool help')", cmd)
 	}
 	return report(stderr, err)
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -39,6 +40,12 @@ type runOptions struct {
 	engine       string
 	cacheDir     string
 	conn         connFlags // --nats and how to connect
+	metrics      string // --metrics ADDR
+	logLevel     logLevelFlag
+
+	// Set by startObserving, for the pool's config.
+	observer func(pool.Event)
+	logger   *slog.Logger
 }
 
 // parseRunFlags parses and checks the flags of 'safepool run'. Every error
@@ -102,6 +109,8 @@ func runFlags(o *runOptions, bad *error) *flag.FlagSet {
 	fs.StringVar(&o.engine, "engine", "", "")
 	fs.StringVar(&o.cacheDir, "cache-dir", "", "")
 	o.conn.add(fs)
+	fs.StringVar(&o.metrics, "metrics", "", "")
+	val("log-level", &o.logLevel)
 	return fs
 }
 
@@ -199,6 +208,8 @@ func (o *runOptions) config(workerCmd []string) pool.Config {
 		CacheDir:          o.cacheDir,
 		Cluster:           o.conn.nats,
 		ClusterOptions:    o.clusterOptions(),
+		Observer:          o.observer,
+		Logger:            o.logger,
 	}
 }
 

@@ -17,8 +17,9 @@ Usage:
   safepool run --module PATH [--func NAME] [flags]   one task per input line
   safepool serve --listen HOST:PORT | --nats URL      run tasks for pools on other machines
   safepool inspect PATH                               what a module exports and how it runs
+  safepool report --stats FILE -o report.html         an HTML timeline of a run, from its --stats
   safepool version                                    the version of this binary and its engines
-  safepool help [run|serve|inspect]                   this help, or a command's
+  safepool help [run|serve|inspect|report]            this help, or a command's
   safepool worker                                     serve as a pool worker (started by safepool itself)
 
 Exit codes: 0 the run completed (skipped tasks included), 1 it stopped early
@@ -116,6 +117,20 @@ Flags:
   --cache-dir DIR    the compilation cache, shared by the runs of the machine,
                      with a directory per engine in it (default
                      $XDG_CACHE_HOME/safepool, or ~/.cache/safepool)
+  --metrics ADDR     serve Prometheus metrics at http://ADDR/metrics while
+                     the run goes (such as 127.0.0.1:9090, or :0 for any
+                     port; the address is printed on stderr): tasks by
+                     status, attempts, retries, worker deaths by cause and
+                     signal, restarts, queued and running tasks, durations,
+                     peak memory and the workers' resident memory
+  --log-level LVL    write structured logs of workers starting and dying,
+                     kills, retries, breaker trips and the policy's
+                     decisions to stderr: debug, info, warn or error
+                     (default: no logs)
+
+With --stats, a task that ran more than once also has "earlier_attempts":
+the start, end, worker_pid, status (and signal) of each attempt before its
+last, which 'safepool report' draws linked to the retry after it.
 
 On a cluster (see 'safepool help serve'):
   --nats URL         run the tasks on the agents of these NATS servers
@@ -216,8 +231,10 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, serveHelp)
 	case "inspect":
 		fmt.Fprint(stdout, inspectHelp)
+	case "report":
+		fmt.Fprint(stdout, reportHelp)
 	default:
-		return usageErrorf("help: no command %q; the commands are run, serve, inspect, version and help", args[0])
+		return usageErrorf("help: no command %q; the commands are run, serve, inspect, report, version and help", args[0])
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func TestVersionAndHelp(t *testing.T) {
 
 	o = cli(t, "", "frobnicate")
 	require.Equal(t, 2, o.code)
-	require.Contains(t, o.stderr, `unknown command "frobnicate"; the commands are run, serve, inspect, version and help`)
+	require.Contains(t, o.stderr, `unknown command "frobnicate"; the commands are run, serve, inspect, report, version and help`)
 
 	o = cli(t, "", "help", "frobnicate")
 	require.Equal(t, 2, o.code)

@@ -109,6 +109,8 @@ type statsRecord struct {
 	PeakMemory  int64  `json:"peak_memory"`
 	MemoryLimit int64  `json:"memory_limit"`
 	Status      string `json:"status"`
+	// EarlierAttempts is there only for tasks that ran more than once.
+	EarlierAttempts json.RawMessage `json:"earlier_attempts"`
 }
 
 // lines decodes JSON Lines into T, strictly: every line is one object with

@@ -189,12 +189,46 @@ func (e *encoder) task(index int, in []byte, res pool.Result) record {
 		b = strconv.AppendInt(b, s.MemoryLimit, 10)
 		b = append(b, `,"status":"`...)
 		b = append(b, status...)
-		rec.stats = append(b, "\"}\n"...)
+		b = append(b, '"')
+		b = appendEarlier(b, res)
+		rec.stats = append(b, "}\n"...)
 	}
 	if e.kills && res.Status.IsKilledTask() {
 		rec.killed = e.line(killedRecord{Index: index, Input: inputValue(in, e.enc), Status: res.Status.String(), Reason: res.Error, Attempts: res.Attempts})
 	}
 	return rec
+}
+
+// appendEarlier appends the attempts of a retried task before its last,
+// as "earlier_attempts", so that a report can link each retry to the
+// attempt before it. A task that ran once has none, and no field.
+func appendEarlier(b []byte, res pool.Result) []byte {
+	n := min(res.Attempts-1, len(res.Failed))
+	if n <= 0 {
+		return b
+	}
+	b = append(b, `,"earlier_attempts":[`...)
+	for i, a := range res.Failed[:n] {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"start":"`...)
+		b = append(b, stamp(a.Stats.Start)...)
+		b = append(b, `","end":"`...)
+		b = append(b, stamp(a.Stats.End)...)
+		b = append(b, `","worker_pid":`...)
+		b = strconv.AppendInt(b, int64(a.Stats.WorkerPID), 10)
+		b = append(b, `,"status":"`...)
+		b = append(b, a.Status.String()...)
+		b = append(b, '"')
+		if a.Signal != "" {
+			b = append(b, `,"signal":"`...)
+			b = append(b, a.Signal...)
+			b = append(b, '"')
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 // appendString appends s as a JSON string, escaped as line escapes it.

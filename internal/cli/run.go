@@ -49,11 +49,17 @@ func runCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	defer stop()
 	context.AfterFunc(ctx, stop)
 
+	obs, err := startObserving(o, stderr)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 	p, err := startPool(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer p.Terminate() // a no-op after a Close that finished
+	obs.watch(p)
 	warned := warn(stderr, p, 0)
 	fn, err := checkFunc(p, o)
 	if err != nil {

@@ -1,0 +1,218 @@
+package metrics
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/safepool/safepool/pool"
+)
+
+// statusSlots bounds the status values counted in arrays: pool statuses
+// are small numbers (StatusNotRun is 16).
+const statusSlots = 32
+
+// Collector counts what a pool does. Its Observe method is the pool's
+// Config.Observer; Watch adds the gauges read from the pool when scraped.
+// It implements prometheus.Collector. Its methods are safe for concurrent
+// use. A Collector watches one pool.
+type Collector struct {
+	tasks    [statusSlots]atomic.Uint64
+	attempts [statusSlots]atomic.Uint64
+	retries  [statusSlots]atomic.Uint64
+	starts   atomic.Uint64
+	restarts atomic.Uint64
+	trips    atomic.Uint64
+	// unreplaced counts workers that ended and were not yet replaced: the
+	// next start or promotion is a restart.
+	unreplaced atomic.Int64
+
+	duration prometheus.Histogram
+	peak     prometheus.Histogram
+
+	mu     sync.Mutex
+	deaths map[deathKey]uint64
+	pool   *pool.Pool
+
+	// readRSS reads a process's resident memory; a test may stand in.
+	readRSS func(pid int) (int64, error)
+}
+
+type deathKey struct{ cause, signal string }
+
+var (
+	descTasks    = prometheus.NewDesc("safepool_tasks_total", "Tasks by final status.", []string{"status"}, nil)
+	descAttempts = prometheus.NewDesc("safepool_attempts_total", "Attempts of tasks, by how each ended.", []string{"status"}, nil)
+	descRetries  = prometheus.NewDesc("safepool_retries_total", "Retries, by the status of the attempt that failed.", []string{"status"}, nil)
+	descStarts   = prometheus.NewDesc("safepool_worker_starts_total", "Worker processes that finished their handshake.", nil, nil)
+	descRestarts = prometheus.NewDesc("safepool_worker_restarts_total", "Workers started, or spares promoted, to replace one that ended.", nil, nil)
+	descDeaths   = prometheus.NewDesc("safepool_worker_deaths_total", "Worker processes that ended other than by retiring, by cause and signal.", []string{"cause", "signal"}, nil)
+	descTrips    = prometheus.NewDesc("safepool_breaker_trips_total", "Times the start-up breaker opened.", nil, nil)
+	descQueued   = prometheus.NewDesc("safepool_tasks_queued", "Tasks waiting in the pool's queue.", nil, nil)
+	descInFlight = prometheus.NewDesc("safepool_tasks_in_flight", "Tasks sent to workers without a result yet.", nil, nil)
+	descRunning  = prometheus.NewDesc("safepool_tasks_running", "Tasks a worker is running now.", nil, nil)
+	descLive     = prometheus.NewDesc("safepool_workers_live", "Worker slots with a live worker.", nil, nil)
+	descRSS      = prometheus.NewDesc("safepool_worker_rss_bytes", "Resident memory of each live worker process (VmRSS), by worker slot.", []string{"worker"}, nil)
+)
+
+// New returns a collector with every counter at zero.
+func New() *Collector {
+	return &Collector{
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "safepool_task_duration_seconds",
+			Help:    "Duration of task attempts, from the worker's start of the task to its end.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 14), // 1µs to about 67s
+		}),
+		peak: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "safepool_task_peak_memory_bytes",
+			Help:    "Peak linear memory of task attempts.",
+			Buckets: prometheus.ExponentialBuckets(64<<10, 2, 17), // 64 KiB to 4 GiB
+		}),
+		deaths:  map[deathKey]uint64{},
+		readRSS: readRSS,
+	}
+}
+
+// Observe counts one event. Set it as the pool's Config.Observer. It
+// costs a few atomic additions per task.
+func (c *Collector) Observe(e pool.Event) {
+	switch e.Kind {
+	case pool.EventTaskEnd:
+		c.attempts[slot(e.Status)].Add(1)
+		if s := e.Stats; !s.Start.IsZero() && !s.End.IsZero() {
+			c.duration.Observe(s.End.Sub(s.Start).Seconds())
+		}
+		if e.Stats.PeakMemory > 0 {
+			c.peak.Observe(float64(e.Stats.PeakMemory))
+		}
+	case pool.EventTaskFinal:
+		c.tasks[slot(e.Status)].Add(1)
+	case pool.EventRetry:
+		c.retries[slot(e.Status)].Add(1)
+	case pool.EventNotRun:
+		c.tasks[slot(pool.StatusNotRun)].Add(uint64(e.Count))
+	case pool.EventWorkerStart:
+		c.starts.Add(1)
+		c.replaced()
+	case pool.EventSparePromoted:
+		c.replaced()
+	case pool.EventWorkerExit:
+		c.unreplaced.Add(1)
+		if e.Cause != "retired" {
+			c.mu.Lock()
+			c.deaths[deathKey{e.Cause, e.Signal}]++
+			c.mu.Unlock()
+		}
+	case pool.EventBreakerTrip:
+		c.trips.Add(1)
+	}
+}
+
+// replaced counts a restart when a worker that ended is not yet replaced.
+func (c *Collector) replaced() {
+	for {
+		n := c.unreplaced.Load()
+		if n <= 0 {
+			return
+		}
+		if c.unreplaced.CompareAndSwap(n, n-1) {
+			c.restarts.Add(1)
+			return
+		}
+	}
+}
+
+// Watch makes the collector report p's queue and workers (Pool.Snapshot
+// and each worker's VmRSS) when scraped. Without it those gauges are left
+// out.
+func (c *Collector) Watch(p *pool.Pool) {
+	c.mu.Lock()
+	c.pool = p
+	c.mu.Unlock()
+}
+
+func slot(s pool.Status) int {
+	if int(s) < statusSlots {
+		return int(s)
+	}
+	return 0
+}
+
+// statuses are the statuses reported even before they happen, so that a
+// rate over them starts at zero.
+var statuses = []pool.Status{pool.StatusOK, pool.StatusError, pool.StatusKilled, pool.StatusMemoryLimit, pool.StatusTimeout, pool.StatusNotRun}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTasks, descAttempts, descRetries, descStarts, descRestarts, descDeaths,
+		descTrips, descQueued, descInFlight, descRunning, descLive, descRSS} {
+		ch <- d
+	}
+	c.duration.Describe(ch)
+	c.peak.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for i := range statusSlots {
+		s := pool.Status(i)
+		t, a, r := c.tasks[i].Load(), c.attempts[i].Load(), c.retries[i].Load()
+		if t+a+r == 0 && !isKnown(s) {
+			continue
+		}
+		name := s.String()
+		counter(descTasks, t, name)
+		if s != pool.StatusNotRun {
+			counter(descAttempts, a, name)
+		}
+		if s.IsKilledTask() || s == pool.StatusError {
+			counter(descRetries, r, name)
+		}
+	}
+	counter(descStarts, c.starts.Load())
+	counter(descRestarts, c.restarts.Load())
+	counter(descTrips, c.trips.Load())
+	c.mu.Lock()
+	for k, v := range c.deaths {
+		counter(descDeaths, v, k.cause, k.signal)
+	}
+	p := c.pool
+	c.mu.Unlock()
+	c.duration.Collect(ch)
+	c.peak.Collect(ch)
+	if p == nil {
+		return
+	}
+	snap := p.Snapshot()
+	gauge(descQueued, float64(snap.Queued))
+	gauge(descInFlight, float64(snap.InFlight))
+	gauge(descRunning, float64(snap.Running))
+	live := 0
+	for i, pid := range snap.Workers {
+		if pid == 0 {
+			continue
+		}
+		live++
+		if rss, err := c.readRSS(pid); err == nil {
+			gauge(descRSS, float64(rss), strconv.Itoa(i))
+		}
+	}
+	gauge(descLive, float64(live))
+}
+
+func isKnown(s pool.Status) bool {
+	for _, k := range statuses {
+		if k == s {
+			return true
+		}
+	}
+	return false
+}
