@@ -11,7 +11,7 @@ import (
 // The README's comparison table sits between these markers; UpdateReadme
 // rewrites it from a run's kill matrix and memory scenario.
 const (
-	CompareBegin = "<!-- compare:begin: written by safepool-bench -readme from bench/results.json -->\n"
+	CompareBegin = "<!-- compare:begin: written by safepool-bench -readme from bench/matrix/results.json -->\n"
 	CompareEnd   = "<!-- compare:end -->\n"
 )
 

@@ -135,17 +135,18 @@ func TestKillMatrix(t *testing.T) {
 }
 
 // TestReadmeComparison checks that the README's comparison table is the
-// one the committed results render: it changes only with a run of the
-// harness (make bench, which passes -readme README.md).
+// one the committed kill matrix renders (bench/matrix/results.json): it
+// changes only with a run of the harness (make bench, which passes -readme
+// README.md).
 func TestReadmeComparison(t *testing.T) {
-	res, err := harness.Load(filepath.Join("..", "results.json"))
+	res, err := harness.Load(filepath.Join("..", "matrix", "results.json"))
 	require.NoError(t, err)
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	require.NoError(t, err)
 	got, ok := harness.ReadmeTable(readme)
 	require.True(t, ok, "README.md has no comparison table between %q and %q", harness.CompareBegin, harness.CompareEnd)
 	want := harness.CompareTable(res)
-	require.Equal(t, want, got, "README.md's comparison table is not the one bench/results.json gives: run go run ./bench/cmd/safepool-bench -from bench/results.json -readme README.md")
+	require.Equal(t, want, got, "README.md's comparison table is not the one bench/results.json gives: run go run ./bench/cmd/safepool-bench -from bench/matrix/results.json -out bench/matrix/RESULTS.md -readme README.md")
 	for _, system := range []string{"**safepool** (M)", "`multiprocessing.Pool` (M)", "`ProcessPoolExecutor` (M)", "billiard (M)", "pebble (M)", "joblib / loky (M)"} {
 		require.Contains(t, got, "| "+system+" |", "the committed run did not measure %s", system)
 	}
