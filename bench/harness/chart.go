@@ -49,9 +49,11 @@ func WriteChart(w io.Writer, r *Results) error {
 		}
 	}
 	var b bytes.Buffer
+	h0 := legendHeight
 	h1 := panelHeight(len(tput))
 	h2 := panelHeight(len(lat))
-	total := h1 + h2 + 20
+	h3 := matrixHeight(r)
+	total := h0 + h1 + h2 + 20 + h3
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="12">`+"\n",
 		chartWidth, total, chartWidth, total)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
@@ -59,10 +61,12 @@ func WriteChart(w io.Writer, r *Results) error {
 	if r.Options.Quick {
 		mode = " (quick mode: small sizes)"
 	}
-	panel(&b, 0, fmt.Sprintf("Throughput: square over %s integers, %d workers%s", fmtCount(r.Options.ThroughputN), r.Options.Workers, mode),
+	legend(&b)
+	panel(&b, h0, fmt.Sprintf("Throughput: square over %s integers, %d workers%s", fmtCount(r.Options.ThroughputN), r.Options.Workers, mode),
 		"million tasks per second, log scale; longer is better", tput)
-	panel(&b, h1+20, "Round trip of one task (Apply and its equivalents)",
+	panel(&b, h0+h1+20, "Round trip of one task (Apply and its equivalents)",
 		"microseconds, log scale; dark bar p50, light bar p99; shorter is better", lat)
+	matrix(&b, h0+h1+h2+20, r)
 	b.WriteString("</svg>\n")
 	_, err := w.Write(b.Bytes())
 	return err
@@ -99,7 +103,7 @@ func panel(b *bytes.Buffer, y int, title, subtitle string, bars []bar) {
 	}
 	for i, br := range bars {
 		ry := top + i*rowHeight
-		fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", labelRight, ry+barHeight-3, esc(br.label))
+		fmt.Fprintf(b, `<text class="bar-label" x="%d" y="%d" text-anchor="end">%s</text>`+"\n", labelRight, ry+barHeight-3, esc(br.label))
 		if br.extra > 0 {
 			fmt.Fprintf(b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s" opacity="0.3"/>`+"\n",
 				barLeft, ry, math.Max(x(br.extra)-barLeft, 1), barHeight, br.color)
@@ -130,19 +134,53 @@ func chartLabel(system, guest string) string {
 	return system + " · " + guest
 }
 
+// families are the colours of the chart, one per family of systems, in
+// the legend's order.
+var families = []struct{ name, color string }{
+	{"safepool", "#16a34a"},
+	{"in-process wazero", "#2563eb"},
+	{"native / pipe floor", "#6b7280"},
+	{"Python stdlib", "#ea580c"},
+	{"billiard", "#9333ea"},
+	{"pebble", "#0891b2"},
+	{"joblib / loky", "#be185d"},
+}
+
 // systemColor gives each family of systems its colour.
 func systemColor(system string) string {
+	family := "Python stdlib"
 	switch {
-	case system == SysNative:
-		return "#6b7280"
-	case system == SysPipe:
-		return "#9ca3af"
+	case system == SysNative || system == SysPipe:
+		family = "native / pipe floor"
 	case system == SysInProcess:
-		return "#2563eb"
+		family = "in-process wazero"
 	case strings.HasPrefix(system, "safepool"):
-		return "#16a34a"
+		family = "safepool"
+	case strings.HasPrefix(system, "billiard"):
+		family = "billiard"
+	case strings.HasPrefix(system, "pebble"):
+		family = "pebble"
+	case strings.HasPrefix(system, "joblib"):
+		family = "joblib / loky"
 	}
-	return "#ea580c" // Python
+	for _, f := range families {
+		if f.name == family {
+			return f.color
+		}
+	}
+	return "#000"
+}
+
+const legendHeight = 30
+
+// legend draws the colour of each family in one row.
+func legend(b *bytes.Buffer) {
+	x := 10
+	for _, f := range families {
+		fmt.Fprintf(b, `<rect x="%d" y="10" width="12" height="12" fill="%s"/>`+"\n", x, f.color)
+		fmt.Fprintf(b, `<text x="%d" y="20">%s</text>`+"\n", x+17, esc(f.name))
+		x += 30 + 7*len(f.name)
+	}
 }
 
 func esc(s string) string { return html.EscapeString(s) }

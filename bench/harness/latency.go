@@ -137,15 +137,24 @@ func (b *bench) latency(ctx context.Context) error {
 				}
 			}
 		}
-		if !b.py.enabled() {
-			continue
+		var rows []pyLatency
+		if b.py.enabled() {
+			b.waitQuiet()
+			if out := b.python(ScenarioLatency, "--latency-samples", strconv.Itoa(k)); out != nil {
+				for _, l := range out.Latency {
+					rows = append(rows, pyLatency{l.System, l.Raw})
+				}
+			}
 		}
-		b.waitQuiet()
-		out := b.python(ScenarioLatency, "--latency-samples", strconv.Itoa(k))
-		if out == nil {
-			continue
+		if b.peer.enabled() {
+			b.waitQuiet()
+			if out := b.peers(ScenarioLatency, "--latency-samples", strconv.Itoa(k)); out != nil {
+				for _, l := range out.Latency {
+					rows = append(rows, pyLatency{l.System, l.Raw})
+				}
+			}
 		}
-		for _, l := range out.Latency {
+		for _, l := range rows {
 			s := py[l.System]
 			if s == nil {
 				s = &latSystem{row: Latency{System: l.System}}
@@ -164,6 +173,12 @@ func (b *bench) latency(ctx context.Context) error {
 		b.res.Latency = append(b.res.Latency, s.summary())
 	}
 	return nil
+}
+
+// pyLatency is one Python system's samples of one round, in seconds.
+type pyLatency struct {
+	System string
+	Raw    []float64
 }
 
 // summary turns the samples into the row's figures.

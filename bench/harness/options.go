@@ -18,14 +18,15 @@ const (
 	ScenarioStartup    = "startup"
 	ScenarioChaos      = "chaos"
 	ScenarioMemory     = "memory"
-	ScenarioHang       = "hang"
+	ScenarioKills      = "kills"
 	ScenarioCLI        = "cli"
+	ScenarioOOM        = "oom"
 )
 
 // Scenarios lists every scenario name.
 var Scenarios = []string{
 	ScenarioThroughput, ScenarioLatency, ScenarioRecovery, ScenarioStartup,
-	ScenarioChaos, ScenarioMemory, ScenarioHang, ScenarioCLI,
+	ScenarioChaos, ScenarioMemory, ScenarioKills, ScenarioCLI, ScenarioOOM,
 }
 
 // The guests every scenario runs. Both export "square" on decimal integers,
@@ -83,9 +84,13 @@ type Options struct {
 	// sampled; StreamWindow is Imap's window.
 	StreamN      int
 	StreamWindow int
-	// HangTimeout is how long the Python baseline waits for a map whose
-	// worker was killed before calling it hung.
+	// HangTimeout is how long a Python pool's map whose worker was killed
+	// is given, after the kill, before it is called hung.
 	HangTimeout time.Duration
+	// MemoryBudgetMiB is the memory scenario's budget: safepool's memory
+	// cap, and what a Python worker may add to its address space or
+	// resident set. The task over it allocates three times as much.
+	MemoryBudgetMiB int
 	// CLILines are the input sizes, in lines, that the safepool command
 	// line and the Python script run over, smallest first.
 	CLILines []int
@@ -98,6 +103,11 @@ type Options struct {
 	// Python is the interpreter for the Python baselines: "" looks up
 	// python3 on PATH, "none" skips them.
 	Python string
+	// PeerPython is the interpreter for the peers (billiard, pebble,
+	// joblib) and for the kill and memory scenarios of every Python pool:
+	// "" picks whichever of Python, python3 and /usr/bin/python3 imports the
+	// most peers, "none" skips them.
+	PeerPython string
 	// CacheDir is the compilation cache of the warm runs. Default: a
 	// directory under os.TempDir() kept between runs.
 	CacheDir string
@@ -113,25 +123,26 @@ type Options struct {
 // FullOptions are the sizes of a real run: a few minutes on two cores.
 func FullOptions() Options {
 	return Options{
-		Workers:        2,
-		ThroughputN:    1_000_000,
-		Rounds:         3,
-		PythonChunk1N:  20_000,
-		LatencySamples: 5_000,
-		LatencyRounds:  10,
-		Kills:          20,
-		WarmStarts:     10,
-		ColdStarts:     3,
-		Guests:         []string{GoGuest, WATGuest},
-		ColdGuests:     []string{GoGuest, WATGuest},
-		ChaosN:         1_000_000,
-		ChaosEvery:     100 * time.Millisecond,
-		StreamN:        10_000_000,
-		StreamWindow:   4096,
-		HangTimeout:    5 * time.Second,
-		CLILines:       []int{1_000_000, 2_000_000},
-		Quiet:          20 * time.Second,
-		QuietBudget:    5 * time.Minute,
+		Workers:         2,
+		ThroughputN:     1_000_000,
+		Rounds:          3,
+		PythonChunk1N:   20_000,
+		LatencySamples:  5_000,
+		LatencyRounds:   10,
+		Kills:           20,
+		WarmStarts:      10,
+		ColdStarts:      3,
+		Guests:          []string{GoGuest, WATGuest},
+		ColdGuests:      []string{GoGuest, WATGuest},
+		ChaosN:          1_000_000,
+		ChaosEvery:      100 * time.Millisecond,
+		StreamN:         10_000_000,
+		StreamWindow:    4096,
+		HangTimeout:     8 * time.Second,
+		MemoryBudgetMiB: 32,
+		CLILines:        []int{1_000_000, 2_000_000},
+		Quiet:           20 * time.Second,
+		QuietBudget:     5 * time.Minute,
 	}
 }
 
@@ -139,24 +150,25 @@ func FullOptions() Options {
 // works, in well under a minute. Its figures are too small to compare.
 func QuickOptions() Options {
 	return Options{
-		Quick:          true,
-		Workers:        2,
-		ThroughputN:    20_000,
-		Rounds:         1,
-		PythonChunk1N:  2_000,
-		LatencySamples: 300,
-		LatencyRounds:  3,
-		Kills:          3,
-		WarmStarts:     2,
-		ColdStarts:     1,
-		Guests:         []string{GoGuest, WATGuest},
-		ColdGuests:     []string{WATGuest},
-		ChaosN:         30_000,
-		ChaosEvery:     100 * time.Millisecond,
-		StreamN:        100_000,
-		StreamWindow:   1024,
-		HangTimeout:    time.Second,
-		CLILines:       []int{20_000, 40_000},
+		Quick:           true,
+		Workers:         2,
+		ThroughputN:     20_000,
+		Rounds:          1,
+		PythonChunk1N:   2_000,
+		LatencySamples:  300,
+		LatencyRounds:   3,
+		Kills:           3,
+		WarmStarts:      2,
+		ColdStarts:      1,
+		Guests:          []string{GoGuest, WATGuest},
+		ColdGuests:      []string{WATGuest},
+		ChaosN:          30_000,
+		ChaosEvery:      100 * time.Millisecond,
+		StreamN:         100_000,
+		StreamWindow:    1024,
+		HangTimeout:     2 * time.Second,
+		MemoryBudgetMiB: 32,
+		CLILines:        []int{20_000, 40_000},
 	}
 }
 
@@ -175,7 +187,7 @@ func (o *Options) validate() error {
 		}
 	}
 	if o.Workers < 1 || o.ThroughputN < 1 || o.Rounds < 1 || o.LatencySamples < 10 || o.LatencyRounds < 1 || o.Kills < 1 ||
-		o.WarmStarts < 1 || o.ChaosN < 1 || o.ChaosEvery <= 0 || o.StreamN < 1 || o.StreamWindow < 1 {
+		o.WarmStarts < 1 || o.ChaosN < 1 || o.ChaosEvery <= 0 || o.StreamN < 1 || o.StreamWindow < 1 || o.MemoryBudgetMiB < 1 {
 		return fmt.Errorf("harness: every size in Options must be positive (LatencySamples at least 10); start from FullOptions or QuickOptions")
 	}
 	if len(o.CLILines) == 0 || !slices.IsSorted(o.CLILines) || o.CLILines[0] < 1 {

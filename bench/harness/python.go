@@ -28,15 +28,9 @@ type pyRunner struct {
 
 // pyOutput is what baseline.py prints. Durations are in seconds.
 type pyOutput struct {
-	Version    string `json:"version"`
-	Throughput []struct {
-		System  string  `json:"system"`
-		Tasks   int     `json:"tasks"`
-		Seconds float64 `json:"seconds"`
-		Correct bool    `json:"correct"`
-		Note    string  `json:"note"`
-	} `json:"throughput"`
-	Latency []struct {
+	Version    string         `json:"version"`
+	Throughput []pyThroughput `json:"throughput"`
+	Latency    []struct {
 		System  string  `json:"system"`
 		Samples int     `json:"samples"`
 		P50     float64 `json:"p50"`
@@ -46,20 +40,27 @@ type pyOutput struct {
 		// Raw holds every sample, sorted, so that rounds can be merged.
 		Raw []float64 `json:"raw"`
 	} `json:"latency"`
-	Startup []struct {
-		System string    `json:"system"`
-		Times  []float64 `json:"times"`
-	} `json:"startup"`
-	Memory *struct {
+	Startup []pyStartup `json:"startup"`
+	Memory  *struct {
 		System string  `json:"system"`
 		KiB    []int64 `json:"kib"`
 	} `json:"memory"`
-	Hang []struct {
-		System  string  `json:"system"`
-		Outcome string  `json:"outcome"`
-		Seconds float64 `json:"seconds"`
-		Detail  string  `json:"detail"`
-	} `json:"hang"`
+}
+
+// pyThroughput is one system's throughput run, as the Python scripts print
+// it.
+type pyThroughput struct {
+	System  string  `json:"system"`
+	Tasks   int     `json:"tasks"`
+	Seconds float64 `json:"seconds"`
+	Correct bool    `json:"correct"`
+	Note    string  `json:"note"`
+}
+
+// pyStartup is one system's start-up times, in seconds.
+type pyStartup struct {
+	System string    `json:"system"`
+	Times  []float64 `json:"times"`
 }
 
 // newPyRunner finds the interpreter and writes the embedded scripts to dir.
@@ -124,7 +125,6 @@ func (r *pyRunner) run(scenario string, extra ...string) (*pyOutput, error) {
 		"--chunk1-n", strconv.Itoa(o.PythonChunk1N),
 		"--latency-samples", strconv.Itoa(o.LatencySamples),
 		"--starts", strconv.Itoa(o.WarmStarts),
-		"--hang-timeout", strconv.FormatFloat(o.HangTimeout.Seconds(), 'f', -1, 64),
 	}
 	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)

@@ -19,8 +19,9 @@ var Sections = []string{
 	"## 4. Start-up",
 	"## 5. Chaos throughput",
 	"## 6. Memory",
-	"## 7. A worker SIGKILLed mid-map",
+	"## 7. A worker SIGKILLed mid-map: the kill matrix",
 	"## 8. The command line",
+	"## 9. A task over its memory budget",
 }
 
 // WriteReport renders r as Markdown. chart, when not empty, is the path of
@@ -36,8 +37,9 @@ func WriteReport(w io.Writer, r *Results, chart string) error {
 	rep.startup()
 	rep.chaos()
 	rep.memory()
-	rep.hang()
+	rep.kills()
 	rep.cli()
+	rep.oom()
 	rep.failures()
 	_, err := w.Write(b.Bytes())
 	return err
@@ -101,6 +103,7 @@ func (p *report) header(chart string) {
 		{"kernel", m.Kernel},
 		{"Go", m.GoVersion},
 		{"Python", py},
+		{"Python peers", p.peersLine()},
 		{"date", m.Date.UTC().Format("2006-01-02 15:04 MST")},
 		{"run time", r.Finished.Sub(r.Started).Round(time.Second).String()},
 		{"load average (1, 5, 15 min) before → after", m.LoadStart + " → " + m.LoadEnd},

@@ -33,6 +33,7 @@ type Results struct {
 	Started  time.Time
 	Finished time.Time
 	Python   PythonInfo
+	Peers    PeersInfo
 	Quiet    QuietStats
 
 	Throughput []Throughput
@@ -42,8 +43,9 @@ type Results struct {
 	Chaos      []Chaos
 	IdleRSS    []IdleRSS
 	Stream     *Stream
-	Hang       []Hang
+	Kills      []KillRow
 	CLI        []CLIRun
+	OOM        []KillRow
 
 	// Failures maps a scenario to the error that stopped it. The other
 	// scenarios still run.
@@ -168,11 +170,26 @@ type Stream struct {
 	Correct                   bool
 }
 
-// Hang is what one system did with a 10-task map when one of its workers
-// was SIGKILLed.
-type Hang struct {
-	System  string
-	Outcome string // "completed", "hung", "broken (BrokenProcessPool)", ...
+// KillRow is what one system did with a map of killTasks tasks when the
+// task killVictim was lost: its worker SIGKILLed (the kill matrix), or the
+// task over its memory budget (the memory scenario).
+type KillRow struct {
+	System string
+	Policy string // safepool's policy; empty for the Python pools
+	Mode   string // the memory scenario's budget: "memory cap", "rlimit" or "rss"
+	Kill   string // what stopped the task: "SIGKILL", "RLIMIT_AS", ...
+	// Outcome is OutcomeCompleted, OutcomeHung or OutcomeFailed.
+	Outcome string
+	Tasks   int
+	OK      int   // results returned, and right
+	InOrder bool  // the results came back in input order
+	Lost    []int // the tasks without a result
+	Retried bool  // the lost task ran again
+	Named   bool  // the caller is told which task was lost
+	// Error is what the caller got for the lost task, or for the whole
+	// call: an exception's name, or safepool's status.
+	Error   string
+	After   string
 	Elapsed time.Duration
 	Detail  string
 }

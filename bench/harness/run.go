@@ -19,6 +19,7 @@ type bench struct {
 	opts    *Options
 	res     *Results
 	py      *pyRunner
+	peer    *peerRunner
 	modules map[string]string // guest name -> .wasm path
 	tmp     string            // removed at the end of the run
 
@@ -56,6 +57,14 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	} else {
 		opts.logf("python baselines: %s", res.Python.Reason)
 	}
+	b.peer = newPeerRunner(&opts, tmp, &res.Peers)
+	for _, p := range Peers {
+		if v, ok := res.Peers.Versions[p]; ok {
+			opts.logf("peer %s %s on %s (Python %s)", p, v, res.Peers.Python, res.Peers.Version)
+		} else {
+			opts.logf("peer %s MISSING: %s", p, res.Peers.Missing[p])
+		}
+	}
 
 	steps := []struct {
 		name string
@@ -67,8 +76,9 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		{ScenarioStartup, b.startup},
 		{ScenarioChaos, b.chaos},
 		{ScenarioMemory, b.memory},
-		{ScenarioHang, b.hang},
+		{ScenarioKills, b.kills},
 		{ScenarioCLI, b.cli},
+		{ScenarioOOM, b.oom},
 	}
 	for _, s := range steps {
 		if !opts.wants(s.name) {

@@ -124,7 +124,7 @@ func (p *report) recovery() {
 		rows = append(rows, append(append([]string{guestLabel(rec.Guest), rec.Mode, rec.Backoff, fmt.Sprint(rec.Spares), fmt.Sprint(len(rec.Full))}, retry...), quantiles(rec.Full)...))
 	}
 	table(p.w, []string{"guest", "killed", "Retry.Backoff", "spares", "kills", "→ retry started p50", "p90", "max", "→ full strength p50", "p90", "max"}, rows)
-	p.f("Python: no figure. `multiprocessing.Pool` replaces a killed worker but never re-runs its tasks, and `ProcessPoolExecutor` breaks for good (section 7).\n\n")
+	p.f("Python: no figure. `multiprocessing.Pool` replaces a killed worker but never re-runs its tasks, `ProcessPoolExecutor` breaks for good, and none of the Python pools re-runs a killed task (section 7).\n\n")
 }
 
 func (p *report) startup() {
@@ -172,7 +172,7 @@ func (p *report) chaos() {
 		return
 	}
 	p.f("The same Map of square, calm and then with the longest-running worker SIGKILLed every %s (a map that is calm for less than %d kill intervals is made longer); ", fmtDur(r.Options.ChaosEvery), chaosMinKills)
-	p.f("`KillPolicy: pool.Retry`, `Retry.MaxAttempts: 10`, every result checked. Python has no figure: its pools hang or break on the first kill (section 7).\n\n")
+	p.f("`KillPolicy: pool.Retry`, `Retry.MaxAttempts: 10`, every result checked. Python has no figure: its pools hang, break or fail the call on the first kill (section 7).\n\n")
 	var rows [][]string
 	for _, c := range r.Chaos {
 		chaos, pct := fmtUs(perTask(c.Chaos, c.Tasks)), fmtPct(c.Ratio())
@@ -219,23 +219,6 @@ func (p *report) memory() {
 			[][]string{{guestLabel(s.Guest), fmtCount(s.Items), fmtCount(s.Window), fmtDur(s.Elapsed), fmtUs(perTask(s.Elapsed, s.Items)),
 				fmtKiB(s.StartKiB), fmtKiB(s.PeakKiB), fmtKiB(s.EndKiB), fmtKiB(s.PeakKiB - s.StartKiB), fmt.Sprint(s.Samples), yesNo(s.Correct)}})
 	}
-}
-
-func (p *report) hang() {
-	r := p.r
-	p.f("%s: the Python hang\n\n", Sections[7])
-	if p.skipped(ScenarioHang, len(r.Hang) == 0) {
-		return
-	}
-	p.f("A map of %d slow squares on %d workers; one worker is SIGKILLed while it runs a task ", hangTasks, r.Options.Workers)
-	p.f("(safepool: the worker that starts task %d, 30 ms per task, in the Go guest; Python: the first worker to start a task, 100 ms per task). ", hangVictim)
-	p.f("Python's `Pool.map_async(...).get(timeout=%s)` and `ProcessPoolExecutor`'s futures are given %s.\n\n", fmtDur(r.Options.HangTimeout), fmtDur(r.Options.HangTimeout))
-	var rows [][]string
-	for _, h := range r.Hang {
-		rows = append(rows, []string{h.System, h.Outcome, fmtDur(h.Elapsed), h.Detail})
-	}
-	table(p.w, []string{"system", "outcome", "wall", "what happened"}, rows)
-	p.pythonNote(ScenarioHang)
 }
 
 func (p *report) cli() {

@@ -42,8 +42,15 @@ func (b *bench) startup(ctx context.Context) error {
 		}
 		b.res.Startup = append(b.res.Startup, row)
 	}
+	var rows []pyStartup
 	if py := b.python(ScenarioStartup); py != nil {
-		for _, s := range py.Startup {
+		rows = append(rows, py.Startup...)
+	}
+	if out := b.peers(ScenarioStartup); out != nil {
+		rows = append(rows, out.Startup...)
+	}
+	{
+		for _, s := range rows {
 			row := Startup{System: s.System, Cache: "n/a", Workers: b.opts.Workers}
 			for _, t := range s.Times {
 				row.Times = append(row.Times, seconds(t))

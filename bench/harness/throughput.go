@@ -135,7 +135,15 @@ func (b *bench) throughput(ctx context.Context) error {
 		}
 		if b.py.enabled() {
 			b.waitQuiet()
-			b.pythonThroughput(round)
+			if py := b.python(ScenarioThroughput); py != nil {
+				b.keepBest(py.Throughput)
+			}
+		}
+		if b.peer.enabled() {
+			b.waitQuiet()
+			if out := b.peers(ScenarioThroughput); out != nil {
+				b.keepBest(out.Throughput)
+			}
 		}
 	}
 	for _, s := range systems {
@@ -145,14 +153,10 @@ func (b *bench) throughput(ctx context.Context) error {
 	return nil
 }
 
-// pythonThroughput runs one round of the Python baselines and keeps each
-// system's best run.
-func (b *bench) pythonThroughput(round int) {
-	py := b.python(ScenarioThroughput)
-	if py == nil {
-		return
-	}
-	for _, t := range py.Throughput {
+// keepBest adds one round of the Python baselines' or the peers' runs,
+// keeping each system's best.
+func (b *bench) keepBest(rows []pyThroughput) {
+	for _, t := range rows {
 		d := seconds(t.Seconds)
 		i := slices.IndexFunc(b.pyThroughput, func(r Throughput) bool { return r.System == t.System })
 		if i < 0 {
@@ -162,7 +166,7 @@ func (b *bench) pythonThroughput(round int) {
 		r := &b.pyThroughput[i]
 		r.Correct = r.Correct && t.Correct
 		if len(r.Runs) == 0 || d < slices.Min(r.Runs) {
-			r.Elapsed = d
+			r.Elapsed, r.Note = d, t.Note
 		}
 		r.Runs = append(r.Runs, d)
 	}

@@ -18,8 +18,9 @@ Scenarios:
               trips: p50, p99, max, mean, and every sample (raw, sorted).
   startup     creating the pool until the first task's result, then closing.
   memory      VmRSS of each idle Pool worker.
-  hang        a 10-task map with one worker SIGKILLed while it runs a task:
-              Pool.map_async(...).get(timeout) and ProcessPoolExecutor.
+
+What these pools do when a worker is killed is measured by peers.py, beside
+the other Python pools.
 """
 
 import argparse
@@ -28,31 +29,14 @@ import json
 import math
 import multiprocessing
 import os
-import signal
 import statistics
 import sys
 import time
-from concurrent.futures.process import BrokenProcessPool
 
 
 def square(x):
     return x * x
 
-
-# started receives the pid of each worker as it starts a slow task, so that
-# the hang scenario kills a worker that is surely running one.
-started = None
-
-
-def init_worker(queue):
-    global started
-    started = queue
-
-
-def slow_square(x):
-    started.put(os.getpid())
-    time.sleep(0.1)
-    return x * x
 
 
 def percentile(sorted_values, p):
@@ -158,56 +142,7 @@ def memory(args):
         return {"system": "Python Pool", "kib": [rss_kib(p.pid) for p in pool._pool]}
 
 
-def hang(args):
-    rows = []
-    # multiprocessing.Pool: the worker dies with its chunk; nothing notices.
-    queue = multiprocessing.Queue()
-    pool = multiprocessing.Pool(args.workers, initializer=init_worker, initargs=(queue,))
-    t = time.perf_counter()
-    res = pool.map_async(slow_square, range(10))
-    victim = queue.get(timeout=30)  # a worker that is running a task
-    os.kill(victim, signal.SIGKILL)
-    try:
-        out = res.get(timeout=args.hang_timeout)
-        rows.append({"system": "Python Pool.map_async", "outcome": "completed", "seconds": time.perf_counter() - t,
-                     "detail": "results: %s" % out})
-    except multiprocessing.TimeoutError:
-        rows.append({"system": "Python Pool.map_async", "outcome": "hung", "seconds": time.perf_counter() - t,
-                     "detail": "get(timeout=%gs) timed out; the pool replaced the worker but the lost chunk is never re-sent, so without a timeout get() waits forever" % args.hang_timeout})
-    pool.terminate()
-    pool.join()
-
-    # ProcessPoolExecutor: the executor breaks and every pending future fails.
-    queue = multiprocessing.Queue()
-    ex = concurrent.futures.ProcessPoolExecutor(args.workers, initializer=init_worker, initargs=(queue,))
-    t = time.perf_counter()
-    futures = [ex.submit(slow_square, i) for i in range(10)]
-    victim = queue.get(timeout=30)
-    os.kill(victim, signal.SIGKILL)
-    ok = broken = 0
-    for f in futures:
-        try:
-            f.result(timeout=args.hang_timeout)
-            ok += 1
-        except BrokenProcessPool:
-            broken += 1
-        except concurrent.futures.TimeoutError:
-            pass
-    after = "usable"
-    try:
-        ex.submit(square, 7).result(timeout=args.hang_timeout)
-    except BrokenProcessPool:
-        after = "unusable (BrokenProcessPool on every later submit)"
-    except RuntimeError as e:
-        after = "unusable (%s)" % e
-    ex.shutdown(wait=False, cancel_futures=True)
-    rows.append({"system": "Python ProcessPoolExecutor", "outcome": "broken (BrokenProcessPool)" if broken else "completed",
-                 "seconds": time.perf_counter() - t,
-                 "detail": "%d results, %d futures raised BrokenProcessPool; the executor is %s" % (ok, broken, after)})
-    return rows
-
-
-SCENARIOS = {"throughput": throughput, "latency": latency, "startup": startup, "memory": memory, "hang": hang}
+SCENARIOS = {"throughput": throughput, "latency": latency, "startup": startup, "memory": memory}
 
 
 def main():
@@ -218,7 +153,6 @@ def main():
     ap.add_argument("--chunk1-n", type=int, default=20_000)
     ap.add_argument("--latency-samples", type=int, default=5000)
     ap.add_argument("--starts", type=int, default=5)
-    ap.add_argument("--hang-timeout", type=float, default=5.0)
     args = ap.parse_args()
     out = {"version": sys.version.split()[0], "start_method": multiprocessing.get_start_method()}
     for name in args.only.split(","):

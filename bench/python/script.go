@@ -19,3 +19,11 @@ var Baseline []byte
 //
 //go:embed cli_baseline.py
 var CLIBaseline []byte
+
+// Peers is peers.py: billiard, pebble and joblib (loky) measured on the
+// harness's scenarios, and the kill matrix and memory-kill scenario of every
+// Python pool, printed as one JSON object. Run it with --help for its
+// options.
+//
+//go:embed peers.py
+var Peers []byte

@@ -40,7 +40,7 @@ type runOptions struct {
 	engine       string
 	cacheDir     string
 	conn         connFlags // --nats and how to connect
-	metrics      string // --metrics ADDR
+	metrics      string    // --metrics ADDR
 	logLevel     logLevelFlag
 
 	// Set by startObserving, for the pool's config.

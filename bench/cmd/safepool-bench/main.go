@@ -41,6 +41,8 @@ func run() error {
 		from    = flag.String("from", "", "render the report from results saved by -json instead of measuring")
 		only    = flag.String("only", "", "comma-separated scenarios to run: "+strings.Join(harness.Scenarios, ","))
 		python  = flag.String("python", "", `Python interpreter for the baselines: "" looks up python3, "none" skips them`)
+		peerPy  = flag.String("peer-python", "", `Python interpreter for the peers (billiard, pebble, joblib) and the kill and memory scenarios: "" picks the one that imports the most peers (Debian's /usr/bin/python3 after `+harness.InstallPeers+`), "none" skips them`)
+		readme  = flag.String("readme", "", "also rewrite the comparison table in this README (between its compare:begin and compare:end markers) from the results")
 		cache   = flag.String("cache", "", "compilation cache of the warm runs (default: a directory under $TMPDIR kept between runs)")
 		profile = flag.String("cpuprofile", "", "directory for CPU profiles of this process during the safepool throughput runs")
 		n       = flag.Int("n", 0, "tasks per throughput run (default 1,000,000; quick 20,000)")
@@ -90,6 +92,7 @@ func run() error {
 			opts.QuietBudget = max(opts.QuietBudget, 15**quiet)
 		}
 		opts.Python = *python
+		opts.PeerPython = *peerPy
 		opts.CacheDir = *cache
 		opts.CPUProfile = *profile
 		opts.Log = os.Stderr
@@ -132,6 +135,12 @@ func run() error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
+	if *readme != "" {
+		if err := harness.UpdateReadme(*readme, res); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote the comparison table in %s\n", *readme)
+	}
 	if len(res.Failures) > 0 {
 		return fmt.Errorf("%d scenario(s) failed; see the report's Failures section", len(res.Failures))
 	}
