@@ -156,8 +156,18 @@ func TestClusterAgentLost(t *testing.T) {
 			ctx := context.Background()
 			tc := newTestCluster(t)
 			a1 := tc.agent("a1", 2)
-			starts := newTaskStarts()
-			p := tc.pool(t, func(c *pool.Config) { c.OnEvent = starts.onEvent; c.BatchSize = 4 })
+			onA1 := make(chan int, 64)
+			p := tc.pool(t, func(c *pool.Config) {
+				c.BatchSize = 4
+				c.OnEvent = func(e pool.Event) {
+					if e.Kind == pool.EventTaskStart && e.Agent == "a1" {
+						select {
+						case onA1 <- e.Index:
+						default:
+						}
+					}
+				}
+			})
 			tc.agent("a2", 2)
 			in := make([][]byte, 24)
 			for i := range in {
@@ -165,8 +175,15 @@ func TestClusterAgentLost(t *testing.T) {
 			}
 			h, err := p.MapAsync(ctx, "sleep", in)
 			require.NoError(t, err)
-			startedSet(starts, t, 2)
-			time.Sleep(400 * time.Millisecond) // a heartbeat lists them
+			// Both of a1's workers are running a task: the heartbeat a1
+			// sends after each start notice has told the pool which.
+			for range 2 {
+				select {
+				case <-onA1:
+				case <-time.After(3 * time.Minute):
+					t.Fatal("a1 did not start two tasks")
+				}
+			}
 			cut := time.Now()
 			a1.Cut(true, advisory)
 			rs, err := h.Wait(ctx)
@@ -322,9 +339,9 @@ func TestClusterCancelStopsAgents(t *testing.T) {
 	})
 	h, err := p.MapAsync(ctx, "sleep", [][]byte{[]byte("600000"), []byte("600000")})
 	require.NoError(t, err)
-	eventually(t, time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(pids) == 2 }, "tasks did not start")
+	eventually(t, 3*time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(pids) == 2 }, "tasks did not start")
 	h.Cancel()
-	eventually(t, time.Minute, func() bool {
+	eventually(t, 3*time.Minute, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, pid := range pids {

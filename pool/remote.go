@@ -194,7 +194,7 @@ func (c *cluster) workersLocked() int {
 	return max(n, 1)
 }
 
-// windowLocked is how many chunks may be outstanding: two per worker, so
+// windowLocked is how many chunks may be outstanding: four per worker, so
 // that an agent has its next chunk while it runs one, and the stream stays
 // shallow.
 func (c *cluster) windowLocked() int { return 4 * c.workersLocked() }

@@ -72,7 +72,8 @@ Flags:
   --killed PATH      also write one line per killed task, with its input:
                      {"index":N,"input":V,"status":"...","reason":"...","attempts":N}
   --stats PATH       also write one line per record: index, start, end,
-                     worker_pid, attempts, peak_memory, memory_limit, status
+                     worker_pid, attempts, peak_memory, memory_limit, status,
+                     and on a cluster agent and host
   --encoding ENC     json (default) or base64: see above
   --workers N        worker processes; 0 (the default) means one per CPU
   --spares N         extra workers kept started and idle, to replace a killed

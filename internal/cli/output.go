@@ -181,6 +181,7 @@ func (e *encoder) task(index int, in []byte, res pool.Result) record {
 		b = append(b, stamp(s.End)...)
 		b = append(b, `","worker_pid":`...)
 		b = strconv.AppendInt(b, int64(s.WorkerPID), 10)
+		b = appendAgent(b, s)
 		b = append(b, `,"attempts":`...)
 		b = strconv.AppendInt(b, int64(res.Attempts), 10)
 		b = append(b, `,"peak_memory":`...)
@@ -197,6 +198,20 @@ func (e *encoder) task(index int, in []byte, res pool.Result) record {
 		rec.killed = e.line(killedRecord{Index: index, Input: inputValue(in, e.enc), Status: res.Status.String(), Reason: res.Error, Attempts: res.Attempts})
 	}
 	return rec
+}
+
+// appendAgent appends the cluster agent and host that ran an attempt, for
+// a run on a cluster (--nats); a local run has neither field.
+func appendAgent(b []byte, s pool.Stats) []byte {
+	if s.Agent != "" {
+		b = append(b, `,"agent":`...)
+		b = strconv.AppendQuote(b, s.Agent)
+	}
+	if s.Host != "" {
+		b = append(b, `,"host":`...)
+		b = strconv.AppendQuote(b, s.Host)
+	}
+	return b
 }
 
 // appendEarlier appends the attempts of a retried task before its last,
@@ -218,6 +233,7 @@ func appendEarlier(b []byte, res pool.Result) []byte {
 		b = append(b, stamp(a.Stats.End)...)
 		b = append(b, `","worker_pid":`...)
 		b = strconv.AppendInt(b, int64(a.Stats.WorkerPID), 10)
+		b = appendAgent(b, a.Stats)
 		b = append(b, `,"status":"`...)
 		b = append(b, a.Status.String()...)
 		b = append(b, '"')

@@ -29,6 +29,7 @@ type Earlier struct {
 	End       string `json:"end"`
 	WorkerPID int    `json:"worker_pid"`
 	Agent     string `json:"agent,omitempty"`
+	Host      string `json:"host,omitempty"`
 	Status    string `json:"status"`
 	Signal    string `json:"signal,omitempty"`
 }
