@@ -204,6 +204,10 @@ Both:
                      as 1GiB (default: any)
   --name NAME        the agent's name in messages (default HOST-PID)
   --cache-dir DIR    the compilation cache (default $XDG_CACHE_HOME/safepool)
+  --metrics ADDR     serve the agent's Prometheus metrics at http://ADDR/metrics
+                     (attempts, durations, worker starts and deaths); :0
+                     picks a port, printed on stderr
+  --log-level LEVEL  structured logs on stderr: debug, info, warn or error
 
 Exit codes: 0 stopped by a signal; 1 the server or the agent failed; 2 bad
 usage, such as a public address without authentication.
