@@ -10,7 +10,7 @@ EXAMPLE_GUESTS := $(wildcard examples/*/guest examples/*/guests/*)
 FIXTURES       := $(filter-out internal/testguest/testdata/wat,$(wildcard internal/testguest/testdata/*))
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test guests fmt lint bench soak check tidy-check report-png
+.PHONY: help demo test guests fmt lint bench soak check tidy-check report-png build install
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -21,6 +21,14 @@ DEMO_REPORT ?= $(or $(TMPDIR),/tmp)/safepool-demo
 
 demo: ## run the seed example: a worker is SIGKILLed mid-map, under skip, retry and abort; writes an HTML report of it
 	$(GO) run ./examples/seed -report $(DEMO_REPORT)
+
+BIN ?= bin
+
+build: ## build the command and its lean worker side by side into $(BIN)/ (safepool, safepool-worker)
+	$(GO) build -o $(BIN)/ ./cmd/safepool ./cmd/safepool-worker
+
+install: ## go install the command and its lean worker into the same directory (GOBIN, or GOPATH/bin), so that safepool starts its workers with safepool-worker
+	$(GO) install ./cmd/safepool ./cmd/safepool-worker
 
 report-png: ## render the demo's report in headless Chromium to docs/report.png (the README's picture)
 	$(GO) run ./examples/seed -report $(DEMO_REPORT)

@@ -141,6 +141,18 @@ func runAgent(ctx context.Context, cfg remote.AgentConfig, tr remote.AgentTransp
 	return nil
 }
 
+// observe hands ev to the agent's Observer, if any, naming the agent.
+func (a *agent) observe(ev Event) {
+	if a.cfg.Observer == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.job, ev.Agent, ev.Host = nil, a.me.Name, a.me.Host
+	a.cfg.Observer(ev)
+}
+
 func (a *agent) logf(format string, args ...any) {
 	if a.cfg.Logf != nil {
 		a.cfg.Logf(format, args...)
@@ -281,6 +293,9 @@ func (p *apool) start() {
 			p.sendResult(remote.Result{ID: ev.job.remoteID, WorkerPID: ev.WorkerPID, Start: ev.Time.UnixNano()})
 		case ev.Kind == EventWorkerExit || ev.Kind == EventWarning:
 			a.logf("pool %s: %s", s.Pool, ev.Reason)
+		}
+		if ev.Kind != EventTaskStart {
+			a.observe(ev)
 		}
 	}, p.onTrip)
 	d.delivered = p.kickFlush
@@ -489,6 +504,12 @@ func (p *apool) sink(o outcome) {
 		x.Output = nil
 	}
 	p.queueResult(x) // sent when the local dispatcher says the batch is delivered
+	if p.a.cfg.Observer != nil {
+		st := o.res.Stats
+		st.MemoryLimit = j.memLimit
+		p.a.observe(Event{Kind: EventTaskEnd, Time: st.End, WorkerPID: st.WorkerPID, Index: j.index,
+			Func: j.run.fn, Status: o.res.Status, Reason: o.res.Error, Stats: st})
+	}
 }
 
 // sendResult queues a result for the flusher. A worker's answer comes as

@@ -142,11 +142,11 @@ On a cluster (see 'safepool help serve'):
   --nkey-seed FILE   a file holding an nkey seed
   --token TOKEN      the servers' token (or $SAFEPOOL_TOKEN, which the
                      process list does not show)
-  --user NAME, --password PASS
-                     a user of the servers
+  --user NAME        a user of the servers
+  --password PASS    and its password
   --tls-ca FILE      verify the servers' certificates with this CA
-  --tls-cert FILE, --tls-key FILE
-                     this client's certificate, for servers that ask for one
+  --tls-cert FILE    this client's certificate, for servers that ask for one
+  --tls-key FILE     and its key
 
 Exit codes: 0 the run completed, whatever each task's status; 1 it stopped
 early (an abort, Ctrl-C, workers that could not be kept up, an output that
@@ -205,6 +205,10 @@ Both:
                      as 1GiB (default: any)
   --name NAME        the agent's name in messages (default HOST-PID)
   --cache-dir DIR    the compilation cache (default $XDG_CACHE_HOME/safepool)
+  --metrics ADDR     serve the agent's Prometheus metrics at http://ADDR/metrics
+                     (attempts, durations, worker starts and deaths); :0
+                     picks a port, printed on stderr
+  --log-level LEVEL  structured logs on stderr: debug, info, warn or error
 
 Exit codes: 0 stopped by a signal; 1 the server or the agent failed; 2 bad
 usage, such as a public address without authentication.

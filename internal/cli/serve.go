@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/safepool/safepool/cluster"
+	"github.com/safepool/safepool/pool"
 )
 
 // serveOptions are the flags of 'safepool serve'.
@@ -30,6 +32,8 @@ type serveOptions struct {
 	memory        int64
 	name          string
 	cacheDir      string
+	metrics       string // --metrics ADDR
+	logLevel      logLevelFlag
 }
 
 // connFlags are the connection flags 'safepool run' and 'safepool serve'
@@ -116,6 +120,8 @@ func parseServeFlags(args []string, stdout io.Writer) (*serveOptions, error) {
 	val("memory", (*sizeFlag)(&o.memory))
 	fs.StringVar(&o.name, "name", "", "")
 	fs.StringVar(&o.cacheDir, "cache-dir", "", "")
+	fs.StringVar(&o.metrics, "metrics", "", "")
+	val("log-level", &o.logLevel)
 	if err := fs.Parse(args); err != nil {
 		switch {
 		case errors.Is(err, flag.ErrHelp):
@@ -239,6 +245,28 @@ func serveCommand(args []string, stdout, stderr io.Writer) error {
 		Name: o.name, Workers: o.workers, Spares: o.spares, MaxMemory: o.memory,
 		CacheDir: o.cacheDir, WorkerCommand: workerCommand(""), Logf: logf,
 	}
+	var observers []func(pool.Event)
+	if logger := o.logLevel.logger(stderr); logger != nil {
+		agent.Logf = func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
+		observers = append(observers, func(e pool.Event) { logAgentEvent(logger, e) })
+	}
+	if o.metrics != "" {
+		c, srv, err := ServeMetrics(o.metrics, stderr)
+		if err != nil {
+			return usageErrorf("serve: --metrics %s: %v; give a free address such as 127.0.0.1:9091, or :0 for any port", o.metrics, err)
+		}
+		defer srv.Close()
+		observers = append(observers, c.Observe)
+	}
+	if len(observers) > 0 {
+		agent.Observer = func(v any) {
+			if e, ok := v.(pool.Event); ok {
+				for _, f := range observers {
+					f(e)
+				}
+			}
+		}
+	}
 	if o.conn.nats != "" {
 		opts := o.conn.options()
 		opts.Logf = logf
@@ -261,6 +289,37 @@ func serveCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	logf("stopped")
 	return nil
+}
+
+// logAgentEvent writes one of an agent's events as a structured record:
+// worker starts at info, worker deaths and failed attempts at warn,
+// attempts that succeeded at debug.
+func logAgentEvent(l *slog.Logger, e pool.Event) {
+	ctx := context.Background()
+	attrs := []slog.Attr{slog.String("agent", e.Agent)}
+	switch e.Kind {
+	case pool.EventWorkerStart:
+		l.LogAttrs(ctx, slog.LevelInfo, "worker started", append(attrs, slog.Int("pid", e.WorkerPID))...)
+	case pool.EventWorkerExit:
+		attrs = append(attrs, slog.Int("pid", e.WorkerPID), slog.String("cause", e.Cause))
+		if e.Signal != "" {
+			attrs = append(attrs, slog.String("signal", e.Signal))
+		}
+		level := slog.LevelWarn
+		if e.Cause == "retired" || e.Cause == "stopped" {
+			level = slog.LevelInfo
+		}
+		l.LogAttrs(ctx, level, "worker ended", append(attrs, slog.String("reason", e.Reason))...)
+	case pool.EventTaskEnd:
+		attrs = append(attrs, slog.String("func", e.Func), slog.String("status", e.Status.String()), slog.Int("pid", e.WorkerPID))
+		if e.Status == pool.StatusOK {
+			l.LogAttrs(ctx, slog.LevelDebug, "attempt ended", attrs...)
+			return
+		}
+		l.LogAttrs(ctx, slog.LevelWarn, "attempt failed", append(attrs, slog.String("error", e.Reason))...)
+	case pool.EventBreakerTrip:
+		l.LogAttrs(ctx, slog.LevelError, "workers cannot be kept up", append(attrs, slog.String("reason", e.Reason))...)
+	}
 }
 
 // defaultStore is where a server keeps its files by default.

@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bufio"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,8 +73,15 @@ func TestServeHelp(t *testing.T) {
 }
 
 // startServe starts 'safepool serve' and waits for its line saying it
-// serves; ok is false when the binary has no agent to serve with.
-func startServe(t *testing.T, args ...string) (cmd *exec.Cmd, url string, ok bool) {
+// serves, and returns the URL it serves on.
+func startServe(t *testing.T, args ...string) (cmd *exec.Cmd, url string) {
+	cmd, url, _ = startServeLines(t, args...)
+	return cmd, url
+}
+
+// startServeLines is startServe that also returns the lines serve wrote
+// on stderr before it served.
+func startServeLines(t *testing.T, args ...string) (cmd *exec.Cmd, url string, before []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -84,10 +93,7 @@ func startServe(t *testing.T, args ...string) (cmd *exec.Cmd, url string, ok boo
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.Contains(line, "has no agent") {
-			_ = cmd.Wait()
-			return cmd, "", false
-		}
+		before = append(before, line)
 		if rest, found := strings.CutPrefix(line, "safepool: serving on "); found {
 			url, _, _ = strings.Cut(rest, " ")
 			// The rest of stderr is read by the time the process exits.
@@ -95,19 +101,16 @@ func startServe(t *testing.T, args ...string) (cmd *exec.Cmd, url string, ok boo
 				for sc.Scan() {
 				}
 			}()
-			return cmd, url, true
+			return cmd, url, before
 		}
 	}
 	_ = cmd.Wait()
 	t.Fatalf("safepool serve stopped before it served: %v", sc.Err())
-	return nil, "", false
+	return nil, "", nil
 }
 
 func TestServeStopsOnSIGTERM(t *testing.T) {
-	cmd, url, ok := startServe(t, "--listen", "127.0.0.1:0", "--workers", "1", "--store", t.TempDir())
-	if !ok {
-		t.Skip("this build's package pool sets up no agent yet")
-	}
+	cmd, url := startServe(t, "--listen", "127.0.0.1:0", "--workers", "1", "--store", t.TempDir())
 	require.True(t, strings.HasPrefix(url, "nats://127.0.0.1:"), url)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	err := cmd.Wait()
@@ -141,10 +144,7 @@ func TestLeanWorkerIsUsedWhenItSitsNextToTheCommand(t *testing.T) {
 // TestServeWorkersDieWithItOnSIGKILL: the workers of a served agent have
 // SIGKILL as their parent-death signal, like those of a local run.
 func TestServeWorkersDieWithItOnSIGKILL(t *testing.T) {
-	cmd, url, ok := startServe(t, "--listen", "127.0.0.1:0", "--workers", "2", "--store", t.TempDir())
-	if !ok {
-		t.Skip("this build's package pool sets up no agent yet")
-	}
+	cmd, url := startServe(t, "--listen", "127.0.0.1:0", "--workers", "2", "--store", t.TempDir())
 	// A run whose tasks sleep keeps the agent's workers busy.
 	r := start(t, strings.NewReader(strings.Repeat("60000\n", 4)), "run", "--nats", url, "--module", tasks(t), "--func", "sleep", "--workers", "2")
 	var workers []int
@@ -161,4 +161,46 @@ func TestServeWorkersDieWithItOnSIGKILL(t *testing.T) {
 		waitGone(t, w)
 	}
 	require.NoError(t, syscall.Kill(r.pid(), syscall.SIGKILL))
+}
+
+// TestServeMetrics: --metrics serves the agent's counts of the attempts it
+// ran and the workers it started, while it serves.
+func TestServeMetrics(t *testing.T) {
+	cmd, url, before := startServeLines(t, "--listen", "127.0.0.1:0", "--workers", "1", "--store", t.TempDir(),
+		"--metrics", "127.0.0.1:0", "--log-level", "info")
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	var addr string
+	for _, l := range before {
+		if rest, ok := strings.CutPrefix(l, "safepool: serving metrics on "); ok {
+			addr = rest
+		}
+	}
+	require.NotEmpty(t, addr, "serve says where its metrics are: %q", before)
+
+	o := cli(t, numbers(5), "run", "--nats", url, "--module", tasks(t), "--func", "square")
+	require.Equal(t, 0, o.code, o.stderr)
+	requireSquares(t, o.stdout, 5)
+
+	resp, err := http.Get(addr)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Contains(t, string(body), `safepool_attempts_total{status="ok"} 5`)
+	require.Regexp(t, `safepool_worker_starts_total [1-9]`, string(body))
+}
+
+func TestServeRefusesBadObservingFlags(t *testing.T) {
+	o := cli(t, "", "serve", "--listen", "127.0.0.1:0", "--log-level", "loud")
+	require.Equal(t, 2, o.code)
+	require.Contains(t, o.stderr, "--log-level")
+	require.Contains(t, o.stderr, "use debug, info, warn or error")
+
+	o = cli(t, "", "serve", "--listen", "127.0.0.1:0", "--store", t.TempDir(), "--metrics", "nowhere")
+	require.Equal(t, 2, o.code)
+	require.Contains(t, o.stderr, "--metrics nowhere")
+	require.Contains(t, o.stderr, "give a free address such as 127.0.0.1:9091")
 }

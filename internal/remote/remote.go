@@ -252,6 +252,13 @@ type AgentConfig struct {
 	Heartbeat time.Duration
 	// Logf, when set, gets one line per notable event.
 	Logf func(format string, args ...any)
+	// Observer, when set, receives a pool.Event (package pool's type;
+	// this package cannot name it) for each worker event of the agent's
+	// local pools and an EventTaskEnd for each attempt they ran, with
+	// the agent's name and host. It is called from the agent's
+	// goroutines and must return quickly. It is how 'safepool serve
+	// --metrics' counts an agent's work.
+	Observer func(event any)
 }
 
 // RunAgent runs an agent over t until ctx is done, then releases what it
