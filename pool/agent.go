@@ -35,7 +35,8 @@ type agent struct {
 
 	mu    sync.Mutex
 	pools map[string]*apool
-	held  int           // chunks held, across pools
+	gone  map[string]bool // pools that said they closed: never started again
+	held  int             // chunks held, across pools
 	room  chan struct{} // a chunk ended
 	wg    sync.WaitGroup
 }
@@ -96,7 +97,7 @@ func runAgent(ctx context.Context, cfg remote.AgentConfig, tr remote.AgentTransp
 	a := &agent{
 		cfg: cfg, tr: tr, ctx: ctx,
 		me:    remote.Agent{Name: cfg.Name, Host: host, Instance: cfg.Instance, Workers: cfg.Workers},
-		pools: map[string]*apool{}, room: make(chan struct{}, 1),
+		pools: map[string]*apool{}, gone: map[string]bool{}, room: make(chan struct{}, 1),
 	}
 	if err := subscribe(a); err != nil {
 		return fmt.Errorf("agent: subscribe: %w", err)
@@ -193,6 +194,9 @@ func (a *agent) sendReady(p *apool) {
 // Stop stops chunks of a pool, or the whole pool.
 func (a *agent) Stop(s *remote.Stop) {
 	a.mu.Lock()
+	if s.All {
+		a.gone[s.Pool] = true
+	}
 	p := a.pools[s.Pool]
 	if p == nil {
 		a.mu.Unlock()
@@ -201,7 +205,8 @@ func (a *agent) Stop(s *remote.Stop) {
 	if s.All {
 		a.closePoolLocked(p)
 		a.mu.Unlock()
-		go p.stopWorkers()
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); p.stopWorkers() }()
 		return
 	}
 	var runs []*run
@@ -229,6 +234,9 @@ func (a *agent) poolFor(s *remote.Spec) *apool {
 	}
 	if p := a.pools[s.Pool]; p != nil {
 		return p
+	}
+	if a.gone[s.Pool] {
+		return nil // a late Prepare or chunk of a pool that closed
 	}
 	p := &apool{
 		a: a, spec: *s, q: newQueue(), ready: make(chan struct{}),
@@ -662,7 +670,8 @@ func (a *agent) beat() {
 			for _, p := range a.pools {
 				if len(p.byID) == 0 && now.Sub(p.used) > idlePool {
 					a.closePoolLocked(p)
-					go p.stopWorkers()
+					a.wg.Add(1)
+					go func() { defer a.wg.Done(); p.stopWorkers() }()
 					continue
 				}
 				a.beatLocked(p, seq)
