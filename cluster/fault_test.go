@@ -220,6 +220,10 @@ func TestClusterFaults(t *testing.T) {
 	c := newNATSCluster(t)
 	c.agent()
 	c.agent()
+	if _, soak := clusterChaosTime(t); soak {
+		t.Run("chaos", func(t *testing.T) { testClusterChaos(t, c) })
+		return
+	}
 
 	t.Run("worker SIGKILL", func(t *testing.T) {
 		ev := &events{kill: map[int]bool{3: true}}
@@ -336,4 +340,23 @@ func TestClusterFaults(t *testing.T) {
 		}
 		require.Empty(t, p.KilledTasks())
 	})
+
+	t.Run("chaos", func(t *testing.T) { testClusterChaos(t, c) })
+}
+
+// testClusterChaos runs the chaos on c, with two agents of its own.
+func testClusterChaos(t *testing.T, c *natsCluster) {
+	d, soak := clusterChaosTime(t)
+	live := []string{c.agent(), c.agent()}
+	var fig clusterFigures
+	runClusterChaos(t, c, live, d, &fig)
+	t.Logf("cluster chaos: %s", &fig)
+	if soak {
+		fmt.Printf("cluster chaos: %s\n", &fig)
+	}
+	require.Zero(t, fig.hangs.Load(), "hangs")
+	require.Zero(t, fig.lost.Load(), "lost results")
+	require.Zero(t, fig.doubled.Load(), "doubled results")
+	require.NotZero(t, fig.maps.Load(), "no map ran")
+	require.NotZero(t, fig.workerKills.Load()+fig.agentKills.Load()+fig.stops.Load(), "the monkey did nothing: the test tested nothing")
 }
