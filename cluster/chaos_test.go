@@ -149,8 +149,9 @@ func (m *clusterMonkey) run() {
 				m.mu.Lock()
 				m.live[a] = false
 				m.mu.Unlock()
+				d := time.Duration(1000+m.rng.IntN(2000)) * time.Millisecond
 				wg.Go(func() {
-					time.Sleep(time.Duration(1000+m.rng.IntN(2000)) * time.Millisecond)
+					time.Sleep(d)
 					m.c.signal(a, syscall.SIGCONT)
 					m.mu.Lock()
 					m.live[a] = true
@@ -165,7 +166,7 @@ func (m *clusterMonkey) run() {
 func clusterChaosTime(t *testing.T) (time.Duration, bool) {
 	v := os.Getenv("SAFEPOOL_SOAK_CLUSTER")
 	if v == "" {
-		return 4 * time.Second, false
+		return 3 * time.Second, false
 	}
 	d, err := time.ParseDuration(v)
 	require.NoError(t, err, "SAFEPOOL_SOAK_CLUSTER must be a duration such as 5m")
