@@ -57,8 +57,9 @@ bench: ## install the Python peers (Debian packages), run the hot-path benchmark
 	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md
 	$(GO) run ./bench/cmd/safepool-bench -only kills,oom -out bench/matrix/RESULTS.md -readme README.md
 
-soak: ## the chaos test for minutes (SOAK=5m by default), then start-up storms; prints tasks, kills, retries, breaker trips, recoveries, hangs, lost
+soak: ## the chaos test for minutes (SOAK=5m by default), then start-up storms, then the cluster's chaos (three servers, agent processes SIGKILLed and SIGSTOPped) for SOAK; prints tasks, kills, retries, breaker trips, recoveries, hangs, lost, doubled
 	SAFEPOOL_SOAK=$${SOAK:-5m} $(GO) test -run TestChaos -count=1 -timeout 0 -v ./pool/
+	SAFEPOOL_SOAK_CLUSTER=$${SOAK:-5m} $(GO) test -run 'TestClusterFaults/chaos' -count=1 -timeout 0 -v ./cluster/
 
 check: ## cross-build the guests for wasip1, go mod tidy and go vet (here and in engine/wasmtime); fail if the tree changed
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guest/... $(addprefix ./,$(EXAMPLE_GUESTS))

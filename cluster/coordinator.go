@@ -77,6 +77,9 @@ func (c *coordinator) subscribe() error {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	c.inbox = sub
+	if c.opts.noAdvisories {
+		return c.nc.Flush()
+	}
 	if c.lost, err = c.nc.Subscribe(disconnectAdvisories, c.disconnected); err != nil {
 		return fmt.Errorf("cluster: subscribe to disconnect advisories: %w", err)
 	}

@@ -21,3 +21,10 @@ func WaitProbe(c remote.Coordinator) bool {
 	<-co.probed
 	return co.advisories.Load()
 }
+
+// WithoutAdvisories returns o for a pool that does not subscribe to
+// disconnect advisories: it learns of a lost agent from its heartbeats.
+func WithoutAdvisories(o Options) Options {
+	o.noAdvisories = true
+	return o
+}

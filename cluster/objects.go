@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -39,16 +40,45 @@ func putObject(ctx context.Context, obj jetstream.ObjectStore, key string, data 
 			return nil
 		}
 	}
-	if _, err := obj.PutBytes(ctx, key, data); err != nil {
+	err := whileElecting(ctx, func() error {
+		_, err := obj.PutBytes(ctx, key, data)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("cluster: store object %s: %w", key, err)
 	}
 	return nil
 }
 
+// whileElecting calls f again, for up to setupTimeout, while no server
+// answers: the bucket of a cluster that just started, or that lost a
+// server, has no stream leader until the servers elect one.
+func whileElecting(ctx context.Context, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for {
+		err := f()
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
 // getObject fetches the object under key, and checks a module's bytes
 // against their key.
 func getObject(ctx context.Context, obj jetstream.ObjectStore, key string) ([]byte, error) {
-	r, err := obj.Get(ctx, key)
+	var r jetstream.ObjectResult
+	err := whileElecting(ctx, func() (err error) {
+		r, err = obj.Get(ctx, key)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: fetch object %s: %w", key, err)
 	}

@@ -33,6 +33,11 @@ type Options struct {
 	// that does not share its disconnect advisories. Default: the
 	// standard logger.
 	Logf func(format string, args ...any)
+
+	// noAdvisories, for tests only (see export_test.go), keeps a pool
+	// from subscribing to disconnect advisories, so that it learns of a
+	// lost agent from its missing heartbeats.
+	noAdvisories bool
 }
 
 // ErrOptions is the error of a Config.ClusterOptions of a type other than

@@ -37,10 +37,25 @@ func TestMain(m *testing.M) {
 // terminates with its test, the inputs "0" … "n-1", and their outputs.
 var (
 	cacheDir = enginetest.CacheDir
-	newPool  = enginetest.NewPool
 	ints     = enginetest.Ints
 	squares  = enginetest.Squares
 )
+
+// clusterTarget, when set, is the Config.Cluster of every pool newPool
+// makes that does not choose its own: TestEmbedded runs the suites on
+// "embedded" with it.
+var clusterTarget string
+
+// newPool is a pool that terminates with its test, on clusterTarget.
+func newPool(t *testing.T, module string, edit func(*pool.Config)) *pool.Pool {
+	t.Helper()
+	return enginetest.NewPool(t, module, func(c *pool.Config) {
+		c.Cluster = clusterTarget
+		if edit != nil {
+			edit(c)
+		}
+	})
+}
 
 // killer kills, with a real SIGKILL, the worker that starts the tasks
 // whose index is in targets, once per index.
