@@ -37,7 +37,7 @@ type agent struct {
 	pools map[string]*apool
 	gone  map[string]bool // pools that said they closed: never started again
 	held  int             // chunks held, across pools
-	room  chan struct{} // a chunk ended
+	room  chan struct{}   // a chunk ended
 	wg    sync.WaitGroup
 }
 
@@ -621,6 +621,12 @@ func (p *apool) holdsLocked(id uint64) bool {
 // onTrip gives back everything the pool's chunks hold: this agent cannot
 // keep workers up for it.
 func (p *apool) onTrip(err error) {
+	p.releaseAll("its workers cannot be kept up: " + err.Error())
+}
+
+// releaseAll gives back, without charge, every attempt the pool's chunks
+// hold here.
+func (p *apool) releaseAll(why string) {
 	a := p.a
 	a.mu.Lock()
 	chunks := make([]*achunk, 0, len(p.byID))
@@ -629,7 +635,7 @@ func (p *apool) onTrip(err error) {
 	}
 	a.mu.Unlock()
 	for _, ch := range chunks {
-		a.release(p, ch, nil, "its workers cannot be kept up: "+err.Error())
+		a.release(p, ch, nil, why)
 	}
 }
 
@@ -731,15 +737,7 @@ func (a *agent) shutdown() {
 	}
 	a.mu.Unlock()
 	for _, p := range pools {
-		a.mu.Lock()
-		chunks := make([]*achunk, 0, len(p.byID))
-		for _, ch := range p.byID {
-			chunks = append(chunks, ch)
-		}
-		a.mu.Unlock()
-		for _, ch := range chunks {
-			a.release(p, ch, nil, a.me.String()+" is shutting down")
-		}
+		p.releaseAll(a.me.String() + " is shutting down")
 		a.mu.Lock()
 		a.closePoolLocked(p)
 		a.mu.Unlock()

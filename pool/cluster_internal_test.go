@@ -23,19 +23,7 @@ import (
 // lose result messages and send others twice. Every attempt must be
 // settled once, and every task must end exactly once, with its own result.
 
-var (
-	unitBusesMu sync.Mutex
-	unitBuses   = map[string]*remotetest.Bus{}
-)
-
-func init() {
-	remote.Register(func(ctx context.Context, cfg remote.OpenConfig, h remote.Handler) (remote.Coordinator, error) {
-		unitBusesMu.Lock()
-		b := unitBuses[strings.TrimPrefix(cfg.Target, "unit:")]
-		unitBusesMu.Unlock()
-		return b.Open(ctx, cfg, h)
-	}, "unit:")
-}
+var unitBuses = remotetest.Register("unit:")
 
 // fakeAgent runs chunks by computing squares itself, and misbehaves at
 // random.
@@ -146,11 +134,7 @@ func TestClusterDispatcherSettlesEachAttemptOnce(t *testing.T) {
 
 	for _, policy := range []Policy{Skip, Retry} {
 		t.Run(policy.String(), func(t *testing.T) {
-			bus := remotetest.New()
-			name := strings.ReplaceAll(t.Name(), "/", "_")
-			unitBusesMu.Lock()
-			unitBuses[name] = bus
-			unitBusesMu.Unlock()
+			bus, target := unitBuses.New(strings.ReplaceAll(t.Name(), "/", "_"))
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
 			defer func() { cancel(); bus.Close(); wg.Wait() }()
@@ -174,7 +158,7 @@ func TestClusterDispatcherSettlesEachAttemptOnce(t *testing.T) {
 
 			wasm, err := testguest.Build("wchaos")
 			require.NoError(t, err)
-			p, err := New(ctx, Config{Module: wasm, Cluster: "unit:" + name, KillPolicy: policy, BatchSize: 8,
+			p, err := New(ctx, Config{Module: wasm, Cluster: target, KillPolicy: policy, BatchSize: 8,
 				Retry: RetryPolicy{MaxAttempts: 50, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}})
 			require.NoError(t, err)
 			defer p.Terminate()

@@ -21,36 +21,20 @@ import (
 // processes, and a bus that can cut an agent off, with or without the
 // disconnect advisory, and deliver what it sent late.
 
-var (
-	busesMu sync.Mutex
-	buses   = map[string]*remotetest.Bus{}
-)
-
-func init() {
-	remote.Register(func(ctx context.Context, cfg remote.OpenConfig, h remote.Handler) (remote.Coordinator, error) {
-		busesMu.Lock()
-		b := buses[strings.TrimPrefix(cfg.Target, "mem:")]
-		busesMu.Unlock()
-		return b.Open(ctx, cfg, h)
-	}, "mem:")
-}
+var buses = remotetest.Register("mem:")
 
 // testCluster is a bus with agents on it.
 type testCluster struct {
 	t      *testing.T
-	name   string
+	target string
 	bus    *remotetest.Bus
 	agents map[string]*remotetest.Agent
 	stops  map[string]func()
 }
 
 func newTestCluster(t *testing.T) *testCluster {
-	b := remotetest.New()
-	name := strings.ReplaceAll(t.Name(), "/", "_")
-	busesMu.Lock()
-	buses[name] = b
-	busesMu.Unlock()
-	tc := &testCluster{t: t, name: name, bus: b, agents: map[string]*remotetest.Agent{}, stops: map[string]func(){}}
+	b, target := buses.New(strings.ReplaceAll(t.Name(), "/", "_"))
+	tc := &testCluster{t: t, target: target, bus: b, agents: map[string]*remotetest.Agent{}, stops: map[string]func(){}}
 	t.Cleanup(func() {
 		for _, stop := range tc.stops {
 			stop()
@@ -85,7 +69,7 @@ func (tc *testCluster) stopAgent(name string) {
 
 func (tc *testCluster) pool(t *testing.T, edit func(*pool.Config)) *pool.Pool {
 	return newPool(t, "tasks", func(c *pool.Config) {
-		c.Cluster = "mem:" + tc.name
+		c.Cluster = tc.target
 		if edit != nil {
 			edit(c)
 		}
@@ -280,7 +264,7 @@ func TestClusterDamagedModule(t *testing.T) {
 		return data
 	}
 	tc.agent("a1", 1)
-	_, err := pool.New(context.Background(), pool.Config{Module: squareWasm, Cluster: "mem:" + tc.name, CacheDir: cacheDir(t)})
+	_, err := pool.New(context.Background(), pool.Config{Module: squareWasm, Cluster: tc.target, CacheDir: cacheDir(t)})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "is damaged")
 	require.Contains(t, err.Error(), "agent a1")
@@ -289,7 +273,7 @@ func TestClusterDamagedModule(t *testing.T) {
 // No agent: New fails after StartTimeout, and says what to do.
 func TestClusterNoAgent(t *testing.T) {
 	tc := newTestCluster(t)
-	_, err := pool.New(context.Background(), pool.Config{Module: squareWasm, Cluster: "mem:" + tc.name, StartTimeout: 300 * time.Millisecond})
+	_, err := pool.New(context.Background(), pool.Config{Module: squareWasm, Cluster: tc.target, StartTimeout: 300 * time.Millisecond})
 	require.ErrorIs(t, err, pool.ErrNoAgent)
 	require.Contains(t, err.Error(), "safepool serve")
 }

@@ -450,3 +450,36 @@ func (a *Agent) MaxPayload() int { return a.b.MaxPayload }
 
 var _ remote.Coordinator = (*poolSide)(nil)
 var _ remote.AgentTransport = (*Agent)(nil)
+
+// Registry makes buses reachable as cluster targets PREFIX+NAME, so that a
+// pool's Config.Cluster can name one.
+type Registry struct {
+	prefix string
+	mu     sync.Mutex
+	buses  map[string]*Bus
+}
+
+// Register registers a transport for targets that start with prefix, each
+// naming a bus of the registry.
+func Register(prefix string) *Registry {
+	r := &Registry{prefix: prefix, buses: map[string]*Bus{}}
+	remote.Register(func(ctx context.Context, cfg remote.OpenConfig, h remote.Handler) (remote.Coordinator, error) {
+		r.mu.Lock()
+		b := r.buses[cfg.Target[len(prefix):]]
+		r.mu.Unlock()
+		if b == nil {
+			return nil, fmt.Errorf("remotetest: no bus %q", cfg.Target)
+		}
+		return b.Open(ctx, cfg, h)
+	}, prefix)
+	return r
+}
+
+// New makes a bus and returns it with the target that names it.
+func (r *Registry) New(name string) (*Bus, string) {
+	b := New()
+	r.mu.Lock()
+	r.buses[name] = b
+	r.mu.Unlock()
+	return b, r.prefix + name
+}
