@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -748,12 +749,15 @@ func (p *Pool) startCluster(ctx context.Context) (*Pool, error) {
 		Workers: cfg.Workers, Spares: cfg.Spares, CacheDir: cfg.CacheDir, WorkerCommand: cfg.WorkerCommand,
 	}, c)
 	if err != nil {
-		return nil, fmt.Errorf("pool: cluster %s: %w", cfg.Cluster, err)
+		if errors.Is(err, remote.ErrNoTransport) {
+			return nil, fmt.Errorf("pool: cluster %s: %w", cfg.Cluster, err)
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrCluster, cfg.Cluster, err)
 	}
 	c.spec.Pool = tr.Pool()
 	if err := tr.PutObject(ctx, spec.Module, wasm); err != nil {
 		tr.Close()
-		return nil, fmt.Errorf("pool: cluster %s: store the module: %w", cfg.Cluster, err)
+		return nil, fmt.Errorf("%w: %s: store the module: %w", ErrCluster, cfg.Cluster, err)
 	}
 	c.start(tr)
 	p.disp = c

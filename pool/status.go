@@ -161,6 +161,9 @@ var (
 	// tasks: none joined within StartTimeout, or none has been alive for
 	// StartGiveUp while tasks waited.
 	ErrNoAgent = errors.New("pool: no agent in the cluster")
+	// ErrCluster says that a pool could not reach its cluster: the
+	// servers of Config.Cluster, or its object store.
+	ErrCluster = errors.New("pool: cluster unavailable")
 )
 
 // TaskError names the task that aborted a map.

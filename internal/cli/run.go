@@ -282,6 +282,8 @@ func startPool(ctx context.Context, o *runOptions) (*pool.Pool, error) {
 		return nil, failedErrorf("run failed: %s; nothing ran", startFailure(se))
 	case ctx.Err() != nil:
 		return nil, failedErrorf("run interrupted while the workers started; nothing ran")
+	case errors.Is(err, pool.ErrNoAgent), errors.Is(err, pool.ErrCluster):
+		return nil, failedErrorf("run failed: %v; nothing ran", err)
 	case errors.Is(err, pool.ErrStartTimeout):
 		limit := "30s, the default"
 		if o.startTimeout > 0 {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/cluster"
 )
 
 func TestServeRefusesBadFlags(t *testing.T) {
@@ -203,4 +205,22 @@ func TestServeRefusesBadObservingFlags(t *testing.T) {
 	require.Equal(t, 2, o.code)
 	require.Contains(t, o.stderr, "--metrics nowhere")
 	require.Contains(t, o.stderr, "give a free address such as 127.0.0.1:9091")
+}
+
+// TestRunOnAClusterWithoutAgents: a run on servers that no agent has
+// joined fails within --start-timeout, with exit code 1, and says how to
+// start one; one on servers that cannot be reached fails the same way.
+func TestRunOnAClusterWithoutAgents(t *testing.T) {
+	srv, err := cluster.StartServer(cluster.ServerConfig{})
+	require.NoError(t, err)
+	defer srv.Shutdown()
+	o := cli(t, numbers(3), "run", "--nats", srv.ClientURL(), "--module", tasks(t), "--func", "square", "--start-timeout", "1s")
+	require.Equal(t, 1, o.code, o.stderr)
+	require.Contains(t, o.stderr, "no agent joined the cluster")
+	require.Contains(t, o.stderr, "safepool serve --nats")
+	require.Empty(t, o.stdout)
+
+	o = cli(t, numbers(3), "run", "--nats", "nats://127.0.0.1:1", "--module", tasks(t), "--func", "square")
+	require.Equal(t, 1, o.code, o.stderr)
+	require.Contains(t, o.stderr, "cluster unavailable")
 }
