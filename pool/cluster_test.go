@@ -339,3 +339,28 @@ func TestClusterCancelStopsAgents(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"0", "1", "4", "9"}, squares(t, rs))
 }
+
+// The retry's memory gate is checked on the agent that is to run the
+// retry: one whose machine stays short of memory gives up on the task,
+// which keeps its killed status and says where the gate was.
+func TestClusterMemoryGateOnAgent(t *testing.T) {
+	ctx := context.Background()
+	tc := newTestCluster(t)
+	tc.agent("a1", 2)
+	restore := pool.SetMemAvailable(func() (int64, error) { return 1 << 20, nil })
+	defer restore()
+	k := newKiller(3)
+	p := tc.pool(t, func(c *pool.Config) {
+		c.OnEvent = k.onEvent
+		c.KillPolicy = pool.Retry
+		c.Retry.MinAvailable = 1 << 40
+		c.Retry.GateTimeout = 300 * time.Millisecond
+	})
+	rs, err := p.Map(ctx, "slow_square", ints(6))
+	require.NoError(t, err)
+	require.Equal(t, []string{"0", "1", "4", "<killed>", "16", "25"}, squares(t, rs))
+	require.Contains(t, rs[3].Error, "not retried: memory gate")
+	require.Contains(t, rs[3].Error, "agent a1 on host")
+	require.Equal(t, 1, rs[3].Attempts)
+	require.Len(t, p.KilledTasks(), 1)
+}
