@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,7 +31,9 @@ const disconnectAdvisories = "$SYS.ACCOUNT.*.DISCONNECT"
 const probePrefix = "safepool-probe/"
 
 // probeWait bounds the wait for the probe's advisory.
-var probeWait = 5 * time.Second
+var probeWait atomic.Int64 // nanoseconds; 5 s unless a test sets it
+
+func init() { probeWait.Store(int64(5 * time.Second)) }
 
 // advisory is the part of a disconnect advisory the pool reads.
 type advisory struct {
@@ -78,7 +81,7 @@ func (c *coordinator) probeAdvisories() {
 	select {
 	case <-done:
 		c.advisories.Store(true)
-	case <-time.After(probeWait):
+	case <-time.After(time.Duration(probeWait.Load())):
 		if !c.nc.IsClosed() {
 			c.opts.logf("warning: the NATS servers do not share client disconnect advisories with this account (%s): a pool sees that an agent is gone from its missing heartbeats only, in about a second; see the cluster package's documentation for the server configuration", disconnectAdvisories)
 		}

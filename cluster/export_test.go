@@ -9,9 +9,8 @@ import (
 // SetProbeWait shortens the wait for the advisory probe; the func it
 // returns restores it.
 func SetProbeWait(d time.Duration) func() {
-	old := probeWait
-	probeWait = d
-	return func() { probeWait = old }
+	old := probeWait.Swap(int64(d))
+	return func() { probeWait.Store(old) }
 }
 
 // WaitProbe waits until c's advisory probe is over and says whether the
