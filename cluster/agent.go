@@ -188,10 +188,19 @@ func (a *agent) Claim(ctx context.Context, cl *remote.Claim) (bool, error) {
 		// The agent stops: the delivery goes to another agent after
 		// ackWait.
 		return false, ctx.Err()
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		a.logf("cluster: pool %s does not answer claims (%v): its chunk %d is dropped", cl.Pool, err, cl.Chunk)
+	case errors.Is(err, nats.ErrNoResponders):
+		a.logf("cluster: pool %s is gone (%v): its chunk %d is dropped", cl.Pool, err, cl.Chunk)
 		a.dropPool(cl.Pool)
 	default:
+		// No answer in time (a pool busy or a network slow), or another
+		// failure: the chunk is not dropped, for the pool may still want
+		// it; the work queue delivers it again, to this agent or another,
+		// and the pool grants it once whatever happens.
+		if ok {
+			if nerr := d.msg.Nak(); nerr != nil {
+				a.logf("cluster: return chunk %d of pool %s to the work queue: %v", cl.Chunk, cl.Pool, nerr)
+			}
+		}
 		return false, fmt.Errorf("cluster: claim chunk %d of pool %s: %w", cl.Chunk, cl.Pool, err)
 	}
 	if ok {

@@ -333,3 +333,28 @@ func TestSendAfterTheServerIsGoneFails(t *testing.T) {
 	defer cancel()
 	require.Error(t, c.Send(ctx, chunk(c.Pool(), 1, 1)))
 }
+
+// A claim the pool does not answer in time (a pool busy, a network slow)
+// is not dropped: the chunk goes back to the work queue and comes again.
+func TestUnansweredClaimReturnsTheChunk(t *testing.T) {
+	srv := startServer(t, cluster.ServerConfig{})
+	openPool(t, srv.ClientURL(), nil) // another pool; it sets up the stream
+	a := startAgent(t, srv.ClientURL(), cluster.Options{})
+	// Something listens for the pool's claims but never answers.
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	_, err = nc.SubscribeSync("safepool.to.busy.claim")
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	publishRaw(t, srv.ClientURL(), "busy", remote.MarshalChunk(chunk("busy", 9, 1)))
+
+	got := nextChunk(t, a)
+	require.Equal(t, uint64(9), got.ID)
+	ok, err := a.t.Claim(context.Background(), &remote.Claim{Pool: "busy", Chunk: 9, Agent: agentOf(a)})
+	require.Error(t, err)
+	require.False(t, ok)
+	again := nextChunk(t, a)
+	require.Equal(t, uint64(9), again.ID, "the chunk came back")
+	require.Equal(t, "busy", again.Spec.Pool)
+}
