@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,15 +54,19 @@ func BenchmarkMapCollector(b *testing.B) {
 }
 
 // BenchmarkObserve measures the collector's own cost per task: the two
-// events an ok task brings (its attempt's end and its final result).
+// events an ok task brings (its attempt's end and its final result), from
+// goroutines that each stand for one worker, as in a pool.
 func BenchmarkObserve(b *testing.B) {
 	c := metrics.New()
-	end := pool.Event{Kind: pool.EventTaskEnd, Status: pool.StatusOK}
-	end.Stats.Start = time.Unix(0, 1_000_000)
-	end.Stats.End = end.Stats.Start.Add(1500 * time.Nanosecond)
-	end.Stats.PeakMemory = 2 << 20
-	final := pool.Event{Kind: pool.EventTaskFinal, Status: pool.StatusOK}
+	var pids atomic.Int64
+	pids.Store(4000)
 	b.RunParallel(func(pb *testing.PB) {
+		pid := int(pids.Add(1))
+		end := pool.Event{Kind: pool.EventTaskEnd, Status: pool.StatusOK, WorkerPID: pid}
+		end.Stats.Start = time.Unix(0, 1_000_000)
+		end.Stats.End = end.Stats.Start.Add(1500 * time.Nanosecond)
+		end.Stats.PeakMemory = 2 << 20
+		final := pool.Event{Kind: pool.EventTaskFinal, Status: pool.StatusOK, WorkerPID: pid}
 		for pb.Next() {
 			c.Observe(end)
 			c.Observe(final)

@@ -19,8 +19,10 @@ const statusSlots = 32
 // It implements prometheus.Collector. Its methods are safe for concurrent
 // use. A Collector watches one pool.
 type Collector struct {
-	tasks    [statusSlots]atomic.Uint64
-	attempts [statusSlots]atomic.Uint64
+	// stripes hold what every task adds: each worker process counts into
+	// the stripe its pid picks, so that the pool's goroutines, which handle
+	// different workers, seldom add to the same cache line.
+	stripes  [stripeCount]stripe
 	retries  [statusSlots]atomic.Uint64
 	starts   atomic.Uint64
 	restarts atomic.Uint64
@@ -28,9 +30,6 @@ type Collector struct {
 	// unreplaced counts workers that ended and were not yet replaced: the
 	// next start or promotion is a restart.
 	unreplaced atomic.Int64
-
-	duration prometheus.Histogram
-	peak     prometheus.Histogram
 
 	mu     sync.Mutex
 	deaths map[deathKey]uint64
@@ -41,6 +40,23 @@ type Collector struct {
 }
 
 type deathKey struct{ cause, signal string }
+
+// stripeCount is the number of stripes, a power of two.
+const stripeCount = 8
+
+// stripe is one share of the per-task counters, padded to keep apart the
+// cache lines of two stripes.
+type stripe struct {
+	tasks    [statusSlots]atomic.Uint64
+	attempts [statusSlots]atomic.Uint64
+	duration histogram
+	peak     histogram
+	_        [128]byte
+}
+
+func (c *Collector) stripe(pid int) *stripe {
+	return &c.stripes[uint(pid)&(stripeCount-1)]
+}
 
 var (
 	descTasks    = prometheus.NewDesc("safepool_tasks_total", "Tasks by final status.", []string{"status"}, nil)
@@ -55,44 +71,45 @@ var (
 	descRunning  = prometheus.NewDesc("safepool_tasks_running", "Tasks a worker is running now.", nil, nil)
 	descLive     = prometheus.NewDesc("safepool_workers_live", "Worker slots with a live worker.", nil, nil)
 	descRSS      = prometheus.NewDesc("safepool_worker_rss_bytes", "Resident memory of each live worker process (VmRSS), by worker slot.", []string{"worker"}, nil)
+	descDuration = prometheus.NewDesc("safepool_task_duration_seconds", "Duration of task attempts, from the worker's start of the task to its end.", nil, nil)
+	descPeak     = prometheus.NewDesc("safepool_task_peak_memory_bytes", "Peak linear memory of task attempts.", nil, nil)
+)
+
+// The histograms' buckets: durations from 1µs to about 67s, in seconds and
+// in whole nanoseconds; peak memory from 64 KiB to 4 GiB, in bytes.
+var (
+	durationBuckets = newBuckets(prometheus.ExponentialBuckets(1e-6, 4, 14), 1e9)
+	peakBuckets     = newBuckets(prometheus.ExponentialBuckets(64<<10, 2, 17), 1)
 )
 
 // New returns a collector with every counter at zero.
 func New() *Collector {
 	return &Collector{
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "safepool_task_duration_seconds",
-			Help:    "Duration of task attempts, from the worker's start of the task to its end.",
-			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 14), // 1µs to about 67s
-		}),
-		peak: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "safepool_task_peak_memory_bytes",
-			Help:    "Peak linear memory of task attempts.",
-			Buckets: prometheus.ExponentialBuckets(64<<10, 2, 17), // 64 KiB to 4 GiB
-		}),
 		deaths:  map[deathKey]uint64{},
 		readRSS: readRSS,
 	}
 }
 
 // Observe counts one event. Set it as the pool's Config.Observer. It
-// costs a few atomic additions per task.
+// costs a few uncontended atomic additions per task: every attempt and
+// task is counted, and every duration and peak goes into its histogram.
 func (c *Collector) Observe(e pool.Event) {
 	switch e.Kind {
 	case pool.EventTaskEnd:
-		c.attempts[slot(e.Status)].Add(1)
-		if s := e.Stats; !s.Start.IsZero() && !s.End.IsZero() {
-			c.duration.Observe(s.End.Sub(s.Start).Seconds())
+		st := c.stripe(e.WorkerPID)
+		st.attempts[slot(e.Status)].Add(1)
+		if s := &e.Stats; !s.Start.IsZero() && !s.End.IsZero() {
+			st.duration.observe(&durationBuckets, uint64(max(s.End.Sub(s.Start), 0)))
 		}
 		if e.Stats.PeakMemory > 0 {
-			c.peak.Observe(float64(e.Stats.PeakMemory))
+			st.peak.observe(&peakBuckets, uint64(e.Stats.PeakMemory))
 		}
 	case pool.EventTaskFinal:
-		c.tasks[slot(e.Status)].Add(1)
+		c.stripe(e.WorkerPID).tasks[slot(e.Status)].Add(1)
 	case pool.EventRetry:
 		c.retries[slot(e.Status)].Add(1)
 	case pool.EventNotRun:
-		c.tasks[slot(pool.StatusNotRun)].Add(uint64(e.Count))
+		c.stripes[0].tasks[slot(pool.StatusNotRun)].Add(uint64(e.Count))
 	case pool.EventWorkerStart:
 		c.starts.Add(1)
 		c.replaced()
@@ -147,11 +164,9 @@ var statuses = []pool.Status{pool.StatusOK, pool.StatusError, pool.StatusKilled,
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTasks, descAttempts, descRetries, descStarts, descRestarts, descDeaths,
-		descTrips, descQueued, descInFlight, descRunning, descLive, descRSS} {
+		descTrips, descQueued, descInFlight, descRunning, descLive, descRSS, descDuration, descPeak} {
 		ch <- d
 	}
-	c.duration.Describe(ch)
-	c.peak.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -162,9 +177,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	var tasks, attempts [statusSlots]uint64
+	var duration, peak histogramSum
+	for i := range c.stripes {
+		st := &c.stripes[i]
+		for j := range statusSlots {
+			tasks[j] += st.tasks[j].Load()
+			attempts[j] += st.attempts[j].Load()
+		}
+		duration.add(&st.duration)
+		peak.add(&st.peak)
+	}
 	for i := range statusSlots {
 		s := pool.Status(i)
-		t, a, r := c.tasks[i].Load(), c.attempts[i].Load(), c.retries[i].Load()
+		t, a, r := tasks[i], attempts[i], c.retries[i].Load()
 		if t+a+r == 0 && !isKnown(s) {
 			continue
 		}
@@ -186,8 +212,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	p := c.pool
 	c.mu.Unlock()
-	c.duration.Collect(ch)
-	c.peak.Collect(ch)
+	ch <- duration.metric(descDuration, &durationBuckets)
+	ch <- peak.metric(descPeak, &peakBuckets)
 	if p == nil {
 		return
 	}

@@ -133,6 +133,14 @@ func TestQuickRun(t *testing.T) {
 		require.Equal(t, len(opts.Guests), warm)
 		require.Equal(t, len(opts.ColdGuests), cold)
 	})
+	t.Run("metrics", func(t *testing.T) {
+		require.Len(t, res.Metrics, len(opts.Guests))
+		for _, m := range res.Metrics {
+			require.True(t, m.Correct, "%s: results and the collector's counts checked", m.Guest)
+			require.Len(t, m.On, len(m.Off), m.Guest)
+			require.Positive(t, m.Ratio(), m.Guest)
+		}
+	})
 	t.Run("chaos", func(t *testing.T) {
 		require.Len(t, res.Chaos, len(opts.Guests))
 		for _, c := range res.Chaos {

@@ -21,12 +21,13 @@ const (
 	ScenarioKills      = "kills"
 	ScenarioCLI        = "cli"
 	ScenarioOOM        = "oom"
+	ScenarioMetrics    = "metrics"
 )
 
 // Scenarios lists every scenario name.
 var Scenarios = []string{
 	ScenarioThroughput, ScenarioLatency, ScenarioRecovery, ScenarioStartup,
-	ScenarioChaos, ScenarioMemory, ScenarioKills, ScenarioCLI, ScenarioOOM,
+	ScenarioChaos, ScenarioMemory, ScenarioKills, ScenarioCLI, ScenarioOOM, ScenarioMetrics,
 }
 
 // The guests every scenario runs. Both export "square" on decimal integers,

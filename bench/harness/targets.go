@@ -209,6 +209,8 @@ func Targets(r *Results) []Target {
 			cliSpeedGoal, met(x >= goalCLIVsPython && us.PeakKiB <= goalCLIPeakKiB && us.Correct))
 	}
 
+	ts = append(ts, metricsTargets(r)...)
+
 	// Correctness checks of the scenarios.
 	check := func(name, scope, measured, goal string, ok *bool) {
 		ts = append(ts, Target{Name: name, Scope: scope, Measured: measured, Goal: goal, Met: ok, Check: true})

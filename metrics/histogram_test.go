@@ -1,0 +1,75 @@
+package metrics
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/pool"
+)
+
+func TestBucketIndex(t *testing.T) {
+	b := &durationBuckets
+	require.Equal(t, 0, b.index(0))
+	require.Equal(t, 0, b.index(1000), "1µs is at most the first bound, 1e-06 s")
+	require.Equal(t, 1, b.index(1001))
+	require.Equal(t, 1, b.index(4000))
+	require.Equal(t, len(b.le)-1, b.index(b.units[len(b.units)-1]))
+	require.Equal(t, len(b.le), b.index(b.units[len(b.units)-1]+1), "over the last bound is +Inf")
+	require.Equal(t, 0, peakBuckets.index(64<<10))
+	require.Equal(t, 1, peakBuckets.index(64<<10+1))
+}
+
+// TestHistogramsAcrossStripes checks that attempts observed on different
+// workers add up, bucket by bucket, in the scraped histograms.
+func TestHistogramsAcrossStripes(t *testing.T) {
+	c := New()
+	end := func(pid int, ns int64, peak int64) pool.Event {
+		e := pool.Event{Kind: pool.EventTaskEnd, Status: pool.StatusOK, WorkerPID: pid}
+		e.Stats.Start = e.Stats.Start.Add(1)
+		e.Stats.End = e.Stats.Start.Add(timeNs(ns))
+		e.Stats.PeakMemory = peak
+		return e
+	}
+	c.Observe(end(1, 500, 64<<10))      // first buckets
+	c.Observe(end(2, 3000, 100<<10))    // second buckets
+	c.Observe(end(3, 3000, 1<<40))      // peak over every bound
+	c.Observe(end(4, 1_000_000_000, 0)) // no peak
+	var dur, peak *dto.Histogram
+	for _, m := range gather(c) {
+		var d dto.Metric
+		require.NoError(t, m.Write(&d))
+		switch m.Desc() {
+		case descDuration:
+			dur = d.GetHistogram()
+		case descPeak:
+			peak = d.GetHistogram()
+		}
+	}
+	require.NotNil(t, dur)
+	require.NotNil(t, peak)
+	require.Equal(t, uint64(4), dur.GetSampleCount())
+	require.InDelta(t, 1.0000065, dur.GetSampleSum(), 1e-12)
+	require.Equal(t, uint64(1), dur.GetBucket()[0].GetCumulativeCount())
+	require.Equal(t, uint64(3), dur.GetBucket()[1].GetCumulativeCount())
+	require.Equal(t, uint64(3), peak.GetSampleCount())
+	require.Equal(t, uint64(1), peak.GetBucket()[0].GetCumulativeCount())
+	require.Equal(t, uint64(2), peak.GetBucket()[1].GetCumulativeCount())
+	require.Equal(t, uint64(2), peak.GetBucket()[len(peak.GetBucket())-1].GetCumulativeCount(), "the largest peak is only in +Inf")
+}
+
+func timeNs(ns int64) time.Duration { return time.Duration(ns) }
+
+func gather(c *Collector) []prometheus.Metric {
+	ch := make(chan prometheus.Metric, 256)
+	go func() { c.Collect(ch); close(ch) }()
+	var ms []prometheus.Metric
+	for m := range ch {
+		ms = append(ms, m)
+	}
+	return ms
+}
