@@ -95,7 +95,7 @@ func (r *run) tasks(ctx context.Context, p *pool.Pool, fn string, in io.Reader, 
 	defer cancel(nil)
 	w := newWriter(out, stats, killed, func() { cancel(errWrite) })
 	r.w, r.m = w, newMerger(r.o, newEncoder(r.o), w)
-	src := newSource(r.name, in, r.o.encoding, r.m, r.at.records)
+	src := newSource(r.name, in, r.at.records)
 	file, _ := in.(*os.File)
 	bar := startProgress(r.o.progress, r.stderr, &w.counts, r.at.records, file)
 	if bar != nil && r.o.resume {
@@ -103,18 +103,11 @@ func (r *run) tasks(ctx context.Context, p *pool.Pool, fn string, in io.Reader, 
 	}
 	start := time.Now()
 
-	var runErr error
-	for res, err := range p.Imap(runCtx, fn, src.tasks, 0) {
-		if err != nil {
-			runErr = err
-			break
-		}
-		r.m.result(res)
-	}
+	runErr := newPipeline(runCtx, cancel, r.o, p, fn, src, r.m).run()
 	r.m.finish(runErr, ctx.Err() != nil)
 	werr := r.m.close()
 	if st := r.m.stopped(); runErr == nil && st != nil {
-		// The policy says the run stopped, whatever ended the stream.
+		// The policy says the run stopped, whatever ended the maps.
 		runErr = &pool.TaskError{Index: st.pool, Status: st.res.Status, Reason: st.res.Error, Attempts: st.res.Attempts}
 	}
 	short, readErr := src.end()
