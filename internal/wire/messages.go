@@ -261,16 +261,24 @@ func (o *outputs) copy(b []byte) []byte {
 
 // DecodeResults decodes a Results payload. The outputs and logs are copies
 // that do not alias p; small ones share larger allocations.
-func DecodeResults(p []byte) ([]Result, error) {
+func DecodeResults(p []byte) ([]Result, error) { return DecodeResultsInto(nil, p) }
+
+// DecodeResultsInto is DecodeResults decoding into rs's array when it is
+// large enough, so that a reader of many messages can reuse one.
+func DecodeResultsInto(rs []Result, p []byte) ([]Result, error) {
 	d := dec{b: p}
 	n := d.count("result count", 8)
 	if d.err == nil && n == 0 {
 		d.fail("result count (zero)")
 	}
-	var rs []Result
 	var out outputs
 	if d.err == nil {
-		rs = make([]Result, n)
+		if cap(rs) >= n {
+			rs = rs[:n]
+			clear(rs)
+		} else {
+			rs = make([]Result, n)
+		}
 		for i := range rs {
 			r := &rs[i]
 			r.ID = d.uint("result id")
