@@ -145,3 +145,24 @@ func TestMergerAfterAbort(t *testing.T) {
 	out = mergeRun(t, slots, results[:1], context.Canceled)
 	require.Equal(t, []string{"0 ok"}, statuses(out))
 }
+
+// TestMergerBlankLinesAcrossChunks: blank lines at the end of one chunk
+// are bad lines when the next chunk has more input, and get no record at
+// the end of the input.
+func TestMergerBlankLinesAcrossChunks(t *testing.T) {
+	var out bytes.Buffer
+	o := &runOptions{}
+	w := newWriter(&lineFile{name: "out", w: &out}, nil, nil, func() {})
+	m := newMerger(o, newEncoder(o), w)
+	ok := func(i int) pool.Result {
+		return pool.Result{Index: i, Status: pool.StatusOK, Output: []byte("1"), Attempts: 1}
+	}
+	m.add([]slot{{index: 0, input: []byte("1")}, {index: 1, blank: true}}, 0, []pool.Result{ok(0)}, nil, false)
+	m.add([]slot{{index: 2, blank: true}}, 1, nil, nil, false)
+	m.add([]slot{{index: 3, input: []byte("1")}, {index: 4, blank: true}}, 1, []pool.Result{ok(0)}, nil, false)
+	m.finish(nil, false)
+	require.NoError(t, w.close())
+	require.Equal(t, []string{"0 ok", "1 error", "2 error", "3 ok"}, statuses(out.String()))
+	require.Contains(t, out.String(), `"error":"line 2 is blank;`)
+	require.Equal(t, []int{2, 3}, m.badLines)
+}

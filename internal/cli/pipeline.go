@@ -40,6 +40,7 @@ type pipeline struct {
 	stop context.CancelCauseFunc
 
 	size    atomic.Int64 // the most lines the reader puts in a chunk
+	cut     atomic.Bool  // the run stopped before the end of the input
 	toParse chan *chunk
 	chunks  chan *chunk // in input order, to the dispatcher
 	mapped  chan *chunk // in input order, to the collector
@@ -136,7 +137,7 @@ func (pl *pipeline) run() error {
 			pl.adapt(c)
 		}
 	}
-	if !aborted {
+	if !aborted && !pl.cut.Load() {
 		return nil
 	}
 	return pl.cause()
@@ -237,9 +238,19 @@ func (pl *pipeline) readChunk(c *chunk, size int) error {
 	return nil
 }
 
-// parse parses chunks until the input ends.
+// parse parses chunks until the input ends or the run is over (the reader
+// may be blocked on an input that never ends).
 func (pl *pipeline) parse() {
-	for c := range pl.toParse {
+	for {
+		var c *chunk
+		select {
+		case c = <-pl.toParse:
+		case <-pl.quit:
+			return
+		}
+		if c == nil {
+			return // the input ended
+		}
 		c.slots = make([]slot, len(c.ends))
 		c.inputs = make([][]byte, 0, len(c.ends))
 		from := 0
@@ -275,6 +286,7 @@ func (pl *pipeline) next() (*chunk, bool) {
 		<-c.parsed
 		return c, true
 	case <-pl.ctx.Done():
+		pl.cut.Store(true)
 		return nil, false
 	}
 }
