@@ -244,7 +244,12 @@ const (
 // chunks: one allocation per chunk instead of one per output.
 type outputs struct{ chunk []byte }
 
-func (o *outputs) copy(b []byte) []byte {
+//
+// rest is how many bytes of the payload follow b: a chunk is no larger
+// than what the rest of the message can fill, so that a message of one
+// short result (an Apply) does not allocate a whole chunk, whose garbage
+// made a loop of Applies collect often.
+func (o *outputs) copy(b []byte, rest int) []byte {
 	if len(b) == 0 {
 		return nil
 	}
@@ -252,7 +257,7 @@ func (o *outputs) copy(b []byte) []byte {
 		return bytes.Clone(b)
 	}
 	if cap(o.chunk)-len(o.chunk) < len(b) {
-		o.chunk = make([]byte, 0, outputChunk)
+		o.chunk = make([]byte, 0, min(outputChunk, len(b)+rest))
 	}
 	start := len(o.chunk)
 	o.chunk = append(o.chunk, b...)
@@ -286,12 +291,12 @@ func DecodeResultsInto(rs []Result, p []byte) ([]Result, error) {
 			if d.err == nil && !r.Status.Valid() {
 				d.fail("status")
 			}
-			r.Output = out.copy(d.view("output"))
+			r.Output = out.copy(d.view("output"), len(d.b))
 			r.Error = d.str("error")
 			r.Start = int64(d.fixed64("start"))
 			r.End = r.Start + d.int("end")
 			r.PeakMemory = d.uint("peak memory")
-			r.Log = out.copy(d.view("log"))
+			r.Log = out.copy(d.view("log"), len(d.b))
 		}
 	}
 	if err := d.end("results"); err != nil {
