@@ -244,11 +244,10 @@ const (
 // chunks: one allocation per chunk instead of one per output.
 type outputs struct{ chunk []byte }
 
-//
-// rest is how many bytes of the payload follow b: a chunk is no larger
-// than what the rest of the message can fill, so that a message of one
-// short result (an Apply) does not allocate a whole chunk, whose garbage
-// made a loop of Applies collect often.
+// copy returns a copy of b. rest is how many bytes of the payload follow
+// b: a chunk is no larger than what the rest of the message can fill, so
+// that a message of one short result (an Apply) does not allocate a whole
+// chunk, whose garbage made a loop of Applies collect often.
 func (o *outputs) copy(b []byte, rest int) []byte {
 	if len(b) == 0 {
 		return nil
