@@ -29,6 +29,7 @@ type driver struct {
 	proven  bool        // the current worker delivered a result or stayed up for calm
 	ran     int         // tasks run by the current worker
 	frame   []wire.Task
+	got     []*job        // receive's jobs of one message of results, reused
 	wake    chan struct{} // capacity 1; the queue wakes this driver through it
 }
 
@@ -208,22 +209,29 @@ func (d *driver) receive() {
 		if left == len(ev.Results) && !d.recycleDue() {
 			d.l.q.wait(d.wake)
 		}
+		// The jobs of all the results are taken under one lock, then
+		// delivered outside it.
+		jobs := d.got[:0]
+		d.mu.Lock()
 		for i := range ev.Results {
-			wr := &ev.Results[i]
-			d.mu.Lock()
 			var j *job
-			if f, k := d.find(wr.ID); f != nil && f.jobs[k] != nil {
+			if f, k := d.find(ev.Results[i].ID); f != nil && f.jobs[k] != nil {
 				j, f.jobs[k] = f.jobs[k], nil
 				if f.left--; f.left == 0 {
 					d.flights = slices.DeleteFunc(d.flights, func(g *flight) bool { return g == f })
 				}
 			}
-			d.mu.Unlock()
+			jobs = append(jobs, j)
+		}
+		d.mu.Unlock()
+		for i, j := range jobs {
 			if j == nil {
 				continue // not ours: a worker never sends such a result
 			}
-			d.l.sink(outcome{job: j, res: resultFrom(j, wr, pid)})
+			d.l.sink(outcome{job: j, res: resultFrom(j, &ev.Results[i], pid)})
 		}
+		clear(jobs)
+		d.got = jobs[:0]
 		if d.l.delivered != nil {
 			d.l.delivered()
 		}

@@ -13,26 +13,17 @@ import (
 	"unicode/utf8"
 )
 
-// source reads the input one line at a time, as the pool asks for tasks:
-// the pool reads at most its window of tasks ahead of the records written,
-// so a stream of any length runs in bounded memory.
-//
-// Every line gets a slot whose index is its line number less one. A line
-// that holds a task goes to the pool; a bad line (blank, not JSON, ...) is
-// handed to the merger as a record of its own, and the next line is read.
-// Blank lines at the end of the input are not tasks and get no slot; blank
-// lines followed by more input are bad lines.
+// source is the input: the pipeline reads its lines (see pipeline), after
+// passOver has passed over the lines an earlier run finished. It keeps
+// what ended the input early, if anything.
 type source struct {
-	name  string // "stdin" or the path, for messages
-	r     *bufio.Reader
-	enc   encoding
-	lines *merger
-	skip  int // lines to pass over first: those an earlier run finished
+	name string // "stdin" or the path, for messages
+	r    *bufio.Reader
+	skip int // lines to pass over first: those an earlier run finished
+	line int // lines passed over so far
 
-	line   int // lines read so far
-	blanks int // blank lines read since the last line that was not blank
 	// What ended the input early, if anything: fewer lines than --resume
-	// passes over, or a read error. Set on the goroutine that pulls the
+	// passes over, or a read error. Set on the goroutine that reads the
 	// input, read through end.
 	mu             sync.Mutex
 	short, readErr error
@@ -52,43 +43,8 @@ func (s *source) failed(short, readErr error) {
 }
 
 // newSource reads r. skip lines are passed over unread by the pool.
-func newSource(name string, r io.Reader, enc encoding, lines *merger, skip int) *source {
-	return &source{name: name, r: bufio.NewReaderSize(r, 64<<10), enc: enc, lines: lines, skip: skip}
-}
-
-// tasks is the pool's input: one task input per good line.
-func (s *source) tasks(yield func([]byte) bool) {
-	if !s.passOver() {
-		return
-	}
-	for {
-		line, err := s.r.ReadBytes('\n')
-		if len(line) == 0 && err == io.EOF {
-			return
-		}
-		if err != nil && err != io.EOF {
-			s.failed(nil, err)
-			return
-		}
-		s.line++
-		in, perr := parseLine(line, s.enc)
-		switch {
-		case perr == errBlank:
-			s.blanks++ // a bad line only if more input follows
-		case perr != nil:
-			s.flushBlanks()
-			s.lines.bad(s.line-1, fmt.Sprintf("line %d %v", s.line, perr))
-		default:
-			s.flushBlanks()
-			s.lines.task(s.line-1, in)
-			if !yield(in) {
-				return
-			}
-		}
-		if err == io.EOF {
-			return
-		}
-	}
+func newSource(name string, r io.Reader, skip int) *source {
+	return &source{name: name, r: bufio.NewReaderSize(r, 64<<10), skip: skip}
 }
 
 // passOver reads the first skip lines without looking at them. It reports
@@ -121,15 +77,6 @@ func (s *source) passOver() bool {
 	return true
 }
 
-// flushBlanks makes the blank lines before a line that is not blank into
-// bad lines.
-func (s *source) flushBlanks() {
-	for n := s.line - s.blanks; n < s.line; n++ {
-		s.lines.bad(n-1, fmt.Sprintf("line %d %v", n, errBlank))
-	}
-	s.blanks = 0
-}
-
 // errBlank is parseLine's error for a line with nothing but white space.
 var errBlank = errors.New("is blank; each line must hold one task, and only blank lines at the end are ignored")
 
@@ -143,6 +90,9 @@ var errBlank = errors.New("is blank; each line must hold one task, and only blan
 func parseLine(line []byte, enc encoding) ([]byte, error) {
 	in := bytes.TrimSuffix(line, []byte("\n"))
 	in = bytes.TrimSuffix(in, []byte("\r"))
+	if enc == encodingJSON && plainInt(in) {
+		return in, nil // the common case, checked without the JSON scanner
+	}
 	if len(bytes.TrimSpace(in)) == 0 {
 		return nil, errBlank
 	}
@@ -164,6 +114,23 @@ func parseLine(line []byte, enc encoding) ([]byte, error) {
 		return nil, fmt.Errorf(`is not valid base64: %v; under --encoding base64 each line is a string of standard base64, such as "aGk="`, err)
 	}
 	return b, nil
+}
+
+// plainInt reports whether b is a JSON integer with nothing around it:
+// an optional minus, then 0 or digits that do not start with 0.
+func plainInt(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // notJSON says how a line is not JSON, and what a line should be.

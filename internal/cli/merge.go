@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/safepool/safepool/pool"
 )
@@ -14,35 +13,28 @@ type slot struct {
 	index int    // the record's index: the line number less one
 	input []byte // a task's input
 	bad   string // why the line is not a task; "" for a task
+	blank bool   // a blank line: a bad line only if more input follows
 }
 
-// merger puts the pool's results and the bad lines back in input order,
-// and hands each record to the writer as soon as every slot before it has
-// one.
+// merger writes the records of the input's lines in input order, one
+// chunk of lines at a time, as the pipeline hands the chunks over in
+// order (see pipeline). It runs on one goroutine.
 //
-// The pool numbers only the tasks it was given, in order; pending holds
-// the slots not yet written, and the task at its head is the pool's task
-// next. Its head is always a task's slot: a bad line behind nothing is
-// written at once, and the bad lines behind a task are written as soon as
-// that task's record is. So pending holds at most the pool's window of
-// tasks, plus the bad lines read among them.
-//
-// The source adds slots from the goroutine on which the pool's Imap pulls
-// the input, before it hands the input over, and results arrive on the
-// goroutine that ranges over Imap: mu orders the two, so a result always
-// finds its slot. Once the output is closed, slots are no longer taken.
+// Blank lines are held until a line that is not blank follows them, which
+// makes them bad lines; blank lines at the end of the input get no record.
+// Once a chunk's map has ended with an error (an abort, an interrupt),
+// the rest is held, and finish writes it: the output then runs up to the
+// last task that has a result of its own, the tasks in between that did
+// not finish written as not_run, with why, and nothing past it but the bad
+// lines right behind it.
 type merger struct {
-	mu      sync.Mutex
-	closed  bool
-	o       *runOptions
-	enc     *encoder
-	w       *writer
-	pending []slot
-	head    int // pending[head:] are the slots not yet written
-	next    int // the pool's index of the task at the head
-	// held are results after a gap, which only an abort leaves: Imap then
-	// yields what finished, then its error, and finish writes them.
-	held []pool.Result
+	o   *runOptions
+	enc *encoder
+	w   *writer
+
+	blanks  []int      // blank lines held: their indices
+	aborted bool       // a map ended with an error: what follows is held
+	tail    []tailSlot // the slots held after an abort
 	// stop is the first result that stops the run under --on-kill abort
 	// or --on-error abort.
 	stop *stopTask
@@ -50,11 +42,19 @@ type merger struct {
 	// first of them is bad, for the message at the end.
 	badLines []int
 	firstBad string
+	recs     []record // the records of the chunk being written
+}
+
+// tailSlot is a slot held after an abort, with its task's result.
+type tailSlot struct {
+	slot
+	task int         // the run's number of its task
+	res  pool.Result // StatusNotRun (or zero) when the task did not finish
 }
 
 // stopTask is the task whose result stopped the run.
 type stopTask struct {
-	pool, line int // the pool's index and the line number
+	pool, line int // the run's number of the task and its line number
 	input      []byte
 	res        pool.Result
 }
@@ -63,149 +63,161 @@ func newMerger(o *runOptions, enc *encoder, w *writer) *merger {
 	return &merger{o: o, enc: enc, w: w}
 }
 
-// task adds the slot of a line that holds a task, which the pool runs.
-func (m *merger) task(index int, input []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+// add writes the records of one chunk of lines. results are the chunk's
+// map results, one per task slot in order; task0 is the run's number of
+// its first task; whole, when not nil, is the record of all of them, made
+// already (a chunk without bad lines). aborted says that the chunk's map
+// ended with an error.
+func (m *merger) add(slots []slot, task0 int, results []pool.Result, whole *record, aborted bool) {
+	if aborted {
+		m.aborted = true
+	}
+	if m.aborted {
+		j := 0
+		for _, s := range slots {
+			t := tailSlot{slot: s}
+			if s.bad == "" && !s.blank {
+				t.task = task0 + j
+				if j < len(results) { // none when the map did not start
+					t.res = results[j]
+				}
+				j++
+			}
+			m.tail = append(m.tail, t)
+		}
 		return
 	}
-	m.pending = append(m.pending, slot{index: index, input: input})
-}
-
-// bad adds the slot of a line that is not a task.
-func (m *merger) bad(index int, why string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	if whole != nil {
+		m.flushBlanks()
+		for j, res := range results {
+			if m.stop == nil && m.o.abortsOn(res.Status) {
+				s := slots[j] // a chunk with no bad lines: slot j is task j
+				m.stop = &stopTask{pool: task0 + j, line: s.index + 1, input: s.input, res: res}
+			}
+		}
+		m.recs = append(m.recs, *whole)
+		m.put()
 		return
 	}
-	if m.head == len(m.pending) {
-		m.writeBadLine(index, why)
+	j := 0
+	for _, s := range slots {
+		if s.bad != "" || s.blank {
+			m.line(s)
+			continue
+		}
+		m.flushBlanks()
+		res := results[j]
+		if m.stop == nil && m.o.abortsOn(res.Status) {
+			m.stop = &stopTask{pool: task0 + j, line: s.index + 1, input: s.input, res: res}
+		}
+		m.recs = append(m.recs, m.enc.task(s.index, s.input, res))
+		j++
+	}
+	m.put()
+}
+
+// put hands the records made so far to the writer.
+func (m *merger) put() {
+	if len(m.recs) > 0 {
+		m.w.put(m.recs)
+		m.recs = nil
+	}
+}
+
+// line takes a slot that is not a task: a blank line is held, a bad line
+// is written after the blank lines held before it.
+func (m *merger) line(s slot) {
+	if s.blank {
+		m.blanks = append(m.blanks, s.index)
 		return
 	}
-	m.pending = append(m.pending, slot{index: index, bad: why})
+	m.flushBlanks()
+	m.badLine(s.index, s.bad)
 }
 
-// result takes one result from Imap.
-func (m *merger) result(res pool.Result) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.held) > 0 || res.Index != m.next {
-		m.held = append(m.held, res)
-		return
+// flushBlanks makes the blank lines held into bad lines: a line that is
+// not blank follows them.
+func (m *merger) flushBlanks() {
+	for _, i := range m.blanks {
+		m.badLine(i, fmt.Sprintf("line %d %v", i+1, errBlank))
 	}
-	m.write(res)
+	m.blanks = m.blanks[:0]
 }
 
-// write writes the record of the task at the head, whose result is res,
-// and the bad lines behind it.
-func (m *merger) write(res pool.Result) {
-	s := m.pop()
-	if m.stop == nil && m.o.abortsOn(res.Status) {
-		m.stop = &stopTask{pool: m.next, line: s.index + 1, input: s.input, res: res}
-	}
-	m.next++
-	m.w.put(m.enc.task(s.index, s.input, res))
-	m.writeBad()
-}
-
-// writeBad writes the bad lines at the head.
-func (m *merger) writeBad() {
-	for m.head < len(m.pending) && m.pending[m.head].bad != "" {
-		s := m.pop()
-		m.writeBadLine(s.index, s.bad)
-	}
-}
-
-func (m *merger) writeBadLine(index int, why string) {
+func (m *merger) badLine(index int, why string) {
 	if len(m.badLines) < maxNamed {
 		m.badLines = append(m.badLines, index+1)
 	}
 	if m.firstBad == "" {
 		m.firstBad = why
 	}
-	m.w.put(m.enc.badLine(index, why))
+	m.recs = append(m.recs, m.enc.badLine(index, why))
 }
 
 // maxNamed is how many bad lines the message at the end names.
 const maxNamed = 5
 
-func (m *merger) pop() slot {
-	s := m.pending[m.head]
-	m.pending[m.head] = slot{} // drop the input
-	m.head++
-	switch {
-	case m.head == len(m.pending):
-		m.pending, m.head = m.pending[:0], 0
-	case m.head >= 1024 && 2*m.head >= len(m.pending):
-		n := copy(m.pending, m.pending[m.head:])
-		clear(m.pending[n:])
-		m.pending, m.head = m.pending[:n], 0
-	}
-	return s
+func finished(res pool.Result) bool {
+	return res.Status != 0 && res.Status != pool.StatusNotRun
 }
 
-// close ends the merge and closes the output; what the source adds later
-// is dropped. It returns the writer's error.
-func (m *merger) close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.closed = true
-	return m.w.close()
-}
-
-// stopped returns the task whose result stopped the run, or nil.
-func (m *merger) stopped() *stopTask {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.stop
-}
-
-// finish ends the merge once Imap has ended with err. After an abort the
-// output runs up to the last slot that has a record of its own: the
-// tasks in between that did not finish are written as not_run, with why,
-// and nothing is written past it.
+// finish writes what an abort held, once the run has ended with err (see
+// merger). It does nothing after a run that was not aborted.
 func (m *merger) finish(err error, interrupted bool) {
-	if err == nil {
+	if err == nil || !m.aborted {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	why := m.notRunReason(err, interrupted)
-	for _, res := range m.held {
-		for m.next < res.Index && m.head < len(m.pending) {
-			s := m.pop()
-			m.next++
-			m.w.put(m.enc.notRun(s.index, why))
-			m.writeBad()
-		}
-		if m.head == len(m.pending) {
-			break // cannot happen: every result has its slot
-		}
-		m.write(res)
+	// After a task's abort, nothing past that task: the maps of later
+	// chunks ran on until the abort reached them.
+	limit := int(^uint(0) >> 1)
+	var te *pool.TaskError
+	if errors.As(err, &te) {
+		limit = te.Index
 	}
-	m.held = nil
-}
-
-// lineOf returns the line number of the task the pool numbers i, when it
-// is known.
-func (m *merger) lineOf(i int) (int, bool) {
-	if m.stop != nil && m.stop.pool == i {
-		return m.stop.line, true
+	for i := range m.tail {
+		if t := &m.tail[i]; t.bad == "" && !t.blank && t.task > limit {
+			t.res = pool.Result{}
+		}
 	}
-	j := m.next
-	for _, s := range m.pending[m.head:] {
-		if s.bad != "" {
+	last := -1
+	for i, t := range m.tail {
+		if t.bad != "" || t.blank || !finished(t.res) {
 			continue
 		}
-		if j == i {
-			return s.index + 1, true
+		last = i
+		if m.stop == nil && m.o.abortsOn(t.res.Status) {
+			m.stop = &stopTask{pool: t.task, line: t.index + 1, input: t.input, res: t.res}
 		}
-		j++
 	}
-	return 0, false
+	why := m.notRunReason(err, interrupted)
+	for i, t := range m.tail {
+		switch {
+		case t.bad != "" || t.blank:
+			m.line(t.slot)
+			continue
+		case i > last:
+			// Past the last result, only the bad lines right behind it.
+			m.put()
+			m.tail = nil
+			return
+		}
+		m.flushBlanks()
+		if finished(t.res) {
+			m.recs = append(m.recs, m.enc.task(t.index, t.input, t.res))
+		} else {
+			m.recs = append(m.recs, m.enc.notRun(t.index, why))
+		}
+	}
+	m.put()
+	m.tail = nil
 }
+
+// close ends the merge and closes the output. It returns the writer's
+// error.
+func (m *merger) close() error { return m.w.close() }
+
+// stopped returns the task whose result stopped the run, or nil.
+func (m *merger) stopped() *stopTask { return m.stop }
 
 // errWrite ends a run whose output could not be written.
 var errWrite = errors.New("the output could not be written")
@@ -217,8 +229,8 @@ func (m *merger) notRunReason(err error, interrupted bool) string {
 	var se *pool.StartError
 	switch {
 	case errors.As(err, &te):
-		if line, ok := m.lineOf(te.Index); ok {
-			return fmt.Sprintf("not run: the run was aborted by line %d (%s)", line, te.Status)
+		if m.stop != nil && m.stop.pool == te.Index {
+			return fmt.Sprintf("not run: the run was aborted by line %d (%s)", m.stop.line, te.Status)
 		}
 		return fmt.Sprintf("not run: the run was aborted by a task that ended with %s", te.Status)
 	case errors.As(err, &se):

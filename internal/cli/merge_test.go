@@ -56,7 +56,7 @@ func TestEncoderRefusesOutputThatIsNotUTF8(t *testing.T) {
 }
 
 // mergeRun feeds a merger the input lines (a task or a bad line each) and
-// the results Imap would yield, then ends it with err, and returns what
+// the results a map would give, then ends it with err, and returns what
 // the writer wrote to --out.
 func mergeRun(t *testing.T, slots []slot, results []pool.Result, err error) string {
 	t.Helper()
@@ -64,19 +64,19 @@ func mergeRun(t *testing.T, slots []slot, results []pool.Result, err error) stri
 	o := &runOptions{onKill: pool.Abort}
 	w := newWriter(&lineFile{name: "out", w: &out}, nil, nil, func() {})
 	m := newMerger(o, newEncoder(o), w)
+	// A chunk's map gives a result per task: those that did not finish
+	// are not_run.
+	var all []pool.Result
 	for _, s := range slots {
-		if s.bad != "" {
-			m.bad(s.index, s.bad)
-		} else {
-			m.task(s.index, s.input)
+		if s.bad == "" && !s.blank {
+			all = append(all, pool.Result{Index: len(all), Status: pool.StatusNotRun})
 		}
 	}
 	for _, res := range results {
-		m.result(res)
+		all[res.Index] = res
 	}
-	if err != nil {
-		m.finish(err, false)
-	}
+	m.add(slots, 0, all, nil, err != nil)
+	m.finish(err, false)
 	require.NoError(t, w.close())
 	return out.String()
 }
@@ -109,9 +109,11 @@ func TestMergerKeepsInputOrder(t *testing.T) {
 	require.Contains(t, out, `{"index":3,"status":"error","output":null,"error":"line 4 is bad","attempts":0}`)
 }
 
-// TestMergerAfterAbort: after an abort Imap yields what finished, which
+// TestMergerAfterAbort: after an abort a map gives what finished, which
 // can leave gaps; each task in a gap is written as not_run, up to the last
-// slot with a record of its own, and nothing after it.
+// slot with a record of its own, and nothing after it. After a task's
+// abort that is the task itself (and the bad lines right behind it):
+// chunks after it ran on until the abort reached them.
 func TestMergerAfterAbort(t *testing.T) {
 	var slots []slot
 	for i := range 8 {
@@ -131,10 +133,36 @@ func TestMergerAfterAbort(t *testing.T) {
 	}
 	abort := &pool.TaskError{Index: 3, Status: pool.StatusKilled}
 	out := mergeRun(t, slots, results, abort)
-	require.Equal(t, []string{"0 ok", "1 not_run", "2 not_run", "3 killed", "4 error", "5 not_run", "6 ok"}, statuses(out))
+	require.Equal(t, []string{"0 ok", "1 not_run", "2 not_run", "3 killed", "4 error"}, statuses(out))
 	require.Contains(t, out, `{"index":1,"status":"not_run","output":null,"error":"not run: the run was aborted by line 4 (killed)","attempts":0}`)
+
+	// Interrupted: every task that finished has its record.
+	out = mergeRun(t, slots, results, context.Canceled)
+	require.Equal(t, []string{"0 ok", "1 not_run", "2 not_run", "3 killed", "4 error", "5 not_run", "6 ok"}, statuses(out))
+	require.Contains(t, out, `{"index":5,"status":"not_run","output":null,"error":"not run: the run was interrupted","attempts":0}`)
 
 	// Interrupted with nothing past the last record: no not_run at all.
 	out = mergeRun(t, slots, results[:1], context.Canceled)
 	require.Equal(t, []string{"0 ok"}, statuses(out))
+}
+
+// TestMergerBlankLinesAcrossChunks: blank lines at the end of one chunk
+// are bad lines when the next chunk has more input, and get no record at
+// the end of the input.
+func TestMergerBlankLinesAcrossChunks(t *testing.T) {
+	var out bytes.Buffer
+	o := &runOptions{}
+	w := newWriter(&lineFile{name: "out", w: &out}, nil, nil, func() {})
+	m := newMerger(o, newEncoder(o), w)
+	ok := func(i int) pool.Result {
+		return pool.Result{Index: i, Status: pool.StatusOK, Output: []byte("1"), Attempts: 1}
+	}
+	m.add([]slot{{index: 0, input: []byte("1")}, {index: 1, blank: true}}, 0, []pool.Result{ok(0)}, nil, false)
+	m.add([]slot{{index: 2, blank: true}}, 1, nil, nil, false)
+	m.add([]slot{{index: 3, input: []byte("1")}, {index: 4, blank: true}}, 1, []pool.Result{ok(0)}, nil, false)
+	m.finish(nil, false)
+	require.NoError(t, w.close())
+	require.Equal(t, []string{"0 ok", "1 error", "2 error", "3 ok"}, statuses(out.String()))
+	require.Contains(t, out.String(), `"error":"line 2 is blank;`)
+	require.Equal(t, []int{2, 3}, m.badLines)
 }

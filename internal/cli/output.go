@@ -68,6 +68,8 @@ func outputValue(b []byte, enc encoding) (json.RawMessage, string) {
 	switch {
 	case len(b) == 0:
 		return jsonNull, ""
+	case plainInt(b):
+		return b, "" // the common case, checked without the JSON scanner
 	case !utf8.Valid(b):
 		return jsonNull, fmt.Sprintf("the task succeeded, but its output (%d bytes) is not valid UTF-8, which JSON cannot carry unchanged; run with --encoding base64 to get the bytes", len(b))
 	case !bytes.ContainsAny(b, " \t\r\n"):
@@ -103,6 +105,9 @@ func base64String(b []byte) json.RawMessage {
 
 // record is everything written for one slot: its line in --out and, when
 // asked for, in --stats and --killed.
+//
+// A record of many slots has a tally, which counts them; a record of one
+// slot says what it is in its other fields.
 type record struct {
 	status   pool.Status // as written
 	bad      bool        // a bad input line
@@ -111,6 +116,7 @@ type record struct {
 	out      []byte
 	stats    []byte // nil without --stats
 	killed   []byte // nil without --killed, or for a task that was not killed
+	tally    *tally
 }
 
 // encoder makes the lines of records.
@@ -141,23 +147,41 @@ func (e *encoder) line(v any) []byte {
 }
 
 // task makes the record of a task that ran: in is its input, index its
-// slot. Its --out and --stats lines are written by hand, the same as line
-// would write them, because they are the run's hot path: reflection made
-// them most of the CLI's own work on a fast task.
+// slot.
 func (e *encoder) task(index int, in []byte, res pool.Result) record {
+	var rec record
+	e.appendTask(&rec, index, in, res)
+	return rec
+}
+
+// appendTask appends the lines of a task that ran to rec's, and counts it
+// in rec.tally when rec has one (a record of many tasks); without one it
+// sets rec's status and attempts. Its --out and --stats lines are written
+// by hand, the same as line would write them, because they are the run's
+// hot path: reflection made them most of the CLI's own work on a fast
+// task.
+func (e *encoder) appendTask(rec *record, index int, in []byte, res pool.Result) {
 	var output json.RawMessage = jsonNull
 	var problem string
 	if res.Status == pool.StatusOK {
 		output, problem = outputValue(res.Output, e.enc)
 	}
-	rec := record{status: res.Status, attempts: res.Attempts, notUTF8: problem != ""}
+	st := res.Status
 	errText := res.Error
 	if problem != "" {
-		rec.status, errText = pool.StatusError, problem
+		st, errText = pool.StatusError, problem
 	}
-	status := rec.status.String()
+	if rec.tally != nil {
+		rec.tally.add(st, res.Attempts, false, problem != "")
+	} else {
+		rec.status, rec.attempts, rec.notUTF8 = st, res.Attempts, problem != ""
+	}
+	status := st.String()
 
-	b := make([]byte, 0, 64+len(output)+len(errText))
+	b := rec.out
+	if b == nil {
+		b = make([]byte, 0, 64+len(output)+len(errText))
+	}
 	b = append(b, `{"index":`...)
 	b = strconv.AppendInt(b, int64(index), 10)
 	b = append(b, `,"status":"`...)
@@ -172,13 +196,16 @@ func (e *encoder) task(index int, in []byte, res pool.Result) record {
 
 	if e.stats {
 		s := res.Stats
-		b := make([]byte, 0, 192)
+		b := rec.stats
+		if b == nil {
+			b = make([]byte, 0, 192)
+		}
 		b = append(b, `{"index":`...)
 		b = strconv.AppendInt(b, int64(index), 10)
 		b = append(b, `,"start":"`...)
-		b = append(b, stamp(s.Start)...)
+		b = appendStamp(b, s.Start)
 		b = append(b, `","end":"`...)
-		b = append(b, stamp(s.End)...)
+		b = appendStamp(b, s.End)
 		b = append(b, `","worker_pid":`...)
 		b = strconv.AppendInt(b, int64(s.WorkerPID), 10)
 		b = appendAgent(b, s)
@@ -195,9 +222,16 @@ func (e *encoder) task(index int, in []byte, res pool.Result) record {
 		rec.stats = append(b, "}\n"...)
 	}
 	if e.kills && res.Status.IsKilledTask() {
-		rec.killed = e.line(killedRecord{Index: index, Input: inputValue(in, e.enc), Status: res.Status.String(), Reason: res.Error, Attempts: res.Attempts})
+		rec.killed = append(rec.killed, e.line(killedRecord{Index: index, Input: inputValue(in, e.enc), Status: res.Status.String(), Reason: res.Error, Attempts: res.Attempts})...)
 	}
-	return rec
+}
+
+// appendStamp appends stamp(t) without making a string.
+func appendStamp(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	return t.UTC().AppendFormat(b, timeLayout)
 }
 
 // appendAgent appends the cluster agent and host that ran an attempt, for

@@ -58,23 +58,44 @@ type counts struct {
 }
 
 func (c *counts) add(r record) {
-	c.done.Add(1)
+	t := r.tally
+	if t == nil {
+		t = new(tally)
+		t.add(r.status, r.attempts, r.bad, r.notUTF8)
+	}
+	c.done.Add(t.done)
+	c.ok.Add(t.ok)
+	c.failed.Add(t.failed)
+	c.killed.Add(t.killed)
+	c.notRun.Add(t.notRun)
+	c.bad.Add(t.bad)
+	c.notUTF8.Add(t.notUTF8)
+	c.retried.Add(t.retried)
+}
+
+// tally counts the slots of a record of many, as counts does.
+type tally struct {
+	done, ok, failed, killed, notRun, bad, notUTF8, retried int64
+}
+
+func (t *tally) add(status pool.Status, attempts int, bad, notUTF8 bool) {
+	t.done++
 	switch {
-	case r.status == pool.StatusOK:
-		c.ok.Add(1)
-	case r.status == pool.StatusError:
-		c.failed.Add(1)
-	case r.status.IsKilledTask():
-		c.killed.Add(1)
-	case r.status == pool.StatusNotRun:
-		c.notRun.Add(1)
+	case status == pool.StatusOK:
+		t.ok++
+	case status == pool.StatusError:
+		t.failed++
+	case status.IsKilledTask():
+		t.killed++
+	case status == pool.StatusNotRun:
+		t.notRun++
 	}
-	c.retried.Add(int64(max(r.attempts-1, 0)))
-	if r.bad {
-		c.bad.Add(1)
+	t.retried += int64(max(attempts-1, 0))
+	if bad {
+		t.bad++
 	}
-	if r.notUTF8 {
-		c.notUTF8.Add(1)
+	if notUTF8 {
+		t.notUTF8++
 	}
 }
 
@@ -93,7 +114,7 @@ func (c *counts) add(r record) {
 // --stats and --killed are flushed before --out, so that they never lag
 // behind it: --resume trims them back to what --out holds.
 type writer struct {
-	in                 chan record
+	in                 chan []record
 	out, stats, killed *lineFile
 	counts             counts
 	onErr              func() // stops the run when a write fails
@@ -102,42 +123,45 @@ type writer struct {
 }
 
 func newWriter(out, stats, killed *lineFile, onErr func()) *writer {
-	w := &writer{in: make(chan record, 256), out: out, stats: stats, killed: killed, onErr: onErr, done: make(chan struct{})}
+	w := &writer{in: make(chan []record, 64), out: out, stats: stats, killed: killed, onErr: onErr, done: make(chan struct{})}
 	go w.loop()
 	return w
 }
 
-// put hands a record over; it blocks while the writer is 256 behind.
-func (w *writer) put(r record) { w.in <- r }
+// put hands records over, in order; it blocks while the writer is 64
+// batches behind. The writer owns rs from then on.
+func (w *writer) put(rs []record) { w.in <- rs }
 
 func (w *writer) loop() {
 	defer close(w.done)
 	for {
-		var r record
+		var rs []record
 		var ok bool
 		select {
-		case r, ok = <-w.in:
+		case rs, ok = <-w.in:
 		default:
 			w.flush() // nothing is waiting: write what is buffered before blocking
-			r, ok = <-w.in
+			rs, ok = <-w.in
 		}
 		if !ok {
 			w.flush()
 			return
 		}
-		if w.err != nil {
-			continue // drain, so that the run is never blocked on a dead writer
-		}
-		w.out.add(r.out)
-		if w.stats != nil && r.stats != nil {
-			w.stats.add(r.stats)
-		}
-		if w.killed != nil && r.killed != nil {
-			w.killed.add(r.killed)
-		}
-		w.counts.add(r)
-		if len(w.out.buf) >= flushAt || (w.stats != nil && len(w.stats.buf) >= flushAt) || (w.killed != nil && len(w.killed.buf) >= flushAt) {
-			w.flush()
+		for _, r := range rs {
+			if w.err != nil {
+				break // drain, so that the run is never blocked on a dead writer
+			}
+			w.out.add(r.out)
+			if w.stats != nil && r.stats != nil {
+				w.stats.add(r.stats)
+			}
+			if w.killed != nil && r.killed != nil {
+				w.killed.add(r.killed)
+			}
+			w.counts.add(r)
+			if len(w.out.buf) >= flushAt || (w.stats != nil && len(w.stats.buf) >= flushAt) || (w.killed != nil && len(w.killed.buf) >= flushAt) {
+				w.flush()
+			}
 		}
 	}
 }

@@ -55,6 +55,9 @@ type Conn struct {
 	w     *wire.Writer
 	ready *wire.Ready
 	frame []byte
+	// results is the array Recv decodes results into, reused from one
+	// message to the next.
+	results []wire.Result
 
 	deathOnce sync.Once
 	death     *Death
@@ -209,6 +212,8 @@ func (wk *Conn) send(tasks []wire.Task, try bool) error {
 
 // Event is one thing Recv learned. Exactly one field is set.
 type Event struct {
+	// Results are valid until the next Recv, which reuses their array
+	// (their outputs and logs are not reused).
 	Results []wire.Result
 	Started uint64
 	Death   *Death
@@ -228,8 +233,11 @@ func (wk *Conn) Recv() Event {
 	var bad error
 	switch typ {
 	case wire.TypeResults:
-		rs, err := wire.DecodeResults(p)
+		rs, err := wire.DecodeResultsInto(wk.results, p)
 		if err == nil {
+			if cap(rs) <= 4096 { // a huge batch must not pin its array
+				wk.results = rs
+			}
 			return Event{Results: rs}
 		}
 		bad = err

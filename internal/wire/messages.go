@@ -244,7 +244,11 @@ const (
 // chunks: one allocation per chunk instead of one per output.
 type outputs struct{ chunk []byte }
 
-func (o *outputs) copy(b []byte) []byte {
+// copy returns a copy of b. rest is how many bytes of the payload follow
+// b: a chunk is no larger than what the rest of the message can fill, so
+// that a message of one short result (an Apply) does not allocate a whole
+// chunk, whose garbage made a loop of Applies collect often.
+func (o *outputs) copy(b []byte, rest int) []byte {
 	if len(b) == 0 {
 		return nil
 	}
@@ -252,7 +256,7 @@ func (o *outputs) copy(b []byte) []byte {
 		return bytes.Clone(b)
 	}
 	if cap(o.chunk)-len(o.chunk) < len(b) {
-		o.chunk = make([]byte, 0, outputChunk)
+		o.chunk = make([]byte, 0, min(outputChunk, len(b)+rest))
 	}
 	start := len(o.chunk)
 	o.chunk = append(o.chunk, b...)
@@ -261,16 +265,24 @@ func (o *outputs) copy(b []byte) []byte {
 
 // DecodeResults decodes a Results payload. The outputs and logs are copies
 // that do not alias p; small ones share larger allocations.
-func DecodeResults(p []byte) ([]Result, error) {
+func DecodeResults(p []byte) ([]Result, error) { return DecodeResultsInto(nil, p) }
+
+// DecodeResultsInto is DecodeResults decoding into rs's array when it is
+// large enough, so that a reader of many messages can reuse one.
+func DecodeResultsInto(rs []Result, p []byte) ([]Result, error) {
 	d := dec{b: p}
 	n := d.count("result count", 8)
 	if d.err == nil && n == 0 {
 		d.fail("result count (zero)")
 	}
-	var rs []Result
 	var out outputs
 	if d.err == nil {
-		rs = make([]Result, n)
+		if cap(rs) >= n {
+			rs = rs[:n]
+			clear(rs)
+		} else {
+			rs = make([]Result, n)
+		}
 		for i := range rs {
 			r := &rs[i]
 			r.ID = d.uint("result id")
@@ -278,12 +290,12 @@ func DecodeResults(p []byte) ([]Result, error) {
 			if d.err == nil && !r.Status.Valid() {
 				d.fail("status")
 			}
-			r.Output = out.copy(d.view("output"))
+			r.Output = out.copy(d.view("output"), len(d.b))
 			r.Error = d.str("error")
 			r.Start = int64(d.fixed64("start"))
 			r.End = r.Start + d.int("end")
 			r.PeakMemory = d.uint("peak memory")
-			r.Log = out.copy(d.view("log"))
+			r.Log = out.copy(d.view("log"), len(d.b))
 		}
 	}
 	if err := d.end("results"); err != nil {
