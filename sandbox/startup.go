@@ -46,7 +46,7 @@ func (e *startError) Error() string {
 // stuck is nil when the engine can interrupt guest code; otherwise it is
 // called, from the watchdog, when a start-up call runs past the start
 // timeout, and must end the process (see instance.stuck).
-func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64, startTimeout time.Duration, stdin []byte, stdout *capBuffer, stuck func(string)) (*instance, error) {
+func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64, startTimeout time.Duration, stdin []byte, stdout *capBuffer, stuck func(string), grants engine.Grants) (*instance, error) {
 	inst := &instance{
 		limit:        limit,
 		log:          tail.New(int(logLimit)),
@@ -61,6 +61,7 @@ func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64,
 		Sleep:       inst.sleep,
 		Result:      inst.onResult,
 		Interrupted: inst.timedOut.Load,
+		Grants:      grants,
 	}
 	if stdout != nil { // a nil *capBuffer in the interface would not be nil
 		inst.host.Stdout = stdout

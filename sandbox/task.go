@@ -63,7 +63,18 @@ func (w *worker) newInstance(limit uint64, stdin []byte, stdout *capBuffer) (*in
 	if w.opts().NoInterrupt {
 		stuck = w.stuck
 	}
-	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout, stuck)
+	inst, err := newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout, stuck, w.grants())
+	return inst, err
+}
+
+// grants are what the pool lets the guest see (wire.Init): nothing unless
+// granted.
+func (w *worker) grants() engine.Grants {
+	g := engine.Grants{Env: w.cfg.Env, Args: w.cfg.Args, Program: w.cfg.Program}
+	for _, d := range w.cfg.Dirs {
+		g.Dirs = append(g.Dirs, engine.GrantedDir{HostPath: d.HostPath, GuestPath: d.GuestPath, Writable: d.Writable})
+	}
+	return g
 }
 
 // opts are the settings the module is compiled with. Without a task

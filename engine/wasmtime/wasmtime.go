@@ -16,6 +16,12 @@ import (
 
 func init() { engine.Register(engine.Wasmtime, Engine{}) }
 
+// ErrDirs is the error of an instance that was granted directories: this
+// engine's stdio replacements (wasi.go) take fd_read and fd_write from
+// wasmtime's WASI, so a granted directory's files could be opened but not
+// read or written. Directory grants need the wazero engine.
+var ErrDirs = errors.New("the wasmtime engine does not support directory grants yet; use the wazero engine (Engine \"wazero\", --engine wazero) for a pool with Dirs (--dir)")
+
 // Engine is wasmtime as an engine.Engine.
 type Engine struct{}
 
@@ -135,9 +141,23 @@ type guest struct {
 func (e *compiled) Instantiate(_ context.Context, h *engine.Host) (engine.Guest, error) {
 	g := &guest{e: e, host: h}
 	store := wasmtime.NewStoreWithData(e.eng, g)
-	// No args, no env, no preopens; stdio goes through fd_read and
-	// fd_write (wasmtime_wasi.go). Clocks and random are real.
-	store.SetWasi(wasmtime.NewWasiConfig())
+	// Only the granted args and env, no preopens; stdio goes through
+	// fd_read and fd_write (wasi.go). Clocks and random are real.
+	if len(h.Grants.Dirs) > 0 {
+		return nil, &engine.InstantiateError{Err: ErrDirs}
+	}
+	wasi := wasmtime.NewWasiConfig()
+	if len(h.Grants.Env) > 0 {
+		keys, values := make([]string, len(h.Grants.Env)), make([]string, len(h.Grants.Env))
+		for i, kv := range h.Grants.Env {
+			keys[i], values[i], _ = strings.Cut(kv, "=")
+		}
+		wasi.SetEnv(keys, values)
+	}
+	if argv := h.Grants.Argv(); argv != nil {
+		wasi.SetArgv(argv)
+	}
+	store.SetWasi(wasi)
 	store.Limiter(-1, maxTableElements, -1, -1, -1) // memory is capped by installMemoryCap
 	store.SetEpochDeadline(1)
 	prepareMemory(h.Limit)

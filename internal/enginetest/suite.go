@@ -29,6 +29,8 @@ var workerCases = []testCase{
 	{"Traps", traps},
 	{"GuestOutputIsBounded", guestOutputIsBounded},
 	{"DenyByDefault", denyByDefault},
+	{"GrantEnvArgs", grantEnvArgs},
+	{"GrantDirs", grantDirs},
 	{"FreshInstance", freshInstance},
 	{"CommandModule", commandModule},
 	{"BadModulesFailAtStart", badModulesFailAtStart},

@@ -29,6 +29,8 @@
 //	env          ignored        JSON {"env": os.Environ(), "args": os.Args}
 //	readfile     a path         JSON {"content", "read_error", "entries", "readdir_error"}: what
 //	                            os.ReadFile(path) and os.ReadDir("/") gave; empty fields are left out
+//	writefile    path\ncontent  os.WriteFile(path, content); "ok"
+//	symlink      target\nname   os.Symlink(target, name); "ok"
 //
 // A non-integer input to a numeric handler is a task error.
 //

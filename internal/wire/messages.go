@@ -49,6 +49,20 @@ type Init struct {
 	// handlers. 0 for none (the host still kills a worker whose handshake
 	// takes too long). Timeout never applies to start-up.
 	StartTimeout time.Duration
+	// Grants: the guest's environment ("KEY=VALUE" entries), its arguments
+	// after the program name, and the directories it may open. Empty:
+	// nothing is granted.
+	Env     []string
+	Args    []string
+	Program string // argv[0] when Args are granted: the module's file name
+	Dirs    []Dir
+}
+
+// Dir is a host directory granted to the guest at GuestPath.
+type Dir struct {
+	HostPath  string
+	GuestPath string
+	Writable  bool
 }
 
 // Ready is the worker's answer to Init.
@@ -105,6 +119,10 @@ func AppendInit(b []byte, m *Init) []byte {
 	e := enc(b).uint(uint64(m.Version)).str(m.ModulePath).str(m.CacheDir).str(m.Engine).
 		uint(m.MemoryLimit).int(int64(m.Timeout)).uint(m.OutputLimit).uint(m.LogLimit).
 		bool(m.FreshInstance).bool(m.Events).uint(m.ProcessLimit).int(int64(m.StartTimeout))
+	e = e.strs(m.Env).strs(m.Args).str(m.Program).uint(uint64(len(m.Dirs)))
+	for _, d := range m.Dirs {
+		e = e.str(d.HostPath).str(d.GuestPath).bool(d.Writable)
+	}
 	return e
 }
 
@@ -130,6 +148,15 @@ func DecodeInit(p []byte) (*Init, error) {
 		Events:        d.bool("events"),
 		ProcessLimit:  d.uint("process limit"),
 		StartTimeout:  time.Duration(d.int("start timeout")),
+	}
+	m.Env = d.strs("env")
+	m.Args = d.strs("args")
+	m.Program = d.str("program")
+	if n := d.count("dir count", 3); n > 0 {
+		m.Dirs = make([]Dir, n)
+		for i := range m.Dirs {
+			m.Dirs[i] = Dir{HostPath: d.str("dir host path"), GuestPath: d.str("dir guest path"), Writable: d.bool("dir writable")}
+		}
 	}
 	return m, d.end("init")
 }

@@ -16,7 +16,9 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("init", func(t *testing.T) {
 		in := &wire.Init{Version: wire.Version, ModulePath: "/m.wasm", CacheDir: "/c", Engine: "wazero",
 			MemoryLimit: 64 << 20, Timeout: time.Second, OutputLimit: 1 << 20, LogLimit: 64 << 10,
-			FreshInstance: true, Events: true, ProcessLimit: 1 << 32, StartTimeout: 5 * time.Second}
+			FreshInstance: true, Events: true, ProcessLimit: 1 << 32, StartTimeout: 5 * time.Second,
+			Env: []string{"A=1", "B="}, Args: []string{"-v", ""}, Program: "m.wasm",
+			Dirs: []wire.Dir{{HostPath: "/srv/in", GuestPath: "/in"}, {HostPath: "/srv/out", GuestPath: "/out", Writable: true}}}
 		out, err := wire.DecodeInit(wire.AppendInit(nil, in))
 		require.NoError(t, err)
 		require.Equal(t, in, out)

@@ -58,7 +58,8 @@ type guest struct {
 	cap  *memCap
 	fns  [engine.NumExports]api.Function
 
-	cancel atomic.Pointer[context.CancelFunc] // cancels the running call
+	cancel  atomic.Pointer[context.CancelFunc] // cancels the running call
+	unmount func()                             // closes the granted directories' descriptors
 }
 
 func (c *compiled) Instantiate(ctx context.Context, h *engine.Host) (_ engine.Guest, err error) {
@@ -68,6 +69,26 @@ func (c *compiled) Instantiate(ctx context.Context, h *engine.Host) (_ engine.Gu
 		cfg = cfg.WithStdout(h.Stdout).WithStdin(bytes.NewReader(h.Stdin))
 	} else {
 		cfg = cfg.WithStdout(h.Log)
+	}
+	for _, kv := range h.Grants.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
+	if argv := h.Grants.Argv(); argv != nil {
+		cfg = cfg.WithArgs(argv...)
+	}
+	if len(h.Grants.Dirs) > 0 {
+		fsc, unmount, err := mountDirs(h.Grants.Dirs)
+		if err != nil {
+			return nil, &engine.InstantiateError{Err: err}
+		}
+		g.unmount = unmount
+		cfg = cfg.WithFSConfig(fsc)
+		defer func() {
+			if err != nil {
+				unmount()
+			}
+		}()
 	}
 	defer func() {
 		// wazero does not expect an allocator to refuse a memory's initial
@@ -180,5 +201,8 @@ func (g *guest) PeakMemory() uint64 { return g.cap.peak.Load() }
 func (g *guest) Close() {
 	if g.mod != nil {
 		_ = g.mod.Close(context.Background())
+	}
+	if g.unmount != nil {
+		g.unmount()
 	}
 }

@@ -54,6 +54,8 @@ func init() {
 	})
 	guest.Handle("env", env)
 	guest.Handle("readfile", readfile)
+	guest.Handle("writefile", writefile)
+	guest.Handle("symlink", symlink)
 }
 
 func square(n int64) (int64, error) { return n * n, nil }
@@ -162,6 +164,25 @@ func readfile(in []byte) ([]byte, error) {
 		}
 	}
 	return json.Marshal(r)
+}
+
+// writefile writes what follows the input's first line to the file it
+// names; "ok", or the error.
+func writefile(in []byte) ([]byte, error) {
+	name, content, _ := strings.Cut(string(in), "\n")
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		return nil, err
+	}
+	return []byte("ok"), nil
+}
+
+// symlink makes a symlink: input "target\nname"; "ok", or the error.
+func symlink(in []byte) ([]byte, error) {
+	target, name, _ := strings.Cut(string(in), "\n")
+	if err := os.Symlink(target, name); err != nil {
+		return nil, err
+	}
+	return []byte("ok"), nil
 }
 
 // main is never called: a reactor runs init and then serves calls.
