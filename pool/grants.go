@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -68,12 +69,12 @@ func (c *Config) checkGrants() error {
 		if c.Cluster == "" {
 			abs, err := filepath.Abs(d.HostPath)
 			if err != nil {
-				return fmt.Errorf("Dirs[%d]: %w", i, err)
+				return fmt.Errorf("Dirs[%d]: %v", i, err)
 			}
 			d.HostPath = abs
 			st, err := os.Stat(abs)
 			if err != nil {
-				return fmt.Errorf("Dirs[%d]: %w; grant a directory that exists", i, err)
+				return fmt.Errorf("Dirs[%d]: %s does not exist or cannot be read (%v); grant a directory that exists", i, abs, errors.Unwrap(err))
 			}
 			if !st.IsDir() {
 				return fmt.Errorf("Dirs[%d]: %s is not a directory", i, abs)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -59,7 +60,7 @@ func grantDirs(t *testing.T, eng string) {
 	in, out, _ := dirTree(t)
 	dirs := []wire.Dir{{HostPath: in, GuestPath: "/in"}, {HostPath: out, GuestPath: "/out", Writable: true}}
 	if eng == engine.Wasmtime {
-		_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), MemoryLimit: testCap, Dirs: dirs}})
+		_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), CacheDir: CacheDir(t), MemoryLimit: testCap, LogLimit: 64 << 10, Dirs: dirs}})
 		require.ErrorContains(t, err, "does not support directory grants")
 		return
 	}
@@ -110,4 +111,25 @@ func grantDirs(t *testing.T, eng string) {
 	require.Equal(t, wire.StatusError, r.Status, "the guest cannot make symlinks")
 	_, err = os.Lstat(filepath.Join(out, "root"))
 	require.True(t, os.IsNotExist(err))
+}
+
+// grantCommand: a WASI command module gets the same grants as an SDK
+// module.
+func grantCommand(t *testing.T, eng string) {
+	in, _, _ := dirTree(t)
+	wk := startWorker(t, eng, "upper", func(i *wire.Init) {
+		i.Env = []string{"K=v"}
+		i.Args = []string{"a1"}
+		i.Program = "upper.wasm"
+		if eng != engine.Wasmtime {
+			i.Dirs = []wire.Dir{{HostPath: in, GuestPath: "/data"}}
+		}
+	})
+	r := one(t, wk, "", "grants")
+	require.Equal(t, wire.StatusOK, r.Status, r.Error)
+	want := "K=v\n--\nupper.wasm\na1\n--\n"
+	if eng != engine.Wasmtime {
+		want += "hello"
+	}
+	require.True(t, strings.HasPrefix(string(r.Output), want), "%q", r.Output)
 }

@@ -31,6 +31,7 @@ var workerCases = []testCase{
 	{"DenyByDefault", denyByDefault},
 	{"GrantEnvArgs", grantEnvArgs},
 	{"GrantDirs", grantDirs},
+	{"GrantCommand", grantCommand},
 	{"FreshInstance", freshInstance},
 	{"CommandModule", commandModule},
 	{"BadModulesFailAtStart", badModulesFailAtStart},

@@ -36,7 +36,8 @@
 //
 // upper is a WASI command: it writes stdin upper-cased to stdout. Input
 // "fail" writes "bad input" to stderr and exits with code 3; input "spin"
-// loops forever (white space around either word is ignored).
+// loops forever; input "grants" writes its environment, its arguments and
+// /data/hello.txt (white space around these words is ignored).
 //
 // sdkcmd uses the SDK (one handler, echo) but is built without
 // -buildmode=c-shared, as its buildmode file says: the mistake of building
