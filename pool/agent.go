@@ -313,6 +313,7 @@ func workerInit(cfg Config, modPath, cache string) wire.Init {
 		Args:          cfg.Args,
 		Program:       programName(cfg),
 		Dirs:          wireDirs(cfg.Dirs),
+		HostFuncs:     hostFuncNames(cfg.HostFuncs),
 	}
 }
 

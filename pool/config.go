@@ -143,6 +143,11 @@ type Config struct {
 	Env  map[string]string
 	Args []string
 	Dirs []Dir
+	// HostFuncs are the functions a guest may call with guest.CallHost
+	// (see hostfunc.go). Each runs in this process, under the context of
+	// the map or Apply whose task called it, with the task's deadline.
+	// Not available on a cluster.
+	HostFuncs map[string]HostFunc
 
 	// FreshInstance gives every task a new WebAssembly instance. Default
 	// false: an instance serves tasks until one traps. Command modules
@@ -283,6 +288,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: Engine: %w", ErrConfig, err)
 	}
 	if err := c.checkGrants(); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.checkHostFuncs(); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	for name, p := range map[string]Policy{"KillPolicy": c.KillPolicy, "OnKilled": c.OnKilled, "OnMemoryLimit": c.OnMemoryLimit, "OnTimeout": c.OnTimeout, "OnError": c.OnError} {

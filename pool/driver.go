@@ -181,6 +181,8 @@ func (d *driver) receive() {
 	switch {
 	case ev.Death != nil:
 		d.onDeath(ev.Death)
+	case ev.HostCall != nil:
+		d.hostCall(ev.HostCall) // hostfunc.go
 	case ev.Started != 0:
 		d.mu.Lock()
 		var j *job

@@ -31,6 +31,7 @@ type run struct {
 	err       error
 	done      chan struct{}
 	stopCtx   func() bool
+	ctx       context.Context // the caller's; host functions run under it
 
 	isDone   atomic.Bool
 	nDone    atomic.Int64
@@ -47,7 +48,7 @@ type runHooks struct {
 }
 
 func (p *Pool) newRun(ctx context.Context, fn string, n int, stream chan Result) *run {
-	r := &run{hooks: p.hooks, fn: fn, memLimit: p.cfg.MemoryLimit, done: make(chan struct{}), out: stream}
+	r := &run{hooks: p.hooks, fn: fn, memLimit: p.cfg.MemoryLimit, done: make(chan struct{}), out: stream, ctx: ctx}
 	if stream == nil {
 		r.results = make([]Result, n)
 	}

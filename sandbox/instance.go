@@ -159,6 +159,15 @@ func (inst *instance) check() {
 	}
 }
 
+// expireIfPast runs the watchdog's check now: it stops the task if its
+// deadline has passed, and otherwise only makes sure the timer is due.
+func (inst *instance) expireIfPast() {
+	if inst.g == nil {
+		return // still instantiating: the start-up has its own deadline
+	}
+	inst.check()
+}
+
 // reset forgets the last task's log and cap hit, before the next task.
 func (inst *instance) reset() {
 	inst.log.Reset()

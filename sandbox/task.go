@@ -35,7 +35,7 @@ func (w *worker) run(tasks []wire.Task) {
 // safepool_batch call: they need the same memory cap, and events must be
 // off (events are sent per task, which the batch call cannot do).
 func (w *worker) batchable(tasks []wire.Task) int {
-	if !w.info.Batch || w.cfg.Events || w.cfg.FreshInstance {
+	if !w.info.Batch || w.cfg.Events || w.cfg.FreshInstance || len(w.cfg.HostFuncs) > 0 {
 		return 1
 	}
 	n := 1
@@ -63,8 +63,11 @@ func (w *worker) newInstance(limit uint64, stdin []byte, stdout *capBuffer) (*in
 	if w.opts().NoInterrupt {
 		stuck = w.stuck
 	}
-	inst, err := newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout, stuck, w.grants())
-	return inst, err
+	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout, stuck, func(h *engine.Host) {
+		h.Grants = w.grants()
+		h.HostCall = w.hostCall
+		h.HostTake = w.hostTake
+	})
 }
 
 // grants are what the pool lets the guest see (wire.Init): nothing unless

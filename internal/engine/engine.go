@@ -118,6 +118,15 @@ type Host struct {
 
 	// Grants: what the pool lets the guest see. Nothing by default.
 	Grants Grants
+
+	// HostCall is the safepool.host_call host function: it calls the host
+	// function name with in (both valid only during the call) and returns
+	// the length of its output, or for a failure -1 minus the length of
+	// the error message; the bytes wait for HostTake. It never panics on
+	// a failure of the host function.
+	HostCall func(name, in []byte) int32
+	// HostTake returns the bytes the last HostCall left, and forgets them.
+	HostTake func() []byte
 }
 
 // Grants are what a guest may see of its host: environment variables,

@@ -133,3 +133,30 @@ func grantCommand(t *testing.T, eng string) {
 	}
 	require.True(t, strings.HasPrefix(string(r.Output), want), "%q", r.Output)
 }
+
+// answerHostCall is the host side of the suite's host functions: "upper"
+// upper-cases its input, "fail" fails. Any other name is unknown.
+func answerHostCall(c *wire.HostCall) *wire.HostReply {
+	switch c.Name {
+	case "upper":
+		return &wire.HostReply{Output: []byte(strings.ToUpper(string(c.Input)))}
+	case "fail":
+		return &wire.HostReply{Failed: true, Error: "failed on purpose"}
+	}
+	return &wire.HostReply{Failed: true, Error: "unknown"}
+}
+
+// hostCalls: a guest calls host functions through the worker's pipe; a
+// failure comes back to it as an error, the worker goes on, and a name the
+// pool does not provide fails in the worker without a round trip.
+func hostCalls(t *testing.T, eng string) {
+	wk := startWorker(t, eng, "tasks", func(i *wire.Init) { i.HostFuncs = []string{"fail", "upper"} })
+	rs := run(t, wk, task("callhost", "upper\nhello"), task("callhost", "fail\nx"), task("callhost", "nope\nx"), task("callhost", "upper\n"))
+	for _, r := range rs {
+		require.Equal(t, wire.StatusOK, r.Status, r.Error)
+	}
+	require.Equal(t, "got:HELLO", string(rs[0].Output))
+	require.Equal(t, "host error: host function fail: failed on purpose", string(rs[1].Output))
+	require.Equal(t, `host error: no host function "nope"; the pool provides ["fail" "upper"]`, string(rs[2].Output))
+	require.Equal(t, "got:", string(rs[3].Output))
+}

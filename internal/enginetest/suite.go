@@ -32,6 +32,7 @@ var workerCases = []testCase{
 	{"GrantEnvArgs", grantEnvArgs},
 	{"GrantDirs", grantDirs},
 	{"GrantCommand", grantCommand},
+	{"HostCalls", hostCalls},
 	{"FreshInstance", freshInstance},
 	{"CommandModule", commandModule},
 	{"BadModulesFailAtStart", badModulesFailAtStart},

@@ -31,6 +31,7 @@
 //	                            os.ReadFile(path) and os.ReadDir("/") gave; empty fields are left out
 //	writefile    path\ncontent  os.WriteFile(path, content); "ok"
 //	symlink      target\nname   os.Symlink(target, name); "ok"
+//	callhost     name\ninput    guest.CallHost(name, input): "got:<output>", or "host error: <error>"
 //
 // A non-integer input to a numeric handler is a task error.
 //

@@ -56,6 +56,49 @@ type Init struct {
 	Args    []string
 	Program string // argv[0] when Args are granted: the module's file name
 	Dirs    []Dir
+	// HostFuncs names the host functions a guest may call (TypeHostCall);
+	// a call of any other name fails in the worker.
+	HostFuncs []string
+}
+
+// HostCall is a guest's call of a host function, made while task Task runs.
+type HostCall struct {
+	Task     uint64
+	Name     string
+	Input    []byte
+	Deadline int64 // the task's deadline, Unix nanoseconds; 0 for none
+}
+
+// HostReply is the host function's answer: its output, or when Error is
+// set, why it failed.
+type HostReply struct {
+	Output []byte
+	Error  string
+	Failed bool
+}
+
+// AppendHostCall appends the encoding of m to b.
+func AppendHostCall(b []byte, m *HostCall) []byte {
+	return enc(b).uint(m.Task).str(m.Name).bytes(m.Input).int(m.Deadline)
+}
+
+// DecodeHostCall decodes a HostCall payload; its Input is a copy.
+func DecodeHostCall(p []byte) (*HostCall, error) {
+	d := dec{b: p}
+	m := &HostCall{Task: d.uint("task id"), Name: d.str("name"), Input: bytes.Clone(d.view("input")), Deadline: d.int("deadline")}
+	return m, d.end("host call")
+}
+
+// AppendHostReply appends the encoding of m to b.
+func AppendHostReply(b []byte, m *HostReply) []byte {
+	return enc(b).bool(m.Failed).bytes(m.Output).str(m.Error)
+}
+
+// DecodeHostReply decodes a HostReply payload. Output is a view of p.
+func DecodeHostReply(p []byte) (*HostReply, error) {
+	d := dec{b: p}
+	m := &HostReply{Failed: d.bool("failed"), Output: d.view("output"), Error: d.str("error")}
+	return m, d.end("host reply")
 }
 
 // Dir is a host directory granted to the guest at GuestPath.
@@ -123,7 +166,7 @@ func AppendInit(b []byte, m *Init) []byte {
 	for _, d := range m.Dirs {
 		e = e.str(d.HostPath).str(d.GuestPath).bool(d.Writable)
 	}
-	return e
+	return e.strs(m.HostFuncs)
 }
 
 // DecodeInit decodes an Init payload. An Init of another protocol version
@@ -158,6 +201,7 @@ func DecodeInit(p []byte) (*Init, error) {
 			m.Dirs[i] = Dir{HostPath: d.str("dir host path"), GuestPath: d.str("dir guest path"), Writable: d.bool("dir writable")}
 		}
 	}
+	m.HostFuncs = d.strs("host funcs")
 	return m, d.end("init")
 }
 

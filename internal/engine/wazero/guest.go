@@ -47,6 +47,41 @@ func (c *compiled) hostResult(ctx context.Context, m api.Module, stack []uint64)
 	g.host.Result(status, b)
 }
 
+// hostCall is safepool.host_call (engine.Host.HostCall). Bytes outside
+// linear memory are the guest's mistake, and trap.
+func (c *compiled) hostCall(_ context.Context, m api.Module, stack []uint64) {
+	g := c.cur
+	if g == nil || g.host.HostCall == nil {
+		panic("safepool.host_call called outside a task")
+	}
+	name := readOrPanic(m, "safepool.host_call", uint32(stack[0]), uint32(stack[1]))
+	in := readOrPanic(m, "safepool.host_call", uint32(stack[2]), uint32(stack[3]))
+	stack[0] = api.EncodeI32(g.host.HostCall(name, in))
+}
+
+// hostTake is safepool.host_take (engine.Host.HostTake).
+func (c *compiled) hostTake(_ context.Context, m api.Module, stack []uint64) {
+	g := c.cur
+	if g == nil || g.host.HostTake == nil {
+		panic("safepool.host_take called outside a task")
+	}
+	b := g.host.HostTake()
+	if len(b) > 0 && !m.Memory().Write(uint32(stack[0]), b) {
+		panic(fmt.Sprintf("safepool.host_take: bytes [%d, %d) are outside linear memory", uint32(stack[0]), uint64(uint32(stack[0]))+uint64(len(b))))
+	}
+}
+
+func readOrPanic(m api.Module, fn string, ptr, n uint32) []byte {
+	if n == 0 {
+		return nil
+	}
+	b, ok := m.Memory().Read(ptr, n)
+	if !ok {
+		panic(fmt.Sprintf("%s: bytes [%d, %d) are outside linear memory", fn, ptr, uint64(ptr)+uint64(n)))
+	}
+	return b
+}
+
 func (c *compiled) Close() { c.rt.Close(context.Background()) }
 
 // guest is one wazero instance with its memory cap.
