@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/safepool/safepool/internal/wire"
 )
@@ -15,9 +14,8 @@ import (
 type hostCalls struct {
 	r        *wire.Reader
 	stash    [][]byte // batch frames read while waiting for a reply, in order
-	task     uint64
-	deadline int64 // Unix nanoseconds; 0 for none
-	reply    []byte
+	task  uint64
+	reply []byte
 }
 
 // hostCall is engine.Host.HostCall: it sends the call to the host, waits
@@ -25,8 +23,8 @@ type hostCalls struct {
 // the guest as an error, never as a trap: an unknown name, an input over
 // the output cap, an error or a panic in the host function, the task's
 // deadline. Only a host that is gone ends the worker.
-func (w *worker) hostCall(name, in []byte) int32 {
-	out, err := w.callHost(string(name), in)
+func (w *worker) hostCall(name, in []byte, deadline int64) int32 {
+	out, err := w.callHost(string(name), in, deadline)
 	if err != nil {
 		w.hc.reply = []byte(err.Error())
 		return -1 - int32(len(w.hc.reply))
@@ -50,7 +48,7 @@ func (w *worker) hostPayloadLimit() int {
 	return int(min(w.cfg.OutputLimit, maxHostPayload))
 }
 
-func (w *worker) callHost(name string, in []byte) ([]byte, error) {
+func (w *worker) callHost(name string, in []byte, deadline int64) ([]byte, error) {
 	if !slices.Contains(w.cfg.HostFuncs, name) {
 		return nil, fmt.Errorf("no host function %q; the pool provides %q", name, w.cfg.HostFuncs)
 	}
@@ -58,7 +56,7 @@ func (w *worker) callHost(name string, in []byte) ([]byte, error) {
 		return nil, fmt.Errorf("host function %s: input of %s is over the cap of %s", name, formatSize(uint64(len(in))), formatSize(uint64(limit)))
 	}
 	w.flush() // results before the call, in order
-	call := wire.HostCall{Task: w.hc.task, Name: name, Input: in, Deadline: w.hc.deadline}
+	call := wire.HostCall{Task: w.hc.task, Name: name, Input: in, Deadline: deadline}
 	if err := w.w.Send(wire.TypeHostCall, wire.AppendHostCall(nil, &call)); err != nil {
 		w.gone(err)
 	}
@@ -96,11 +94,5 @@ func (w *worker) gone(error) {
 	exit(0)
 }
 
-// setTask records the task that host calls are made for, and its deadline.
-func (w *worker) setTask(id uint64, start time.Time) {
-	w.hc.task = id
-	w.hc.deadline = 0
-	if w.cfg.Timeout > 0 {
-		w.hc.deadline = start.Add(w.cfg.Timeout).UnixNano()
-	}
-}
+// setTask records the task that host calls are made for.
+func (w *worker) setTask(id uint64) { w.hc.task = id }

@@ -168,6 +168,15 @@ func (inst *instance) expireIfPast() {
 	inst.check()
 }
 
+// deadlineNanos is the running task's deadline in Unix nanoseconds, 0 for
+// none. Called from the task's goroutine, the deadline's only writer.
+func (inst *instance) deadlineNanos() int64 {
+	if inst.deadline.IsZero() {
+		return 0
+	}
+	return inst.deadline.UnixNano()
+}
+
 // reset forgets the last task's log and cap hit, before the next task.
 func (inst *instance) reset() {
 	inst.log.Reset()

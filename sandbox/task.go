@@ -63,11 +63,7 @@ func (w *worker) newInstance(limit uint64, stdin []byte, stdout *capBuffer) (*in
 	if w.opts().NoInterrupt {
 		stuck = w.stuck
 	}
-	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout, stuck, func(h *engine.Host) {
-		h.Grants = w.grants()
-		h.HostCall = w.hostCall
-		h.HostTake = w.hostTake
-	})
+	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout, stuck, w.grants(), w.hostCall, w.hostTake)
 }
 
 // grants are what the pool lets the guest see (wire.Init): nothing unless

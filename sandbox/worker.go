@@ -311,7 +311,7 @@ func (w *worker) flush() {
 // it if the process dies, and as an event when the host asked for them.
 func (w *worker) begin(t *wire.Task, start time.Time) {
 	w.end.Slot.SetRunning(t.ID, start.UnixNano())
-	w.setTask(t.ID, start)
+	w.setTask(t.ID)
 	if w.cfg.Events {
 		if err := w.w.Send(wire.TypeStarted, wire.AppendStarted(nil, t.ID)); err != nil && w.err == nil {
 			w.err = err
