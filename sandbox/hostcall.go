@@ -12,8 +12,8 @@ import (
 // frame reader it waits for replies on, the batches that arrived while it
 // waited, the task running, and the reply waiting for safepool.host_take.
 type hostCalls struct {
-	r        *wire.Reader
-	stash    [][]byte // batch frames read while waiting for a reply, in order
+	r     *wire.Reader
+	stash [][]byte // batch frames read while waiting for a reply, in order
 	task  uint64
 	reply []byte
 }
