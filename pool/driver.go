@@ -139,7 +139,7 @@ func (d *driver) fill() bool {
 		d.frame = d.frame[:0]
 		for i, j := range jobs {
 			j.id = f.base + uint64(i)
-			t := wire.Task{ID: j.id, Func: j.run.fn, Input: j.input}
+			t := wire.Task{ID: j.id, Func: j.run.fn, Input: j.input, Timeout: j.run.timeout}
 			if j.memLimit != d.l.cfg.MemoryLimit {
 				t.MemoryLimit = uint64(j.memLimit)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // run is one map (or Apply, or stream) in flight. It owns its result
@@ -15,8 +16,9 @@ import (
 type run struct {
 	hooks    *runHooks
 	fn       string
-	memLimit int64        // the memory cap its tasks start with
-	total    atomic.Int64 // tasks submitted so far (streams grow it)
+	memLimit int64         // the memory cap its tasks start with
+	timeout  time.Duration // its tasks' own timeout (WithTimeout); 0: the pool's
+	total    atomic.Int64  // tasks submitted so far (streams grow it)
 
 	// Exactly one of results and out is used: a slice for Map, a channel
 	// for streams.

@@ -39,7 +39,7 @@ func (w *worker) batchable(tasks []wire.Task) int {
 		return 1
 	}
 	n := 1
-	for n < len(tasks) && tasks[n].MemoryLimit == tasks[0].MemoryLimit {
+	for n < len(tasks) && tasks[n].MemoryLimit == tasks[0].MemoryLimit && tasks[n].Timeout == tasks[0].Timeout {
 		n++
 	}
 	return n
@@ -154,7 +154,7 @@ func (w *worker) runSDK(t *wire.Task) {
 		got = true
 		w.fill(inst, &res, status, b)
 	}
-	inst.arm(w.cfg.Timeout)
+	inst.arm(w.curTimeout)
 	err = inst.callTask(w.ctx, t.Func, t.Input)
 	inst.disarm()
 	inst.sink = nil
@@ -248,7 +248,7 @@ func (w *worker) finish(inst *instance, res *wire.Result, err error, now time.Ti
 	case errors.As(err, &faulty) && !inst.timedOut.Load():
 		res.Status, res.Error, res.Output = wire.StatusError, faulty.Error(), nil
 	case err != nil || inst.timedOut.Load():
-		res.Status, res.Error = inst.classify(err, w.cfg.Timeout)
+		res.Status, res.Error = inst.classify(err, w.curTimeout)
 		res.Output = nil
 	case res.Status != wire.StatusOK && inst.g.CapHit():
 		inst.note("the guest's error: " + res.Error)
@@ -272,7 +272,7 @@ func (w *worker) runCommand(t *wire.Task) {
 		return
 	}
 	defer inst.close()
-	inst.arm(w.cfg.Timeout)
+	inst.arm(w.curTimeout)
 	_, err = inst.call(w.ctx, engine.ExportStart)
 	inst.disarm()
 	if code, ok := exitCode(err); ok && code == 0 && !inst.timedOut.Load() {

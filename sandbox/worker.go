@@ -68,7 +68,8 @@ type worker struct {
 	frame     []byte
 	err       error // first write error: the host is gone
 
-	hc hostCalls
+	hc         hostCalls
+	curTimeout time.Duration // the running task's timeout: its own or the pool's
 }
 
 // exit ends the process; a variable so that nothing else needs os here.
@@ -312,6 +313,10 @@ func (w *worker) flush() {
 func (w *worker) begin(t *wire.Task, start time.Time) {
 	w.end.Slot.SetRunning(t.ID, start.UnixNano())
 	w.setTask(t.ID)
+	w.curTimeout = w.cfg.Timeout
+	if t.Timeout > 0 && (w.cfg.Timeout == 0 || t.Timeout < w.cfg.Timeout) {
+		w.curTimeout = t.Timeout // a call's own, never longer than the pool's
+	}
 	if w.cfg.Events {
 		if err := w.w.Send(wire.TypeStarted, wire.AppendStarted(nil, t.ID)); err != nil && w.err == nil {
 			w.err = err

@@ -121,6 +121,10 @@ type Task struct {
 	Func        string // handler name; ignored by command modules
 	Input       []byte // the handler's input; a command module's stdin
 	MemoryLimit uint64 // overrides Init.MemoryLimit when non-zero
+	// Timeout overrides Init.Timeout when non-zero and shorter. A worker
+	// whose Init.Timeout is 0 has no way to stop a task (see
+	// engine.Options.NoInterrupt), so the host sends it none.
+	Timeout time.Duration
 }
 
 // Result is the outcome of one task.
@@ -236,7 +240,7 @@ func DecodeReady(p []byte) (*Ready, error) {
 // AppendTask appends the encoding of one task to b. A Batch payload is a
 // uvarint count followed by that many tasks.
 func AppendTask(b []byte, t *Task) []byte {
-	return enc(b).uint(t.ID).str(t.Func).bytes(t.Input).uint(t.MemoryLimit)
+	return enc(b).uint(t.ID).str(t.Func).bytes(t.Input).uint(t.MemoryLimit).int(int64(t.Timeout))
 }
 
 // AppendBatch appends a whole Batch payload to b.
@@ -255,7 +259,7 @@ func AppendBatch(b []byte, tasks []Task) []byte {
 // batch into one slice this way and runs it before it reads the next frame.
 func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 	d := dec{b: p}
-	n := d.count("task count", 4) // a task takes at least 4 bytes
+	n := d.count("task count", 5) // a task takes at least 5 bytes
 	if d.err == nil && n == 0 {
 		d.fail("task count (zero)")
 	}
@@ -277,6 +281,7 @@ func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 			}
 			t.Input = d.view("input")
 			t.MemoryLimit = d.uint("memory limit")
+			t.Timeout = time.Duration(d.int("timeout"))
 		}
 	}
 	if err := d.end("batch"); err != nil {
