@@ -160,3 +160,24 @@ func hostCalls(t *testing.T, eng string) {
 	require.Equal(t, `host error: no host function "nope"; the pool provides ["fail" "upper"]`, string(rs[2].Output))
 	require.Equal(t, "got:", string(rs[3].Output))
 }
+
+// cGuest: an SDK module written in C with clang and wasi-libc runs tasks,
+// sees its grants and calls host functions like a Go one.
+func cGuest(t *testing.T, eng string) {
+	wk := startWorker(t, eng, "csquare", func(i *wire.Init) {
+		i.Env = []string{"GREETING=bonjour"}
+		i.HostFuncs = []string{"fail", "upper"}
+	})
+	require.ElementsMatch(t, []string{"square", "env", "upper", "fail"}, wk.Ready().Handlers)
+	rs := run(t, wk, task("square", "12"), task("square", "x"), task("env", ""), task("upper", "abc"), task("fail", "q"), task("nope", ""), task("square", "3"))
+	require.Equal(t, wire.StatusOK, rs[0].Status, rs[0].Error)
+	require.Equal(t, "144", string(rs[0].Output))
+	require.Equal(t, wire.StatusError, rs[1].Status)
+	require.Equal(t, "square: input is not a decimal number", rs[1].Error)
+	require.Equal(t, "bonjour", string(rs[2].Output))
+	require.Equal(t, "got:ABC", string(rs[3].Output))
+	require.Equal(t, "boom: q", rs[4].Error)
+	require.Equal(t, wire.StatusError, rs[5].Status)
+	require.Contains(t, rs[5].Error, "unknown function")
+	require.Equal(t, "9", string(rs[6].Output))
+}

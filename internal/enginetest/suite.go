@@ -33,6 +33,7 @@ var workerCases = []testCase{
 	{"GrantDirs", grantDirs},
 	{"GrantCommand", grantCommand},
 	{"HostCalls", hostCalls},
+	{"CGuest", cGuest},
 	{"FreshInstance", freshInstance},
 	{"CommandModule", commandModule},
 	{"BadModulesFailAtStart", badModulesFailAtStart},

@@ -45,6 +45,15 @@
 // an SDK module as a command, which exports _start beside the SDK's exports
 // and must be refused at load.
 //
+// # C fixtures
+//
+// Written in C in testdata/c/<name>.c and committed with the <name>.wasm
+// that clang, lld and wasi-libc make of them (see gen.go).
+//
+//	csquare     SDK module in C: square (ASCII decimal in, its square out), env (the
+//	            granted GREETING or "unset"), upper (calls the host function upper:
+//	            "got:<output>" or "host error: <message>"), fail (error "boom: <input>")
+//
 // # WAT fixtures
 //
 // Hand-written in testdata/wat/<name>.wat, committed with the <name>.wasm
