@@ -17,7 +17,7 @@ import (
 )
 
 var wantNames = []string{
-	"sdkcmd", "tasks", "upper",
+	"csquare", "sdkcmd", "tasks", "upper",
 	"wbadimport", "wbadsig", "wbigmem", "wchaos", "wcmd", "wescape", "wgrow", "wnoexport", "wslowstart", "wsquare", "wtable", "wtraps",
 }
 
@@ -64,7 +64,7 @@ func TestPathRejectsUnknownNames(t *testing.T) {
 	}
 	ft := &fatalTB{TB: t}
 	ft.run(func() { testguest.Path(ft, "nope") })
-	require.Contains(t, ft.msg, "the fixtures are: sdkcmd, tasks, upper, wbadimport")
+	require.Contains(t, ft.msg, "the fixtures are: csquare, sdkcmd, tasks, upper, wbadimport")
 }
 
 // fatalTB records a Fatalf instead of failing the real test.
