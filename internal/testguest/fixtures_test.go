@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +43,7 @@ func TestPathGivesEveryFixture(t *testing.T) {
 		require.Equal(t, name+".wasm", filepath.Base(paths[i]))
 		require.Equal(t, paths[i], testguest.Path(t, name), "the same path every time")
 	}
-	require.True(t, strings.HasPrefix(paths[0], filepath.Join(os.TempDir(), "safepool-testguest")+string(filepath.Separator)))
+	require.True(t, strings.HasPrefix(paths[slices.Index(wantNames, "sdkcmd")], filepath.Join(os.TempDir(), "safepool-testguest")+string(filepath.Separator)), "Go fixtures are built into the temporary directory")
 	require.Equal(t, testguest.Bytes(t, "wcmd"), mustRead(t, testguest.Path(t, "wcmd")))
 }
 
