@@ -23,7 +23,9 @@ var (
 		"_start":         {nil, nil},
 	}
 	hostImports = map[string]funcType{
-		"result": {[]byte{i32, i32, i32}, nil},
+		"result":    {[]byte{i32, i32, i32}, nil},
+		"host_call": {[]byte{i32, i32, i32, i32}, []byte{i32}},
+		"host_take": {[]byte{i32}, nil},
 	}
 )
 
@@ -202,10 +204,10 @@ func (l *layout) checkFuncImports() error {
 		case "safepool":
 			want, ok := hostImports[im.name]
 			if !ok {
-				return fmt.Errorf("%w: %s; the safepool module only provides result(i32, i32, i32)", ErrForbiddenImport, f)
+				return fmt.Errorf("%w: %s; the safepool module only provides result(i32, i32, i32), host_call(i32, i32, i32, i32) -> i32 and host_take(i32)", ErrForbiddenImport, f)
 			}
 			if !slices.Equal(want.params, t.params) || !slices.Equal(want.results, t.results) {
-				return fmt.Errorf("%w: import %s, want safepool.result(i32, i32, i32)", ErrBadSignature, f)
+				return fmt.Errorf("%w: import %s, want %s", ErrBadSignature, f, funcOf("safepool", im.name, want))
 			}
 		default:
 			return fmt.Errorf("%w: %s; only wasi_snapshot_preview1 and safepool imports are allowed", ErrForbiddenImport, f)

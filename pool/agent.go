@@ -278,6 +278,7 @@ func (p *apool) start() {
 		Timeout: s.Timeout, StartTimeout: s.StartTimeout, OutputLimit: s.OutputLimit, LogLimit: s.LogLimit,
 		FreshInstance: s.FreshInstance, BatchSize: s.BatchSize, Engine: s.Engine, CacheDir: a.cfg.CacheDir,
 		WorkerCommand: a.cfg.WorkerCommand, Overcommit: true,
+		Env: envMap(s.Env), Args: s.Args, Dirs: dirsOf(s.Dirs), program: s.Name,
 	}.withDefaults()
 	if err != nil {
 		fail(true, err)
@@ -331,7 +332,23 @@ func workerInit(cfg Config, modPath, cache string) wire.Init {
 		Events:        cfg.OnEvent != nil,
 		ProcessLimit:  processLimit(cfg),
 		StartTimeout:  cfg.StartTimeout,
+		Env:           envList(cfg.Env),
+		Args:          cfg.Args,
+		Program:       programName(cfg),
+		Dirs:          wireDirs(cfg.Dirs),
+		HostFuncs:     hostFuncNames(cfg.HostFuncs),
 	}
+}
+
+// programName is the guest's argv[0]: the module's file name.
+func programName(cfg Config) string {
+	if cfg.program != "" {
+		return cfg.program
+	}
+	if cfg.Module == "" {
+		return "module.wasm"
+	}
+	return filepath.Base(cfg.Module)
 }
 
 func writeFileAtomic(dir, path string, b []byte) error {

@@ -115,6 +115,9 @@ type Config struct {
 	// memory (MemAvailable) can hold at MemoryLimit plus about 40 MiB of
 	// overhead per worker, which New refuses otherwise.
 	Overcommit bool
+	// program is the guest's argv[0] when it is not the module's file name
+	// (an agent's module is stored under its hash).
+	program string
 
 	// KillPolicy is the policy for killed tasks (statuses killed, memory_limit
 	// and timeout). Default Skip.
@@ -128,6 +131,23 @@ type Config struct {
 	OnError Policy
 	// Retry tunes the Retry policy.
 	Retry RetryPolicy
+
+	// Env, Args and Dirs are what the guest may see of its host; nothing is
+	// granted by default (see grants.go and SECURITY.md). Env is the
+	// guest's whole environment: a variable not in it is invisible. Args
+	// are the guest's arguments, in order, after the program name (the
+	// module's file name). Dirs are host directories the guest may open
+	// under their GuestPath, read-only unless Writable: nothing outside
+	// them is reachable by "..", a symlink or an absolute path. Dirs need
+	// the wazero engine for now.
+	Env  map[string]string
+	Args []string
+	Dirs []Dir
+	// HostFuncs are the functions a guest may call with guest.CallHost
+	// (see hostfunc.go). Each runs in this process, under the context of
+	// the map or Apply whose task called it, with the task's deadline.
+	// Not available on a cluster.
+	HostFuncs map[string]HostFunc
 
 	// FreshInstance gives every task a new WebAssembly instance. Default
 	// false: an instance serves tasks until one traps. Command modules
@@ -266,6 +286,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if err := engine.Check(c.Engine); err != nil {
 		return c, fmt.Errorf("%w: Engine: %w", ErrConfig, err)
+	}
+	if err := c.checkGrants(); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.checkHostFuncs(); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	for name, p := range map[string]Policy{"KillPolicy": c.KillPolicy, "OnKilled": c.OnKilled, "OnMemoryLimit": c.OnMemoryLimit, "OnTimeout": c.OnTimeout, "OnError": c.OnError} {
 		if p > Retry {

@@ -140,7 +140,7 @@ func (d *driver) fill() bool {
 		d.frame = d.frame[:0]
 		for i, j := range jobs {
 			j.id = f.base + uint64(i)
-			t := wire.Task{ID: j.id, Func: j.run.fn, Input: j.input}
+			t := wire.Task{ID: j.id, Func: j.run.fn, Input: j.input, Timeout: j.run.timeout}
 			if j.memLimit != d.l.cfg.MemoryLimit {
 				t.MemoryLimit = uint64(j.memLimit)
 			}
@@ -182,6 +182,8 @@ func (d *driver) receive() {
 	switch {
 	case ev.Death != nil:
 		d.onDeath(ev.Death)
+	case ev.HostCall != nil:
+		d.hostCall(ev.HostCall) // hostfunc.go
 	case ev.Started != 0:
 		d.mu.Lock()
 		var j *job

@@ -16,8 +16,8 @@ import (
 //
 // When ctx is done, Map stops the map's tasks, including those running, and
 // returns ctx's error; the pool stays usable.
-func (p *Pool) Map(ctx context.Context, fn string, inputs [][]byte) ([]Result, error) {
-	m, err := p.MapAsync(ctx, fn, inputs)
+func (p *Pool) Map(ctx context.Context, fn string, inputs [][]byte, opts ...CallOption) ([]Result, error) {
+	m, err := p.MapAsync(ctx, fn, inputs, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -26,12 +26,18 @@ func (p *Pool) Map(ctx context.Context, fn string, inputs [][]byte) ([]Result, e
 
 // MapAsync starts a map and returns at once. The map's life is bound to
 // ctx: when ctx is done the map is aborted with ctx's error. The inputs are
-// not copied and must not change until the map ends.
-func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte) (*MapHandle, error) {
+// not copied and must not change until the map ends. opts set the map's
+// own limits within the pool's (WithTimeout, WithMemoryLimit).
+func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte, opts ...CallOption) (*MapHandle, error) {
+	o, err := p.callOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	r, err := p.begin(ctx, fn, len(inputs), nil)
 	if err != nil {
 		return nil, err
 	}
+	o.set(r)
 	r.add(len(inputs))
 	r.inputs = inputs
 	p.q.pushRun(r, len(inputs)) // jobs are made as workers take them
@@ -43,8 +49,8 @@ func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte) (*MapHa
 // gives a *TaskError as well as the result. When the task does not run
 // (an unknown function, a closed pool, ctx done) the result has
 // StatusNotRun and the error says why.
-func (p *Pool) Apply(ctx context.Context, fn string, input []byte) (Result, error) {
-	rs, err := p.Map(ctx, fn, [][]byte{input})
+func (p *Pool) Apply(ctx context.Context, fn string, input []byte, opts ...CallOption) (Result, error) {
+	rs, err := p.Map(ctx, fn, [][]byte{input}, opts...)
 	if len(rs) == 1 {
 		return rs[0], err
 	}

@@ -742,6 +742,7 @@ func (p *Pool) startCluster(ctx context.Context) (*Pool, error) {
 		Engine: cfg.Engine, MemoryLimit: cfg.MemoryLimit, Timeout: cfg.Timeout, StartTimeout: cfg.StartTimeout,
 		OutputLimit: cfg.OutputLimit, LogLimit: cfg.LogLimit, FreshInstance: cfg.FreshInstance, BatchSize: cfg.BatchSize,
 		MinAvailable: cfg.Retry.MinAvailable, GateTimeout: cfg.Retry.GateTimeout, Events: cfg.OnEvent != nil,
+		Env: envList(cfg.Env), Args: cfg.Args, Dirs: remoteDirs(cfg.Dirs),
 	}
 	c := newCluster(cfg, spec, p.q, p.settle, p.emit, p.failAll)
 	tr, err := remote.Open(ctx, remote.OpenConfig{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // run is one map (or Apply, or stream) in flight. It owns its result
@@ -15,8 +16,9 @@ import (
 type run struct {
 	hooks    *runHooks
 	fn       string
-	memLimit int64        // the memory cap its tasks start with
-	total    atomic.Int64 // tasks submitted so far (streams grow it)
+	memLimit int64         // the memory cap its tasks start with
+	timeout  time.Duration // its tasks' own timeout (WithTimeout); 0: the pool's
+	total    atomic.Int64  // tasks submitted so far (streams grow it)
 
 	// Exactly one of results and out is used: a slice for Map, a channel
 	// for streams.
@@ -31,6 +33,7 @@ type run struct {
 	err       error
 	done      chan struct{}
 	stopCtx   func() bool
+	ctx       context.Context // the caller's; host functions run under it
 
 	isDone   atomic.Bool
 	nDone    atomic.Int64
@@ -47,7 +50,7 @@ type runHooks struct {
 }
 
 func (p *Pool) newRun(ctx context.Context, fn string, n int, stream chan Result) *run {
-	r := &run{hooks: p.hooks, fn: fn, memLimit: p.cfg.MemoryLimit, done: make(chan struct{}), out: stream}
+	r := &run{hooks: p.hooks, fn: fn, memLimit: p.cfg.MemoryLimit, done: make(chan struct{}), out: stream, ctx: ctx}
 	if stream == nil {
 		r.results = make([]Result, n)
 	}

@@ -21,7 +21,7 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 		w.emit(startFailure(&tasks[0], start, err))
 		return 1
 	}
-	inst.arm(w.cfg.Timeout)
+	inst.arm(w.curTimeout)
 	ptr, size, ok := inst.putRecords(w.ctx, tasks)
 	if !ok {
 		inst.disarm()
@@ -72,7 +72,7 @@ func (b *batchRun) result(status uint32, out []byte) {
 	if b.i < len(b.tasks) {
 		b.start(now)
 		b.w.begin(&b.tasks[b.i], now)
-		b.inst.armAt(now, b.w.cfg.Timeout)
+		b.inst.armAt(now, b.w.curTimeout)
 	}
 }
 

@@ -159,6 +159,24 @@ func (inst *instance) check() {
 	}
 }
 
+// expireIfPast runs the watchdog's check now: it stops the task if its
+// deadline has passed, and otherwise only makes sure the timer is due.
+func (inst *instance) expireIfPast() {
+	if inst.g == nil {
+		return // still instantiating: the start-up has its own deadline
+	}
+	inst.check()
+}
+
+// deadlineNanos is the running task's deadline in Unix nanoseconds, 0 for
+// none. Called from the task's goroutine, the deadline's only writer.
+func (inst *instance) deadlineNanos() int64 {
+	if inst.deadline.IsZero() {
+		return 0
+	}
+	return inst.deadline.UnixNano()
+}
+
 // reset forgets the last task's log and cap hit, before the next task.
 func (inst *instance) reset() {
 	inst.log.Reset()

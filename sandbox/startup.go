@@ -46,7 +46,7 @@ func (e *startError) Error() string {
 // stuck is nil when the engine can interrupt guest code; otherwise it is
 // called, from the watchdog, when a start-up call runs past the start
 // timeout, and must end the process (see instance.stuck).
-func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64, startTimeout time.Duration, stdin []byte, stdout *capBuffer, stuck func(string)) (*instance, error) {
+func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64, startTimeout time.Duration, stdin []byte, stdout *capBuffer, stuck func(string), grants engine.Grants, hostCall func(name, in []byte, deadline int64) int32, hostTake func() []byte) (*instance, error) {
 	inst := &instance{
 		limit:        limit,
 		log:          tail.New(int(logLimit)),
@@ -61,6 +61,19 @@ func newInstance(ctx context.Context, c engine.Compiled, limit, logLimit uint64,
 		Sleep:       inst.sleep,
 		Result:      inst.onResult,
 		Interrupted: inst.timedOut.Load,
+	}
+	inst.host.Grants = grants
+	if hostCall != nil {
+		// The host function gets the task's deadline, and a call that
+		// comes back after it stops the task now, as a timeout, rather
+		// than let it go on until the watchdog's timer fires: the host
+		// gave up at the same deadline.
+		inst.host.HostCall = func(name, in []byte) int32 {
+			n := hostCall(name, in, inst.deadlineNanos())
+			inst.expireIfPast()
+			return n
+		}
+		inst.host.HostTake = hostTake
 	}
 	if stdout != nil { // a nil *capBuffer in the interface would not be nil
 		inst.host.Stdout = stdout

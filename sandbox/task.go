@@ -35,11 +35,11 @@ func (w *worker) run(tasks []wire.Task) {
 // safepool_batch call: they need the same memory cap, and events must be
 // off (events are sent per task, which the batch call cannot do).
 func (w *worker) batchable(tasks []wire.Task) int {
-	if !w.info.Batch || w.cfg.Events || w.cfg.FreshInstance {
+	if !w.info.Batch || w.cfg.Events || w.cfg.FreshInstance || len(w.cfg.HostFuncs) > 0 {
 		return 1
 	}
 	n := 1
-	for n < len(tasks) && tasks[n].MemoryLimit == tasks[0].MemoryLimit {
+	for n < len(tasks) && tasks[n].MemoryLimit == tasks[0].MemoryLimit && tasks[n].Timeout == tasks[0].Timeout {
 		n++
 	}
 	return n
@@ -63,7 +63,17 @@ func (w *worker) newInstance(limit uint64, stdin []byte, stdout *capBuffer) (*in
 	if w.opts().NoInterrupt {
 		stuck = w.stuck
 	}
-	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout, stuck)
+	return newInstance(w.ctx, w.eng, limit, w.cfg.LogLimit, w.cfg.StartTimeout, stdin, stdout, stuck, w.grants(), w.hostCall, w.hostTake)
+}
+
+// grants are what the pool lets the guest see (wire.Init): nothing unless
+// granted.
+func (w *worker) grants() engine.Grants {
+	g := engine.Grants{Env: w.cfg.Env, Args: w.cfg.Args, Program: w.cfg.Program}
+	for _, d := range w.cfg.Dirs {
+		g.Dirs = append(g.Dirs, engine.GrantedDir{HostPath: d.HostPath, GuestPath: d.GuestPath, Writable: d.Writable})
+	}
+	return g
 }
 
 // opts are the settings the module is compiled with. Without a task
@@ -144,7 +154,7 @@ func (w *worker) runSDK(t *wire.Task) {
 		got = true
 		w.fill(inst, &res, status, b)
 	}
-	inst.arm(w.cfg.Timeout)
+	inst.arm(w.curTimeout)
 	err = inst.callTask(w.ctx, t.Func, t.Input)
 	inst.disarm()
 	inst.sink = nil
@@ -238,7 +248,7 @@ func (w *worker) finish(inst *instance, res *wire.Result, err error, now time.Ti
 	case errors.As(err, &faulty) && !inst.timedOut.Load():
 		res.Status, res.Error, res.Output = wire.StatusError, faulty.Error(), nil
 	case err != nil || inst.timedOut.Load():
-		res.Status, res.Error = inst.classify(err, w.cfg.Timeout)
+		res.Status, res.Error = inst.classify(err, w.curTimeout)
 		res.Output = nil
 	case res.Status != wire.StatusOK && inst.g.CapHit():
 		inst.note("the guest's error: " + res.Error)
@@ -262,7 +272,7 @@ func (w *worker) runCommand(t *wire.Task) {
 		return
 	}
 	defer inst.close()
-	inst.arm(w.cfg.Timeout)
+	inst.arm(w.curTimeout)
 	_, err = inst.call(w.ctx, engine.ExportStart)
 	inst.disarm()
 	if code, ok := exitCode(err); ok && code == 0 && !inst.timedOut.Load() {

@@ -67,7 +67,13 @@ type worker struct {
 	lastFlush time.Time
 	frame     []byte
 	err       error // first write error: the host is gone
+
+	hc         hostCalls
+	curTimeout time.Duration // the running task's timeout: its own or the pool's
 }
+
+// exit ends the process; a variable so that nothing else needs os here.
+var exit = os.Exit
 
 // serve is the worker's life: the handshake's Init, the process's
 // confinement, the module's load and start, the handshake's answer, then
@@ -78,6 +84,7 @@ func serve(end *proc.ChildEnd) error {
 	in := proc.NewSpinReader(end.In, proc.WorkerSpin)
 	r := wire.NewReader(in)
 	w := &worker{ctx: context.Background(), end: end, w: wire.NewWriter(end.Out)}
+	w.hc.r = r
 	if err := w.readInit(r); err != nil {
 		return err
 	}
@@ -237,8 +244,13 @@ func (w *worker) handshakeSDK(inst *instance) ([]string, error) {
 func (w *worker) loop(r *wire.Reader, in *proc.SpinReader) error {
 	var tasks []wire.Task
 	for {
-		typ, p, err := r.Read()
-		if err != nil {
+		var typ wire.Type
+		var p []byte
+		var err error
+		if len(w.hc.stash) > 0 { // batches that came during a host call
+			typ, p = wire.TypeBatch, w.hc.stash[0]
+			w.hc.stash = w.hc.stash[1:]
+		} else if typ, p, err = r.Read(); err != nil {
 			return nil // EOF or a closed pipe: the host is done with us
 		}
 		if typ != wire.TypeBatch {
@@ -300,6 +312,11 @@ func (w *worker) flush() {
 // it if the process dies, and as an event when the host asked for them.
 func (w *worker) begin(t *wire.Task, start time.Time) {
 	w.end.Slot.SetRunning(t.ID, start.UnixNano())
+	w.setTask(t.ID)
+	w.curTimeout = w.cfg.Timeout
+	if t.Timeout > 0 && (w.cfg.Timeout == 0 || t.Timeout < w.cfg.Timeout) {
+		w.curTimeout = t.Timeout // a call's own, never longer than the pool's
+	}
 	if w.cfg.Events {
 		if err := w.w.Send(wire.TypeStarted, wire.AppendStarted(nil, t.ID)); err != nil && w.err == nil {
 			w.err = err

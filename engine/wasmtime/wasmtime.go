@@ -16,6 +16,12 @@ import (
 
 func init() { engine.Register(engine.Wasmtime, Engine{}) }
 
+// ErrDirs is the error of an instance that was granted directories: this
+// engine's stdio replacements (wasi.go) take fd_read and fd_write from
+// wasmtime's WASI, so a granted directory's files could be opened but not
+// read or written. Directory grants need the wazero engine.
+var ErrDirs = errors.New("the wasmtime engine does not support directory grants yet; use the wazero engine (Engine \"wazero\", --engine wazero) for a pool with Dirs (--dir)")
+
 // Engine is wasmtime as an engine.Engine.
 type Engine struct{}
 
@@ -87,6 +93,14 @@ func (Engine) Load(_ context.Context, wasm []byte, dir string, _ engine.Options)
 		e.Close()
 		return nil, nil, fmt.Errorf("wasmtime: define the safepool host module: %w", err)
 	}
+	err = e.linker.FuncNew("safepool", "host_call", wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32}, []*wasmtime.ValType{i32}), hostCall)
+	if err == nil {
+		err = e.linker.FuncNew("safepool", "host_take", wasmtime.NewFuncType([]*wasmtime.ValType{i32}, nil), hostTake)
+	}
+	if err != nil {
+		e.Close()
+		return nil, nil, fmt.Errorf("wasmtime: define the safepool host module: %w", err)
+	}
 	return e, info, nil
 }
 
@@ -103,6 +117,41 @@ func hostResult(c *wasmtime.Caller, args []wasmtime.Val) (_ []wasmtime.Val, trap
 	}
 	g.host.Result(status, b)
 	return nil, nil
+}
+
+// hostCall is safepool.host_call (engine.Host.HostCall).
+func hostCall(c *wasmtime.Caller, args []wasmtime.Val) (_ []wasmtime.Val, trap *wasmtime.Trap) {
+	g := guestOf(c)
+	defer trapOnPanic(&trap)
+	if g.host.HostCall == nil {
+		panic("safepool.host_call called outside a task")
+	}
+	name := g.bytesOrPanic("safepool.host_call", u32(args[0]), u32(args[1]))
+	in := g.bytesOrPanic("safepool.host_call", u32(args[2]), u32(args[3]))
+	return []wasmtime.Val{wasmtime.ValI32(g.host.HostCall(name, in))}, nil
+}
+
+// hostTake is safepool.host_take (engine.Host.HostTake).
+func hostTake(c *wasmtime.Caller, args []wasmtime.Val) (_ []wasmtime.Val, trap *wasmtime.Trap) {
+	g := guestOf(c)
+	defer trapOnPanic(&trap)
+	if g.host.HostTake == nil {
+		panic("safepool.host_take called outside a task")
+	}
+	b := g.host.HostTake()
+	copy(g.bytesOrPanic("safepool.host_take", u32(args[0]), uint32(len(b))), b)
+	return nil, nil
+}
+
+func (g *guest) bytesOrPanic(fn string, ptr, n uint32) []byte {
+	if n == 0 {
+		return nil
+	}
+	b, ok := g.mem.bytes(ptr, n)
+	if !ok {
+		panic(fmt.Sprintf("%s: bytes [%d, %d) are outside linear memory", fn, ptr, uint64(ptr)+uint64(n)))
+	}
+	return b
 }
 
 // guestOf returns the guest a host function was called from.
@@ -135,9 +184,23 @@ type guest struct {
 func (e *compiled) Instantiate(_ context.Context, h *engine.Host) (engine.Guest, error) {
 	g := &guest{e: e, host: h}
 	store := wasmtime.NewStoreWithData(e.eng, g)
-	// No args, no env, no preopens; stdio goes through fd_read and
-	// fd_write (wasmtime_wasi.go). Clocks and random are real.
-	store.SetWasi(wasmtime.NewWasiConfig())
+	// Only the granted args and env, no preopens; stdio goes through
+	// fd_read and fd_write (wasi.go). Clocks and random are real.
+	if len(h.Grants.Dirs) > 0 {
+		return nil, &engine.InstantiateError{Err: ErrDirs}
+	}
+	wasi := wasmtime.NewWasiConfig()
+	if len(h.Grants.Env) > 0 {
+		keys, values := make([]string, len(h.Grants.Env)), make([]string, len(h.Grants.Env))
+		for i, kv := range h.Grants.Env {
+			keys[i], values[i], _ = strings.Cut(kv, "=")
+		}
+		wasi.SetEnv(keys, values)
+	}
+	if argv := h.Grants.Argv(); argv != nil {
+		wasi.SetArgv(argv)
+	}
+	store.SetWasi(wasi)
 	store.Limiter(-1, maxTableElements, -1, -1, -1) // memory is capped by installMemoryCap
 	store.SetEpochDeadline(1)
 	prepareMemory(h.Limit)

@@ -2,6 +2,8 @@
 // plugins side by side, one pool per plugin, each with its own memory cap
 // and deadline. The rogue plugin spins, floods memory and tries to read a
 // file; the other plugins, called at the same time, are not disturbed.
+// The catalog plugin uses only what it is granted: a host function, an
+// environment variable and a read-only directory.
 //
 //	go run ./examples/plugins
 package main
@@ -27,6 +29,7 @@ type plugin struct {
 	memory  int64         // linear-memory cap of each call
 	timeout time.Duration // deadline of each call
 	calls   []call
+	grant   func(*pool.Config) // what the plugin may use; nothing without it
 }
 
 type call struct{ fn, input string }
@@ -41,7 +44,33 @@ var plugins = []plugin{
 	{name: "rogue", memory: 32 * mib, timeout: 500 * time.Millisecond, calls: []call{
 		{"spin", `null`}, {"flood", `null`}, {"snoop", `null`}, {"hello", `null`},
 	}},
+	{name: "catalog", memory: 16 * mib, timeout: time.Second, calls: []call{
+		{"price", `"apple"`}, {"price", `"durian"`}, {"motd", `{}`},
+	}, grant: grantCatalog},
 }
+
+// prices is the host's data, which the catalog plugin reaches only through
+// the price host function.
+var prices = map[string]string{"apple": "1.20", "pear": "0.90"}
+
+// grantCatalog gives the catalog plugin a host function, one environment
+// variable and a read-only directory, and nothing else.
+func grantCatalog(cfg *pool.Config) {
+	cfg.HostFuncs = map[string]pool.HostFunc{
+		"price": func(ctx context.Context, item []byte) ([]byte, error) {
+			p, ok := prices[string(item)]
+			if !ok {
+				return nil, fmt.Errorf("no such item %s", item)
+			}
+			return []byte(p), nil
+		},
+	}
+	cfg.Env = map[string]string{"CURRENCY": "EUR"}
+	cfg.Dirs = []pool.Dir{{HostPath: configDir, GuestPath: "/config"}}
+}
+
+// configDir is the directory granted to the catalog plugin, read-only.
+var configDir string
 
 // row is one call's line in the table.
 type row struct {
@@ -59,6 +88,16 @@ func main() {
 }
 
 func run() error {
+	dir, err := os.MkdirTemp("", "plugins-config-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(dir+"/motd.txt", []byte("welcome"), 0o644); err != nil {
+		return err
+	}
+	configDir = dir
+
 	// One pool per plugin: separate processes, separate caps. A plugin
 	// that misbehaves costs its own calls, never another plugin's.
 	pools := make([]*pool.Pool, len(plugins))
@@ -67,7 +106,11 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		p, err := pool.New(context.Background(), pool.Config{Module: module, Workers: 1, MemoryLimit: pl.memory, Timeout: pl.timeout})
+		cfg := pool.Config{Module: module, Workers: 1, MemoryLimit: pl.memory, Timeout: pl.timeout}
+		if pl.grant != nil {
+			pl.grant(&cfg)
+		}
+		p, err := pool.New(context.Background(), cfg)
 		if err != nil {
 			return fmt.Errorf("plugin %s: %w", pl.name, err)
 		}

@@ -26,6 +26,9 @@ func TestPlugins(t *testing.T) {
 		`rogue +32 MiB, 500ms +flood\(null\) +memory_limit +[\d.]+ms +memory limit of 32 MiB reached`,
 		`rogue +32 MiB, 500ms +snoop\(null\) +error +[\d.]+ms +denied: open /etc/passwd: .*; environment: 0 variables`,
 		`rogue +32 MiB, 500ms +hello\(null\) +ok +[\d.]+ms +"still here"`,
+		`catalog +16 MiB, 1s +price\("apple"\) +ok +[\d.]+ms +"1.20 EUR"`,
+		`catalog +16 MiB, 1s +price\("durian"\) +ok +[\d.]+ms +"no price: host function price: no such item durian"`,
+		`catalog +16 MiB, 1s +motd\(\{\}\) +ok +[\d.]+ms +"welcome"`,
 	}
 	re := "(?m)^plugin +caps +call +status +time +result\n"
 	for _, r := range rows {

@@ -42,6 +42,7 @@ type runOptions struct {
 	conn         connFlags // --nats and how to connect
 	metrics      string    // --metrics ADDR
 	logLevel     logLevelFlag
+	grants       grantFlags // --env, --arg, --dir
 
 	// Set by startObserving, for the pool's config.
 	observer func(pool.Event)
@@ -111,6 +112,9 @@ func runFlags(o *runOptions, bad *error) *flag.FlagSet {
 	o.conn.add(fs)
 	fs.StringVar(&o.metrics, "metrics", "", "")
 	val("log-level", &o.logLevel)
+	val("env", &o.grants.env)
+	val("arg", &o.grants.args)
+	val("dir", &o.grants.dirs)
 	return fs
 }
 
@@ -188,7 +192,7 @@ var otherBuilds = map[string]string{
 
 // config turns the options into a pool config.
 func (o *runOptions) config(workerCmd []string) pool.Config {
-	return pool.Config{
+	cfg := pool.Config{
 		Module:            o.module,
 		Workers:           o.workers,
 		Spares:            o.spares,
@@ -211,6 +215,8 @@ func (o *runOptions) config(workerCmd []string) pool.Config {
 		Observer:          o.observer,
 		Logger:            o.logger,
 	}
+	o.grants.apply(&cfg)
+	return cfg
 }
 
 // clusterOptions are the connection options of a run on a cluster, nil for

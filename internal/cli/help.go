@@ -94,6 +94,13 @@ Flags:
                      8 times --memory
   --fresh-instance   give every task a new WebAssembly instance, so that no
                      state leaks from one task to the next (slower)
+  --env KEY=VALUE    grant the guest an environment variable (repeatable);
+                     a variable not granted is invisible
+  --arg VALUE        grant the guest an argument, after the program name
+                     (repeatable, in order)
+  --dir HOST:GUEST   grant a host directory, read-only, at GUEST (repeatable);
+                     HOST:GUEST:rw lets the guest write to it. Nothing
+                     outside a granted directory is reachable (wazero only)
   --max-tasks-per-worker N
                      replace a worker after it ran about N tasks (it finishes
                      the batch it is in); 0 (the default) never

@@ -24,7 +24,7 @@ func TestInspect(t *testing.T) {
 		{"sdk module", tasks(t), 0, []string{
 			"kind      sdk (",
 			"batch     yes",
-			"handlers  big, echo, env, exit, fail, garbage, hold, memhog, panic, readfile, recurse, sleep, slow_square, spin, square, stderr, stdout",
+			"handlers  big, callhost, echo, env, exit, fail, garbage, hold, memhog, panic, readfile, recurse, sleep, slow_square, spin, square, stderr, stdout, symlink, writefile",
 			"  safepool.result(i32, i32, i32) -> ()",
 			"  safepool_call(i32, i32, i32, i32) -> ()",
 			"run it    safepool run --module ",

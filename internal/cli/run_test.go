@@ -292,13 +292,13 @@ func TestRunFuncMustMatchTheModule(t *testing.T) {
 	t.Parallel()
 	o := cli(t, "1\n", "run", "--module", tasks(t))
 	require.Equal(t, 2, o.code)
-	require.Contains(t, o.stderr, "pick its handler with --func NAME, one of: big, echo")
+	require.Contains(t, o.stderr, "pick its handler with --func NAME, one of: big, callhost, echo")
 	require.Contains(t, o.stderr, "slow_square, spin, square")
 
 	o = cli(t, "1\n", "run", "--module", tasks(t), "--func", "cube")
 	require.Equal(t, 2, o.code)
 	require.Contains(t, o.stderr, "--func cube")
-	require.Contains(t, o.stderr, "use one of: big, echo")
+	require.Contains(t, o.stderr, "use one of: big, callhost, echo")
 }
 
 // TestRunBadFlags: every bad value of every flag is exit code 2, before

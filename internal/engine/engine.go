@@ -115,6 +115,50 @@ type Host struct {
 	// Interrupted reports whether the watchdog has stopped the instance
 	// (see Guest.Call).
 	Interrupted func() bool
+
+	// Grants: what the pool lets the guest see. Nothing by default.
+	Grants Grants
+
+	// HostCall is the safepool.host_call host function: it calls the host
+	// function name with in (both valid only during the call) and returns
+	// the length of its output, or for a failure -1 minus the length of
+	// the error message; the bytes wait for HostTake. It never panics on
+	// a failure of the host function.
+	HostCall func(name, in []byte) int32
+	// HostTake returns the bytes the last HostCall left, and forgets them.
+	HostTake func() []byte
+}
+
+// Grants are what a guest may see of its host: environment variables,
+// arguments and directories. The zero value grants nothing.
+type Grants struct {
+	// Env holds "KEY=VALUE" entries, the guest's whole environment.
+	Env []string
+	// Args are the guest's arguments after the program name. When there
+	// are any, the guest's argv is Program followed by them; with none it
+	// is empty.
+	Args    []string
+	Program string
+	// Dirs are the directories the guest may open, each under its own
+	// guest path. Nothing outside them is reachable: not by "..", not by a
+	// symlink, not by an absolute path.
+	Dirs []GrantedDir
+}
+
+// GrantedDir is a host directory granted to a guest.
+type GrantedDir struct {
+	HostPath  string // absolute
+	GuestPath string // absolute, slash-separated
+	Writable  bool   // otherwise every write fails
+}
+
+// Argv is the guest's whole argument vector: nil when no arguments are
+// granted.
+func (g *Grants) Argv() []string {
+	if len(g.Args) == 0 {
+		return nil
+	}
+	return append([]string{g.Program}, g.Args...)
 }
 
 // Export names the functions the worker calls.

@@ -217,6 +217,9 @@ type Event struct {
 	Results []wire.Result
 	Started uint64
 	Death   *Death
+	// HostCall is a guest's call of a host function. The worker waits
+	// for the answer, which Reply sends.
+	HostCall *wire.HostCall
 }
 
 // Recv waits for the next event. When the worker dies it returns a Death
@@ -247,6 +250,12 @@ func (wk *Conn) Recv() Event {
 			return Event{Started: id}
 		}
 		bad = err
+	case wire.TypeHostCall:
+		c, err := wire.DecodeHostCall(p)
+		if err == nil {
+			return Event{HostCall: c}
+		}
+		bad = err
 	case wire.TypeFatal:
 		f, err := wire.DecodeFatal(p)
 		if err == nil {
@@ -275,6 +284,12 @@ func (wk *Conn) die(f *wire.Fatal) *Death {
 }
 
 // Kill kills the worker now. Safe to call at any time, more than once.
+// Reply answers the worker's host call. An error means the worker is
+// gone; Recv reports its death.
+func (wk *Conn) Reply(r *wire.HostReply) error {
+	return wk.w.Send(wire.TypeHostReply, wire.AppendHostReply(nil, r))
+}
+
 func (wk *Conn) Kill() { wk.p.Kill() }
 
 // Stop asks the worker to finish its queued batches and exit, by closing its

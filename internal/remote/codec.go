@@ -193,9 +193,34 @@ func (d *dec) agent(a *Agent) {
 }
 
 func (e enc) spec(s *Spec) enc {
-	return e.str(s.Pool).str(s.Module).int(s.ModuleSize).str(s.Name).str(s.Engine).
+	e = e.str(s.Pool).str(s.Module).int(s.ModuleSize).str(s.Name).str(s.Engine).
 		int(s.MemoryLimit).int(int64(s.Timeout)).int(int64(s.StartTimeout)).int(s.OutputLimit).
 		int(s.LogLimit).bool(s.FreshInstance).uint(uint64(s.BatchSize)).int(s.MinAvailable).int(int64(s.GateTimeout)).bool(s.Events)
+	e = e.strs(s.Env).strs(s.Args).uint(uint64(len(s.Dirs)))
+	for _, d := range s.Dirs {
+		e = e.str(d.HostPath).str(d.GuestPath).bool(d.Writable)
+	}
+	return e
+}
+
+func (e enc) strs(ss []string) enc {
+	e = e.uint(uint64(len(ss)))
+	for _, s := range ss {
+		e = e.str(s)
+	}
+	return e
+}
+
+func (d *dec) strs(what string) []string {
+	n := d.count(what, 1)
+	if n == 0 {
+		return nil
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		ss[i] = d.str(what)
+	}
+	return ss
 }
 
 func (d *dec) spec(s *Spec) {
@@ -214,6 +239,14 @@ func (d *dec) spec(s *Spec) {
 	s.MinAvailable = d.int("min available")
 	s.GateTimeout = time.Duration(d.int("gate timeout"))
 	s.Events = d.bool("events")
+	s.Env = d.strs("env")
+	s.Args = d.strs("args")
+	if n := d.count("dirs", 3); n > 0 {
+		s.Dirs = make([]Dir, n)
+		for i := range s.Dirs {
+			s.Dirs[i] = Dir{HostPath: d.str("dir host path"), GuestPath: d.str("dir guest path"), Writable: d.bool("dir writable")}
+		}
+	}
 }
 
 // TaskOverhead bounds the bytes a task adds to a chunk besides its input

@@ -11,7 +11,8 @@ func TestRoundTrip(t *testing.T) {
 	a := Agent{Name: "a1", Host: "h", Instance: "i-1", Workers: 2}
 	spec := Spec{Pool: "p", Module: "abc", ModuleSize: 9, Name: "m.wasm", Engine: "wazero", MemoryLimit: 64 << 20,
 		Timeout: time.Second, StartTimeout: 30 * time.Second, OutputLimit: 1, LogLimit: 2, FreshInstance: true,
-		BatchSize: 256, MinAvailable: 5, GateTimeout: time.Minute, Events: true}
+		BatchSize: 256, MinAvailable: 5, GateTimeout: time.Minute, Events: true,
+		Env: []string{"A=1"}, Args: []string{"x", "y"}, Dirs: []Dir{{HostPath: "/srv", GuestPath: "/data", Writable: true}}}
 	c := &Chunk{ID: 7, Spec: spec, Tasks: []Task{{ID: 1, Func: "square", Input: []byte("3")}, {ID: 2, InputRef: "in-2", MemoryLimit: 1 << 20, Gate: true}}}
 	got, err := UnmarshalChunk(MarshalChunk(c))
 	require.NoError(t, err)

@@ -33,6 +33,19 @@ type Spec struct {
 	// Events asks agents to say when each attempt starts: a Result whose
 	// Status is 0, with the worker's PID.
 	Events bool
+	// Grants (pool.Config's Env, Args and Dirs): the environment as sorted
+	// "KEY=VALUE" entries, the arguments after the program name, and the
+	// directories, which are paths on the agent's machine.
+	Env  []string
+	Args []string
+	Dirs []Dir
+}
+
+// Dir is a directory of the agent's machine granted to the guest.
+type Dir struct {
+	HostPath  string
+	GuestPath string
+	Writable  bool
 }
 
 // Task is one attempt of one task.

@@ -29,17 +29,30 @@
 //	env          ignored        JSON {"env": os.Environ(), "args": os.Args}
 //	readfile     a path         JSON {"content", "read_error", "entries", "readdir_error"}: what
 //	                            os.ReadFile(path) and os.ReadDir("/") gave; empty fields are left out
+//	writefile    path\ncontent  os.WriteFile(path, content); "ok"
+//	symlink      target\nname   os.Symlink(target, name); "ok"
+//	callhost     name\ninput    guest.CallHost(name, input): "got:<output>", or "host error: <error>"
 //
 // A non-integer input to a numeric handler is a task error.
 //
 // upper is a WASI command: it writes stdin upper-cased to stdout. Input
 // "fail" writes "bad input" to stderr and exits with code 3; input "spin"
-// loops forever (white space around either word is ignored).
+// loops forever; input "grants" writes its environment, its arguments and
+// /data/hello.txt (white space around these words is ignored).
 //
 // sdkcmd uses the SDK (one handler, echo) but is built without
 // -buildmode=c-shared, as its buildmode file says: the mistake of building
 // an SDK module as a command, which exports _start beside the SDK's exports
 // and must be refused at load.
+//
+// # C fixtures
+//
+// Written in C in testdata/c/<name>.c and committed with the <name>.wasm
+// that clang, lld and wasi-libc make of them (see gen.go).
+//
+//	csquare     SDK module in C: square (ASCII decimal in, its square out), env (the
+//	            granted GREETING or "unset"), upper (calls the host function upper:
+//	            "got:<output>" or "host error: <message>"), fail (error "boom: <input>")
 //
 // # WAT fixtures
 //

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +18,7 @@ import (
 )
 
 var wantNames = []string{
-	"sdkcmd", "tasks", "upper",
+	"csquare", "sdkcmd", "tasks", "upper",
 	"wbadimport", "wbadsig", "wbigmem", "wchaos", "wcmd", "wescape", "wgrow", "wnoexport", "wslowstart", "wsquare", "wtable", "wtraps",
 }
 
@@ -42,7 +43,7 @@ func TestPathGivesEveryFixture(t *testing.T) {
 		require.Equal(t, name+".wasm", filepath.Base(paths[i]))
 		require.Equal(t, paths[i], testguest.Path(t, name), "the same path every time")
 	}
-	require.True(t, strings.HasPrefix(paths[0], filepath.Join(os.TempDir(), "safepool-testguest")+string(filepath.Separator)))
+	require.True(t, strings.HasPrefix(paths[slices.Index(wantNames, "sdkcmd")], filepath.Join(os.TempDir(), "safepool-testguest")+string(filepath.Separator)), "Go fixtures are built into the temporary directory")
 	require.Equal(t, testguest.Bytes(t, "wcmd"), mustRead(t, testguest.Path(t, "wcmd")))
 }
 
@@ -64,7 +65,7 @@ func TestPathRejectsUnknownNames(t *testing.T) {
 	}
 	ft := &fatalTB{TB: t}
 	ft.run(func() { testguest.Path(ft, "nope") })
-	require.Contains(t, ft.msg, "the fixtures are: sdkcmd, tasks, upper, wbadimport")
+	require.Contains(t, ft.msg, "the fixtures are: csquare, sdkcmd, tasks, upper, wbadimport")
 }
 
 // fatalTB records a Fatalf instead of failing the real test.

@@ -98,6 +98,16 @@ func load(t testing.TB, name string, opts hostOptions) *instance {
 			in.got = append(in.got, outcome{status, string(data)})
 		}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		Export("result").
+		// The SDK links the host-call imports; this harness has no host
+		// functions, so every call fails (-1 - 0: an empty message).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) {
+			stack[0] = api.EncodeI32(-1)
+		}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		Export("host_call").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {}), []api.ValueType{api.ValueTypeI32}, nil).
+		Export("host_take").
 		Instantiate(in.ctx)
 	require.NoError(t, err)
 

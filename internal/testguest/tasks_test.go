@@ -15,11 +15,11 @@ import (
 // tasksHandlers is every handler of the tasks fixture, as safepool_handlers
 // lists them.
 var tasksHandlers = []string{
-	"big", "echo", "env", "exit", "fail", "garbage", "hold", "memhog", "panic", "readfile",
-	"recurse", "sleep", "slow_square", "spin", "square", "stderr", "stdout",
+	"big", "callhost", "echo", "env", "exit", "fail", "garbage", "hold", "memhog", "panic", "readfile",
+	"recurse", "sleep", "slow_square", "spin", "square", "stderr", "stdout", "symlink", "writefile",
 }
 
-const tasksUnknown = `unknown function "nope"; this module has: big, echo, env, exit, fail, garbage, hold, memhog, panic, readfile, recurse, sleep, slow_square, spin, square, stderr, stdout`
+const tasksUnknown = `unknown function "nope"; this module has: big, callhost, echo, env, exit, fail, garbage, hold, memhog, panic, readfile, recurse, sleep, slow_square, spin, square, stderr, stdout, symlink, writefile`
 
 func TestTasksCall(t *testing.T) {
 	// One instance runs every case in order, so each case after an error or

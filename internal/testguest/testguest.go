@@ -71,7 +71,7 @@ func Names() []string {
 	var names []string
 	if entries, err := os.ReadDir(dir); err == nil {
 		for _, e := range entries {
-			if e.IsDir() && e.Name() != "wat" {
+			if e.IsDir() && e.Name() != "wat" && e.Name() != "c" {
 				names = append(names, e.Name())
 			}
 		}
@@ -79,6 +79,10 @@ func Names() []string {
 	wats, _ := filepath.Glob(filepath.Join(dir, "wat", "*.wat"))
 	for _, w := range wats {
 		names = append(names, strings.TrimSuffix(filepath.Base(w), ".wat"))
+	}
+	cs, _ := filepath.Glob(filepath.Join(dir, "c", "*.c"))
+	for _, c := range cs {
+		names = append(names, strings.TrimSuffix(filepath.Base(c), ".c"))
 	}
 	slices.Sort(names)
 	return names
@@ -96,11 +100,19 @@ func path(name string) (string, error) {
 	if _, err := os.Stat(wasm); err == nil {
 		return wasm, nil
 	}
-	if _, err := os.Stat(filepath.Join(dir, name)); err != nil || name == "wat" {
+	if c := filepath.Join(dir, "c", name+".wasm"); fileExists(c) {
+		return c, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); err != nil || name == "wat" || name == "c" {
 		return "", fmt.Errorf("no fixture %q; the fixtures are: %s", name, strings.Join(Names(), ", "))
 	}
 	v, _ := builds.LoadOrStore(name, &build{})
 	b := v.(*build)
 	b.once.Do(func() { b.path, b.err = buildGo(name) })
 	return b.path, b.err
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

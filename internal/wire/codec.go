@@ -21,6 +21,15 @@ func (e enc) fixed64(v uint64) enc { return binary.LittleEndian.AppendUint64(e, 
 func (e enc) bytes(b []byte) enc   { return append(e.uint(uint64(len(b))), b...) }
 func (e enc) str(s string) enc     { return append(e.uint(uint64(len(s))), s...) }
 
+// strs encodes a count, then each string.
+func (e enc) strs(ss []string) enc {
+	e = e.uint(uint64(len(ss)))
+	for _, s := range ss {
+		e = e.str(s)
+	}
+	return e
+}
+
 // dec reads fields from a payload. The first error sticks; later reads return
 // zero values, so a decoder checks err once at the end.
 type dec struct {
@@ -134,6 +143,19 @@ func (d *dec) strLike(prev, what string) string {
 }
 
 func (d *dec) str(what string) string { return string(d.view(what)) }
+
+// strs decodes what strs encoded; nil for none.
+func (d *dec) strs(what string) []string {
+	n := d.count(what+" count", 1)
+	if n == 0 {
+		return nil
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		ss[i] = d.str(what)
+	}
+	return ss
+}
 
 // count reads a list length and checks that at least min bytes per element
 // remain, so a forged count cannot make the decoder allocate a huge slice.

@@ -10,7 +10,7 @@ import (
 
 // Version is the protocol version carried by the handshake. A worker refuses
 // an [Init] whose version differs.
-const Version = 4
+const Version = 5
 
 // MaxFrame is the largest frame either side accepts, in bytes. A longer length
 // prefix is treated as a corrupt stream.
@@ -27,6 +27,10 @@ const (
 	TypeResults Type = 4 // worker → host: results, in the order the tasks ran
 	TypeStarted Type = 5 // worker → host: a task started (only when Init.Events)
 	TypeFatal   Type = 6 // worker → host: the worker cannot go on
+	// TypeHostCall: worker → host, a guest calls a host function; the
+	// worker waits for the TypeHostReply before it sends anything else.
+	TypeHostCall  Type = 7
+	TypeHostReply Type = 8 // host → worker: the host function's answer
 )
 
 func (t Type) String() string {
@@ -43,6 +47,10 @@ func (t Type) String() string {
 		return "started"
 	case TypeFatal:
 		return "fatal"
+	case TypeHostCall:
+		return "host call"
+	case TypeHostReply:
+		return "host reply"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

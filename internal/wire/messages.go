@@ -49,6 +49,63 @@ type Init struct {
 	// handlers. 0 for none (the host still kills a worker whose handshake
 	// takes too long). Timeout never applies to start-up.
 	StartTimeout time.Duration
+	// Grants: the guest's environment ("KEY=VALUE" entries), its arguments
+	// after the program name, and the directories it may open. Empty:
+	// nothing is granted.
+	Env     []string
+	Args    []string
+	Program string // argv[0] when Args are granted: the module's file name
+	Dirs    []Dir
+	// HostFuncs names the host functions a guest may call (TypeHostCall);
+	// a call of any other name fails in the worker.
+	HostFuncs []string
+}
+
+// HostCall is a guest's call of a host function, made while task Task runs.
+type HostCall struct {
+	Task     uint64
+	Name     string
+	Input    []byte
+	Deadline int64 // the task's deadline, Unix nanoseconds; 0 for none
+}
+
+// HostReply is the host function's answer: its output, or when Error is
+// set, why it failed.
+type HostReply struct {
+	Output []byte
+	Error  string
+	Failed bool
+}
+
+// AppendHostCall appends the encoding of m to b.
+func AppendHostCall(b []byte, m *HostCall) []byte {
+	return enc(b).uint(m.Task).str(m.Name).bytes(m.Input).int(m.Deadline)
+}
+
+// DecodeHostCall decodes a HostCall payload; its Input is a copy.
+func DecodeHostCall(p []byte) (*HostCall, error) {
+	d := dec{b: p}
+	m := &HostCall{Task: d.uint("task id"), Name: d.str("name"), Input: bytes.Clone(d.view("input")), Deadline: d.int("deadline")}
+	return m, d.end("host call")
+}
+
+// AppendHostReply appends the encoding of m to b.
+func AppendHostReply(b []byte, m *HostReply) []byte {
+	return enc(b).bool(m.Failed).bytes(m.Output).str(m.Error)
+}
+
+// DecodeHostReply decodes a HostReply payload. Output is a view of p.
+func DecodeHostReply(p []byte) (*HostReply, error) {
+	d := dec{b: p}
+	m := &HostReply{Failed: d.bool("failed"), Output: d.view("output"), Error: d.str("error")}
+	return m, d.end("host reply")
+}
+
+// Dir is a host directory granted to the guest at GuestPath.
+type Dir struct {
+	HostPath  string
+	GuestPath string
+	Writable  bool
 }
 
 // Ready is the worker's answer to Init.
@@ -64,6 +121,10 @@ type Task struct {
 	Func        string // handler name; ignored by command modules
 	Input       []byte // the handler's input; a command module's stdin
 	MemoryLimit uint64 // overrides Init.MemoryLimit when non-zero
+	// Timeout overrides Init.Timeout when non-zero and shorter. A worker
+	// whose Init.Timeout is 0 has no way to stop a task (see
+	// engine.Options.NoInterrupt), so the host sends it none.
+	Timeout time.Duration
 }
 
 // Result is the outcome of one task.
@@ -105,7 +166,11 @@ func AppendInit(b []byte, m *Init) []byte {
 	e := enc(b).uint(uint64(m.Version)).str(m.ModulePath).str(m.CacheDir).str(m.Engine).
 		uint(m.MemoryLimit).int(int64(m.Timeout)).uint(m.OutputLimit).uint(m.LogLimit).
 		bool(m.FreshInstance).bool(m.Events).uint(m.ProcessLimit).int(int64(m.StartTimeout))
-	return e
+	e = e.strs(m.Env).strs(m.Args).str(m.Program).uint(uint64(len(m.Dirs)))
+	for _, d := range m.Dirs {
+		e = e.str(d.HostPath).str(d.GuestPath).bool(d.Writable)
+	}
+	return e.strs(m.HostFuncs)
 }
 
 // DecodeInit decodes an Init payload. An Init of another protocol version
@@ -131,6 +196,16 @@ func DecodeInit(p []byte) (*Init, error) {
 		ProcessLimit:  d.uint("process limit"),
 		StartTimeout:  time.Duration(d.int("start timeout")),
 	}
+	m.Env = d.strs("env")
+	m.Args = d.strs("args")
+	m.Program = d.str("program")
+	if n := d.count("dir count", 3); n > 0 {
+		m.Dirs = make([]Dir, n)
+		for i := range m.Dirs {
+			m.Dirs[i] = Dir{HostPath: d.str("dir host path"), GuestPath: d.str("dir guest path"), Writable: d.bool("dir writable")}
+		}
+	}
+	m.HostFuncs = d.strs("host funcs")
 	return m, d.end("init")
 }
 
@@ -165,7 +240,7 @@ func DecodeReady(p []byte) (*Ready, error) {
 // AppendTask appends the encoding of one task to b. A Batch payload is a
 // uvarint count followed by that many tasks.
 func AppendTask(b []byte, t *Task) []byte {
-	return enc(b).uint(t.ID).str(t.Func).bytes(t.Input).uint(t.MemoryLimit)
+	return enc(b).uint(t.ID).str(t.Func).bytes(t.Input).uint(t.MemoryLimit).int(int64(t.Timeout))
 }
 
 // AppendBatch appends a whole Batch payload to b.
@@ -184,7 +259,7 @@ func AppendBatch(b []byte, tasks []Task) []byte {
 // batch into one slice this way and runs it before it reads the next frame.
 func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 	d := dec{b: p}
-	n := d.count("task count", 4) // a task takes at least 4 bytes
+	n := d.count("task count", 5) // a task takes at least 5 bytes
 	if d.err == nil && n == 0 {
 		d.fail("task count (zero)")
 	}
@@ -206,6 +281,7 @@ func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 			}
 			t.Input = d.view("input")
 			t.MemoryLimit = d.uint("memory limit")
+			t.Timeout = time.Duration(d.int("timeout"))
 		}
 	}
 	if err := d.end("batch"); err != nil {

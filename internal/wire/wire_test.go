@@ -16,7 +16,10 @@ func TestRoundTrip(t *testing.T) {
 	t.Run("init", func(t *testing.T) {
 		in := &wire.Init{Version: wire.Version, ModulePath: "/m.wasm", CacheDir: "/c", Engine: "wazero",
 			MemoryLimit: 64 << 20, Timeout: time.Second, OutputLimit: 1 << 20, LogLimit: 64 << 10,
-			FreshInstance: true, Events: true, ProcessLimit: 1 << 32, StartTimeout: 5 * time.Second}
+			FreshInstance: true, Events: true, ProcessLimit: 1 << 32, StartTimeout: 5 * time.Second,
+			Env: []string{"A=1", "B="}, Args: []string{"-v", ""}, Program: "m.wasm",
+			Dirs:      []wire.Dir{{HostPath: "/srv/in", GuestPath: "/in"}, {HostPath: "/srv/out", GuestPath: "/out", Writable: true}},
+			HostFuncs: []string{"lookup"}}
 		out, err := wire.DecodeInit(wire.AppendInit(nil, in))
 		require.NoError(t, err)
 		require.Equal(t, in, out)
@@ -28,6 +31,19 @@ func TestRoundTrip(t *testing.T) {
 		out, err := wire.DecodeInit(in[:len(in)-2])
 		require.NoError(t, err)
 		require.Equal(t, &wire.Init{Version: wire.Version - 1}, out)
+	})
+	t.Run("host call and reply", func(t *testing.T) {
+		c := &wire.HostCall{Task: 9, Name: "lookup", Input: []byte("k"), Deadline: 1234}
+		gc, err := wire.DecodeHostCall(wire.AppendHostCall(nil, c))
+		require.NoError(t, err)
+		require.Equal(t, c, gc)
+		r := &wire.HostReply{Failed: true, Error: "no such key"}
+		gr, err := wire.DecodeHostReply(wire.AppendHostReply(nil, r))
+		require.NoError(t, err)
+		require.Equal(t, r.Error, gr.Error)
+		require.True(t, gr.Failed)
+		_, err = wire.DecodeHostReply([]byte{7})
+		require.ErrorIs(t, err, wire.ErrMalformed)
 	})
 	t.Run("ready", func(t *testing.T) {
 		in := &wire.Ready{Version: 1, Kind: wire.KindSDK, Handlers: []string{"a", "square"}}

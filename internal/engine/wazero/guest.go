@@ -47,6 +47,41 @@ func (c *compiled) hostResult(ctx context.Context, m api.Module, stack []uint64)
 	g.host.Result(status, b)
 }
 
+// hostCall is safepool.host_call (engine.Host.HostCall). Bytes outside
+// linear memory are the guest's mistake, and trap.
+func (c *compiled) hostCall(_ context.Context, m api.Module, stack []uint64) {
+	g := c.cur
+	if g == nil || g.host.HostCall == nil {
+		panic("safepool.host_call called outside a task")
+	}
+	name := readOrPanic(m, "safepool.host_call", uint32(stack[0]), uint32(stack[1]))
+	in := readOrPanic(m, "safepool.host_call", uint32(stack[2]), uint32(stack[3]))
+	stack[0] = api.EncodeI32(g.host.HostCall(name, in))
+}
+
+// hostTake is safepool.host_take (engine.Host.HostTake).
+func (c *compiled) hostTake(_ context.Context, m api.Module, stack []uint64) {
+	g := c.cur
+	if g == nil || g.host.HostTake == nil {
+		panic("safepool.host_take called outside a task")
+	}
+	b := g.host.HostTake()
+	if len(b) > 0 && !m.Memory().Write(uint32(stack[0]), b) {
+		panic(fmt.Sprintf("safepool.host_take: bytes [%d, %d) are outside linear memory", uint32(stack[0]), uint64(uint32(stack[0]))+uint64(len(b))))
+	}
+}
+
+func readOrPanic(m api.Module, fn string, ptr, n uint32) []byte {
+	if n == 0 {
+		return nil
+	}
+	b, ok := m.Memory().Read(ptr, n)
+	if !ok {
+		panic(fmt.Sprintf("%s: bytes [%d, %d) are outside linear memory", fn, ptr, uint64(ptr)+uint64(n)))
+	}
+	return b
+}
+
 func (c *compiled) Close() { c.rt.Close(context.Background()) }
 
 // guest is one wazero instance with its memory cap.
@@ -58,7 +93,8 @@ type guest struct {
 	cap  *memCap
 	fns  [engine.NumExports]api.Function
 
-	cancel atomic.Pointer[context.CancelFunc] // cancels the running call
+	cancel  atomic.Pointer[context.CancelFunc] // cancels the running call
+	unmount func()                             // closes the granted directories' descriptors
 }
 
 func (c *compiled) Instantiate(ctx context.Context, h *engine.Host) (_ engine.Guest, err error) {
@@ -68,6 +104,26 @@ func (c *compiled) Instantiate(ctx context.Context, h *engine.Host) (_ engine.Gu
 		cfg = cfg.WithStdout(h.Stdout).WithStdin(bytes.NewReader(h.Stdin))
 	} else {
 		cfg = cfg.WithStdout(h.Log)
+	}
+	for _, kv := range h.Grants.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
+	if argv := h.Grants.Argv(); argv != nil {
+		cfg = cfg.WithArgs(argv...)
+	}
+	if len(h.Grants.Dirs) > 0 {
+		fsc, unmount, err := mountDirs(h.Grants.Dirs)
+		if err != nil {
+			return nil, &engine.InstantiateError{Err: err}
+		}
+		g.unmount = unmount
+		cfg = cfg.WithFSConfig(fsc)
+		defer func() {
+			if err != nil {
+				unmount()
+			}
+		}()
 	}
 	defer func() {
 		// wazero does not expect an allocator to refuse a memory's initial
@@ -180,5 +236,8 @@ func (g *guest) PeakMemory() uint64 { return g.cap.peak.Load() }
 func (g *guest) Close() {
 	if g.mod != nil {
 		_ = g.mod.Close(context.Background())
+	}
+	if g.unmount != nil {
+		g.unmount()
 	}
 }

@@ -89,6 +89,12 @@ func (Engine) Load(ctx context.Context, wasm []byte, dir string, opts engine.Opt
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(c.hostResult), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		Export("result").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(c.hostCall), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		Export("host_call").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(c.hostTake), []api.ValueType{api.ValueTypeI32}, nil).
+		Export("host_take").
 		Instantiate(ctx)
 	if err != nil {
 		rt.Close(ctx)

@@ -54,6 +54,9 @@ func init() {
 	})
 	guest.Handle("env", env)
 	guest.Handle("readfile", readfile)
+	guest.Handle("writefile", writefile)
+	guest.Handle("symlink", symlink)
+	guest.Handle("callhost", callhost)
 }
 
 func square(n int64) (int64, error) { return n * n, nil }
@@ -162,6 +165,41 @@ func readfile(in []byte) ([]byte, error) {
 		}
 	}
 	return json.Marshal(r)
+}
+
+// writefile writes what follows the input's first line to the file it
+// names; "ok", or the error.
+func writefile(in []byte) ([]byte, error) {
+	name, content, _ := strings.Cut(string(in), "\n")
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		return nil, err
+	}
+	return []byte("ok"), nil
+}
+
+// symlink makes a symlink: input "target\nname"; "ok", or the error.
+func symlink(in []byte) ([]byte, error) {
+	target, name, _ := strings.Cut(string(in), "\n")
+	if err := os.Symlink(target, name); err != nil {
+		return nil, err
+	}
+	return []byte("ok"), nil
+}
+
+// callhost calls a host function: input "name\ninput"; output "got:" and
+// the host function's output, or "host error:" and its error, so that a
+// failed call is seen to come back to the guest, which goes on.
+func callhost(in []byte) ([]byte, error) {
+	name, arg, _ := strings.Cut(string(in), "\n")
+	out, err := guest.CallHost(name, []byte(arg))
+	if err != nil {
+		var he *guest.HostError
+		if !errors.As(err, &he) {
+			return nil, fmt.Errorf("not a *guest.HostError: %T", err)
+		}
+		return []byte("host error: " + err.Error()), nil
+	}
+	return append([]byte("got:"), out...), nil
 }
 
 // main is never called: a reactor runs init and then serves calls.

@@ -3,7 +3,9 @@
 // Command upper is a WASI command fixture: it reads all of stdin and writes
 // it upper-cased to stdout. Input "fail" makes it write "bad input" to stderr
 // and exit with code 3; input "spin" makes it loop forever. Surrounding white
-// space is ignored when checking for those two words.
+// space is ignored when checking for those words. Input "grants" writes, as
+// is, the environment and the arguments (one per line, then "--"), and the
+// content of /data/hello.txt or the error reading it.
 package main
 
 import (
@@ -22,6 +24,21 @@ func main() {
 	case "fail":
 		os.Stderr.WriteString("bad input\n")
 		os.Exit(3)
+	case "grants":
+		for _, kv := range os.Environ() {
+			os.Stdout.WriteString(kv + "\n")
+		}
+		os.Stdout.WriteString("--\n")
+		for _, a := range os.Args {
+			os.Stdout.WriteString(a + "\n")
+		}
+		os.Stdout.WriteString("--\n")
+		if b, err := os.ReadFile("/data/hello.txt"); err != nil {
+			os.Stdout.WriteString(err.Error())
+		} else {
+			os.Stdout.Write(b)
+		}
+		return
 	case "spin":
 		for {
 			spins++

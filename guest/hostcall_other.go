@@ -1,0 +1,5 @@
+//go:build !wasip1
+
+package guest
+
+func callHost(string, []byte) ([]byte, error) { return nil, ErrNoHost }
