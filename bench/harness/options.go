@@ -26,7 +26,7 @@ const (
 // Scenarios lists every scenario name.
 var Scenarios = []string{
 	ScenarioThroughput, ScenarioLatency, ScenarioRecovery, ScenarioStartup,
-	ScenarioChaos, ScenarioMemory, ScenarioKills, ScenarioCLI, ScenarioOOM,
+	ScenarioChaos, ScenarioMemory, ScenarioKills, ScenarioCLI, ScenarioOOM, ScenarioCluster,
 }
 
 // The guests every scenario runs. Both export "square" on decimal integers,

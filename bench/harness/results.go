@@ -46,6 +46,7 @@ type Results struct {
 	Kills      []KillRow
 	CLI        []CLIRun
 	OOM        []KillRow
+	Cluster    *ClusterResults
 
 	// Failures maps a scenario to the error that stopped it. The other
 	// scenarios still run.

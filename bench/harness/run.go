@@ -79,6 +79,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		{ScenarioKills, b.kills},
 		{ScenarioCLI, b.cli},
 		{ScenarioOOM, b.oom},
+		{ScenarioCluster, b.clusterScenario},
 	}
 	for _, s := range steps {
 		if !opts.wants(s.name) {
