@@ -3,6 +3,11 @@ package harness
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"syscall"
 	"time"
 
 	_ "github.com/safepool/safepool/cluster" // the NATS transport of Config.Cluster
@@ -115,5 +120,200 @@ func (b *bench) clusterThroughput(ctx context.Context, cr *ClusterResults) error
 func (b *bench) clusterScenario(ctx context.Context) error {
 	cr := &ClusterResults{}
 	b.res.Cluster = cr
-	return b.clusterThroughput(ctx, cr)
+	for _, step := range []func(context.Context, *ClusterResults) error{
+		b.clusterThroughput, b.clusterLatency, b.clusterWorkerKill, b.clusterStream,
+	} {
+		if err := step(ctx, cr); err != nil {
+			return err
+		}
+		runtime.GC()
+	}
+	return nil
+}
+
+// clusterLatency times Apply of square(7) on the local pool and on
+// "embedded", taking turns in LatencyRounds rounds.
+func (b *bench) clusterLatency(ctx context.Context, cr *ClusterResults) error {
+	g := WATGuest
+	systems := []struct{ name, target string }{{ClusterLocal, ""}, {ClusterEmbedded, "embedded"}}
+	samples := make([][]time.Duration, len(systems))
+	pools := make([]*pool.Pool, len(systems))
+	for i, s := range systems {
+		p, err := b.clusterPool(g, s.target)
+		if err != nil {
+			return err
+		}
+		defer closePool(p)
+		for range max(b.opts.LatencySamples/10, 10) { // untimed
+			if _, err := p.Apply(ctx, "square", []byte("7")); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+		}
+		pools[i] = p
+	}
+	per := max(b.opts.LatencySamples/b.opts.LatencyRounds, 1)
+	for range b.opts.LatencyRounds {
+		for i, s := range systems {
+			for range per {
+				start := time.Now()
+				r, err := pools[i].Apply(ctx, "square", []byte("7"))
+				d := time.Since(start)
+				if err != nil || r.Status != pool.StatusOK || string(r.Output) != "49" {
+					return fmt.Errorf("%s: Apply: %v %s %s", s.name, err, r.Status, r.Error)
+				}
+				samples[i] = append(samples[i], d)
+			}
+		}
+	}
+	for i, s := range systems {
+		sorted := slices.Clone(samples[i])
+		slices.Sort(sorted)
+		var sum time.Duration
+		for _, d := range sorted {
+			sum += d
+		}
+		cr.Latency = append(cr.Latency, Latency{System: s.name, Guest: g, Samples: len(sorted),
+			P50: percentile(sorted, 50), P99: percentile(sorted, 99), Max: sorted[len(sorted)-1], Mean: sum / time.Duration(len(sorted))})
+		b.opts.logf("cluster: %s Apply p50 %s p99 %s", s.name, percentile(sorted, 50), percentile(sorted, 99))
+	}
+	return nil
+}
+
+// clusterWorkerKill SIGKILLs the worker of "embedded"'s agent that runs a
+// slow task, Kills times, and times each kill to the retried attempt's
+// start event.
+func (b *bench) clusterWorkerKill(ctx context.Context, cr *ClusterResults) error {
+	type start struct {
+		index, attempt, pid int
+		at                  time.Time
+	}
+	starts := make(chan start, 64)
+	p, err := b.newPool(GoGuest, func(c *pool.Config) {
+		c.Cluster = "embedded"
+		c.KillPolicy = pool.Retry
+		c.OnEvent = func(e pool.Event) {
+			if e.Kind == pool.EventTaskStart {
+				select {
+				case starts <- start{e.Index, e.Attempt, e.WorkerPID, time.Now()}:
+				default:
+				}
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer closePool(p)
+	rec := ClusterRecovery{Kill: "a worker of \"embedded\"'s agent (SIGKILL) → the task's retry starts"}
+	for k := range b.opts.Kills {
+		h, err := p.MapAsync(ctx, "sleep", [][]byte{[]byte("200")})
+		if err != nil {
+			return err
+		}
+		var first start
+		select {
+		case first = <-starts:
+		case <-time.After(time.Minute):
+			return fmt.Errorf("worker kill %d: the task did not start", k)
+		}
+		killed := time.Now()
+		if err := syscall.Kill(first.pid, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("worker kill %d: %w", k, err)
+		}
+		select {
+		case s := <-starts:
+			if s.attempt != first.attempt+1 {
+				return fmt.Errorf("worker kill %d: attempt %d started after the kill of attempt %d", k, s.attempt, first.attempt)
+			}
+			rec.Samples = append(rec.Samples, s.at.Sub(killed))
+		case <-time.After(time.Minute):
+			return fmt.Errorf("worker kill %d: the retry did not start", k)
+		}
+		rs, err := h.Wait(ctx)
+		if err != nil || rs[0].Status != pool.StatusOK {
+			return fmt.Errorf("worker kill %d: %v %v", k, err, rs)
+		}
+	}
+	cr.Recovery = append(cr.Recovery, rec.summarize())
+	b.opts.logf("cluster: worker kill → retry p50 %s max %s", cr.Recovery[len(cr.Recovery)-1].P50, cr.Recovery[len(cr.Recovery)-1].Max)
+	return nil
+}
+
+func (r ClusterRecovery) summarize() ClusterRecovery {
+	s := slices.Clone(r.Samples)
+	slices.Sort(s)
+	if len(s) > 0 {
+		r.P50, r.Max = percentile(s, 50), s[len(s)-1]
+	}
+	return r
+}
+
+// clusterStream streams StreamN items through Imap on "embedded" and
+// samples this process's VmRSS: the coordinator, the server and the agent
+// all live in it.
+func (b *bench) clusterStream(ctx context.Context, cr *ClusterResults) error {
+	p, err := b.clusterPool(WATGuest, "embedded")
+	if err != nil {
+		return err
+	}
+	defer closePool(p)
+	if _, err := p.Map(ctx, "square", decimals(1000)); err != nil {
+		return err
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	startKiB, err := rssKiB("self")
+	if err != nil {
+		return err
+	}
+	n := b.opts.StreamN
+	inputs := func(yield func([]byte) bool) {
+		for i := range n { // the pool keeps each input until its result
+			if !yield(strconv.AppendInt(nil, int64(i), 10)) {
+				return
+			}
+		}
+	}
+	peak := startKiB
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if k, err := rssKiB("self"); err == nil && k > peak {
+					peak = k
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	i, correct := 0, true
+	var want []byte
+	for r, err := range p.Imap(ctx, "square", inputs, b.opts.StreamWindow) {
+		if err != nil {
+			close(stop)
+			<-done
+			return err
+		}
+		want = strconv.AppendInt(want[:0], int64(i)*int64(i), 10)
+		if r.Status != pool.StatusOK || string(r.Output) != string(want) {
+			if correct {
+				b.opts.logf("cluster: Imap item %d: %s %q %s, want %q", i, r.Status, r.Output, r.Error, want)
+			}
+			correct = false
+		}
+		i++
+	}
+	elapsed := time.Since(start)
+	close(stop)
+	<-done
+	cr.Stream = &ClusterStream{System: ClusterEmbedded, Items: i, Elapsed: elapsed, StartKiB: startKiB, PeakKiB: peak, Correct: correct && i == n}
+	b.opts.logf("cluster: Imap of %d items on embedded: RSS %d → %d KiB", i, startKiB, peak)
+	return nil
 }

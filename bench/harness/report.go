@@ -22,6 +22,7 @@ var Sections = []string{
 	"## 7. A worker SIGKILLed mid-map: the kill matrix",
 	"## 8. The command line",
 	"## 9. A task over its memory budget",
+	clusterSection,
 }
 
 // WriteReport renders r as Markdown. chart, when not empty, is the path of
@@ -40,6 +41,7 @@ func WriteReport(w io.Writer, r *Results, chart string) error {
 	rep.kills()
 	rep.cli()
 	rep.oom()
+	rep.cluster()
 	rep.failures()
 	_, err := w.Write(b.Bytes())
 	return err
