@@ -118,7 +118,10 @@ func (b *bench) clusterThroughput(ctx context.Context, cr *ClusterResults) error
 // clusterScenario is the cluster section: the pool on a cluster beside the
 // local pool.
 func (b *bench) clusterScenario(ctx context.Context) error {
-	cr := &ClusterResults{}
+	cr := &ClusterResults{Notes: []string{
+		"Not measured yet: three agents as separate processes, an agent's SIGKILL to its tasks' retries (through the disconnect advisory and through heartbeats), and the coordinator's peak RSS in a process of its own; their target rows read \"not measured\".",
+		"The worker-kill row kills a worker of the in-process agent; the retry runs on the same agent.",
+	}}
 	b.res.Cluster = cr
 	for _, step := range []func(context.Context, *ClusterResults) error{
 		b.clusterThroughput, b.clusterLatency, b.clusterWorkerKill, b.clusterStream,
