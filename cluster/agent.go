@@ -142,7 +142,9 @@ func (a *agent) Next(ctx context.Context) (*remote.Chunk, error) {
 
 // decode reads a delivered chunk and keeps the message for its claim.
 func (a *agent) decode(m jetstream.Msg) *remote.Chunk {
-	c, err := remote.UnmarshalChunk(m.Data())
+	// nats.go gives each message a buffer of its own: the inputs may
+	// alias it.
+	c, err := remote.UnmarshalChunkShared(m.Data())
 	if err != nil {
 		a.logf("cluster: dropped a message on %s that is not a chunk: %v", m.Subject(), err)
 		if err := m.Term(); err != nil {
@@ -242,9 +244,19 @@ func (a *agent) SendReady(r *remote.Ready) error {
 	return a.send(r.Pool, toReady, remote.MarshalReady(r))
 }
 
+// resultBufs are encoding buffers of results: Publish copies a message
+// before it returns.
+var resultBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 func (a *agent) SendResults(r *remote.Results) error {
 	a.checkInstance(&r.Agent)
-	return a.send(r.Pool, toResults, remote.MarshalResults(r))
+	buf := resultBufs.Get().(*[]byte)
+	*buf = remote.AppendResults((*buf)[:0], r)
+	err := a.send(r.Pool, toResults, *buf)
+	if cap(*buf) <= 4<<20 {
+		resultBufs.Put(buf)
+	}
+	return err
 }
 
 func (a *agent) SendRelease(r *remote.Release) error {

@@ -36,6 +36,9 @@ type coordinator struct {
 	probeDone  chan struct{}
 	probed     chan struct{} // closed when the probe is over
 
+	// results is the receive goroutine's buffer of decoded results.
+	results remote.Results
+
 	closed    chan struct{}
 	closeOnce sync.Once
 	onClose   func() // stops what "embedded" started, after the disconnect
@@ -106,9 +109,11 @@ func (c *coordinator) receive(m *nats.Msg) {
 			c.h.Ready(r)
 		}
 	case toResults:
-		var r *remote.Results
-		if r, err = remote.UnmarshalResults(m.Data); err == nil {
-			c.h.Results(r)
+		// nats.go gives each message a buffer of its own: the outputs
+		// may alias it. The handler keeps no Result past its call, so
+		// the one receive goroutine reuses their room.
+		if err = remote.DecodeResults(m.Data, &c.results); err == nil {
+			c.h.Results(&c.results)
 		}
 	case toHB:
 		var hb *remote.Heartbeat

@@ -57,6 +57,8 @@ type apool struct {
 	// Under a.mu:
 	chunks map[*run]*achunk
 	byID   map[uint64]*achunk
+	// owner maps each attempt without a result sent to its chunk.
+	owner  map[uint64]*achunk
 	out    []remote.Result
 	used   time.Time // last chunk taken
 	closed bool
@@ -68,7 +70,8 @@ type apool struct {
 type achunk struct {
 	id   uint64
 	run  *run
-	open map[uint64]bool // attempt IDs without a result sent
+	ids  []uint64 // its attempts' IDs
+	left int      // attempts without a result sent: those p.owner maps to it
 }
 
 // idlePool is how long a pool's workers stay up with nothing to do before
@@ -240,7 +243,7 @@ func (a *agent) poolFor(s *remote.Spec) *apool {
 	}
 	p := &apool{
 		a: a, spec: *s, q: newQueue(), ready: make(chan struct{}),
-		chunks: map[*run]*achunk{}, byID: map[uint64]*achunk{}, used: time.Now(),
+		chunks: map[*run]*achunk{}, byID: map[uint64]*achunk{}, owner: map[uint64]*achunk{}, used: time.Now(),
 		kick: make(chan struct{}, 1),
 	}
 	a.pools[s.Pool] = p
@@ -385,14 +388,20 @@ func (a *agent) hold(c *remote.Chunk) (*apool, *achunk) {
 		return nil, nil
 	}
 	r := &run{fn: c.Tasks[0].Func, memLimit: c.Spec.MemoryLimit, done: make(chan struct{})}
-	ch := &achunk{id: c.ID, run: r, open: make(map[uint64]bool, len(c.Tasks))}
-	for _, t := range c.Tasks {
-		ch.open[t.ID] = true
+	ch := &achunk{id: c.ID, run: r, ids: make([]uint64, len(c.Tasks))}
+	for i := range c.Tasks {
+		ch.ids[i] = c.Tasks[i].ID
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if p.closed {
 		return nil, nil
+	}
+	for _, id := range ch.ids {
+		if p.owner[id] != ch {
+			p.owner[id] = ch
+			ch.left++
+		}
 	}
 	p.chunks[r], p.byID[c.ID] = ch, ch
 	p.used = time.Now()
@@ -422,11 +431,13 @@ func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
 		a.release(p, ch, nil, "its workers cannot start: "+p.err.Error())
 		return
 	}
-	var jobs []*job
+	jobs := make([]*job, 0, len(c.Tasks))
+	slab := make([]job, len(c.Tasks)) // one allocation for the chunk's jobs
 	var refuse []uint64
 	for i := range c.Tasks {
 		t := &c.Tasks[i]
-		j := &job{run: r, index: i, input: t.Input, memLimit: c.Spec.MemoryLimit, remoteID: t.ID}
+		j := &slab[i]
+		*j = job{run: r, index: i, input: t.Input, memLimit: c.Spec.MemoryLimit, remoteID: t.ID}
 		if t.MemoryLimit > 0 {
 			j.memLimit = t.MemoryLimit
 		}
@@ -468,14 +479,13 @@ func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
 func (a *agent) release(p *apool, ch *achunk, ids []uint64, why string) {
 	a.mu.Lock()
 	if ids == nil {
-		for id := range ch.open {
-			ids = append(ids, id)
-		}
+		ids = ch.ids
 	}
 	var sent []uint64
 	for _, id := range ids {
-		if ch.open[id] {
-			delete(ch.open, id)
+		if p.owner[id] == ch {
+			delete(p.owner, id)
+			ch.left--
 			sent = append(sent, id)
 		}
 	}
@@ -484,7 +494,7 @@ func (a *agent) release(p *apool, ch *achunk, ids []uint64, why string) {
 			a.logf("pool %s: release: %v", p.spec.Pool, err)
 		}
 	}
-	if len(ch.open) == 0 {
+	if ch.left == 0 {
 		a.dropLocked(p, ch)
 	}
 	a.mu.Unlock()
@@ -498,6 +508,12 @@ func (a *agent) dropLocked(p *apool, ch *achunk) {
 	}
 	delete(p.byID, ch.id)
 	delete(p.chunks, ch.run)
+	for _, id := range ch.ids {
+		if p.owner[id] == ch {
+			delete(p.owner, id)
+		}
+	}
+	ch.left = 0
 	if !ch.run.isDone.Swap(true) {
 		close(ch.run.done)
 	}
@@ -564,6 +580,7 @@ func (p *apool) kickFlush() {
 func (p *apool) flush() {
 	a := p.a
 	defer a.wg.Done()
+	var spare []remote.Result // the last batch's room, handed back to p.out
 	for {
 		select {
 		case <-p.kick:
@@ -572,8 +589,9 @@ func (p *apool) flush() {
 		}
 		a.mu.Lock()
 		out := p.out
-		p.out = nil
+		p.out = spare
 		a.mu.Unlock()
+		all := out
 		limit := a.tr.MaxPayload() - remote.ChunkOverhead
 		for len(out) > 0 {
 			n, size := 0, 0
@@ -591,7 +609,7 @@ func (p *apool) flush() {
 			a.mu.Lock()
 			keep := batch[:0]
 			for _, x := range batch {
-				if p.holdsLocked(x.ID) {
+				if p.owner[x.ID] != nil {
 					keep = append(keep, x)
 				}
 			}
@@ -607,13 +625,10 @@ func (p *apool) flush() {
 				if x.Status == 0 && x.GateFailed == "" {
 					continue // a start, not an end
 				}
-				for _, ch := range p.byID {
-					if ch.open[x.ID] {
-						delete(ch.open, x.ID)
-						if len(ch.open) == 0 {
-							a.dropLocked(p, ch)
-						}
-						break
+				if ch := p.owner[x.ID]; ch != nil {
+					delete(p.owner, x.ID)
+					if ch.left--; ch.left == 0 {
+						a.dropLocked(p, ch)
 					}
 				}
 			}
@@ -622,17 +637,14 @@ func (p *apool) flush() {
 			a.beatLocked(p, 0)
 			a.mu.Unlock()
 		}
-	}
-}
-
-// holdsLocked reports whether attempt id belongs to a chunk still held.
-func (p *apool) holdsLocked(id uint64) bool {
-	for _, ch := range p.byID {
-		if ch.open[id] {
-			return true
+		// The transport encoded what it sent: the room is reused, once
+		// cleared of outputs.
+		clear(all)
+		spare = all[:0]
+		if cap(spare) > 1<<16 {
+			spare = nil
 		}
 	}
-	return false
 }
 
 // onTrip gives back everything the pool's chunks hold: this agent cannot

@@ -41,9 +41,10 @@ func TestQuickRun(t *testing.T) {
 		opts.Python = "none"
 	}
 	// The kill matrix and the memory scenario have a test of their own,
-	// TestKillMatrix.
+	// TestKillMatrix; the cluster's scenario starts servers and agents for
+	// seconds, and the cluster's own tests (pool, cluster) cover its paths.
 	for _, s := range harness.Scenarios {
-		if s != harness.ScenarioKills && s != harness.ScenarioOOM {
+		if s != harness.ScenarioKills && s != harness.ScenarioOOM && s != harness.ScenarioCluster {
 			opts.Only = append(opts.Only, s)
 		}
 	}

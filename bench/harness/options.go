@@ -27,7 +27,7 @@ const (
 // Scenarios lists every scenario name.
 var Scenarios = []string{
 	ScenarioThroughput, ScenarioLatency, ScenarioRecovery, ScenarioStartup,
-	ScenarioChaos, ScenarioMemory, ScenarioKills, ScenarioCLI, ScenarioOOM, ScenarioMetrics,
+	ScenarioChaos, ScenarioMemory, ScenarioKills, ScenarioCLI, ScenarioOOM, ScenarioMetrics, ScenarioCluster,
 }
 
 // The guests every scenario runs. Both export "square" on decimal integers,

@@ -23,6 +23,7 @@ var Sections = []string{
 	"## 8. The command line",
 	"## 9. A task over its memory budget",
 	"## 10. The cost of the metrics",
+	clusterSection,
 }
 
 // WriteReport renders r as Markdown. chart, when not empty, is the path of
@@ -42,6 +43,7 @@ func WriteReport(w io.Writer, r *Results, chart string) error {
 	rep.cli()
 	rep.oom()
 	rep.metricsCost()
+	rep.cluster()
 	rep.failures()
 	_, err := w.Write(b.Bytes())
 	return err

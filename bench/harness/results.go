@@ -47,6 +47,7 @@ type Results struct {
 	CLI        []CLIRun
 	OOM        []KillRow
 	Metrics    []MetricsCost
+	Cluster    *ClusterResults
 
 	// Failures maps a scenario to the error that stopped it. The other
 	// scenarios still run.

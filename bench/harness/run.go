@@ -80,6 +80,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		{ScenarioCLI, b.cli},
 		{ScenarioOOM, b.oom},
 		{ScenarioMetrics, b.metricsCost},
+		{ScenarioCluster, b.clusterScenario},
 	}
 	for _, s := range steps {
 		if !opts.wants(s.name) {

@@ -235,6 +235,7 @@ func Targets(r *Results) []Target {
 	} else {
 		check("A 10-task map with a worker SIGKILLed completes", "safepool", notMeasured(r, ScenarioKills, false), "completed", nil)
 	}
+	ts = append(ts, clusterTargets(r)...)
 	return ts
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -54,6 +55,8 @@ func (e enc) ids(v []uint64) enc {
 type dec struct {
 	b   []byte
 	err error
+	// shared: bytes fields alias b instead of being copied.
+	shared bool
 }
 
 func (d *dec) fail(what string) {
@@ -101,7 +104,8 @@ func (d *dec) bool(what string) bool {
 	return v
 }
 
-// bytes returns a copy: messages' buffers belong to the transport.
+// bytes returns a copy, since messages' buffers belong to the transport,
+// unless the decoder shares the message's buffer.
 func (d *dec) bytes(what string) []byte {
 	n := d.uint(what)
 	if d.err != nil {
@@ -115,7 +119,12 @@ func (d *dec) bytes(what string) []byte {
 		d.b = d.b[0:]
 		return nil
 	}
-	v := append([]byte(nil), d.b[:n]...)
+	var v []byte
+	if d.shared {
+		v = d.b[:n:n]
+	} else {
+		v = append([]byte(nil), d.b[:n]...)
+	}
 	d.b = d.b[n:]
 	return v
 }
@@ -256,9 +265,18 @@ const TaskOverhead = 48
 // ChunkOverhead bounds the bytes of a chunk besides its tasks.
 const ChunkOverhead = 512
 
+// resultOverhead bounds the bytes of a result's fields besides its byte
+// and string fields.
+const resultOverhead = 96
+
 // MarshalChunk encodes c.
 func MarshalChunk(c *Chunk) []byte {
-	e := header(typeChunk).uint(c.ID).spec(&c.Spec).uint(uint64(len(c.Tasks)))
+	size := ChunkOverhead
+	for i := range c.Tasks {
+		t := &c.Tasks[i]
+		size += TaskOverhead + len(t.Func) + len(t.Input) + len(t.InputRef)
+	}
+	e := append(make(enc, 0, size), Version, typeChunk).uint(c.ID).spec(&c.Spec).uint(uint64(len(c.Tasks)))
 	for i := range c.Tasks {
 		t := &c.Tasks[i]
 		e = e.uint(t.ID).str(t.Func).bytes(t.Input).str(t.InputRef).int(t.MemoryLimit).bool(t.Gate)
@@ -266,12 +284,20 @@ func MarshalChunk(c *Chunk) []byte {
 	return e
 }
 
-// UnmarshalChunk decodes a chunk.
-func UnmarshalChunk(b []byte) (*Chunk, error) {
+// UnmarshalChunk decodes a chunk. Its inputs are copies.
+func UnmarshalChunk(b []byte) (*Chunk, error) { return unmarshalChunk(b, false) }
+
+// UnmarshalChunkShared decodes a chunk whose inputs alias b: for a
+// transport that hands over a buffer of the message's own, which b then
+// becomes; one allocation instead of one per input.
+func UnmarshalChunkShared(b []byte) (*Chunk, error) { return unmarshalChunk(b, true) }
+
+func unmarshalChunk(b []byte, shared bool) (*Chunk, error) {
 	d, err := open(b, typeChunk)
 	if err != nil {
 		return nil, err
 	}
+	d.shared = shared
 	c := &Chunk{ID: d.uint("chunk id")}
 	d.spec(&c.Spec)
 	n := d.count("tasks", 6)
@@ -346,8 +372,17 @@ func UnmarshalReady(b []byte) (*Ready, error) {
 }
 
 // MarshalResults encodes r.
-func MarshalResults(r *Results) []byte {
-	e := header(typeResults).str(r.Pool).agent(&r.Agent).uint(uint64(len(r.Results)))
+func MarshalResults(r *Results) []byte { return AppendResults(nil, r) }
+
+// AppendResults appends the encoding of r to dst, so that a sender may
+// reuse its buffer.
+func AppendResults(dst []byte, r *Results) []byte {
+	size := 64 + len(r.Pool) + len(r.Agent.Name) + len(r.Agent.Host) + len(r.Agent.Instance)
+	for i := range r.Results {
+		x := &r.Results[i]
+		size += resultOverhead + len(x.Output) + len(x.OutputRef) + len(x.Error) + len(x.Log) + len(x.Signal) + len(x.GateFailed)
+	}
+	e := append(slices.Grow(enc(dst), size), Version, typeResults).str(r.Pool).agent(&r.Agent).uint(uint64(len(r.Results)))
 	for i := range r.Results {
 		x := &r.Results[i]
 		e = e.uint(x.ID).uint(uint64(x.Status)).bytes(x.Output).str(x.OutputRef).str(x.Error).bytes(x.Log).
@@ -357,16 +392,43 @@ func MarshalResults(r *Results) []byte {
 	return e
 }
 
-// UnmarshalResults decodes results.
-func UnmarshalResults(b []byte) (*Results, error) {
-	d, err := open(b, typeResults)
-	if err != nil {
+// UnmarshalResults decodes results. Their outputs and logs are copies.
+func UnmarshalResults(b []byte) (*Results, error) { return unmarshalResults(b, false) }
+
+// UnmarshalResultsShared decodes results whose outputs and logs alias b:
+// for a transport that hands over a buffer of the message's own, which b
+// then becomes; one allocation instead of two per result.
+func UnmarshalResultsShared(b []byte) (*Results, error) { return unmarshalResults(b, true) }
+
+func unmarshalResults(b []byte, shared bool) (*Results, error) {
+	r := &Results{}
+	if err := decodeResults(b, r, shared); err != nil {
 		return nil, err
 	}
-	r := &Results{Pool: d.str("pool")}
+	return r, nil
+}
+
+// DecodeResults decodes results into r, reusing the room of r.Results;
+// their outputs and logs alias b, as with UnmarshalResultsShared. For a
+// receiver that handles one message at a time and keeps none of r's
+// Result values (only the fields' contents) past the next.
+func DecodeResults(b []byte, r *Results) error { return decodeResults(b, r, true) }
+
+func decodeResults(b []byte, r *Results, shared bool) error {
+	d, err := open(b, typeResults)
+	if err != nil {
+		return err
+	}
+	d.shared = shared
+	r.Pool = d.str("pool")
 	d.agent(&r.Agent)
 	n := d.count("results", 16)
-	r.Results = make([]Result, n)
+	if cap(r.Results) >= n {
+		r.Results = r.Results[:n]
+		clear(r.Results)
+	} else {
+		r.Results = make([]Result, n)
+	}
 	for i := range r.Results {
 		x := &r.Results[i]
 		x.ID = d.uint("id")
@@ -386,7 +448,7 @@ func UnmarshalResults(b []byte) (*Results, error) {
 		x.Hung = d.bool("hung")
 		x.GateFailed = d.str("gate")
 	}
-	return r, d.end()
+	return d.end()
 }
 
 // MarshalHeartbeat encodes h.

@@ -1,0 +1,322 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	_ "github.com/safepool/safepool/cluster" // the NATS transport of Config.Cluster
+	"github.com/safepool/safepool/pool"
+)
+
+// ScenarioCluster measures the pool on a cluster beside the local pool.
+const ScenarioCluster = "cluster"
+
+// Cluster systems, as the report shows them.
+const (
+	ClusterLocal    = "local pool"
+	ClusterEmbedded = "cluster \"embedded\""
+	ClusterThree    = "cluster, 3 agents"
+)
+
+// ClusterResults is what the cluster scenario measured.
+type ClusterResults struct {
+	Throughput []Throughput
+	Latency    []Latency
+	// Recovery is the time from a SIGKILL to the retried task's start.
+	Recovery []ClusterRecovery
+	// Stream is the coordinator's peak RSS while Imap streams.
+	Stream *ClusterStream
+	Notes  []string
+}
+
+// ClusterRecovery is one kind of kill and how long retries took to start.
+type ClusterRecovery struct {
+	Kill    string // what was killed, and how the loss was noticed
+	Samples []time.Duration
+	P50     time.Duration
+	Max     time.Duration
+}
+
+// ClusterStream is the coordinator's memory while Imap streams.
+type ClusterStream struct {
+	System  string
+	Items   int
+	Elapsed time.Duration
+	// StartKiB and PeakKiB are the coordinator process's VmRSS after its
+	// start and its VmHWM at the end.
+	StartKiB, PeakKiB int64
+	Correct           bool
+}
+
+// clusterPool starts a pool of opts.Workers workers on guest, local when
+// target is "" and on the cluster target otherwise.
+func (b *bench) clusterPool(guest, target string) (*pool.Pool, error) {
+	return b.newPool(guest, func(c *pool.Config) { c.Cluster = target })
+}
+
+// clusterThroughput runs square over ThroughputN inputs on the local pool
+// and on "embedded", taking turns, and keeps each system's best run.
+func (b *bench) clusterThroughput(ctx context.Context, cr *ClusterResults) error {
+	n := b.opts.ThroughputN
+	inputs := decimals(n)
+	for _, g := range b.opts.Guests {
+		systems := []struct{ name, target string }{{ClusterLocal, ""}, {ClusterEmbedded, "embedded"}}
+		rows := make([]Throughput, len(systems))
+		pools := make([]*pool.Pool, len(systems))
+		for i, s := range systems {
+			p, err := b.clusterPool(g, s.target)
+			if err != nil {
+				return err
+			}
+			defer closePool(p)
+			if _, err := p.Map(ctx, "square", inputs[:min(n, 10_000)]); err != nil {
+				return fmt.Errorf("%s %s: warm up: %w", s.name, g, err)
+			}
+			pools[i] = p
+			rows[i] = Throughput{System: s.name, Guest: g, Tasks: n, Note: "Map of all inputs, Workers " + fmt.Sprint(b.opts.Workers)}
+		}
+		for range b.opts.Rounds {
+			for i, s := range systems {
+				var rs []pool.Result
+				stop, err := b.startProfile(fmt.Sprintf("cluster-%s-%s.pprof", g, map[string]string{"": "local"}[s.target]+s.target))
+				if err != nil {
+					return err
+				}
+				t, err := timed(func() error {
+					var err error
+					rs, err = pools[i].Map(ctx, "square", inputs)
+					return err
+				})
+				stop()
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", s.name, g, err)
+				}
+				if err := checkResults(rs, n); err != nil {
+					return fmt.Errorf("%s %s: %w", s.name, g, err)
+				}
+				rs = nil
+				r := &rows[i]
+				r.Runs = append(r.Runs, t.wall)
+				r.Correct = true
+				if r.Elapsed == 0 || t.wall < r.Elapsed {
+					r.Elapsed, r.HostCPU, r.WorkerCPU = t.wall, t.hostCPU, t.workerCPU
+				}
+				b.opts.logf("cluster: %s %s: %.2f µs/task, host CPU %.2f µs/task", s.name, g, perTask(t.wall, n)/1e3, perTask(t.hostCPU, n)/1e3)
+			}
+		}
+		cr.Throughput = append(cr.Throughput, rows...)
+	}
+	return nil
+}
+
+// clusterScenario is the cluster section: the pool on a cluster beside the
+// local pool.
+func (b *bench) clusterScenario(ctx context.Context) error {
+	cr := &ClusterResults{Notes: []string{
+		"Not measured yet: three agents as separate processes, an agent's SIGKILL to its tasks' retries (through the disconnect advisory and through heartbeats), and the coordinator's peak RSS in a process of its own; their target rows read \"not measured\".",
+		"The worker-kill row kills a worker of the in-process agent; the retry runs on the same agent.",
+	}}
+	b.res.Cluster = cr
+	for _, step := range []func(context.Context, *ClusterResults) error{
+		b.clusterThroughput, b.clusterLatency, b.clusterWorkerKill, b.clusterStream,
+	} {
+		if err := step(ctx, cr); err != nil {
+			return err
+		}
+		runtime.GC()
+	}
+	return nil
+}
+
+// clusterLatency times Apply of square(7) on the local pool and on
+// "embedded", taking turns in LatencyRounds rounds.
+func (b *bench) clusterLatency(ctx context.Context, cr *ClusterResults) error {
+	g := WATGuest
+	systems := []struct{ name, target string }{{ClusterLocal, ""}, {ClusterEmbedded, "embedded"}}
+	samples := make([][]time.Duration, len(systems))
+	pools := make([]*pool.Pool, len(systems))
+	for i, s := range systems {
+		p, err := b.clusterPool(g, s.target)
+		if err != nil {
+			return err
+		}
+		defer closePool(p)
+		for range max(b.opts.LatencySamples/10, 10) { // untimed
+			if _, err := p.Apply(ctx, "square", []byte("7")); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+		}
+		pools[i] = p
+	}
+	per := max(b.opts.LatencySamples/b.opts.LatencyRounds, 1)
+	for range b.opts.LatencyRounds {
+		for i, s := range systems {
+			for range per {
+				start := time.Now()
+				r, err := pools[i].Apply(ctx, "square", []byte("7"))
+				d := time.Since(start)
+				if err != nil || r.Status != pool.StatusOK || string(r.Output) != "49" {
+					return fmt.Errorf("%s: Apply: %v %s %s", s.name, err, r.Status, r.Error)
+				}
+				samples[i] = append(samples[i], d)
+			}
+		}
+	}
+	for i, s := range systems {
+		sorted := slices.Clone(samples[i])
+		slices.Sort(sorted)
+		var sum time.Duration
+		for _, d := range sorted {
+			sum += d
+		}
+		cr.Latency = append(cr.Latency, Latency{System: s.name, Guest: g, Samples: len(sorted),
+			P50: percentile(sorted, 50), P99: percentile(sorted, 99), Max: sorted[len(sorted)-1], Mean: sum / time.Duration(len(sorted))})
+		b.opts.logf("cluster: %s Apply p50 %s p99 %s", s.name, percentile(sorted, 50), percentile(sorted, 99))
+	}
+	return nil
+}
+
+// clusterWorkerKill SIGKILLs the worker of "embedded"'s agent that runs a
+// slow task, Kills times, and times each kill to the retried attempt's
+// start event.
+func (b *bench) clusterWorkerKill(ctx context.Context, cr *ClusterResults) error {
+	type start struct {
+		index, attempt, pid int
+		at                  time.Time
+	}
+	starts := make(chan start, 64)
+	p, err := b.newPool(GoGuest, func(c *pool.Config) {
+		c.Cluster = "embedded"
+		c.KillPolicy = pool.Retry
+		c.OnEvent = func(e pool.Event) {
+			if e.Kind == pool.EventTaskStart {
+				select {
+				case starts <- start{e.Index, e.Attempt, e.WorkerPID, time.Now()}:
+				default:
+				}
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer closePool(p)
+	rec := ClusterRecovery{Kill: "a worker of \"embedded\"'s agent (SIGKILL) → the task's retry starts"}
+	for k := range b.opts.Kills {
+		h, err := p.MapAsync(ctx, "sleep", [][]byte{[]byte("200")})
+		if err != nil {
+			return err
+		}
+		var first start
+		select {
+		case first = <-starts:
+		case <-time.After(time.Minute):
+			return fmt.Errorf("worker kill %d: the task did not start", k)
+		}
+		killed := time.Now()
+		if err := syscall.Kill(first.pid, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("worker kill %d: %w", k, err)
+		}
+		select {
+		case s := <-starts:
+			if s.attempt != first.attempt+1 {
+				return fmt.Errorf("worker kill %d: attempt %d started after the kill of attempt %d", k, s.attempt, first.attempt)
+			}
+			rec.Samples = append(rec.Samples, s.at.Sub(killed))
+		case <-time.After(time.Minute):
+			return fmt.Errorf("worker kill %d: the retry did not start", k)
+		}
+		rs, err := h.Wait(ctx)
+		if err != nil || rs[0].Status != pool.StatusOK {
+			return fmt.Errorf("worker kill %d: %v %v", k, err, rs)
+		}
+	}
+	cr.Recovery = append(cr.Recovery, rec.summarize())
+	b.opts.logf("cluster: worker kill → retry p50 %s max %s", cr.Recovery[len(cr.Recovery)-1].P50, cr.Recovery[len(cr.Recovery)-1].Max)
+	return nil
+}
+
+func (r ClusterRecovery) summarize() ClusterRecovery {
+	s := slices.Clone(r.Samples)
+	slices.Sort(s)
+	if len(s) > 0 {
+		r.P50, r.Max = percentile(s, 50), s[len(s)-1]
+	}
+	return r
+}
+
+// clusterStream streams StreamN items through Imap on "embedded" and
+// samples this process's VmRSS: the coordinator, the server and the agent
+// all live in it.
+func (b *bench) clusterStream(ctx context.Context, cr *ClusterResults) error {
+	p, err := b.clusterPool(WATGuest, "embedded")
+	if err != nil {
+		return err
+	}
+	defer closePool(p)
+	if _, err := p.Map(ctx, "square", decimals(1000)); err != nil {
+		return err
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	startKiB, err := rssKiB("self")
+	if err != nil {
+		return err
+	}
+	n := b.opts.StreamN
+	inputs := func(yield func([]byte) bool) {
+		for i := range n { // the pool keeps each input until its result
+			if !yield(strconv.AppendInt(nil, int64(i), 10)) {
+				return
+			}
+		}
+	}
+	peak := startKiB
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if k, err := rssKiB("self"); err == nil && k > peak {
+					peak = k
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	i, correct := 0, true
+	var want []byte
+	for r, err := range p.Imap(ctx, "square", inputs, b.opts.StreamWindow) {
+		if err != nil {
+			close(stop)
+			<-done
+			return err
+		}
+		want = strconv.AppendInt(want[:0], int64(i)*int64(i), 10)
+		if r.Status != pool.StatusOK || string(r.Output) != string(want) {
+			if correct {
+				b.opts.logf("cluster: Imap item %d: %s %q %s, want %q", i, r.Status, r.Output, r.Error, want)
+			}
+			correct = false
+		}
+		i++
+	}
+	elapsed := time.Since(start)
+	close(stop)
+	<-done
+	cr.Stream = &ClusterStream{System: ClusterEmbedded, Items: i, Elapsed: elapsed, StartKiB: startKiB, PeakKiB: peak, Correct: correct && i == n}
+	b.opts.logf("cluster: Imap of %d items on embedded: RSS %d → %d KiB", i, startKiB, peak)
+	return nil
+}
