@@ -256,8 +256,13 @@ func TestClusterFaults(t *testing.T) {
 			require.NoError(t, err)
 			victim := ev.wait(t, "a task starts", func(e pool.Event) bool { return e.Kind == pool.EventTaskStart }).Agent
 			time.Sleep(300 * time.Millisecond) // a heartbeat lists it; it runs for 600 ms
-			c.signal(victim, syscall.SIGKILL)
 			at := time.Now()
+			c.signal(victim, syscall.SIGKILL)
+			lost := ev.wait(t, victim+" lost", func(e pool.Event) bool {
+				return e.Kind == pool.EventWorkerExit && e.Agent == victim && strings.Contains(e.Reason, "lost")
+			})
+			// A measurement, not a check: how soon the pool knew.
+			t.Logf("%s: the pool presumed the agent dead %s after the SIGKILL", name, lost.Time.Sub(at).Round(time.Millisecond))
 			rs, err := h.Wait(ctx)
 			require.NoError(t, err)
 			checkLost(t, p, rs, 16, victim, why, at, time.Time{})
