@@ -2,7 +2,6 @@ package pool_test
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -127,82 +126,6 @@ func TestClusterSeed(t *testing.T) {
 func startedSet(ch taskStarts, t *testing.T, n int) {
 	t.Helper()
 	ch.wait(t, n)
-}
-
-// An agent cut off mid-map (SIGSTOP, a partition, a machine gone): the
-// tasks its workers were running are charged one killed attempt each,
-// what it only held runs elsewhere without charge, and nothing it sends
-// after is taken. With the advisory, the pool hears at once; without it,
-// from the agent's silence.
-func TestClusterAgentLost(t *testing.T) {
-	for _, advisory := range []bool{true, false} {
-		t.Run("advisory="+strconv.FormatBool(advisory), func(t *testing.T) {
-			ctx := context.Background()
-			tc := newTestCluster(t)
-			a1 := tc.agent("a1", 2)
-			onA1 := make(chan int, 64)
-			p := tc.pool(t, func(c *pool.Config) {
-				c.BatchSize = 4
-				c.OnEvent = func(e pool.Event) {
-					if e.Kind == pool.EventTaskStart && e.Agent == "a1" {
-						select {
-						case onA1 <- e.Index:
-						default:
-						}
-					}
-				}
-			})
-			tc.agent("a2", 2)
-			in := make([][]byte, 24)
-			for i := range in {
-				in[i] = []byte("300") // sleep 300 ms
-			}
-			h, err := p.MapAsync(ctx, "sleep", in)
-			require.NoError(t, err)
-			// Both of a1's workers are running a task: the heartbeat a1
-			// sends after each start notice has told the pool which.
-			for range 2 {
-				select {
-				case <-onA1:
-				case <-time.After(3 * time.Minute):
-					t.Fatal("a1 did not start two tasks")
-				}
-			}
-			cut := time.Now()
-			a1.Cut(true, advisory)
-			rs, err := h.Wait(ctx)
-			require.NoError(t, err)
-			require.Len(t, rs, 24)
-			killed := 0
-			for i, r := range rs {
-				switch r.Status {
-				case pool.StatusOK:
-					if r.Stats.Agent != "a2" {
-						require.True(t, r.Stats.End.Before(cut), "task %d: a result a1 sent after it was cut off was taken", i)
-					}
-				case pool.StatusKilled:
-					killed++
-					require.Contains(t, r.Error, "agent a1 on host")
-					require.Contains(t, r.Error, "lost")
-					require.Equal(t, 1, r.Attempts)
-				default:
-					t.Fatalf("task %d: %s %s", i, r.Status, r.Error)
-				}
-			}
-			require.GreaterOrEqual(t, killed, 1, "a task a1 ran was charged")
-			require.LessOrEqual(t, killed, 2, "only the tasks a1's workers ran are charged")
-			require.Len(t, p.KilledTasks(), killed)
-			// What the agent sent while cut arrives now, and is dropped.
-			a1.Heal()
-			time.Sleep(300 * time.Millisecond)
-			require.Len(t, p.KilledTasks(), killed)
-			require.Equal(t, killed, h.Progress().Killed)
-			// The pool goes on, and may use the agent again.
-			rs, err = p.Map(ctx, "square", ints(20))
-			require.NoError(t, err)
-			require.Equal(t, squares(t, rs)[19], "361")
-		})
-	}
 }
 
 // Retry on a lost agent: every task ends ok, the charged ones after a

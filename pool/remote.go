@@ -80,9 +80,13 @@ type rchunk struct {
 
 // ragent is what the pool knows of an agent.
 type ragent struct {
-	info    remote.Agent
-	last    time.Time
-	running map[uint64]bool // attempts its workers ran at its last heartbeat
+	info remote.Agent
+	last time.Time
+	// running holds the attempts its workers ran at its last heartbeat,
+	// and those it said started since (with Config.OnEvent), one per
+	// worker (byPID).
+	running map[uint64]bool
+	byPID   map[int]uint64
 	lost    bool
 }
 
@@ -471,6 +475,17 @@ func (c *cluster) Results(rs *remote.Results) {
 			continue
 		}
 		if x.Status == 0 && x.GateFailed == "" {
+			// The worker that started it runs nothing else now.
+			if ag.running == nil {
+				ag.running = map[uint64]bool{}
+			}
+			if ag.byPID == nil {
+				ag.byPID = map[int]uint64{}
+			}
+			if prev, ok := ag.byPID[x.WorkerPID]; ok {
+				delete(ag.running, prev)
+			}
+			ag.byPID[x.WorkerPID], ag.running[x.ID] = x.ID, true
 			j := ch.jobs[k]
 			starts = append(starts, Event{Kind: EventTaskStart, Time: time.Unix(0, x.Start), WorkerPID: x.WorkerPID,
 				Index: j.index, Func: ch.run.fn, Attempt: j.attempts + 1, Agent: rs.Agent.Name, Host: rs.Agent.Host})
@@ -546,7 +561,7 @@ func (c *cluster) Heartbeat(h *remote.Heartbeat) {
 	var stale, lostChunks []uint64
 	var drop []*rchunk
 	if hold != nil {
-		ag.running = make(map[uint64]bool, len(hold.Running))
+		ag.running, ag.byPID = make(map[uint64]bool, len(hold.Running)), nil
 		for _, id := range hold.Running {
 			ag.running[id] = true
 		}
@@ -709,7 +724,7 @@ func (c *cluster) watch() {
 // them: a refused chunk leaves the work queue.)
 func (c *cluster) reviveLocked(ag *ragent) {
 	if ag.lost {
-		ag.lost, ag.running, ag.last = false, nil, time.Now()
+		ag.lost, ag.running, ag.byPID, ag.last = false, nil, nil, time.Now()
 	}
 }
 
