@@ -190,9 +190,19 @@ func (a *agent) Claim(ctx context.Context, cl *remote.Claim) (bool, error) {
 		// The agent stops: the delivery goes to another agent after
 		// ackWait.
 		return false, ctx.Err()
-	case errors.Is(err, nats.ErrNoResponders):
+	case errors.Is(err, nats.ErrNoResponders) && ok && gone(d.msg):
 		a.logf("cluster: pool %s is gone (%v): its chunk %d is dropped", cl.Pool, err, cl.Chunk)
 		a.dropPool(cl.Pool)
+	case errors.Is(err, nats.ErrNoResponders):
+		// Nobody listens for the pool's claims: it is gone, or its
+		// connection is moving to another server. The chunk comes back
+		// a second later; a pool silent for goneAfter deliveries is gone.
+		if ok {
+			if nerr := d.msg.NakWithDelay(time.Second); nerr != nil {
+				a.logf("cluster: return chunk %d of pool %s to the work queue: %v", cl.Chunk, cl.Pool, nerr)
+			}
+		}
+		return false, fmt.Errorf("cluster: claim chunk %d of pool %s: %w", cl.Chunk, cl.Pool, err)
 	default:
 		// No answer in time (a pool busy or a network slow), or another
 		// failure: the chunk is not dropped, for the pool may still want
@@ -373,4 +383,14 @@ func (a *agent) close() {
 		a.msgs.Stop()
 		a.msgs = nil
 	}
+}
+
+// goneAfter is how many deliveries of a chunk may find nobody listening
+// for its pool's claims (a second apart) before the pool is taken as gone.
+const goneAfter = 30
+
+// gone reports whether msg has been delivered goneAfter times.
+func gone(msg jetstream.Msg) bool {
+	md, err := msg.Metadata()
+	return err != nil || md.NumDelivered >= goneAfter
 }
