@@ -121,13 +121,6 @@ func TestClusterSeed(t *testing.T) {
 	})
 }
 
-// runningTasks waits until n tasks have started on the cluster, and
-// returns the started indexes.
-func startedSet(ch taskStarts, t *testing.T, n int) {
-	t.Helper()
-	ch.wait(t, n)
-}
-
 // Retry on a lost agent: every task ends ok, the charged ones after a
 // second attempt.
 func TestClusterAgentLostRetry(t *testing.T) {
@@ -143,7 +136,7 @@ func TestClusterAgentLostRetry(t *testing.T) {
 	}
 	h, err := p.MapAsync(ctx, "sleep", in)
 	require.NoError(t, err)
-	startedSet(starts, t, 2)
+	starts.wait(t, 2)
 	time.Sleep(300 * time.Millisecond)
 	a1.Cut(false, true)
 	rs, err := h.Wait(ctx)
@@ -169,7 +162,7 @@ func TestClusterAgentShutdown(t *testing.T) {
 	}
 	h, err := p.MapAsync(ctx, "sleep", in)
 	require.NoError(t, err)
-	startedSet(starts, t, 2)
+	starts.wait(t, 2)
 	tc.agent("a2", 2)
 	tc.stopAgent("a1")
 	rs, err := h.Wait(ctx)
