@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -171,18 +172,31 @@ func TestThreeServersKeepChunksWhenTheStreamLeaderStops(t *testing.T) {
 	for i := range uint64(10) {
 		require.NoError(t, c.Send(ctx, chunk(c.Pool(), i, 1)))
 	}
-	seen := map[uint64]bool{}
+	seen, unanswered := map[uint64]bool{}, map[uint64]bool{}
 	claim := func() uint64 {
 		for {
 			ch := nextChunk(t, a)
 			ok, err := a.t.Claim(ctx, &remote.Claim{Pool: c.Pool(), Chunk: ch.ID, Agent: agentOf(a)})
-			require.NoError(t, err)
+			if err != nil {
+				// The pool's connection was on the stopped server and
+				// is moving: nobody answers the claim for a moment, and
+				// the transport returns the chunk to the work queue, as
+				// an agent does. The claim may also get no answer in
+				// time, and then the pool may have granted it.
+				require.True(t, errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded), "claim: %v", err)
+				require.NoError(t, ctx.Err())
+				unanswered[ch.ID] = errors.Is(err, context.DeadlineExceeded)
+				continue
+			}
 			if ok {
 				return ch.ID
 			}
 			// A chunk delivered again across the leader change: the pool
 			// granted it once already and refuses the copy.
-			require.True(t, seen[ch.ID], "chunk %d refused though never granted", ch.ID)
+			require.True(t, seen[ch.ID] || unanswered[ch.ID], "chunk %d refused though never granted", ch.ID)
+			if unanswered[ch.ID] {
+				return ch.ID // granted when the answer was lost
+			}
 		}
 	}
 	for range 3 {
