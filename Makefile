@@ -51,10 +51,10 @@ lint: fmt ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-bench: ## install the Python peers (Debian packages), run the hot-path benchmarks, then the side-by-side harness (writes bench/RESULTS.md, bench/results.svg and README.md's comparison table)
+bench: ## install the Python peers (Debian packages), run the hot-path benchmarks, then the side-by-side harness (writes bench/RESULTS.md, bench/results.svg and README.md's targets and comparison tables)
 	bench/install-peers.sh
 	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest ./internal/hostconn
-	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md
+	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md -readme README.md -readme-tables targets
 	$(GO) run ./bench/cmd/safepool-bench -only kills,oom -out bench/matrix/RESULTS.md -readme README.md
 
 soak: ## the chaos test for minutes (SOAK=5m by default), then start-up storms, then the cluster's chaos (three servers, agent processes SIGKILLed and SIGSTOPped) for SOAK; prints tasks, kills, retries, breaker trips, recoveries, hangs, lost, doubled

@@ -178,31 +178,77 @@ func overBudget(rows []KillRow) string {
 	return strings.Join(parts, "; ")
 }
 
-// UpdateReadme rewrites the comparison table of the README at path from r.
-func UpdateReadme(path string, r *Results) error {
+// The README's table of targets sits between these markers; UpdateReadme
+// rewrites it from a full run's results (bench/results.json).
+const (
+	TargetsBegin = "<!-- targets:begin: written by safepool-bench -readme from bench/results.json -->\n"
+	TargetsEnd   = "<!-- targets:end -->\n"
+)
+
+// The README tables UpdateReadme can rewrite.
+const (
+	ReadmeCompareTable = "compare" // the comparison table, from the kill matrix and memory scenario
+	ReadmeTargetsTable = "targets" // the targets table, from a full run
+)
+
+// ReadmeTables lists the names UpdateReadme takes.
+var ReadmeTables = []string{ReadmeCompareTable, ReadmeTargetsTable}
+
+// UpdateReadme rewrites the named tables (ReadmeCompareTable, ReadmeTargetsTable) of
+// the README at path from r. A table r has no figures for is refused
+// rather than written empty.
+func UpdateReadme(path string, r *Results, tables ...string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	i := bytes.Index(b, []byte(CompareBegin))
-	j := bytes.Index(b, []byte(CompareEnd))
-	if i < 0 || j < i {
-		return fmt.Errorf("harness: %s has no %q … %q block for the comparison table", path, strings.TrimSpace(CompareBegin), strings.TrimSpace(CompareEnd))
+	for _, name := range tables {
+		var begin, end, body string
+		switch name {
+		case ReadmeCompareTable:
+			if len(r.Kills) == 0 {
+				return fmt.Errorf("harness: the run has no kill matrix for %s's comparison table; run the %s and %s scenarios", path, ScenarioKills, ScenarioOOM)
+			}
+			begin, end, body = CompareBegin, CompareEnd, CompareTable(r)
+		case ReadmeTargetsTable:
+			if len(r.Throughput) == 0 {
+				return fmt.Errorf("harness: the run has no throughput figures for %s's targets table; run the full harness", path)
+			}
+			begin, end, body = TargetsBegin, TargetsEnd, TargetsTable(r)
+		default:
+			return fmt.Errorf("harness: no README table %q; the tables are %s", name, strings.Join(ReadmeTables, ", "))
+		}
+		i := bytes.Index(b, []byte(begin))
+		j := bytes.Index(b, []byte(end))
+		if i < 0 || j < i {
+			return fmt.Errorf("harness: %s has no %q … %q block for the %s table", path, strings.TrimSpace(begin), strings.TrimSpace(end), name)
+		}
+		var out bytes.Buffer
+		out.Write(b[:i+len(begin)])
+		out.WriteString(body)
+		out.Write(b[j:])
+		b = out.Bytes()
 	}
-	var out bytes.Buffer
-	out.Write(b[:i+len(CompareBegin)])
-	out.WriteString(CompareTable(r))
-	out.Write(b[j:])
-	return os.WriteFile(path, out.Bytes(), 0o644)
+	return os.WriteFile(path, b, 0o644)
 }
 
 // ReadmeTable returns the comparison table of a README, as UpdateReadme
 // wrote it.
 func ReadmeTable(readme []byte) (string, bool) {
-	i := bytes.Index(readme, []byte(CompareBegin))
-	j := bytes.Index(readme, []byte(CompareEnd))
+	return readmeBlock(readme, CompareBegin, CompareEnd)
+}
+
+// ReadmeTargets returns the targets table of a README, as UpdateReadme
+// wrote it.
+func ReadmeTargets(readme []byte) (string, bool) {
+	return readmeBlock(readme, TargetsBegin, TargetsEnd)
+}
+
+func readmeBlock(readme []byte, begin, end string) (string, bool) {
+	i := bytes.Index(readme, []byte(begin))
+	j := bytes.Index(readme, []byte(end))
 	if i < 0 || j < i {
 		return "", false
 	}
-	return string(readme[i+len(CompareBegin) : j]), true
+	return string(readme[i+len(begin) : j]), true
 }

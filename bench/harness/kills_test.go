@@ -151,3 +151,58 @@ func TestReadmeComparison(t *testing.T) {
 		require.Contains(t, got, "| "+system+" |", "the committed run did not measure %s", system)
 	}
 }
+
+// TestReadmeTargets checks that the README's targets table is the one the
+// committed full run renders (bench/results.json): it changes only with a
+// run of the harness (make bench, which passes -readme README.md
+// -readme-tables targets).
+func TestReadmeTargets(t *testing.T) {
+	res, err := harness.Load(filepath.Join("..", "results.json"))
+	require.NoError(t, err)
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	got, ok := harness.ReadmeTargets(readme)
+	require.True(t, ok, "README.md has no targets table between %q and %q", harness.TargetsBegin, harness.TargetsEnd)
+	require.Equal(t, harness.TargetsTable(res), got, "README.md's targets table is not the one bench/results.json gives: run go run ./bench/cmd/safepool-bench -from bench/results.json -out bench/RESULTS.md -readme README.md -readme-tables targets")
+	require.Contains(t, got, "| Throughput vs Python Pool.map")
+}
+
+func TestUpdateReadme(t *testing.T) {
+	res, err := harness.Load(filepath.Join("..", "results.json"))
+	require.NoError(t, err)
+	matrix, err := harness.Load(filepath.Join("..", "matrix", "results.json"))
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "README.md")
+	body := "# x\n\n" + harness.TargetsBegin + "old\n" + harness.TargetsEnd + "\nmiddle\n\n" + harness.CompareBegin + "old\n" + harness.CompareEnd + "tail\n"
+	require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
+
+	require.NoError(t, harness.UpdateReadme(path, res, harness.ReadmeTargetsTable))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	got, ok := harness.ReadmeTargets(b)
+	require.True(t, ok)
+	require.Equal(t, harness.TargetsTable(res), got)
+	cmp, ok := harness.ReadmeTable(b)
+	require.True(t, ok)
+	require.Equal(t, "old\n", cmp, "only the named table changes")
+
+	require.NoError(t, harness.UpdateReadme(path, matrix, harness.ReadmeCompareTable))
+	b, err = os.ReadFile(path)
+	require.NoError(t, err)
+	cmp, _ = harness.ReadmeTable(b)
+	require.Equal(t, harness.CompareTable(matrix), cmp)
+	require.Contains(t, string(b), "\nmiddle\n")
+	require.True(t, strings.HasSuffix(string(b), harness.CompareEnd+"tail\n"))
+
+	// A run without the figures, an unknown table, a README without the
+	// block: each is refused, and the README is left as it was.
+	require.ErrorContains(t, harness.UpdateReadme(path, &harness.Results{}, harness.ReadmeCompareTable), "no kill matrix")
+	require.ErrorContains(t, harness.UpdateReadme(path, &harness.Results{}, harness.ReadmeTargetsTable), "no throughput figures")
+	require.ErrorContains(t, harness.UpdateReadme(path, res, "headline"), `no README table "headline"`)
+	after, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, b, after)
+	bare := filepath.Join(t.TempDir(), "README.md")
+	require.NoError(t, os.WriteFile(bare, []byte("# x\n"), 0o644))
+	require.ErrorContains(t, harness.UpdateReadme(bare, res, harness.ReadmeTargetsTable), "no \"<!-- targets:begin")
+}

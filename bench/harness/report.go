@@ -127,8 +127,15 @@ func (p *report) header(chart string) {
 func (p *report) targets() {
 	p.f("%s\n\n", Sections[0])
 	p.f("Goals for a 2-core machine, judged on this run. \"Check\" rows are correctness checks of the scenarios.\n\n")
+	p.f("%s", TargetsTable(p.r))
+}
+
+// TargetsTable renders the targets r was judged on, one row each, with
+// the verdict: met, not met, or n/a when r has no figure for it.
+func TargetsTable(r *Results) string {
+	var b bytes.Buffer
 	var rows [][]string
-	for _, t := range Targets(p.r) {
+	for _, t := range Targets(r) {
 		verdict := "n/a"
 		if t.Met != nil {
 			verdict = "met"
@@ -142,7 +149,8 @@ func (p *report) targets() {
 		}
 		rows = append(rows, []string{name, t.Scope, t.Measured, t.Goal, verdict})
 	}
-	table(p.w, []string{"target", "on", "measured", "goal", "verdict"}, rows)
+	table(&b, []string{"target", "on", "measured", "goal", "verdict"}, rows)
+	return b.String()
 }
 
 func (p *report) failures() {

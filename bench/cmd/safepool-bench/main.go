@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -42,7 +43,8 @@ func run() error {
 		only    = flag.String("only", "", "comma-separated scenarios to run: "+strings.Join(harness.Scenarios, ","))
 		python  = flag.String("python", "", `Python interpreter for the baselines: "" looks up python3, "none" skips them`)
 		peerPy  = flag.String("peer-python", "", `Python interpreter for the peers (billiard, pebble, joblib) and the kill and memory scenarios: "" picks the one that imports the most peers (Debian's /usr/bin/python3 after `+harness.InstallPeers+`), "none" skips them`)
-		readme  = flag.String("readme", "", "also rewrite the comparison table in this README (between its compare:begin and compare:end markers) from the results")
+		readme  = flag.String("readme", "", "also rewrite tables of this README from the results (see -readme-tables)")
+		tables  = flag.String("readme-tables", harness.ReadmeCompareTable, "the README tables -readme rewrites, comma-separated: "+strings.Join(harness.ReadmeTables, ", ")+" (compare: between the compare:begin and compare:end markers, from the kill matrix and memory scenario; targets: between targets:begin and targets:end, from a full run)")
 		cache   = flag.String("cache", "", "compilation cache of the warm runs (default: a directory under $TMPDIR kept between runs)")
 		profile = flag.String("cpuprofile", "", "directory for CPU profiles of this process during the safepool throughput runs")
 		n       = flag.Int("n", 0, "tasks per throughput run (default 1,000,000; quick 20,000)")
@@ -59,6 +61,12 @@ func run() error {
 	if flag.NArg() > 0 {
 		flag.Usage()
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(flag.Args(), " "))
+	}
+
+	for _, name := range strings.Split(*tables, ",") {
+		if !slices.Contains(harness.ReadmeTables, name) {
+			return fmt.Errorf("-readme-tables: no README table %q; the tables are %s", name, strings.Join(harness.ReadmeTables, ", "))
+		}
 	}
 
 	dir := filepath.Dir(*out)
@@ -136,10 +144,11 @@ func run() error {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)
 	if *readme != "" {
-		if err := harness.UpdateReadme(*readme, res); err != nil {
+		names := strings.Split(*tables, ",")
+		if err := harness.UpdateReadme(*readme, res, names...); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "wrote the comparison table in %s\n", *readme)
+		fmt.Fprintf(os.Stderr, "wrote the %s table(s) in %s\n", strings.Join(names, " and "), *readme)
 	}
 	if len(res.Failures) > 0 {
 		return fmt.Errorf("%d scenario(s) failed; see the report's Failures section", len(res.Failures))
