@@ -38,7 +38,11 @@ type agent struct {
 	gone  map[string]bool // pools that said they closed: never started again
 	held  int             // chunks held, across pools
 	room  chan struct{}   // a chunk ended
-	wg    sync.WaitGroup
+	// wg counts the agent's goroutines; runAgent waits for them. Those
+	// started from the transport's callbacks are added under mu, and not
+	// at all once stopping is set, so that no Add races the Wait.
+	wg       sync.WaitGroup
+	stopping bool
 }
 
 // apool is an agent's side of one pool.
@@ -169,7 +173,13 @@ func (a *agent) Prepare(s *remote.Spec) {
 	if p == nil {
 		return
 	}
+	a.mu.Lock()
+	if a.stopping {
+		a.mu.Unlock()
+		return // shutdown releases the pool
+	}
 	a.wg.Add(1)
+	a.mu.Unlock()
 	go func() {
 		defer a.wg.Done()
 		select {
@@ -207,8 +217,12 @@ func (a *agent) Stop(s *remote.Stop) {
 	}
 	if s.All {
 		a.closePoolLocked(p)
-		a.mu.Unlock()
+		if a.stopping {
+			a.mu.Unlock()
+			return // shutdown stops the workers of every pool
+		}
 		a.wg.Add(1)
+		a.mu.Unlock()
 		go func() { defer a.wg.Done(); p.stopWorkers() }()
 		return
 	}
@@ -232,7 +246,7 @@ func (a *agent) Stop(s *remote.Stop) {
 func (a *agent) poolFor(s *remote.Spec) *apool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.ctx.Err() != nil {
+	if a.ctx.Err() != nil || a.stopping {
 		return nil
 	}
 	if p := a.pools[s.Pool]; p != nil {
@@ -760,6 +774,7 @@ func (p *apool) holdingLocked() remote.Holding {
 // workers.
 func (a *agent) shutdown() {
 	a.mu.Lock()
+	a.stopping = true
 	pools := make([]*apool, 0, len(a.pools))
 	for _, p := range a.pools {
 		pools = append(pools, p)
