@@ -60,9 +60,10 @@ func openEmbedded(ctx context.Context, cfg remote.OpenConfig, o Options, h remot
 		srv.Shutdown()
 		return nil, err
 	}
+	c.local = nuid.Next()
 	stop, err := startAgent(srv.ClientURL(), o, remote.AgentConfig{
 		Workers: cfg.Workers, Spares: cfg.Spares, CacheDir: cfg.CacheDir,
-		WorkerCommand: cfg.WorkerCommand, Logf: o.Logf,
+		WorkerCommand: cfg.WorkerCommand, Logf: o.Logf, Instance: c.local,
 	}, in)
 	if err != nil {
 		c.Close()

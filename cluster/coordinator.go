@@ -42,7 +42,17 @@ type coordinator struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	onClose   func() // stops what "embedded" started, after the disconnect
+	// local is the instance of the agent "embedded" runs in this process.
+	local string
 }
+
+// InProcessAgent reports whether instance is the agent "embedded" runs
+// beside the pool (remote.InProcessAgents).
+func (c *coordinator) InProcessAgent(instance string) bool {
+	return c.local != "" && instance == c.local
+}
+
+var _ remote.InProcessAgents = (*coordinator)(nil)
 
 // openCoordinator connects a pool to the servers at urls; extra options
 // (an in-process server) go to nats.go as they are.

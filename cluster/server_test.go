@@ -93,6 +93,12 @@ func TestEmbeddedRunsAnAgentBesideThePool(t *testing.T) {
 	require.Equal(t, 1, a.cfg.Spares)
 	require.Equal(t, "/cache", a.cfg.CacheDir)
 	require.NotEmpty(t, a.cfg.Instance)
+	// The pool knows the agent beside it, and no other, is in its process.
+	ip, isIP := c.(remote.InProcessAgents)
+	require.True(t, isIP)
+	require.True(t, ip.InProcessAgent(a.cfg.Instance))
+	require.False(t, ip.InProcessAgent("another"))
+	require.False(t, ip.InProcessAgent(""))
 
 	require.NoError(t, c.Send(context.Background(), chunk(c.Pool(), 1, 2)))
 	ch := nextChunk(t, a)

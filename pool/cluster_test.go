@@ -45,12 +45,18 @@ func newTestCluster(t *testing.T) *testCluster {
 
 // agent starts an agent with workers worker processes.
 func (tc *testCluster) agent(name string, workers int) *remotetest.Agent {
+	return tc.agentInstance(name, workers, "")
+}
+
+// agentInstance starts an agent whose instance is instance ("" for a
+// random one).
+func (tc *testCluster) agentInstance(name string, workers int, instance string) *remotetest.Agent {
 	a := tc.bus.NewAgent(name)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := remote.RunAgent(ctx, remote.AgentConfig{Name: name, Workers: workers, CacheDir: cacheDir(tc.t)}, a, a.Subscribe)
+		err := remote.RunAgent(ctx, remote.AgentConfig{Name: name, Instance: instance, Workers: workers, CacheDir: cacheDir(tc.t)}, a, a.Subscribe)
 		if err != nil {
 			tc.t.Errorf("agent %s: %v", name, err)
 		}
@@ -146,6 +152,62 @@ func TestClusterAgentLostRetry(t *testing.T) {
 		require.LessOrEqual(t, r.Attempts, 2)
 	}
 	require.Empty(t, p.KilledTasks())
+}
+
+// An agent in the pool's own process (as "embedded" runs one) is not
+// presumed lost when it is silent for longer than the heartbeat timeout, as
+// a loaded machine can make it; an agent in another process silent as long
+// is, and its running tasks are charged.
+func TestClusterInProcessAgentIsNotLostBySilence(t *testing.T) {
+	for _, inProcess := range []bool{true, false} {
+		t.Run(map[bool]string{true: "in process", false: "another process"}[inProcess], func(t *testing.T) {
+			ctx := context.Background()
+			tc := newTestCluster(t)
+			if inProcess {
+				tc.bus.InProcess("beside")
+			}
+			a1 := tc.agentInstance("a1", 2, "beside")
+			starts := newTaskStarts()
+			var mu sync.Mutex
+			var lost []string
+			p := tc.pool(t, func(c *pool.Config) {
+				c.BatchSize = 1
+				c.OnEvent = func(e pool.Event) {
+					starts.onEvent(e)
+					if e.Kind == pool.EventWorkerExit && strings.Contains(e.Reason, "lost") {
+						mu.Lock()
+						lost = append(lost, e.Reason)
+						mu.Unlock()
+					}
+				}
+			})
+			in := [][]byte{[]byte("300"), []byte("300"), []byte("300"), []byte("300")}
+			h, err := p.MapAsync(ctx, "sleep", in)
+			require.NoError(t, err)
+			starts.wait(t, 1)
+			// Silent, with what it sends held back, for longer than the
+			// heartbeat timeout (1 s), and no disconnect advisory.
+			a1.Cut(true, false)
+			time.Sleep(1600 * time.Millisecond)
+			a1.Heal()
+			rs, err := h.Wait(ctx)
+			require.NoError(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			if inProcess {
+				require.Empty(t, lost)
+				for i, r := range rs {
+					require.Equal(t, pool.StatusOK, r.Status, "task %d: %s", i, r.Error)
+					require.Equal(t, 1, r.Attempts, "task %d", i)
+				}
+				require.Empty(t, p.KilledTasks())
+				return
+			}
+			require.NotEmpty(t, lost, "a silent agent in another process is presumed lost")
+			require.NotEmpty(t, p.KilledTasks(), "its running tasks are charged")
+			require.Contains(t, p.KilledTasks()[0].Reason, "no heartbeat")
+		})
+	}
 }
 
 // An agent that shuts down (SIGTERM) gives back what it holds, without

@@ -43,6 +43,9 @@ type cluster struct {
 	spec   remote.Spec
 	// hbTimeout is how long an agent holding work may stay silent.
 	hbTimeout time.Duration
+	// inProcess, when the transport says so, tells the agents running in
+	// this process: silence does not make them lost.
+	inProcess func(instance string) bool
 
 	mu        sync.Mutex
 	nextID    uint64 // attempt IDs
@@ -111,6 +114,9 @@ func newCluster(cfg Config, spec remote.Spec, q *queue, sink func(outcome), emit
 // start runs the pump and the heartbeat watch over tr.
 func (c *cluster) start(tr remote.Coordinator) {
 	c.tr, c.id = tr, tr.Pool()
+	if ip, ok := tr.(remote.InProcessAgents); ok {
+		c.inProcess = ip.InProcessAgent
+	}
 	c.live.Store(true)
 	c.wg.Add(2)
 	go c.pump()
@@ -689,7 +695,7 @@ func (c *cluster) watch() {
 				if a.lost {
 					continue
 				}
-				if now.Sub(a.last) > c.hbTimeout {
+				if now.Sub(a.last) > c.hbTimeout && (c.inProcess == nil || !c.inProcess(a.info.Instance)) {
 					silent = append(silent, a)
 					continue
 				}

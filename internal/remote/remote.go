@@ -190,6 +190,17 @@ type Coordinator interface {
 	Close() error
 }
 
+// InProcessAgents is implemented by a Coordinator whose transport also
+// runs an agent in the pool's own process (the "embedded" target). Such an
+// agent cannot die without its pool, so the pool does not presume it lost
+// from missed heartbeats, which a loaded machine can delay; agents in
+// other processes are watched as usual.
+type InProcessAgents interface {
+	// InProcessAgent reports whether the agent instance runs in this
+	// process, beside the pool.
+	InProcessAgent(instance string) bool
+}
+
 // Handler is how a transport reports to its pool. Messages from one agent
 // arrive in the order it sent them. Methods may be called concurrently.
 type Handler interface {

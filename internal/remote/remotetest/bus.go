@@ -33,6 +33,21 @@ type Bus struct {
 	MaxPayload int
 	// Damage, when set, changes the bytes of each object stored.
 	Damage func(key string, data []byte) []byte
+	// inProcess holds the agent instances pools are told run in their
+	// own process (remote.InProcessAgents).
+	inProcess map[string]bool
+}
+
+// InProcess tells the bus's pools that the agent instance runs in their
+// own process, as "embedded" does: they do not presume it lost when it is
+// silent.
+func (b *Bus) InProcess(instance string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inProcess == nil {
+		b.inProcess = map[string]bool{}
+	}
+	b.inProcess[instance] = true
 }
 
 // New makes an empty bus.
@@ -145,6 +160,11 @@ func (p *poolSide) Stop(s *remote.Stop) error {
 	return nil
 }
 func (p *poolSide) MaxPayload() int { return p.b.MaxPayload }
+func (p *poolSide) InProcessAgent(instance string) bool {
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	return p.b.inProcess[instance]
+}
 func (p *poolSide) Close() error {
 	p.once.Do(func() {
 		p.b.mu.Lock()
