@@ -14,14 +14,16 @@ import (
 // are small numbers (StatusNotRun is 16).
 const statusSlots = 32
 
-// Collector counts what a pool does. Its Observe method is the pool's
-// Config.Observer; Watch adds the gauges read from the pool when scraped.
-// It implements prometheus.Collector. Its methods are safe for concurrent
-// use. A Collector watches one pool.
+// Collector counts what a pool does. It is the pool's
+// Config.TaskObserver (or, at a higher cost per task, its Observe method is
+// the pool's Config.Observer); Watch adds the gauges read from the pool
+// when scraped. It implements prometheus.Collector. Its methods are safe
+// for concurrent use. A Collector watches one pool.
 type Collector struct {
 	// stripes hold what every task adds: each worker process counts into
 	// the stripe its pid picks, so that the pool's goroutines, which handle
-	// different workers, seldom add to the same cache line.
+	// different workers, seldom take the same lock or write the same cache
+	// line.
 	stripes  [stripeCount]stripe
 	retries  [statusSlots]atomic.Uint64
 	starts   atomic.Uint64
@@ -39,16 +41,21 @@ type Collector struct {
 	readRSS func(pid int) (int64, error)
 }
 
+var _ pool.TaskObserver = (*Collector)(nil)
+
 type deathKey struct{ cause, signal string }
 
 // stripeCount is the number of stripes, a power of two.
 const stripeCount = 8
 
 // stripe is one share of the per-task counters, padded to keep apart the
-// cache lines of two stripes.
+// cache lines of two stripes. A task takes its stripe's lock once: one
+// uncontended lock costs less than the five atomic additions its counts
+// would take.
 type stripe struct {
-	tasks    [statusSlots]atomic.Uint64
-	attempts [statusSlots]atomic.Uint64
+	mu       sync.Mutex
+	tasks    [statusSlots]uint64
+	attempts [statusSlots]uint64
 	duration histogram
 	peak     histogram
 	_        [128]byte
@@ -56,6 +63,26 @@ type stripe struct {
 
 func (c *Collector) stripe(pid int) *stripe {
 	return &c.stripes[uint(pid)&(stripeCount-1)]
+}
+
+// count adds an attempt's end (its duration in ns, or -1 when not known,
+// and its peak memory) and, with final, the task's final status.
+func (st *stripe) count(s pool.Status, ended, final bool, ns int64, peakMem int64) {
+	i := slot(s)
+	st.mu.Lock()
+	if ended {
+		st.attempts[i]++
+		if ns >= 0 {
+			st.duration.observe(&durationBuckets, uint64(ns))
+		}
+		if peakMem > 0 {
+			st.peak.observe(&peakBuckets, uint64(peakMem))
+		}
+	}
+	if final {
+		st.tasks[i]++
+	}
+	st.mu.Unlock()
 }
 
 var (
@@ -90,26 +117,37 @@ func New() *Collector {
 	}
 }
 
-// Observe counts one event. Set it as the pool's Config.Observer. It
-// costs a few uncontended atomic additions per task: every attempt and
-// task is counted, and every duration and peak goes into its histogram.
+// ObserveTask counts an attempt's end and a task's final result: it is
+// how the collector is the pool's Config.TaskObserver,
+//
+//	cfg.TaskObserver = c
+//
+// which costs one uncontended lock per task and no Event.
+func (c *Collector) ObserveTask(t pool.TaskRecord) {
+	c.stripe(t.WorkerPID).count(t.Status, t.Ended, t.Final, int64(t.Duration), t.PeakMemory)
+}
+
+// Observe counts one event. It is how the collector hears of workers,
+// retries and breaker trips as a TaskObserver; set as the pool's
+// Config.Observer instead, it counts tasks too (from EventTaskEnd and
+// EventTaskFinal), at the cost of the two Events the pool builds per task.
 func (c *Collector) Observe(e pool.Event) {
 	switch e.Kind {
 	case pool.EventTaskEnd:
-		st := c.stripe(e.WorkerPID)
-		st.attempts[slot(e.Status)].Add(1)
+		ns := int64(-1)
 		if s := &e.Stats; !s.Start.IsZero() && !s.End.IsZero() {
-			st.duration.observe(&durationBuckets, uint64(max(s.End.Sub(s.Start), 0)))
+			ns = int64(max(s.End.Sub(s.Start), 0))
 		}
-		if e.Stats.PeakMemory > 0 {
-			st.peak.observe(&peakBuckets, uint64(e.Stats.PeakMemory))
-		}
+		c.stripe(e.WorkerPID).count(e.Status, true, false, ns, e.Stats.PeakMemory)
 	case pool.EventTaskFinal:
-		c.stripe(e.WorkerPID).tasks[slot(e.Status)].Add(1)
+		c.stripe(e.WorkerPID).count(e.Status, false, true, -1, 0)
 	case pool.EventRetry:
 		c.retries[slot(e.Status)].Add(1)
 	case pool.EventNotRun:
-		c.stripes[0].tasks[slot(pool.StatusNotRun)].Add(uint64(e.Count))
+		st := &c.stripes[0]
+		st.mu.Lock()
+		st.tasks[slot(pool.StatusNotRun)] += uint64(e.Count)
+		st.mu.Unlock()
 	case pool.EventWorkerStart:
 		c.starts.Add(1)
 		c.replaced()
@@ -178,15 +216,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	var tasks, attempts [statusSlots]uint64
-	var duration, peak histogramSum
+	var duration, peak histogram
 	for i := range c.stripes {
 		st := &c.stripes[i]
+		st.mu.Lock()
 		for j := range statusSlots {
-			tasks[j] += st.tasks[j].Load()
-			attempts[j] += st.attempts[j].Load()
+			tasks[j] += st.tasks[j]
+			attempts[j] += st.attempts[j]
 		}
 		duration.add(&st.duration)
 		peak.add(&st.peak)
+		st.mu.Unlock()
 	}
 	for i := range statusSlots {
 		s := pool.Status(i)

@@ -79,14 +79,20 @@ func values(t *testing.T, c prometheus.Collector) map[string]float64 {
 // runKilled maps slow_square (30 ms a task) over 0..9 on two workers under policy, SIGKILLs
 // the worker running task 3, waits for the pool to start its replacement,
 // and returns the map's results, the collector, and the pool (still open).
-func runKilled(t *testing.T, policy pool.Policy) ([]pool.Result, *metrics.Collector, *pool.Pool) {
+// The collector watches as the pool's TaskObserver, or, with events, as its
+// Observer.
+func runKilled(t *testing.T, policy pool.Policy, events bool) ([]pool.Result, *metrics.Collector, *pool.Pool) {
 	t.Helper()
 	c := metrics.New()
 	k := &killOnce{index: 3, restarted: make(chan struct{})}
 	p := enginetest.NewPool(t, "wchaos", func(cfg *pool.Config) {
 		cfg.KillPolicy = policy
 		cfg.OnEvent = k.onEvent
-		cfg.Observer = c.Observe
+		if events {
+			cfg.Observer = c.Observe
+		} else {
+			cfg.TaskObserver = c
+		}
 	})
 	c.Watch(p)
 	rs, err := p.Map(context.Background(), "slow_square", enginetest.Ints(10))
@@ -116,8 +122,18 @@ func count(rs []pool.Result, s pool.Status) float64 {
 }
 
 func TestCollectorAfterKill(t *testing.T) {
+	for _, events := range []bool{false, true} {
+		name := "task_observer"
+		if events {
+			name = "observer"
+		}
+		t.Run(name, func(t *testing.T) { testCollectorAfterKill(t, events) })
+	}
+}
+
+func testCollectorAfterKill(t *testing.T, events bool) {
 	t.Run("skip", func(t *testing.T) {
-		rs, c, p := runKilled(t, pool.Skip)
+		rs, c, p := runKilled(t, pool.Skip, events)
 		require.Equal(t, pool.StatusKilled, rs[3].Status)
 
 		live := values(t, c)
@@ -143,7 +159,7 @@ func TestCollectorAfterKill(t *testing.T) {
 		requireWorkers(t, v, 1)
 	})
 	t.Run("retry", func(t *testing.T) {
-		rs, c, p := runKilled(t, pool.Retry)
+		rs, c, p := runKilled(t, pool.Retry, events)
 		require.Equal(t, pool.StatusOK, rs[3].Status)
 		require.Equal(t, 2, rs[3].Attempts)
 		require.NoError(t, p.Close())
@@ -157,7 +173,7 @@ func TestCollectorAfterKill(t *testing.T) {
 		requireWorkers(t, v, 1)
 	})
 	t.Run("abort", func(t *testing.T) {
-		rs, c, p := runKilled(t, pool.Abort)
+		rs, c, p := runKilled(t, pool.Abort, events)
 		require.Equal(t, pool.StatusKilled, rs[3].Status)
 		require.NoError(t, p.Close())
 		v := values(t, c)

@@ -4,18 +4,23 @@
 // the tasks' peak memory and the workers' resident memory.
 //
 // It is a package of its own so that programs that do not want it do not
-// link the Prometheus client. It watches a pool through Config.Observer,
-// which costs no throughput beyond the collector's own counting (workers
-// keep running tasks in batches), and reads [pool.Pool.Snapshot] and each
-// worker's /proc/PID/status when it is scraped:
+// link the Prometheus client. It watches a pool as its
+// Config.TaskObserver: workers keep running tasks in batches (task starts
+// are not reported), and each task comes as one small record passed by
+// value, with no Event built, which the collector counts under one
+// uncontended lock. It reads [pool.Pool.Snapshot] and each worker's
+// /proc/PID/status when it is scraped:
 //
 //	c := metrics.New()
-//	cfg.Observer = c.Observe
+//	cfg.TaskObserver = c
 //	p, err := pool.New(ctx, cfg)
 //	...
 //	c.Watch(p)
 //	srv, err := metrics.Serve("127.0.0.1:9090", c) // or register c yourself
 //	defer srv.Close()
+//
+// Set as cfg.Observer = c.Observe instead, it counts the same from the
+// pool's Events, two per task, which costs more.
 //
 // The metrics, all prefixed safepool_:
 //

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"math"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -46,33 +45,27 @@ func (b *buckets) index(v uint64) int {
 
 // histogram counts observations in whole units, one count per bucket (not
 // cumulative) and their sum. The count of observations is the sum of the
-// buckets' counts, so that a scrape never sees them disagree by more than
-// the observations in progress.
+// buckets' counts. It is a stripe's, guarded by the stripe's lock.
 type histogram struct {
-	counts [maxBuckets]atomic.Uint64
-	sum    atomic.Uint64
-}
-
-func (h *histogram) observe(b *buckets, v uint64) {
-	h.counts[b.index(v)].Add(1)
-	h.sum.Add(v)
-}
-
-// histogramSum adds up the histograms of the stripes at scrape time.
-type histogramSum struct {
 	counts [maxBuckets]uint64
 	sum    uint64
 }
 
-func (s *histogramSum) add(h *histogram) {
-	for i := range h.counts {
-		s.counts[i] += h.counts[i].Load()
+func (h *histogram) observe(b *buckets, v uint64) {
+	h.counts[b.index(v)]++
+	h.sum += v
+}
+
+// add adds the counts of o to h.
+func (h *histogram) add(o *histogram) {
+	for i := range o.counts {
+		h.counts[i] += o.counts[i]
 	}
-	s.sum += h.sum.Load()
+	h.sum += o.sum
 }
 
 // metric is the Prometheus histogram of s, with cumulative buckets.
-func (s *histogramSum) metric(d *prometheus.Desc, b *buckets) prometheus.Metric {
+func (s *histogram) metric(d *prometheus.Desc, b *buckets) prometheus.Metric {
 	cum := make(map[float64]uint64, len(b.le))
 	var n uint64
 	for i, le := range b.le {

@@ -213,14 +213,22 @@ type Config struct {
 	// workers report each task's start, which costs a little throughput.
 	OnEvent func(Event)
 	// Observer, when set, receives the same events as OnEvent but
-	// EventTaskStart, and so costs no throughput: workers go on running
-	// tasks in batches without reporting each start. It is how a metrics
-	// collector watches a pool (see package
+	// EventTaskStart, and so costs little throughput: workers go on
+	// running tasks in batches without reporting each start. Each task
+	// still brings two Events (EventTaskEnd, EventTaskFinal); a metrics
+	// collector is cheaper as the TaskObserver (see package
 	// github.com/safepool/safepool/metrics). It is called from the pool's
 	// goroutines, sometimes from inside a call to the pool (such as
 	// MapHandle.Cancel), so it must return quickly and must not call the
 	// pool.
 	Observer func(Event)
+	// TaskObserver, when set, is a cheaper Observer for a metrics
+	// collector: it is told of each attempt's end and each final result as
+	// a TaskRecord passed by value, with no Event built per task, and of
+	// the other events as Observer is (see TaskObserver). A
+	// *metrics.Collector is one. It does not change what Observer and
+	// OnEvent receive.
+	TaskObserver TaskObserver
 	// Logger, when set, receives structured records of workers starting
 	// and ending, kills, retries, breaker trips and the policy's
 	// decisions. Default nil: no logs. Attempts that succeed are logged at

@@ -101,11 +101,79 @@ type Event struct {
 	Count int
 }
 
-// emit hands e to Config.OnEvent, Config.Observer and Config.Logger.
-// Events that carry their own time (task ends) cost no clock read.
+// TaskObserver is a cheaper Config.Observer, for a metrics collector
+// (package github.com/safepool/safepool/metrics has one). It receives the
+// same events as an Observer, but an attempt's end and a task's final
+// result come to ObserveTask as a TaskRecord, a few words passed by value,
+// in place of the EventTaskEnd and EventTaskFinal events: the pool builds
+// no Event per task for it.
+//
+// Its methods are called from the pool's goroutines, sometimes from inside
+// a call to the pool (such as MapHandle.Cancel): they must return quickly
+// and must not call the pool.
+type TaskObserver interface {
+	// ObserveTask is told of each attempt's end and each task's final
+	// result. A task's final result is observed before its map can end
+	// with it: once Map (or MapHandle.Wait) returns, every final result of
+	// the map was observed.
+	ObserveTask(TaskRecord)
+	// Observe receives every other event an Observer would: all but
+	// EventTaskStart, EventTaskEnd and EventTaskFinal.
+	Observe(Event)
+}
+
+// TaskRecord is what a TaskObserver is told of a task: an attempt that
+// ended, the task's final result, or both at once (a result delivered as
+// final as soon as its attempt ended, such as every ok one).
+type TaskRecord struct {
+	// Ended: an attempt ended, with Status, Duration and PeakMemory
+	// (EventTaskEnd).
+	Ended bool
+	// Final: the task's final result, with Status, was delivered to its
+	// map (EventTaskFinal). A result that comes after its map ended is not
+	// final.
+	Final  bool
+	Status Status
+	// Policy is the policy that made a failed result final: Skip, Abort,
+	// or Retry when no retry was left. Zero for ok, and when not Final.
+	Policy Policy
+	// Attempt counts the task's attempts so far, 1 for the first.
+	Attempt   int
+	Index     int
+	WorkerPID int
+	// Duration is the ended attempt's, from the worker's start of the
+	// task to its end; -1 when it is not known (not Ended, or the worker
+	// died before it said when the task started).
+	Duration time.Duration
+	// PeakMemory is the ended attempt's peak linear memory, in bytes; 0
+	// when not known.
+	PeakMemory int64
+}
+
+// taskRecord is the record of an attempt that ended with res.
+func taskRecord(j *job, res *Result) TaskRecord {
+	d := time.Duration(-1)
+	if s := &res.Stats; !s.Start.IsZero() && !s.End.IsZero() {
+		d = max(s.End.Sub(s.Start), 0)
+	}
+	return TaskRecord{Ended: true, Status: res.Status, Attempt: j.attempts, Index: j.index, WorkerPID: res.Stats.WorkerPID,
+		Duration: d, PeakMemory: res.Stats.PeakMemory}
+}
+
+// taskEvents reports whether task ends and finals go out as Events: to
+// OnEvent, Observer or Logger. A TaskObserver alone costs no Event per task.
+func (p *Pool) taskEvents() bool {
+	c := &p.cfg
+	return c.OnEvent != nil || c.Observer != nil || c.Logger != nil
+}
+
+// emit hands e to Config.OnEvent, Config.Observer, Config.TaskObserver
+// (but task ends and finals, which it is told of as TaskRecords) and
+// Config.Logger. Events that carry their own time (task ends) cost no
+// clock read.
 func (p *Pool) emit(e Event) {
 	c := &p.cfg
-	if c.OnEvent == nil && c.Observer == nil && c.Logger == nil {
+	if c.OnEvent == nil && c.Observer == nil && c.Logger == nil && c.TaskObserver == nil {
 		return
 	}
 	if e.Time.IsZero() {
@@ -116,6 +184,13 @@ func (p *Pool) emit(e Event) {
 	}
 	if c.Observer != nil && e.Kind != EventTaskStart {
 		c.Observer(e)
+	}
+	if c.TaskObserver != nil {
+		switch e.Kind {
+		case EventTaskStart, EventTaskEnd, EventTaskFinal:
+		default:
+			c.TaskObserver.Observe(e)
+		}
 	}
 	// EventNotRun can come from inside MapHandle.Cancel, which OnEvent
 	// handlers call, often under a lock of their own: it is not sent there.

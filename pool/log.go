@@ -16,6 +16,9 @@ import (
 // noteFinal reports a task's final result; policy is the one that made a
 // failed result final (zero for ok).
 func (p *Pool) noteFinal(j *job, res Result, policy Policy) {
+	if !p.taskEvents() {
+		return
+	}
 	p.emit(Event{Kind: EventTaskFinal, Time: res.Stats.End, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: j.run.fn,
 		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Policy: policy})
 }

@@ -28,14 +28,26 @@ func (p *Pool) settle(o outcome) {
 	}
 	j.attempts++
 	res.Attempts = j.attempts
-	p.emit(Event{Kind: EventTaskEnd, Time: res.Stats.End, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
-		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Agent: res.Stats.Agent, Host: res.Stats.Host})
+	if p.taskEvents() {
+		p.emit(Event{Kind: EventTaskEnd, Time: res.Stats.End, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
+			Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Agent: res.Stats.Agent, Host: res.Stats.Host})
+	}
+	to := p.cfg.TaskObserver
 	if res.Status == StatusOK {
 		res.Failed = j.history
-		if r.deliver(res, nil) {
+		// The attempt's end and the task's final result are one record.
+		var rec *TaskRecord
+		if to != nil {
+			x := taskRecord(j, &res)
+			rec = &x
+		}
+		if r.deliver(res, rec) {
 			p.noteFinal(j, res, policyInherit)
 		}
 		return
+	}
+	if to != nil {
+		to.ObserveTask(taskRecord(j, &res))
 	}
 	att := Attempt{Status: res.Status, Reason: res.Error, ExitCode: -1, Stats: res.Stats}
 	// A worker killed by a signal may mean the machine is short of
@@ -85,8 +97,14 @@ func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error) {
 	}
 	res.Output = nil
 	res.Failed = j.history
-	if j.run.deliverOrAbort(res, kt, abortErr) {
-		p.noteFinal(j, res, finalPolicy(p.cfg.policyFor(res.Status), abortErr))
+	policy := finalPolicy(p.cfg.policyFor(res.Status), abortErr)
+	var rec *TaskRecord
+	if p.cfg.TaskObserver != nil {
+		rec = &TaskRecord{Status: res.Status, Policy: policy, Attempt: j.attempts, Index: j.index,
+			WorkerPID: res.Stats.WorkerPID, Duration: -1}
+	}
+	if j.run.deliverOrAbort(res, kt, abortErr, rec) {
+		p.noteFinal(j, res, policy)
 	}
 }
 

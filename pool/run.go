@@ -15,6 +15,7 @@ import (
 // through hooks.
 type run struct {
 	hooks    *runHooks
+	tasks    TaskObserver // Config.TaskObserver, told of final results
 	fn       string
 	memLimit int64         // the memory cap its tasks start with
 	timeout  time.Duration // its tasks' own timeout (WithTimeout); 0: the pool's
@@ -50,7 +51,7 @@ type runHooks struct {
 }
 
 func (p *Pool) newRun(ctx context.Context, fn string, n int, stream chan Result) *run {
-	r := &run{hooks: p.hooks, fn: fn, memLimit: p.cfg.MemoryLimit, done: make(chan struct{}), out: stream, ctx: ctx}
+	r := &run{hooks: p.hooks, tasks: p.cfg.TaskObserver, fn: fn, memLimit: p.cfg.MemoryLimit, done: make(chan struct{}), out: stream, ctx: ctx}
 	if stream == nil {
 		r.results = make([]Result, n)
 	}
@@ -83,17 +84,25 @@ func (r *run) seal() {
 
 // deliver records the final result of one task. It reports whether the
 // run took it (it had not ended).
-func (r *run) deliver(res Result, kt *KilledTask) bool { return r.deliverOrAbort(res, kt, nil) }
+func (r *run) deliver(res Result, rec *TaskRecord) bool { return r.deliverOrAbort(res, nil, nil, rec) }
 
 // deliverOrAbort records the final result of one task and, when abortErr is
 // set, aborts the run with it. Both happen under one lock, so that the
 // aborting task's own result cannot end the run first and lose the error
 // when that task is the map's last. It reports whether the run took the
 // result.
-func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error) bool {
+//
+// rec, when the pool has a TaskObserver, is the task's record: it is
+// observed as Final before the run can end, so that a map's caller finds
+// every final result counted; a result the run did not take is observed
+// only when rec says an attempt Ended.
+func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *TaskRecord) bool {
 	r.mu.Lock()
 	if r.isDone.Load() {
 		r.mu.Unlock()
+		if rec != nil && rec.Ended {
+			r.tasks.ObserveTask(*rec)
+		}
 		return false
 	}
 	if abortErr != nil && r.err == nil {
@@ -117,6 +126,10 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error) bool {
 	end := (r.remaining == 0 && r.sealed) || abortErr != nil
 	r.mu.Unlock()
 	r.nDone.Add(1)
+	if rec != nil {
+		rec.Final = true
+		r.tasks.ObserveTask(*rec)
+	}
 	if kt != nil {
 		r.hooks.killed(*kt)
 	}

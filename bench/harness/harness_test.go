@@ -239,6 +239,11 @@ func TestQuickRun(t *testing.T) {
 				require.Nil(t, tg.Met, tg.Name)
 				continue
 			}
+			if strings.HasPrefix(tg.Name, "Metrics cost") && tg.Met == nil {
+				// A few quick rounds on a loaded machine may not tell.
+				require.Contains(t, tg.Measured, "too noisy to judge", tg.Scope)
+				continue
+			}
 			require.NotNil(t, tg.Met, "target %q on %s was not judged: %s", tg.Name, tg.Scope, tg.Measured)
 		}
 		if !wantPython {
