@@ -45,7 +45,7 @@ type runOptions struct {
 	grants       grantFlags // --env, --arg, --dir
 
 	// Set by startObserving, for the pool's config.
-	observer func(pool.Event)
+	observer pool.TaskObserver // the --metrics collector
 	logger   *slog.Logger
 }
 
@@ -212,7 +212,7 @@ func (o *runOptions) config(workerCmd []string) pool.Config {
 		CacheDir:          o.cacheDir,
 		Cluster:           o.conn.nats,
 		ClusterOptions:    o.clusterOptions(),
-		Observer:          o.observer,
+		TaskObserver:      o.observer,
 		Logger:            o.logger,
 	}
 	o.grants.apply(&cfg)

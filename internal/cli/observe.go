@@ -70,17 +70,17 @@ func startObserving(o *runOptions, stderr io.Writer) (*observing, error) {
 		return nil, usageErrorf("--metrics %s: %v; give a free address such as 127.0.0.1:9090, or :0 for any port", o.metrics, err)
 	}
 	obs.collector, obs.server = c, srv
-	o.observer = c.Observe
+	o.observer = c
 	return obs, nil
 }
 
 // ServeMetrics starts a collector and serves it, with the process's own
 // metrics, at http://ADDR/metrics until the server is closed, and says
-// where on stderr. A command that runs a pool sets the collector's Observe
-// as the pool's Config.Observer and calls Watch once the pool is up:
+// where on stderr. A command that runs a pool sets the collector as the
+// pool's Config.TaskObserver and calls Watch once the pool is up:
 //
 //	c, srv, err := ServeMetrics(addr, stderr)
-//	cfg.Observer = c.Observe
+//	cfg.TaskObserver = c
 //	...
 //	c.Watch(p)
 //	defer srv.Close()
