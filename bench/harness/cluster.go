@@ -140,8 +140,8 @@ func (b *bench) clusterThroughput(ctx context.Context, cr *ClusterResults, ac *a
 func (b *bench) clusterScenario(ctx context.Context) error {
 	cr := &ClusterResults{Notes: []string{
 		"The worker-kill row kills a worker of the in-process agent; the retry runs on the same agent.",
-		"\"cluster, 3 agents\" is a 'safepool serve --listen' process (a server with agent-1 beside it) and two 'safepool serve --nats' processes (agent-2, agent-3), all on this machine; the pool's process is the coordinator alone. The agent kills SIGKILL agent-2 or agent-3, whichever starts a task of the map first, and start it again after the map.",
-		"An agent's loss is noticed through the servers' disconnect advisory when they reach the pool, else from its missing heartbeats; each kill is counted in the row of the way the pool said it noticed.",
+		"\"cluster, 3 agents\" is a 'safepool serve --listen' process (a server with agent-1 beside it) and two 'safepool serve --nats' processes (agent-2, agent-3), all on this machine; the pool's process is the coordinator alone. Each agent kill SIGKILLs agent-2 or agent-3, whichever starts a task of the map first, and starts it again after the map.",
+		"An agent's loss is noticed through the servers' disconnect advisory when they reach the pool, else from its missing heartbeats; each kill is counted in the row of the way the pool said it noticed. The heartbeat row comes from a second cluster: a plain NATS server in the harness's process, which keeps the advisories in its system account, and three 'safepool serve --nats' agents.",
 		"A chunk the killed agent had fetched from the stream (it keeps up to 8 ahead) and not yet claimed goes to another agent only after the stream's ack wait of 5 s: the \"map done\" column includes that wait when it happened.",
 	}}
 	b.res.Cluster = cr
@@ -169,6 +169,18 @@ func (b *bench) clusterScenario(ctx context.Context) error {
 				s, err := b.clusterStream(ctx, ClusterThree, ac.url, min(b.opts.StreamN, clusterAgentsStreamN))
 				cr.CoordinatorStream = s
 				return err
+			},
+			// The same kills where the servers keep their advisories
+			// from the pool: it learns of a lost agent from its
+			// missing heartbeats.
+			func(ctx context.Context, cr *ClusterResults) error {
+				pc, err := b.startPlainAgentCluster(ctx)
+				if err != nil {
+					cr.Notes = append(cr.Notes, "The cluster of a plain NATS server could not start, so the heartbeat row is not measured: "+err.Error())
+					return nil
+				}
+				defer pc.close()
+				return b.clusterAgentKill(ctx, cr, pc)
 			})
 	}
 	for _, step := range steps {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/safepool/safepool/pool"
 )
 
@@ -28,6 +30,9 @@ type agentCluster struct {
 
 	mu    sync.Mutex
 	procs map[string]*agentProc
+	// plain is the in-process server of a cluster started with
+	// startPlainAgentCluster, nil for one whose server agent-1 runs.
+	plain *server.Server
 }
 
 // agentProc is one 'safepool serve' process.
@@ -103,6 +108,36 @@ func (b *bench) startAgentCluster(ctx context.Context) (*agentCluster, error) {
 	return ac, nil
 }
 
+// startPlainAgentCluster starts a NATS server in this process the way a
+// NATS user would, without package cluster (it keeps the disconnect
+// advisories in its system account, so pools learn of a lost agent from
+// its missing heartbeats), and three agents joining it (--nats).
+func (b *bench) startPlainAgentCluster(ctx context.Context) (*agentCluster, error) {
+	exe, err := buildCLI(ctx, filepath.Join(b.tmp, "safepool-agent"))
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: filepath.Join(b.tmp, "nats-plain"), NoLog: true, NoSigs: true})
+	if err != nil {
+		return nil, err
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("a NATS server in this process did not accept connections within 30s")
+	}
+	ac := &agentCluster{exe: exe, url: srv.ClientURL(), cache: b.opts.CacheDir, workers: max(b.opts.Workers/3, 1),
+		procs: map[string]*agentProc{}, plain: srv}
+	for _, name := range []string{"agent-1", "agent-2", "agent-3"} {
+		if err := ac.start(name, "--nats", ac.url); err != nil {
+			ac.close()
+			return nil, err
+		}
+	}
+	return ac, nil
+}
+
 // start starts the agent name with args.
 func (ac *agentCluster) start(name string, args ...string) error {
 	args = append([]string{"serve", "--name", name, "--workers", strconv.Itoa(ac.workers), "--cache-dir", ac.cache}, args...)
@@ -157,6 +192,10 @@ func (ac *agentCluster) close() {
 		stop(p)
 	}
 	ac.procs = map[string]*agentProc{}
+	if ac.plain != nil {
+		ac.plain.Shutdown()
+		ac.plain = nil
+	}
 }
 
 // agentEvent is what the kill measurement keeps of a pool event.
