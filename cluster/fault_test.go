@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/safepool/safepool/cluster"
 	"github.com/safepool/safepool/internal/enginetest"
+	"github.com/safepool/safepool/internal/remote"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/pool"
 )
@@ -43,9 +45,17 @@ func init() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	workers, _ := strconv.Atoi(os.Getenv("SAFEPOOL_TEST_AGENT_WORKERS"))
-	err := cluster.RunAgent(ctx, urls, cluster.Options{}, cluster.AgentConfig{
+	cfg := cluster.AgentConfig{
 		Name: os.Getenv("SAFEPOOL_TEST_AGENT_NAME"), Workers: max(workers, 1), CacheDir: os.Getenv("SAFEPOOL_TEST_AGENT_CACHE"),
-	})
+	}
+	if dir := os.Getenv("SAFEPOOL_TEST_AGENT_STUCK"); dir != "" {
+		// Workers that never finish starting: each leaves its PID in dir
+		// and waits, without a handshake, until the agent dies (Pdeathsig).
+		cfg.WorkerCommand = []string{"/bin/sh", "-c", "echo > " + dir + "/$$; while :; do sleep 0.1; done"}
+	}
+	// Its log goes to stderr, where the test reads that it is up.
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "agent: "+format+"\n", args...) }
+	err := cluster.RunAgent(ctx, urls, cluster.Options{Logf: logf}, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agent:", err)
 		os.Exit(1)
@@ -85,8 +95,9 @@ func newNATSCluster(t *testing.T) *natsCluster {
 }
 
 // agent starts an agent process with two workers, named a1, a2, …; it
-// is stopped with SIGTERM when the test ends, if still alive.
-func (c *natsCluster) agent() string {
+// is stopped with SIGTERM when the test ends, if still alive. env is
+// added to its environment.
+func (c *natsCluster) agent(env ...string) string {
 	c.mu.Lock()
 	c.n++
 	name := fmt.Sprintf("a%d", c.n)
@@ -94,13 +105,30 @@ func (c *natsCluster) agent() string {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "SAFEPOOL_TEST_AGENT_URL="+c.urls, "SAFEPOOL_TEST_AGENT_NAME="+name,
 		"SAFEPOOL_TEST_AGENT_WORKERS=2", "SAFEPOOL_TEST_AGENT_CACHE="+c.cache)
-	cmd.Stderr = os.Stderr
+	cmd.Env = append(cmd.Env, env...)
+	// Its stderr is copied to the test's; the line saying it is ready
+	// (subscribed, about to pull chunks) is waited for.
+	stderr, err := cmd.StderrPipe()
+	require.NoError(c.t, err)
 	require.NoError(c.t, cmd.Start())
+	up := make(chan struct{})
+	copied := make(chan struct{})
+	go func(up chan struct{}) {
+		defer close(copied)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			fmt.Fprintln(os.Stderr, sc.Text())
+			if up != nil && strings.Contains(sc.Text(), " ready with ") {
+				close(up)
+				up = nil
+			}
+		}
+	}(up)
 	c.mu.Lock()
 	c.agents[name] = cmd
 	c.mu.Unlock()
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() { <-copied; _ = cmd.Wait(); close(done) }()
 	c.t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -111,6 +139,13 @@ func (c *natsCluster) agent() string {
 			<-done
 		}
 	})
+	select {
+	case <-up:
+	case <-done:
+		c.t.Fatalf("agent %s ended before it was ready", name)
+	case <-time.After(time.Minute):
+		c.t.Fatalf("agent %s not ready within a minute", name)
+	}
 	return name
 }
 
@@ -207,6 +242,123 @@ func checkLost(t *testing.T, p *pool.Pool, rs []pool.Result, n int, victim, why 
 	require.Equal(t, killed, listed, "the killed list")
 }
 
+// wire watches the messages agents send their pools on a connection of
+// its own, in the order the servers deliver them: claims and the pool's
+// answers, heartbeats and results, by agent name.
+type wire struct {
+	mu      sync.Mutex
+	claims  map[string]string // reply subject → agent
+	granted map[string][]uint64
+	beats   map[string][][]uint64 // Running of each heartbeat
+	results map[string]int        // results messages
+}
+
+func watchWire(t *testing.T, urls string) *wire {
+	w := &wire{claims: map[string]string{}, granted: map[string][]uint64{}, beats: map[string][][]uint64{}, results: map[string]int{}}
+	conn, err := nats.Connect(urls)
+	require.NoError(t, err)
+	t.Cleanup(conn.Close)
+	// One channel for every subscription: the messages stay in the
+	// order they came, so a claim is seen before its answer.
+	ch := make(chan *nats.Msg, 1<<16)
+	for _, subj := range []string{"safepool.to.*.claim", "safepool.to.*.hb", "safepool.to.*.results", "_INBOX.>"} {
+		_, err := conn.ChanSubscribe(subj, ch)
+		require.NoError(t, err)
+	}
+	require.NoError(t, conn.Flush())
+	go func() {
+		for m := range ch {
+			w.take(m)
+		}
+	}()
+	t.Cleanup(func() { _ = conn.Drain() })
+	return w
+}
+
+func (w *wire) take(m *nats.Msg) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case strings.HasSuffix(m.Subject, ".claim"):
+		if cl, err := remote.UnmarshalClaim(m.Data); err == nil && m.Reply != "" {
+			w.claims[m.Reply] = cl.Agent.Name + " " + strconv.FormatUint(cl.Chunk, 10)
+		}
+	case strings.HasSuffix(m.Subject, ".hb"):
+		if hb, err := remote.UnmarshalHeartbeat(m.Data); err == nil {
+			for _, h := range hb.Holding {
+				w.beats[hb.Agent.Name] = append(w.beats[hb.Agent.Name], h.Running)
+			}
+		}
+	case strings.HasSuffix(m.Subject, ".results"):
+		if rs, err := remote.UnmarshalResults(m.Data); err == nil {
+			w.results[rs.Agent.Name]++
+		}
+	default:
+		if claim, ok := w.claims[m.Subject]; ok && len(m.Data) == 1 && m.Data[0] == 1 {
+			name, id, _ := strings.Cut(claim, " ")
+			n, _ := strconv.ParseUint(id, 10, 64)
+			w.granted[name] = append(w.granted[name], n)
+		}
+	}
+}
+
+// wait waits until ok, called under w's lock, is true.
+func (w *wire) wait(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return ok()
+	}, time.Minute, 2*time.Millisecond, "never on the wire: %s", what)
+}
+
+// finals counts each task's final results (EventTaskFinal), through
+// Config.Observer.
+type finals struct {
+	mu sync.Mutex
+	n  map[int]int
+}
+
+func (f *finals) observe(ev pool.Event) {
+	if ev.Kind != pool.EventTaskFinal {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = map[int]int{}
+	}
+	f.n[ev.Index]++
+}
+
+// once checks that each of n tasks had exactly one final result.
+func (f *finals) once(t *testing.T, n int) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range n {
+		require.Equal(t, 1, f.n[i], "task %d: final results", i)
+	}
+	require.Len(t, f.n, n)
+}
+
+// pidsGone waits until none of the processes whose PIDs name the files
+// in dir is alive: a worker does not outlive its agent.
+func pidsGone(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err == nil && syscall.Kill(pid, 0) == nil {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "a worker of the killed agent is still alive")
+}
+
 func sleeps(n, ms int) [][]byte {
 	in := make([][]byte, n)
 	for i := range in {
@@ -294,6 +446,124 @@ func TestClusterFaults(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "361", enginetest.Squares(t, rs)[19])
 	})
+
+	// An agent SIGKILLed while the workers it starts for the pool have
+	// not finished starting, holding chunks it was granted: nothing ran
+	// there, so nothing is charged, under either policy; its chunks run
+	// elsewhere, each task once. (Chunks it fetched and had not claimed
+	// yet come back only after the stream's ack wait, 5 s.)
+	for _, policy := range []pool.Policy{pool.Retry, pool.Skip} {
+		t.Run("agent SIGKILL/workers starting/"+policy.String(), func(t *testing.T) {
+			stuck := t.TempDir()
+			victim := c.agent("SAFEPOOL_TEST_AGENT_STUCK=" + stuck)
+			w := watchWire(t, c.urls)
+			f := &finals{}
+			p := c.pool(t, cluster.Options{}, func(cfg *pool.Config) {
+				cfg.KillPolicy, cfg.Observer, cfg.BatchSize = policy, f.observe, 1
+			})
+			h, err := p.MapAsync(ctx, "sleep", sleeps(40, 100))
+			require.NoError(t, err)
+			w.wait(t, victim+" granted a chunk", func() bool { return len(w.granted[victim]) > 0 })
+			started, err := os.ReadDir(stuck)
+			require.NoError(t, err)
+			require.NotEmpty(t, started, "the victim's workers are starting")
+			c.signal(victim, syscall.SIGKILL)
+			rs, err := h.Wait(ctx)
+			require.NoError(t, err)
+			require.Len(t, rs, 40)
+			for i, r := range rs {
+				require.Equal(t, i, r.Index)
+				require.Equal(t, pool.StatusOK, r.Status, "task %d: %s", i, r.Error)
+				require.Equal(t, "slept", string(r.Output))
+				require.Equal(t, 1, r.Attempts, "task %d: nothing ran on the victim, nothing is charged", i)
+				require.NotEqual(t, victim, r.Stats.Agent, "task %d", i)
+			}
+			require.Empty(t, p.KilledTasks())
+			f.once(t, 40)
+			w.mu.Lock()
+			require.Zero(t, w.results[victim], "the victim sent no result")
+			w.mu.Unlock()
+			pidsGone(t, stuck)
+		})
+	}
+
+	// An agent SIGKILLed after it was granted a chunk and its worker
+	// started a task, before it sent any result (the pool asks for no
+	// start notices: OnEvent is nil). Its heartbeats said which task its
+	// worker ran: that task is charged one killed attempt, run again
+	// under retry, reported killed under skip; the rest of what it held
+	// runs elsewhere without charge.
+	for _, policy := range []pool.Policy{pool.Retry, pool.Skip} {
+		t.Run("agent SIGKILL/claimed, no result yet/"+policy.String(), func(t *testing.T) {
+			victim := c.agent()
+			w := watchWire(t, c.urls)
+			f := &finals{}
+			p := c.pool(t, cluster.Options{}, func(cfg *pool.Config) {
+				cfg.KillPolicy, cfg.Observer, cfg.BatchSize = policy, f.observe, 1
+			})
+			const n = 24
+			h, err := p.MapAsync(ctx, "sleep", sleeps(n, 1500))
+			require.NoError(t, err)
+			// Two heartbeats saying its workers run a task: the pool has
+			// taken the first before the kill can reach it.
+			var running []uint64
+			w.wait(t, victim+" runs a task", func() bool {
+				var seen int
+				for _, r := range w.beats[victim] {
+					if len(r) > 0 {
+						seen++
+						running = r
+					}
+				}
+				return seen >= 2
+			})
+			w.mu.Lock()
+			granted, sent := len(w.granted[victim]), w.results[victim]
+			w.mu.Unlock()
+			require.NotZero(t, granted, "the victim was granted a chunk")
+			require.Zero(t, sent, "the victim sent no result before the kill")
+			at := time.Now()
+			c.signal(victim, syscall.SIGKILL)
+			rs, err := h.Wait(ctx)
+			require.NoError(t, err)
+			require.Len(t, rs, n)
+			var charged []int
+			for i, r := range rs {
+				require.Equal(t, i, r.Index)
+				if r.Attempts == 2 || r.Status == pool.StatusKilled {
+					charged = append(charged, i)
+				}
+				switch {
+				case r.Status == pool.StatusKilled:
+					require.Equal(t, pool.Skip, policy, "task %d: killed under retry", i)
+					require.Contains(t, r.Error, "agent "+victim+" on host")
+					require.Regexp(t, "lost while running the task: (disconnected|no heartbeat)", r.Error)
+					require.Equal(t, 1, r.Attempts)
+				case r.Status == pool.StatusOK:
+					require.Equal(t, "slept", string(r.Output))
+					require.NotEqual(t, victim, r.Stats.Agent, "task %d: an outcome of the victim was taken", i)
+					require.True(t, r.Stats.Start.After(at) || r.Attempts == 1, "task %d", i)
+				default:
+					t.Fatalf("task %d: %s %s", i, r.Status, r.Error)
+				}
+			}
+			// Exactly the tasks its last heartbeats said it ran (an
+			// attempt ID is the task's place in the map, plus one, on the
+			// first attempts) are charged.
+			require.Len(t, charged, len(running), "charged %v, running %v", charged, running)
+			f.once(t, n)
+			var listed []int
+			for _, kt := range p.KilledTasks() {
+				listed = append(listed, kt.Index)
+			}
+			slices.Sort(listed)
+			if policy == pool.Skip {
+				require.Equal(t, charged, listed, "the killed list")
+			} else {
+				require.Empty(t, listed, "a task run again and ended ok is not in the killed list")
+			}
+		})
+	}
 
 	// A module object whose bytes do not match its key: every agent
 	// refuses it, and New says which.

@@ -301,7 +301,7 @@ func TestClusterCancelStopsAgents(t *testing.T) {
 	})
 	h, err := p.MapAsync(ctx, "sleep", [][]byte{[]byte("600000"), []byte("600000")})
 	require.NoError(t, err)
-	eventually(t, 3*time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(pids) >= 1 }, "no task started")
+	eventually(t, 3*time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(pids) == 2 }, "the two tasks did not start, one on each worker")
 	h.Cancel()
 	eventually(t, 3*time.Minute, func() bool {
 		mu.Lock()

@@ -123,10 +123,15 @@ func (d *driver) loop() {
 // fill sends batches until maxBatchesInFlight are out or the queue is
 // empty. It reports whether anything is in flight. The first batch may
 // block until the worker takes it; a batch queued behind a running one is
-// sent only if it fits in the pipe (see worker.TrySend), else its jobs go
-// back to the front of the queue, for this worker or another.
+// taken only while at least Workers jobs wait (fewer are for the idle
+// workers: a push woke them, and they have not popped yet), and sent only
+// if it fits in the pipe (see worker.TrySend), else its jobs go back to
+// the front of the queue, for this worker or another.
 func (d *driver) fill() bool {
 	for len(d.flights) < maxBatchesInFlight && !d.recycleDue() {
+		if len(d.flights) > 0 && !d.l.q.holds(d.l.cfg.Workers) {
+			break
+		}
 		most := d.l.cfg.BatchSize
 		if m := d.l.cfg.MaxTasksPerWorker; m > 0 {
 			most = min(most, m-d.ran) // a recycled worker runs no more than its share
@@ -168,6 +173,13 @@ func (d *driver) fill() bool {
 		}
 	}
 	return len(d.flights) > 0
+}
+
+// holds reports whether at least n jobs wait.
+func (q *queue) holds(n int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count >= n
 }
 
 // recycleDue reports whether the worker has run its MaxTasksPerWorker.

@@ -30,9 +30,13 @@ type ClusterResults struct {
 	Latency    []Latency
 	// Recovery is the time from a SIGKILL to the retried task's start.
 	Recovery []ClusterRecovery
-	// Stream is the coordinator's peak RSS while Imap streams.
+	// Stream is the pool's process's peak RSS while Imap streams on
+	// "embedded" (coordinator, server and agent in one process).
 	Stream *ClusterStream
-	Notes  []string
+	// CoordinatorStream is the same with the server and three agents in
+	// processes of their own: the pool's process is the coordinator alone.
+	CoordinatorStream *ClusterStream
+	Notes             []string
 }
 
 // ClusterRecovery is one kind of kill and how long retries took to start.
@@ -41,6 +45,13 @@ type ClusterRecovery struct {
 	Samples []time.Duration
 	P50     time.Duration
 	Max     time.Duration
+	// For an agent's kill: from the kill to the pool presuming the agent
+	// dead (Detect) and to the map's last result (Done), and whether
+	// every map ended with all its results ok and in order.
+	Detect, Done         []time.Duration
+	DetectP50, DetectMax time.Duration
+	DoneP50, DoneMax     time.Duration
+	Correct              bool
 }
 
 // ClusterStream is the coordinator's memory while Imap streams.
@@ -60,13 +71,22 @@ func (b *bench) clusterPool(guest, target string) (*pool.Pool, error) {
 	return b.newPool(guest, func(c *pool.Config) { c.Cluster = target })
 }
 
-// clusterThroughput runs square over ThroughputN inputs on the local pool
-// and on "embedded", taking turns, and keeps each system's best run.
-func (b *bench) clusterThroughput(ctx context.Context, cr *ClusterResults) error {
+// clusterSystem is a system of the cluster section: a pool's Cluster.
+type clusterSystem struct{ name, target, note, profile string }
+
+// clusterThroughput runs square over ThroughputN inputs on the local pool,
+// on "embedded" and on the agents' cluster (when ac is set), taking
+// turns, and keeps each system's best run.
+func (b *bench) clusterThroughput(ctx context.Context, cr *ClusterResults, ac *agentCluster) error {
 	n := b.opts.ThroughputN
 	inputs := decimals(n)
+	note := "Map of all inputs, Workers " + fmt.Sprint(b.opts.Workers)
+	systems := []clusterSystem{{ClusterLocal, "", note, "local"}, {ClusterEmbedded, "embedded", note, "embedded"}}
+	if ac != nil {
+		systems = append(systems, clusterSystem{ClusterThree, ac.url,
+			fmt.Sprintf("Map of all inputs; 3 agent processes ('safepool serve') of %d worker(s) each, one beside the server", ac.workers), "agents"})
+	}
 	for _, g := range b.opts.Guests {
-		systems := []struct{ name, target string }{{ClusterLocal, ""}, {ClusterEmbedded, "embedded"}}
 		rows := make([]Throughput, len(systems))
 		pools := make([]*pool.Pool, len(systems))
 		for i, s := range systems {
@@ -79,12 +99,12 @@ func (b *bench) clusterThroughput(ctx context.Context, cr *ClusterResults) error
 				return fmt.Errorf("%s %s: warm up: %w", s.name, g, err)
 			}
 			pools[i] = p
-			rows[i] = Throughput{System: s.name, Guest: g, Tasks: n, Note: "Map of all inputs, Workers " + fmt.Sprint(b.opts.Workers)}
+			rows[i] = Throughput{System: s.name, Guest: g, Tasks: n, Note: s.note}
 		}
 		for range b.opts.Rounds {
 			for i, s := range systems {
 				var rs []pool.Result
-				stop, err := b.startProfile(fmt.Sprintf("cluster-%s-%s.pprof", g, map[string]string{"": "local"}[s.target]+s.target))
+				stop, err := b.startProfile(fmt.Sprintf("cluster-%s-%s.pprof", g, s.profile))
 				if err != nil {
 					return err
 				}
@@ -119,13 +139,51 @@ func (b *bench) clusterThroughput(ctx context.Context, cr *ClusterResults) error
 // local pool.
 func (b *bench) clusterScenario(ctx context.Context) error {
 	cr := &ClusterResults{Notes: []string{
-		"Not measured yet: three agents as separate processes, an agent's SIGKILL to its tasks' retries (through the disconnect advisory and through heartbeats), and the coordinator's peak RSS in a process of its own; their target rows read \"not measured\".",
 		"The worker-kill row kills a worker of the in-process agent; the retry runs on the same agent.",
+		"\"cluster, 3 agents\" is a 'safepool serve --listen' process (a server with agent-1 beside it) and two 'safepool serve --nats' processes (agent-2, agent-3), all on this machine; the pool's process is the coordinator alone. Each agent kill SIGKILLs agent-2 or agent-3, whichever starts a task of the map first, and starts it again after the map.",
+		"An agent's loss is noticed through the servers' disconnect advisory when they reach the pool, else from its missing heartbeats; each kill is counted in the row of the way the pool said it noticed. The heartbeat row comes from a second cluster: a plain NATS server in the harness's process, which keeps the advisories in its system account, and three 'safepool serve --nats' agents.",
+		"A chunk the killed agent had fetched from the stream (it keeps up to 8 ahead) and not yet claimed goes to another agent only after the stream's ack wait of 5 s: the \"map done\" column includes that wait when it happened.",
 	}}
 	b.res.Cluster = cr
-	for _, step := range []func(context.Context, *ClusterResults) error{
-		b.clusterThroughput, b.clusterLatency, b.clusterWorkerKill, b.clusterStream,
-	} {
+	ac, err := b.startAgentCluster(ctx)
+	if err != nil {
+		cr.Notes = append(cr.Notes, "The agents' cluster could not start, so its rows are not measured: "+err.Error())
+		b.opts.logf("cluster: agents' cluster: %v", err)
+	} else {
+		defer ac.close()
+		cr.Notes = append(cr.Notes, fmt.Sprintf("The 3 agents run %d worker(s) each, %d in all, beside the local pool's %d.", ac.workers, 3*ac.workers, b.opts.Workers))
+	}
+	steps := []func(context.Context, *ClusterResults) error{
+		func(ctx context.Context, cr *ClusterResults) error { return b.clusterThroughput(ctx, cr, ac) },
+		b.clusterLatency, b.clusterWorkerKill,
+		func(ctx context.Context, cr *ClusterResults) error {
+			s, err := b.clusterStream(ctx, ClusterEmbedded, "embedded", b.opts.StreamN)
+			cr.Stream = s
+			return err
+		},
+	}
+	if ac != nil {
+		steps = append(steps,
+			func(ctx context.Context, cr *ClusterResults) error { return b.clusterAgentKill(ctx, cr, ac) },
+			func(ctx context.Context, cr *ClusterResults) error {
+				s, err := b.clusterStream(ctx, ClusterThree, ac.url, min(b.opts.StreamN, clusterAgentsStreamN))
+				cr.CoordinatorStream = s
+				return err
+			},
+			// The same kills where the servers keep their advisories
+			// from the pool: it learns of a lost agent from its
+			// missing heartbeats.
+			func(ctx context.Context, cr *ClusterResults) error {
+				pc, err := b.startPlainAgentCluster(ctx)
+				if err != nil {
+					cr.Notes = append(cr.Notes, "The cluster of a plain NATS server could not start, so the heartbeat row is not measured: "+err.Error())
+					return nil
+				}
+				defer pc.close()
+				return b.clusterAgentKill(ctx, cr, pc)
+			})
+	}
+	for _, step := range steps {
 		if err := step(ctx, cr); err != nil {
 			return err
 		}
@@ -133,6 +191,10 @@ func (b *bench) clusterScenario(ctx context.Context) error {
 	}
 	return nil
 }
+
+// clusterAgentsStreamN bounds the items streamed on the agents' cluster,
+// which runs each at a few times the local pool's cost.
+const clusterAgentsStreamN = 1_000_000
 
 // clusterLatency times Apply of square(7) on the local pool and on
 // "embedded", taking turns in LatencyRounds rounds.
@@ -243,33 +305,38 @@ func (b *bench) clusterWorkerKill(ctx context.Context, cr *ClusterResults) error
 }
 
 func (r ClusterRecovery) summarize() ClusterRecovery {
-	s := slices.Clone(r.Samples)
-	slices.Sort(s)
-	if len(s) > 0 {
-		r.P50, r.Max = percentile(s, 50), s[len(s)-1]
+	p50max := func(d []time.Duration) (time.Duration, time.Duration) {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		if len(s) == 0 {
+			return 0, 0
+		}
+		return percentile(s, 50), s[len(s)-1]
 	}
+	r.P50, r.Max = p50max(r.Samples)
+	r.DetectP50, r.DetectMax = p50max(r.Detect)
+	r.DoneP50, r.DoneMax = p50max(r.Done)
 	return r
 }
 
-// clusterStream streams StreamN items through Imap on "embedded" and
-// samples this process's VmRSS: the coordinator, the server and the agent
-// all live in it.
-func (b *bench) clusterStream(ctx context.Context, cr *ClusterResults) error {
-	p, err := b.clusterPool(WATGuest, "embedded")
+// clusterStream streams n items through Imap on target and samples this
+// process's VmRSS: on "embedded", the coordinator, the server and the
+// agent all live in it; on the agents' cluster, only the coordinator.
+func (b *bench) clusterStream(ctx context.Context, system, target string, n int) (*ClusterStream, error) {
+	p, err := b.clusterPool(WATGuest, target)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer closePool(p)
 	if _, err := p.Map(ctx, "square", decimals(1000)); err != nil {
-		return err
+		return nil, err
 	}
 	runtime.GC()
 	debug.FreeOSMemory()
 	startKiB, err := rssKiB("self")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	n := b.opts.StreamN
 	inputs := func(yield func([]byte) bool) {
 		for i := range n { // the pool keeps each input until its result
 			if !yield(strconv.AppendInt(nil, int64(i), 10)) {
@@ -302,7 +369,7 @@ func (b *bench) clusterStream(ctx context.Context, cr *ClusterResults) error {
 		if err != nil {
 			close(stop)
 			<-done
-			return err
+			return nil, err
 		}
 		want = strconv.AppendInt(want[:0], int64(i)*int64(i), 10)
 		if r.Status != pool.StatusOK || string(r.Output) != string(want) {
@@ -316,7 +383,6 @@ func (b *bench) clusterStream(ctx context.Context, cr *ClusterResults) error {
 	elapsed := time.Since(start)
 	close(stop)
 	<-done
-	cr.Stream = &ClusterStream{System: ClusterEmbedded, Items: i, Elapsed: elapsed, StartKiB: startKiB, PeakKiB: peak, Correct: correct && i == n}
-	b.opts.logf("cluster: Imap of %d items on embedded: RSS %d → %d KiB", i, startKiB, peak)
-	return nil
+	b.opts.logf("cluster: Imap of %d items on %s: RSS %d → %d KiB", i, system, startKiB, peak)
+	return &ClusterStream{System: system, Items: i, Elapsed: elapsed, StartKiB: startKiB, PeakKiB: peak, Correct: correct && i == n}, nil
 }
