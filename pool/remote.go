@@ -679,9 +679,13 @@ func (c *cluster) Reconnected() {
 // watch presumes dead the agents that hold work and have been silent for
 // hbTimeout, and opens the breaker when no agent has been alive for
 // StartGiveUp while work waits.
+//
+// It looks every twentieth of hbTimeout (50 ms), so that an agent is
+// presumed dead at most that long after its silence passed hbTimeout: a
+// check costs a lock and a walk over the pool's agents.
 func (c *cluster) watch() {
 	defer c.wg.Done()
-	t := time.NewTicker(c.hbTimeout / 8)
+	t := time.NewTicker(c.hbTimeout / 20)
 	defer t.Stop()
 	for {
 		select {
