@@ -33,6 +33,10 @@ type capMemory struct {
 	c   *memCap
 	buf []byte // the whole reservation
 	cur []byte
+
+	// snapLen is the size of the memory's snapshot, which backs
+	// buf[:snapLen]; 0 for none (see snapshot.go).
+	snapLen int
 }
 
 func (m *capMemory) Reallocate(size uint64) []byte {
