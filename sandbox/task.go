@@ -118,20 +118,36 @@ func (w *worker) instanceFor(limit uint64) (*instance, error) {
 	return inst, nil
 }
 
-// newSDKInstance starts an instance of an SDK module. With FreshInstance
-// it snapshots the instance as it is after its start-up, before any other
-// call, so that after each task it can be reset to that state
-// (afterTask) instead of being made anew. An instance the engine cannot
-// snapshot is made anew for every task.
+// newSDKInstance starts an instance of an SDK module. With FreshInstance,
+// on an engine that can reset instances, it runs the handshake's calls on
+// it, as on the worker's first instance, and snapshots it
+// (snapshotForReset).
 func (w *worker) newSDKInstance(limit uint64) (*instance, error) {
 	inst, err := w.newInstance(limit, nil, nil)
 	if err != nil || !w.cfg.FreshInstance {
 		return inst, err
 	}
+	if _, ok := inst.g.(engine.Resetter); !ok {
+		return inst, nil // the engine cannot reset: no snapshot to take
+	}
+	if _, err := w.handshakeSDK(inst); err != nil {
+		inst.close()
+		return nil, err
+	}
+	inst.snapshotForReset()
+	return inst, nil
+}
+
+// snapshotForReset snapshots an instance of a FreshInstance worker after
+// its start-up and the handshake's calls, before any task, so that after
+// each task it can be reset to that state (afterTask) instead of being
+// made anew. Every instance of the worker is snapshot at the same point:
+// a task sees the same state whichever instance runs it. An instance the
+// engine cannot snapshot is made anew for every task.
+func (inst *instance) snapshotForReset() {
 	if r, ok := inst.g.(engine.Resetter); ok && r.Snapshot() == nil {
 		inst.resetter = r
 	}
-	return inst, nil
 }
 
 // afterTask throws the instance away when it is broken, and with

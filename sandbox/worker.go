@@ -176,15 +176,15 @@ func (w *worker) load(eng engine.Engine) error {
 
 // startModule returns the handshake's answer. For an SDK module it starts
 // the first instance and asks it for its ABI version and its handlers; the
-// instance stays warm for the first task. With FreshInstance it is reset
-// to its state before the handshake, or when it cannot be, thrown away. A
-// start-up that fails is fatal.
+// instance stays warm for the first task; with FreshInstance it is
+// snapshot first, to be reset to that state after each task. A start-up
+// that fails is fatal.
 func (w *worker) startModule() (*wire.Ready, error) {
 	ready := &wire.Ready{Version: wire.Version, Kind: wire.Kind(w.info.Kind)}
 	if w.info.Kind != module.KindSDK {
 		return ready, nil
 	}
-	inst, err := w.newSDKInstance(w.cfg.MemoryLimit)
+	inst, err := w.newInstance(w.cfg.MemoryLimit, nil, nil)
 	if err != nil {
 		code := wire.FatalModule
 		if ie := (*engine.InstantiateError)(nil); errors.As(err, &ie) {
@@ -195,11 +195,13 @@ func (w *worker) startModule() (*wire.Ready, error) {
 	if ready.Handlers, err = w.handshakeSDK(inst); err != nil {
 		return nil, w.fatal(wire.FatalModule, err.Error())
 	}
-	w.inst = inst
-	if w.cfg.FreshInstance && !inst.resetToStart() {
-		inst.close() // the first task gets a new one
-		w.inst = nil
+	if w.cfg.FreshInstance {
+		if inst.snapshotForReset(); inst.resetter == nil {
+			inst.close() // the first task gets a new instance, as every task does
+			return ready, nil
+		}
 	}
+	w.inst = inst
 	return ready, nil
 }
 

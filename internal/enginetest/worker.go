@@ -75,7 +75,7 @@ func precompile(t *testing.T, init *wire.Init) {
 	}
 	wasm, err := os.ReadFile(init.ModulePath)
 	require.NoError(t, err)
-	_, err = engine.Prepare(context.Background(), init.Engine, wasm, init.CacheDir, engine.Options{NoInterrupt: init.Timeout == 0})
+	_, err = engine.Prepare(context.Background(), init.Engine, wasm, init.CacheDir, engine.Options{NoInterrupt: init.Timeout == 0, Resettable: init.FreshInstance})
 	require.NoError(t, err)
 	precompiled.Store(key, struct{}{})
 }

@@ -123,11 +123,11 @@ func TestResetForgetsTasks(t *testing.T) {
 	require.True(t, r.Reset())
 
 	t.Run("memory that grew", func(t *testing.T) {
-		require.Equal(t, "0", g.task("grow", "16"))
+		require.Equal(t, "0", g.task("grow", "8"))
 		require.False(t, r.Reset(), "a memory that grew cannot be reset")
 		g := start(t, c)
 		require.NoError(t, g.g.(engine.Resetter).Snapshot())
-		require.Equal(t, "0", g.task("grow", "16"), "a new instance's memory is zero")
+		require.Equal(t, "0", g.task("grow", "8"), "a new instance's memory is zero")
 	})
 
 	t.Run("WASI file table", func(t *testing.T) {
