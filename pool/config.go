@@ -149,9 +149,23 @@ type Config struct {
 	// Not available on a cluster.
 	HostFuncs map[string]HostFunc
 
-	// FreshInstance gives every task a new WebAssembly instance. Default
-	// false: an instance serves tasks until one traps. Command modules
-	// always get a fresh instance.
+	// FreshInstance starts every task from the state its instance had
+	// right after start-up, so that no task sees what another left in
+	// memory, globals, tables or goroutines. Default false: an instance
+	// serves tasks until one traps. Command modules always get a fresh
+	// instance.
+	//
+	// Under wazero the instance is reset after each task: its linear
+	// memory is a copy-on-write mapping of a snapshot taken after
+	// start-up, and its mutable globals are set back. A reset costs about
+	// the pages the task touched; through the pool a task costs about
+	// 1.5–2× a shared instance's round trip (bench/RESULTS.md). When a
+	// reset cannot be exact (the task grew the memory, trapped, or changed
+	// its WASI file table; the module changes tables; Dirs are granted)
+	// and on wasmtime, a new instance is made instead, which for a Go
+	// guest costs about 8 ms. What a guest's runtime drew from the random
+	// source at start-up is the same for every task of a reset instance.
+	// SECURITY.md lists what is shared in each mode.
 	FreshInstance bool
 	// MaxTasksPerWorker recycles a worker after it ran this many tasks
 	// (multiprocessing's maxtasksperchild). Default 0: never.
