@@ -157,9 +157,11 @@ type Config struct {
 	//
 	// Under wazero the instance is reset after each task: its linear
 	// memory is a copy-on-write mapping of a snapshot taken after
-	// start-up, and its mutable globals are set back. A reset costs about
-	// the pages the task touched; through the pool a task costs about
-	// 1.5–2× a shared instance's round trip (bench/RESULTS.md). When a
+	// start-up, and its mutable globals are set back. A reset costs a copy
+	// of the pages the task wrote (about 40 µs for a small task of a Go
+	// guest); an Apply costs about 1.5–2× a shared instance's round trip
+	// (bench/RESULTS.md), and a Map far more than a shared instance's,
+	// which runs many tasks in one call into the guest. When a
 	// reset cannot be exact (the task grew the memory, trapped, or changed
 	// its WASI file table; the module changes tables; Dirs are granted)
 	// and on wasmtime, a new instance is made instead, which for a Go

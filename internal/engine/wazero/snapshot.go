@@ -9,12 +9,14 @@ import (
 )
 
 // A memory snapshot makes a used instance's linear memory what it was when
-// the snapshot was taken, for the price of the pages the guest touched
-// since, as wasmtime's pooling allocator does. The snapshot is a memfd
+// the snapshot was taken, for the price of the pages the guest wrote
+// since, much as wasmtime's pooling allocator does. The snapshot is a memfd
 // holding the memory's bytes; the memory's first snapLen bytes are then a
 // private, copy-on-write mapping of it. A write gives the guest a private
-// copy of its page; madvise(MADV_DONTNEED) throws the private copies away,
-// and the next access reads the snapshot's page again.
+// copy of its page. A reset copies the snapshot back over those pages
+// (copyDirty), or, when there are many, throws them away with
+// madvise(MADV_DONTNEED), after which the next access reads the snapshot's
+// page again.
 //
 // Only a memory of the snapshot's size can be reset: a grow past it cannot
 // be undone (wazero cannot shrink a memory), and the guest's runtime would
@@ -66,6 +68,16 @@ func (m *capMemory) snapshot() error {
 		return fmt.Errorf("map the memory snapshot: %w", err)
 	}
 	m.snapLen = n
+	// A read-only view of the snapshot, and the page map that tells which
+	// pages a task wrote, for resets that copy only those (copyDirty).
+	// Without either a reset throws away every page instead.
+	if view, err := unix.Mmap(fd, 0, n, unix.PROT_READ, unix.MAP_SHARED); err == nil {
+		if pm, err := unix.Open("/proc/self/pagemap", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			m.view, m.pagemap = view, pm
+		} else {
+			_ = unix.Munmap(view)
+		}
+	}
 	return nil
 }
 
@@ -76,7 +88,64 @@ func (m *capMemory) reset() bool {
 	if m.snapLen == 0 || len(m.cur) != m.snapLen {
 		return false
 	}
+	if m.copyDirty() {
+		return true
+	}
 	return unix.Madvise(m.buf[:m.snapLen], unix.MADV_DONTNEED) == nil
+}
+
+// maxCopied is the most pages copyDirty copies back. Once a task has
+// written more, a reset throws every page away instead, which also makes
+// the pages written once, and copied at every reset since, the snapshot's
+// again.
+const maxCopied = 256
+
+// Bits of a /proc/self/pagemap entry (Documentation/admin-guide/mm/pagemap.rst).
+const (
+	pmPresent = 1 << 63
+	pmSwapped = 1 << 62
+	pmFile    = 1 << 61 // a page of the file (or shared): not a private copy
+)
+
+// copyDirty resets the memory by copying the snapshot's bytes over the
+// pages that hold a private copy, the pages a task wrote (this one or an
+// earlier one), and reports whether it did. Pages the guest only read still
+// map the snapshot, and pages it never touched read it when touched. Unlike
+// madvise, this keeps the written pages mapped: the next task, which
+// writes mostly the same pages (its stack, the same heap spans), does not
+// fault on them again, and no other thread's TLB needs flushing. A page
+// counts as written when the page map says it is present and not the
+// file's, or swapped out; counting too many only costs a copy.
+func (m *capMemory) copyDirty() bool {
+	if m.view == nil {
+		return false
+	}
+	ps := unix.Getpagesize()
+	pages := m.snapLen / ps
+	if cap(m.pm) < pages {
+		m.pm = make([]uint64, pages)
+	}
+	pm := m.pm[:pages]
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(pm))), len(pm)*8)
+	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(m.buf)))/uintptr(ps)) * 8
+	if n, err := unix.Pread(m.pagemap, raw, off); err != nil || n != len(raw) {
+		return false
+	}
+	dirty := 0
+	for _, e := range pm {
+		if e&pmSwapped != 0 || e&pmPresent != 0 && e&pmFile == 0 {
+			dirty++
+		}
+	}
+	if dirty > maxCopied {
+		return false
+	}
+	for i, e := range pm {
+		if e&pmSwapped != 0 || e&pmPresent != 0 && e&pmFile == 0 {
+			copy(m.buf[i*ps:(i+1)*ps], m.view[i*ps:(i+1)*ps])
+		}
+	}
+	return true
 }
 
 func allZero(b []byte) bool {
