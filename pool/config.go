@@ -157,11 +157,13 @@ type Config struct {
 	//
 	// Under wazero the instance is reset after each task: its linear
 	// memory is a copy-on-write mapping of a snapshot taken after
-	// start-up, and its mutable globals are set back. A reset costs a copy
-	// of the pages the task wrote (about 40 µs for a small task of a Go
-	// guest); an Apply costs about 1.5–2× a shared instance's round trip
-	// (bench/RESULTS.md), and a Map far more than a shared instance's,
-	// which runs many tasks in one call into the guest. When a
+	// start-up, and its mutable globals are set back. A reset costs a read
+	// of the page map and a copy of the pages the task wrote: about 35 µs
+	// for a small task of a Go guest, against 2–4 µs for the task itself
+	// on a shared instance. Through the pool a Go guest's small task costs
+	// about 2–5× a shared instance's Apply (bench/RESULTS.md) and 8–10× a
+	// shared instance's share of a Map, which runs many tasks per call
+	// into the guest. When a
 	// reset cannot be exact (the task grew the memory, trapped, or changed
 	// its WASI file table; the module changes tables; Dirs are granted)
 	// and on wasmtime, a new instance is made instead, which for a Go
