@@ -149,9 +149,27 @@ type Config struct {
 	// Not available on a cluster.
 	HostFuncs map[string]HostFunc
 
-	// FreshInstance gives every task a new WebAssembly instance. Default
-	// false: an instance serves tasks until one traps. Command modules
-	// always get a fresh instance.
+	// FreshInstance starts every task from the state its instance had
+	// right after start-up, so that no task sees what another left in
+	// memory, globals, tables or goroutines. Default false: an instance
+	// serves tasks until one traps. Command modules always get a fresh
+	// instance.
+	//
+	// Under wazero the instance is reset after each task: its linear
+	// memory is a copy-on-write mapping of a snapshot taken after
+	// start-up, and its mutable globals are set back. A reset costs a read
+	// of the page map and a copy of the pages the task wrote: about 35 µs
+	// for a small task of a Go guest, against 2–4 µs for the task itself
+	// on a shared instance. Through the pool a Go guest's small task costs
+	// about 2–5× a shared instance's Apply (bench/RESULTS.md) and 8–10× a
+	// shared instance's share of a Map, which runs many tasks per call
+	// into the guest. When a
+	// reset cannot be exact (the task grew the memory, trapped, or changed
+	// its WASI file table; the module changes tables; Dirs are granted)
+	// and on wasmtime, a new instance is made instead, which for a Go
+	// guest costs about 8 ms. What a guest's runtime drew from the random
+	// source at start-up is the same for every task of a reset instance.
+	// SECURITY.md lists what is shared in each mode.
 	FreshInstance bool
 	// MaxTasksPerWorker recycles a worker after it ran this many tasks
 	// (multiprocessing's maxtasksperchild). Default 0: never.

@@ -155,10 +155,11 @@ func prepareModule(ctx context.Context, cfg Config, wasm []byte, cache string) e
 
 // compileOptions are the engine settings the workers compile with (see
 // sandbox): without a Timeout no task is ever interrupted, and the module is
-// compiled without the engine's interrupt checks. They are part of the
-// cache entry's key.
+// compiled without the engine's interrupt checks; with FreshInstance it is
+// compiled so that instances can be reset. They are part of the cache
+// entry's key.
 func compileOptions(cfg Config) engine.Options {
-	return engine.Options{NoInterrupt: cfg.Timeout == 0}
+	return engine.Options{NoInterrupt: cfg.Timeout == 0, Resettable: cfg.FreshInstance}
 }
 
 func moduleName(cfg Config) string {

@@ -10,10 +10,12 @@ import (
 )
 
 // BenchmarkTaskInstance compares, in one process, a task on a warm
-// instance with a task on a fresh one (Config.FreshInstance), and splits
-// the fresh one's cost between the engine's instantiation and the guest's
-// _initialize (for a Go guest, the Go runtime's start). Go SDK guest
-// "tasks", handler square, wazero.
+// instance (shared) with a task on a fresh one (Config.FreshInstance):
+// fresh-reset is what a worker does, a task then a reset of the instance
+// to its snapshot after start-up; fresh makes a new instance for each
+// task, which is what a worker falls back to when it cannot reset; and
+// instantiate-only is the engine's part of that. Go SDK guest "tasks",
+// handler square, wazero.
 //
 //	go test -run '^$' -bench TaskInstance -benchtime 200x ./sandbox/
 func BenchmarkTaskInstance(b *testing.B) {
@@ -31,14 +33,21 @@ func BenchmarkTaskInstance(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	ropts := engine.Options{NoInterrupt: true, Resettable: true}
+	rc, _, err := eng.Load(ctx, wasm, engine.Dir(b.TempDir(), engine.Wazero, wasm, ropts), ropts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rc.Close()
 	const limit = 64 << 20
-	newInst := func(b *testing.B) *instance {
+	newInstOf := func(b *testing.B, c engine.Compiled) *instance {
 		inst, err := newInstance(ctx, c, limit, 64<<10, 0, nil, nil, nil, engine.Grants{}, nil, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		return inst
 	}
+	newInst := func(b *testing.B) *instance { return newInstOf(b, c) }
 	task := func(b *testing.B, inst *instance) {
 		inst.sink = func(uint32, []byte) {}
 		if err := inst.callTask(ctx, "square", []byte("7")); err != nil {
@@ -57,6 +66,28 @@ func BenchmarkTaskInstance(b *testing.B) {
 			inst := newInst(b)
 			task(b, inst)
 			inst.close()
+		}
+	})
+	b.Run("fresh-reset", func(b *testing.B) {
+		inst := newInstOf(b, rc)
+		defer inst.close()
+		// Snapshot after the handshake's calls, as a worker does.
+		inst.sink = func(uint32, []byte) {}
+		for _, fn := range []engine.Export{engine.ExportABIVersion, engine.ExportHandlers} {
+			if _, err := inst.call(ctx, fn); err != nil {
+				b.Fatal(err)
+			}
+		}
+		r := inst.g.(engine.Resetter)
+		if err := r.Snapshot(); err != nil {
+			b.Fatal(err)
+		}
+		inst.resetter = r
+		for b.Loop() {
+			task(b, inst)
+			if !inst.resetToStart() {
+				b.Fatal("the instance could not be reset")
+			}
 		}
 	})
 	b.Run("instantiate-only", func(b *testing.B) {

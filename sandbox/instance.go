@@ -47,6 +47,10 @@ type instance struct {
 
 	broken bool // trapped, timed out or hit the cap: throw it away
 
+	// resetter, with FreshInstance, resets the instance to its state right
+	// after its start-up; nil when the engine cannot (see resetToStart).
+	resetter engine.Resetter
+
 	startBy      time.Time     // deadline of the start-up calls; zero for none
 	startTimeout time.Duration // what set startBy, for messages
 	starting     string        // the start-up call running, for messages; written under mu
@@ -181,6 +185,18 @@ func (inst *instance) deadlineNanos() int64 {
 func (inst *instance) reset() {
 	inst.log.Reset()
 	inst.g.ClearCapHit()
+}
+
+// resetToStart makes the instance's state what it was right after its
+// start-up, before any call: its linear memory, globals, log and cap hit.
+// It reports false when it cannot, and the instance must then be thrown
+// away: no snapshot, or the engine refused (engine.Resetter.Reset).
+func (inst *instance) resetToStart() bool {
+	if inst.resetter == nil || !inst.resetter.Reset() {
+		return false
+	}
+	inst.reset()
+	return true
 }
 
 // call runs an export of the guest.

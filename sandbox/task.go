@@ -80,8 +80,11 @@ func (w *worker) grants() engine.Grants {
 // timeout no task is ever interrupted, so the module is compiled without
 // the engine's interrupt checks, which under wazero cost more than a small
 // task itself; the host's Prepare makes the same choice (pool.New).
+//
+// With FreshInstance the module is compiled so that its instances can be
+// reset (engine.Options.Resettable), as the host's Prepare does too.
 func (w *worker) opts() engine.Options {
-	return engine.Options{NoInterrupt: w.cfg.Timeout == 0}
+	return engine.Options{NoInterrupt: w.cfg.Timeout == 0, Resettable: w.cfg.FreshInstance}
 }
 
 // stuck ends a worker whose instance's start-up, the call named what, ran
@@ -107,7 +110,7 @@ func (w *worker) instanceFor(limit uint64) (*instance, error) {
 	if w.inst != nil {
 		return w.inst, nil
 	}
-	inst, err := w.newInstance(limit, nil, nil)
+	inst, err := w.newSDKInstance(limit)
 	if err != nil {
 		return nil, err
 	}
@@ -115,10 +118,46 @@ func (w *worker) instanceFor(limit uint64) (*instance, error) {
 	return inst, nil
 }
 
-// afterTask throws the instance away when it is broken or when every task
-// gets a fresh one.
+// newSDKInstance starts an instance of an SDK module. With FreshInstance,
+// on an engine that can reset instances, it runs the handshake's calls on
+// it, as on the worker's first instance, and snapshots it
+// (snapshotForReset).
+func (w *worker) newSDKInstance(limit uint64) (*instance, error) {
+	inst, err := w.newInstance(limit, nil, nil)
+	if err != nil || !w.cfg.FreshInstance {
+		return inst, err
+	}
+	if _, ok := inst.g.(engine.Resetter); !ok {
+		return inst, nil // the engine cannot reset: no snapshot to take
+	}
+	if _, err := w.handshakeSDK(inst); err != nil {
+		inst.close()
+		return nil, err
+	}
+	inst.snapshotForReset()
+	return inst, nil
+}
+
+// snapshotForReset snapshots an instance of a FreshInstance worker after
+// its start-up and the handshake's calls, before any task, so that after
+// each task it can be reset to that state (afterTask) instead of being
+// made anew. Every instance of the worker is snapshot at the same point:
+// a task sees the same state whichever instance runs it. An instance the
+// engine cannot snapshot is made anew for every task.
+func (inst *instance) snapshotForReset() {
+	if r, ok := inst.g.(engine.Resetter); ok && r.Snapshot() == nil {
+		inst.resetter = r
+	}
+}
+
+// afterTask throws the instance away when it is broken, and with
+// FreshInstance resets it to its state before its first call, or throws
+// it away when it cannot be reset.
 func (w *worker) afterTask() {
-	if w.inst != nil && (w.inst.broken || w.cfg.FreshInstance) {
+	if w.inst == nil {
+		return
+	}
+	if w.inst.broken || w.cfg.FreshInstance && !w.inst.resetToStart() {
 		w.inst.close()
 		w.inst = nil
 	}

@@ -176,8 +176,9 @@ func (w *worker) load(eng engine.Engine) error {
 
 // startModule returns the handshake's answer. For an SDK module it starts
 // the first instance and asks it for its ABI version and its handlers; the
-// instance stays warm for the first task unless every task gets a fresh
-// one. A start-up that fails is fatal.
+// instance stays warm for the first task; with FreshInstance it is
+// snapshot first, to be reset to that state after each task. A start-up
+// that fails is fatal.
 func (w *worker) startModule() (*wire.Ready, error) {
 	ready := &wire.Ready{Version: wire.Version, Kind: wire.Kind(w.info.Kind)}
 	if w.info.Kind != module.KindSDK {
@@ -195,10 +196,12 @@ func (w *worker) startModule() (*wire.Ready, error) {
 		return nil, w.fatal(wire.FatalModule, err.Error())
 	}
 	if w.cfg.FreshInstance {
-		inst.close()
-	} else {
-		w.inst = inst
+		if inst.snapshotForReset(); inst.resetter == nil {
+			inst.close() // the first task gets a new instance, as every task does
+			return ready, nil
+		}
 	}
+	w.inst = inst
 	return ready, nil
 }
 

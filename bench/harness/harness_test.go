@@ -87,17 +87,22 @@ func TestQuickRun(t *testing.T) {
 		}
 	})
 	t.Run("latency", func(t *testing.T) {
-		n := 0
+		n, fresh := 0, 0
 		for _, l := range res.Latency {
 			require.Positive(t, l.P50, l.System)
 			require.LessOrEqual(t, l.P50, l.P99, l.System)
 			require.LessOrEqual(t, l.P99, l.Max, l.System)
-			if l.System == harness.SysSafepool {
+			switch l.System {
+			case harness.SysSafepool:
 				n++
+				require.Equal(t, opts.LatencySamples, l.Samples)
+			case harness.SysSafepoolFresh:
+				fresh++
 				require.Equal(t, opts.LatencySamples, l.Samples)
 			}
 		}
 		require.Equal(t, len(opts.Guests), n)
+		require.Equal(t, len(opts.Guests), fresh, "a fresh-instance row per guest")
 	})
 	t.Run("recovery", func(t *testing.T) {
 		require.Len(t, res.Recovery, 4)

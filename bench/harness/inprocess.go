@@ -70,6 +70,18 @@ func newWasmHost(ctx context.Context, wasm []byte, cache wazero.CompilationCache
 			h.sink(status, b)
 		}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		Export("result").
+		// The SDK imports the host-function calls; the benchmark's guests
+		// never make one.
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {
+			panic("safepool.host_call: no host functions in the in-process benchmark")
+		}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+		Export("host_call").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {
+			panic("safepool.host_take: no host functions in the in-process benchmark")
+		}), []api.ValueType{api.ValueTypeI32}, nil).
+		Export("host_take").
 		Instantiate(ctx)
 	if err != nil {
 		return fail("host module", err)

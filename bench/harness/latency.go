@@ -96,16 +96,17 @@ func (b *bench) latency(ctx context.Context) error {
 		defer closePool(p)
 		systems = append(systems, &latSystem{
 			row: Latency{System: SysSafepool, Guest: g, Note: fmt.Sprintf("Apply on %d workers", b.opts.Workers)},
-			fn: func() error {
-				r, err := p.Apply(ctx, "square", in)
-				if err != nil {
-					return err
-				}
-				if r.Status != pool.StatusOK {
-					return fmt.Errorf("apply: %s: %s", r.Status, r.Error)
-				}
-				return check(r.Output)
-			},
+			fn:  applySquare(ctx, p, in, check),
+		})
+
+		fresh, err := b.newPool(g, func(c *pool.Config) { c.FreshInstance = true })
+		if err != nil {
+			return err
+		}
+		defer closePool(fresh)
+		systems = append(systems, &latSystem{
+			row: Latency{System: SysSafepoolFresh, Guest: g, Note: fmt.Sprintf("Apply on %d workers with FreshInstance: each task starts from the instance's state after start-up (reset copy-on-write under wazero)", b.opts.Workers)},
+			fn:  applySquare(ctx, fresh, in, check),
 		})
 	}
 
@@ -173,6 +174,20 @@ func (b *bench) latency(ctx context.Context) error {
 		b.res.Latency = append(b.res.Latency, s.summary())
 	}
 	return nil
+}
+
+// applySquare is one Apply of square on p, its output checked.
+func applySquare(ctx context.Context, p *pool.Pool, in []byte, check func([]byte) error) func() error {
+	return func() error {
+		r, err := p.Apply(ctx, "square", in)
+		if err != nil {
+			return err
+		}
+		if r.Status != pool.StatusOK {
+			return fmt.Errorf("apply: %s: %s", r.Status, r.Error)
+		}
+		return check(r.Output)
+	}
 }
 
 // pyLatency is one Python system's samples of one round, in seconds.

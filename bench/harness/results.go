@@ -13,15 +13,18 @@ const (
 	SysPipe      = "pipe round trip (cat)"
 	SysInProcess = "wazero in-process"
 	SysSafepool  = "safepool"
-	SysPoolMap   = "Python Pool.map"
-	SysPoolMap1  = "Python Pool.map chunksize=1"
-	SysExecMap   = "Python ProcessPoolExecutor.map"
-	SysPoolApply = "Python Pool.apply"
-	SysExecApply = "Python ProcessPoolExecutor.submit"
-	SysPoolStart = "Python Pool"
-	SysExecStart = "Python ProcessPoolExecutor"
-	SysCLI       = "safepool run"
-	SysPyCLI     = "Python script (Pool.map)"
+	// SysSafepoolFresh is safepool with Config.FreshInstance: no state
+	// shared between tasks.
+	SysSafepoolFresh = "safepool, fresh instance"
+	SysPoolMap       = "Python Pool.map"
+	SysPoolMap1      = "Python Pool.map chunksize=1"
+	SysExecMap       = "Python ProcessPoolExecutor.map"
+	SysPoolApply     = "Python Pool.apply"
+	SysExecApply     = "Python ProcessPoolExecutor.submit"
+	SysPoolStart     = "Python Pool"
+	SysExecStart     = "Python ProcessPoolExecutor"
+	SysCLI           = "safepool run"
+	SysPyCLI         = "Python script (Pool.map)"
 )
 
 // Results is everything one run measured. It is what [Run] returns and what

@@ -95,6 +95,11 @@ func (p *report) latency() {
 		rows = append(rows, []string{l.System, dash(l.Guest), fmtCount(l.Samples), fmtDur(l.P50), fmtDur(l.P99), fmtDur(l.Max), fmtDur(l.Mean), inProc, vsPy})
 	}
 	table(p.w, []string{"system", "guest", "samples", "p50", "p99", "max", "mean", "p50 × in-process", "vs Python Pool.apply (p50)"}, rows)
+	for _, l := range r.Latency {
+		if shared, ok := findLatency(r, SysSafepool, l.Guest); ok && l.System == SysSafepoolFresh {
+			p.f("Fresh instance (%s): p50 %s a shared instance's.\n", l.Guest, fmtRatio(ratio(float64(l.P50), float64(shared.P50))))
+		}
+	}
 	p.pythonNote(ScenarioLatency)
 	for _, l := range r.Latency {
 		if l.Note != "" {

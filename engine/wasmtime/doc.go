@@ -25,5 +25,7 @@
 //
 // The engine gives the statuses, messages and limits of the default engine
 // (the conformance suite runs on both); see the repository's README for the
-// differences that remain.
+// differences that remain. One of them: its instances cannot be reset
+// (engine.Resetter), so with pool.Config.FreshInstance every task gets a
+// new instance, where the default engine resets one copy-on-write.
 package wasmtime

@@ -3,7 +3,8 @@
 // and deadline. The rogue plugin spins, floods memory and tries to read a
 // file; the other plugins, called at the same time, are not disturbed.
 // The catalog plugin uses only what it is granted: a host function, an
-// environment variable and a read-only directory.
+// environment variable and a read-only directory. The csquare plugin is
+// written in C, not Go: the pool treats every SDK module alike.
 //
 //	go run ./examples/plugins
 package main
@@ -12,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -26,6 +28,7 @@ const mib = 1 << 20
 // plugin is one untrusted module and the calls the host makes to it.
 type plugin struct {
 	name    string
+	wasm    string        // a committed module, relative to the repository root; "" builds guests/<name> from Go
 	memory  int64         // linear-memory cap of each call
 	timeout time.Duration // deadline of each call
 	calls   []call
@@ -47,6 +50,9 @@ var plugins = []plugin{
 	{name: "catalog", memory: 16 * mib, timeout: time.Second, calls: []call{
 		{"price", `"apple"`}, {"price", `"durian"`}, {"motd", `{}`},
 	}, grant: grantCatalog},
+	{name: "csquare", wasm: "examples/plugins/guests/csquare/csquare.wasm", memory: 16 * mib, timeout: time.Second, calls: []call{
+		{"square", `12`}, {"upper", `c plugin`}, {"env", ``}, {"fail", `x`},
+	}, grant: grantCSquare},
 }
 
 // prices is the host's data, which the catalog plugin reaches only through
@@ -67,6 +73,17 @@ func grantCatalog(cfg *pool.Config) {
 	}
 	cfg.Env = map[string]string{"CURRENCY": "EUR"}
 	cfg.Dirs = []pool.Dir{{HostPath: configDir, GuestPath: "/config"}}
+}
+
+// grantCSquare gives the C plugin the host function "upper" and the
+// variable GREETING.
+func grantCSquare(cfg *pool.Config) {
+	cfg.HostFuncs = map[string]pool.HostFunc{
+		"upper": func(ctx context.Context, in []byte) ([]byte, error) {
+			return []byte(strings.ToUpper(string(in))), nil
+		},
+	}
+	cfg.Env = map[string]string{"GREETING": "hello from the host"}
 }
 
 // configDir is the directory granted to the catalog plugin, read-only.
@@ -102,7 +119,7 @@ func run() error {
 	// that misbehaves costs its own calls, never another plugin's.
 	pools := make([]*pool.Pool, len(plugins))
 	for i, pl := range plugins {
-		module, err := guestbuild.Build("examples/plugins/guests/" + pl.name)
+		module, err := modulePath(pl)
 		if err != nil {
 			return err
 		}
@@ -158,6 +175,19 @@ func run() error {
 	}
 	fmt.Printf("\nthe well-behaved plugins: %d of %d calls ok while rogue misbehaved\n", ok, total)
 	return nil
+}
+
+// modulePath returns the plugin's module: its committed file, or its Go
+// package built for wasip1.
+func modulePath(pl plugin) (string, error) {
+	if pl.wasm == "" {
+		return guestbuild.Build("examples/plugins/guests/" + pl.name)
+	}
+	root, err := guestbuild.Root()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, filepath.FromSlash(pl.wasm)), nil
 }
 
 // result is a call's output, or the first line of its error, cut short.

@@ -42,6 +42,27 @@ type Options struct {
 	// worker ends itself (package sandbox). Engines whose checks are cheap
 	// (wasmtime's epochs) may ignore it.
 	NoInterrupt bool
+	// Resettable prepares the module so that its instances can be reset
+	// (see Resetter), for pools that give every task a fresh instance.
+	// Under wazero the module is compiled with an export added for each
+	// mutable global; engines that cannot reset ignore it.
+	Resettable bool
+}
+
+// Resetter is a Guest that can return to an earlier state instead of
+// being instantiated anew: the Guests of an engine that can reset, loaded
+// with Options.Resettable, implement it.
+type Resetter interface {
+	// Snapshot records the instance's state: its linear memory and
+	// mutable globals. Call it once, between calls; an error means the
+	// instance cannot be reset, and is otherwise unharmed.
+	Snapshot() error
+	// Reset makes the instance's state what it was at the Snapshot,
+	// between calls, and reports whether it did. It does nothing and
+	// reports false when that cannot be done exactly: no snapshot, the
+	// memory grew, the guest changed its WASI file table, or the instance
+	// was stopped. The caller then makes a new instance.
+	Reset() bool
 }
 
 // Compiled is one module compiled in an engine.

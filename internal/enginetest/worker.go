@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,14 +60,15 @@ func startWorker(t *testing.T, eng, module string, edit func(*wire.Init)) *hostc
 	return wk
 }
 
-var precompiled sync.Map // engine, module and cache directory -> struct{}
+var precompiled sync.Map // engine, module, cache directory and options -> struct{}
 
 // precompile fills the cache before the first worker of a module starts, as
 // a pool does: a worker that compiles cold under -race can take longer than
 // its start timeout. Later starts find the cache as the worker left it.
 func precompile(t *testing.T, init *wire.Init) {
 	t.Helper()
-	key := init.Engine + "\x00" + init.ModulePath + "\x00" + init.CacheDir
+	opts := engine.Options{NoInterrupt: init.Timeout == 0, Resettable: init.FreshInstance}
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%+v", init.Engine, init.ModulePath, init.CacheDir, opts)
 	if init.CacheDir == "" {
 		return
 	}
@@ -75,7 +77,7 @@ func precompile(t *testing.T, init *wire.Init) {
 	}
 	wasm, err := os.ReadFile(init.ModulePath)
 	require.NoError(t, err)
-	_, err = engine.Prepare(context.Background(), init.Engine, wasm, init.CacheDir, engine.Options{NoInterrupt: init.Timeout == 0})
+	_, err = engine.Prepare(context.Background(), init.Engine, wasm, init.CacheDir, opts)
 	require.NoError(t, err)
 	precompiled.Store(key, struct{}{})
 }

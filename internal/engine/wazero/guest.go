@@ -26,6 +26,13 @@ type compiled struct {
 	// stop it, so calls skip making one.
 	interruptible bool
 
+	// resettable says that the module was compiled from exportGlobals'
+	// binary, whose mutable globals are exported under the names globals,
+	// and that nothing else in an instance needs restoring: its guests
+	// can be reset (reset.go).
+	resettable bool
+	globals    []string
+
 	// cur is the guest whose call is running; the safepool.result host
 	// function reports to it. Only the worker's main goroutine sets it.
 	cur *guest
@@ -95,6 +102,8 @@ type guest struct {
 
 	cancel  atomic.Pointer[context.CancelFunc] // cancels the running call
 	unmount func()                             // closes the granted directories' descriptors
+
+	snap snapshot // state to reset to (reset.go)
 }
 
 func (c *compiled) Instantiate(ctx context.Context, h *engine.Host) (_ engine.Guest, err error) {

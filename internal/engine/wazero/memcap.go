@@ -33,6 +33,16 @@ type capMemory struct {
 	c   *memCap
 	buf []byte // the whole reservation
 	cur []byte
+
+	// snapLen is the size of the memory's snapshot, which backs
+	// buf[:snapLen]; 0 for none (see snapshot.go). view is a read-only
+	// mapping of the snapshot and pagemap the descriptor of
+	// /proc/self/pagemap, for copyDirty; view is nil without them. pm is
+	// copyDirty's buffer.
+	snapLen int
+	view    []byte
+	pagemap int
+	pm      []uint64
 }
 
 func (m *capMemory) Reallocate(size uint64) []byte {
@@ -58,6 +68,11 @@ func (m *capMemory) Reallocate(size uint64) []byte {
 }
 
 func (m *capMemory) Free() {
+	if m.view != nil {
+		_ = unix.Munmap(m.view)
+		_ = unix.Close(m.pagemap)
+		m.view = nil
+	}
 	if m.buf != nil {
 		_ = unix.Munmap(m.buf)
 		m.buf, m.cur = nil, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/safepool/safepool/internal/engine"
@@ -52,7 +53,8 @@ func (Engine) Prepare(ctx context.Context, wasm []byte, dir string, opts engine.
 	}
 	var rt wazero.Runtime
 	info, err := module.InspectWith(wasm, func() (err error) {
-		rt, _, err = compile(ctx, wasm, dir, opts)
+		bin, _, _ := resettable(wasm, opts)
+		rt, _, err = compile(ctx, bin, dir, opts)
 		return err
 	})
 	if rt != nil {
@@ -70,8 +72,9 @@ func (Engine) Reservation() uint64 { return 0 }
 func (Engine) Load(ctx context.Context, wasm []byte, dir string, opts engine.Options) (engine.Compiled, *module.Info, error) {
 	var rt wazero.Runtime
 	var cm wazero.CompiledModule
+	bin, globals, canReset := resettable(wasm, opts)
 	info, err := module.InspectWith(wasm, func() (err error) {
-		rt, cm, err = compile(ctx, wasm, dir, opts)
+		rt, cm, err = compile(ctx, bin, dir, opts)
 		return err
 	})
 	if err != nil {
@@ -80,8 +83,12 @@ func (Engine) Load(ctx context.Context, wasm []byte, dir string, opts engine.Opt
 		}
 		return nil, nil, err
 	}
-	c := &compiled{rt: rt, cm: cm, interruptible: !opts.NoInterrupt}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+	c := &compiled{rt: rt, cm: cm, interruptible: !opts.NoInterrupt, resettable: canReset, globals: globals}
+	wctx := ctx
+	if canReset {
+		wctx = experimental.WithFunctionListenerFactory(ctx, experimental.FunctionListenerFactoryFunc(c.wasiListener))
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(wctx, rt); err != nil {
 		rt.Close(ctx)
 		return nil, nil, fmt.Errorf("wazero: instantiate WASI: %w", err)
 	}

@@ -1,0 +1,167 @@
+package wazero
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/safepool/safepool/internal/engine"
+	"github.com/safepool/safepool/internal/guestbuild"
+	"github.com/safepool/safepool/internal/testguest"
+)
+
+// statefulCompiled is sandbox/testdata/stateful, a guest that keeps state
+// between tasks on purpose, compiled to be reset. Its tests share it:
+// compiling a Go guest takes seconds, more under the race detector.
+var statefulCompiled = sync.OnceValues(func() (engine.Compiled, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	p, err := guestbuild.BuildTo("sandbox/testdata/stateful", filepath.Join(cache, "safepool", "testguests"))
+	if err != nil {
+		return nil, err
+	}
+	wasm, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	// Through the compilation cache, so that only the first run compiles.
+	opts := engine.Options{NoInterrupt: true, Resettable: true}
+	c, _, err := Engine{}.Load(context.Background(), wasm, engine.Dir(filepath.Join(cache, "safepool", "test-compiled"), engine.Wazero, wasm, opts), opts)
+	return c, err
+})
+
+func stateful(t *testing.T) engine.Compiled {
+	t.Helper()
+	c, err := statefulCompiled()
+	require.NoError(t, err)
+	return c
+}
+
+// testGuest is an instance of a loaded module with the helpers to run an
+// SDK task on it.
+type testGuest struct {
+	t   *testing.T
+	g   engine.Guest
+	out []byte
+}
+
+func load(t *testing.T, path string, opts engine.Options) engine.Compiled {
+	t.Helper()
+	wasm := readFile(t, path)
+	c, _, err := Engine{}.Load(context.Background(), wasm, "", opts)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+func start(t *testing.T, c engine.Compiled) *testGuest {
+	t.Helper()
+	tg := &testGuest{t: t}
+	h := &engine.Host{
+		Limit: 64 << 20, Log: io.Discard,
+		Sleep:       func(int64) bool { return true },
+		Interrupted: func() bool { return false },
+		Result:      func(_ uint32, b []byte) { tg.out = append([]byte(nil), b...) },
+	}
+	g, err := c.Instantiate(context.Background(), h)
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+	_, err = g.Call(context.Background(), engine.ExportInitialize)
+	require.NoError(t, err)
+	tg.g = g
+	return tg
+}
+
+// task runs the handler fn on in and returns its output.
+func (tg *testGuest) task(fn, in string) string {
+	tg.t.Helper()
+	ctx := context.Background()
+	n := len(fn) + len(in)
+	ptr, err := tg.g.Call(ctx, engine.ExportAlloc, uint32(n))
+	require.NoError(tg.t, err)
+	buf, ok := tg.g.Memory(ptr, uint32(n))
+	require.True(tg.t, ok)
+	copy(buf, fn+in)
+	tg.out = nil
+	_, err = tg.g.Call(ctx, engine.ExportCall, ptr, uint32(len(fn)), ptr+uint32(len(fn)), uint32(len(in)))
+	require.NoError(tg.t, err)
+	return string(tg.out)
+}
+
+// TestResetForgetsTasks: after Reset, a guest sees none of what the task
+// before left: neither a package variable nor a heap value, nor a
+// goroutine it started. On an instance that is not reset it sees all of
+// them, which is what makes the checks able to fail.
+func TestResetForgetsTasks(t *testing.T) {
+	c := stateful(t)
+
+	t.Run("shared", func(t *testing.T) {
+		g := start(t, c)
+		require.Equal(t, "1 1", g.task("count", ""))
+		require.Equal(t, "2 2", g.task("count", ""))
+		require.Equal(t, "spawned", g.task("spawn", ""))
+		require.NotEqual(t, "0", g.task("ticks", ""), "the goroutine runs in the next task")
+	})
+
+	g := start(t, c)
+	r := g.g.(engine.Resetter)
+	require.NoError(t, r.Snapshot())
+	for range 5 {
+		require.Equal(t, "1 1", g.task("count", ""))
+		require.True(t, r.Reset())
+	}
+	require.Equal(t, "spawned", g.task("spawn", ""))
+	require.True(t, r.Reset())
+	require.Equal(t, "0", g.task("ticks", ""), "the goroutine left behind is gone")
+	require.True(t, r.Reset())
+
+	t.Run("memory that grew", func(t *testing.T) {
+		require.Equal(t, "0", g.task("grow", "8"))
+		require.False(t, r.Reset(), "a memory that grew cannot be reset")
+		g := start(t, c)
+		require.NoError(t, g.g.(engine.Resetter).Snapshot())
+		require.Equal(t, "0", g.task("grow", "8"), "a new instance's memory is zero")
+	})
+
+	t.Run("WASI file table", func(t *testing.T) {
+		g := start(t, c)
+		r := g.g.(engine.Resetter)
+		require.NoError(t, r.Snapshot())
+		require.Equal(t, "closed", g.task("close", ""))
+		require.False(t, r.Reset(), "a closed descriptor cannot be reopened")
+	})
+}
+
+// TestResetRefusals: what cannot be reset says so.
+func TestResetRefusals(t *testing.T) {
+	t.Run("not compiled to be reset", func(t *testing.T) {
+		g := start(t, load(t, testguest.Path(t, "csquare"), engine.Options{NoInterrupt: true}))
+		r := g.g.(engine.Resetter)
+		require.ErrorContains(t, r.Snapshot(), "not compiled to be reset")
+		require.False(t, r.Reset())
+	})
+	t.Run("no snapshot", func(t *testing.T) {
+		g := start(t, stateful(t))
+		require.False(t, g.g.(engine.Resetter).Reset())
+	})
+	t.Run("twice", func(t *testing.T) {
+		g := start(t, stateful(t))
+		r := g.g.(engine.Resetter)
+		require.NoError(t, r.Snapshot())
+		require.ErrorContains(t, r.Snapshot(), "already has a snapshot")
+	})
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}
