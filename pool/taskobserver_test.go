@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -81,6 +82,13 @@ func TestTaskObserver(t *testing.T) {
 	}
 	rec.mu.Unlock()
 
+	// An Observer is told of a final result after its map took it, so the
+	// last EventTaskFinal may come just after Map returned.
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return kinds[pool.EventTaskFinal] == n
+	}, 10*time.Second, time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, n, kinds[pool.EventTaskEnd], "the Observer still gets every task's Events")
