@@ -6,7 +6,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every guest module built from Go: the examples' (SDK reactors, built with
 # -buildmode=c-shared) and the test fixtures (reactors when they import the
 # guest SDK, WASI commands otherwise).
-EXAMPLE_GUESTS := $(wildcard examples/*/guest examples/*/guests/*)
+EXAMPLE_GUESTS := $(sort $(patsubst %/,%,$(dir $(wildcard examples/*/guest/*.go examples/*/guests/*/*.go))))  # Go guests (the C plugin is committed compiled)
 FIXTURES       := $(filter-out internal/testguest/testdata/wat,$(wildcard internal/testguest/testdata/*))
 
 .DEFAULT_GOAL := help
