@@ -7,7 +7,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # -buildmode=c-shared) and the test fixtures (reactors when they import the
 # guest SDK, WASI commands otherwise).
 EXAMPLE_GUESTS := $(sort $(patsubst %/,%,$(dir $(wildcard examples/*/guest/*.go examples/*/guests/*/*.go))))  # Go guests (the C plugin is committed compiled)
-FIXTURES       := $(filter-out internal/testguest/testdata/wat,$(wildcard internal/testguest/testdata/*))
+FIXTURES       := $(sort $(patsubst %/,%,$(dir $(wildcard internal/testguest/testdata/*/*.go))))  # Go fixtures (wat and c are built otherwise)
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test guests fmt lint bench soak check tidy-check report-png build install
