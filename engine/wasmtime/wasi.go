@@ -5,27 +5,26 @@ package wasmtime
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
 
-// wasmtime's WASI runs everything but three functions, which the engine
+// wasmtime's WASI runs everything but two functions, which the engine
 // replaces with its own so that they behave as under wazero:
 //
-//   - fd_write on stdout and stderr, and fd_read on stdin, go to the
-//     instance's bounded buffers, synchronously, so that each task's log and
-//     output are complete when its call returns. (WasiConfig can only point
-//     stdio at files: a guest could fill the disk, and a pipe would need a
-//     reader whose lag blurs which task wrote what.)
 //   - poll_oneoff sleeps through engine.Host.Sleep, which the watchdog can
 //     cut short. wasmtime's own sleep cannot be interrupted: epoch deadlines are
 //     checked only in compiled code, so a guest asleep past its timeout
 //     would stay asleep.
+//   - path_symlink fails with EPERM, as wazero's granted directories
+//     (internal/engine/wazero/fs.go) refuse it: a symlink a guest made in
+//     a writable directory would point wherever it likes for the host
+//     programs that later read that directory, even though wasmtime itself
+//     never follows one out of a preopen.
 //
-// With no preopened directories, fds 0, 1 and 2 are the only ones a guest
-// can have.
+// Stdio is WASI's own, pointed at the instance's buffers (stdio.go), so
+// fd_read and fd_write serve the files of granted directories as well.
 
 // WASI errno values.
 const (
@@ -34,6 +33,7 @@ const (
 	errnoFault   = 21
 	errnoInval   = 28
 	errnoNotsup  = 58
+	errnoPerm    = 63
 )
 
 var le = binary.LittleEndian
@@ -45,12 +45,17 @@ func (e *compiled) defineWASI() error {
 	e.linker.AllowShadowing(true)
 	i32 := wasmtime.NewValType(wasmtime.KindI32)
 	four := wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32}, []*wasmtime.ValType{i32})
-	for name, f := range map[string]func(*guest, []wasmtime.Val) (int32, *wasmtime.Trap){
-		"fd_write":    fdWrite,
-		"fd_read":     fdRead,
-		"poll_oneoff": pollOneoff,
+	five := wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32, i32}, []*wasmtime.ValType{i32})
+	for _, d := range []struct {
+		name string
+		ty   *wasmtime.FuncType
+		f    func(*guest, []wasmtime.Val) (int32, *wasmtime.Trap)
+	}{
+		{"poll_oneoff", four, pollOneoff},
+		{"path_symlink", five, func(*guest, []wasmtime.Val) (int32, *wasmtime.Trap) { return errnoPerm, nil }},
 	} {
-		err := e.linker.FuncNew("wasi_snapshot_preview1", name, four, func(c *wasmtime.Caller, args []wasmtime.Val) (res []wasmtime.Val, trap *wasmtime.Trap) {
+		f := d.f
+		err := e.linker.FuncNew("wasi_snapshot_preview1", d.name, d.ty, func(c *wasmtime.Caller, args []wasmtime.Val) (res []wasmtime.Val, trap *wasmtime.Trap) {
 			g := guestOf(c)
 			defer trapOnPanic(&trap)
 			errno, trap := f(g, args)
@@ -78,70 +83,12 @@ func trapOnPanic(trap **wasmtime.Trap) {
 
 func u32(v wasmtime.Val) uint32 { return uint32(v.I32()) }
 
-// iovecs calls f on each buffer of a WASI iovec array and stores the total
-// it returns at resultPtr.
-func iovecs(g *guest, iovs, n, resultPtr uint32, f func([]byte) int) int32 {
-	if uint64(n)*8 >= 1<<32 {
-		return errnoFault
-	}
-	vec, ok := g.mem.bytes(iovs, n*8)
-	if !ok {
-		return errnoFault
-	}
-	total := 0
-	for i := range n {
-		ptr, size := le.Uint32(vec[i*8:]), le.Uint32(vec[i*8+4:])
-		b, ok := g.mem.bytes(ptr, size)
-		if !ok {
-			return errnoFault
-		}
-		m := f(b)
-		total += m
-		if m < len(b) {
-			break
-		}
-	}
-	out, ok := g.mem.bytes(resultPtr, 4)
-	if !ok {
-		return errnoFault
-	}
-	le.PutUint32(out, uint32(total))
-	return errnoSuccess
-}
-
-func fdWrite(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
-	var w io.Writer
-	switch u32(args[0]) {
-	case 1:
-		w = g.host.Log
-		if g.host.Stdout != nil {
-			w = g.host.Stdout
-		}
-	case 2:
-		w = g.host.Log
-	default:
-		return errnoBadf, nil
-	}
-	return iovecs(g, u32(args[1]), u32(args[2]), u32(args[3]), func(b []byte) int {
-		n, _ := w.Write(b) // both writers take every byte, keeping only what fits
-		return n
-	}), nil
-}
-
-func fdRead(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
-	if u32(args[0]) != 0 {
-		return errnoBadf, nil
-	}
-	return iovecs(g, u32(args[1]), u32(args[2]), u32(args[3]), func(b []byte) int {
-		n := copy(b, g.host.Stdin[g.stdinOff:])
-		g.stdinOff += n
-		return n
-	}), nil
-}
-
 // pollOneoff follows wazero's poll_oneoff: relative clocks sleep for the
 // shortest timeout, absolute ones are not supported, stdio is always
-// ready (stdin is a buffer), and any other fd is EBADF.
+// ready (stdin is a buffer), and any other fd is EBADF: the table of
+// WASI's descriptors is wasmtime's, out of reach here. A granted
+// directory's files are regular files, which no guest needs to poll (Go's
+// wasip1 runtime polls only descriptors in non-blocking mode).
 func pollOneoff(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
 	in, out, nsubs, neventsPtr := u32(args[0]), u32(args[1]), u32(args[2]), u32(args[3])
 	if nsubs == 0 {

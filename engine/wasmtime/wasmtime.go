@@ -16,12 +16,6 @@ import (
 
 func init() { engine.Register(engine.Wasmtime, Engine{}) }
 
-// ErrDirs is the error of an instance that was granted directories: this
-// engine's stdio replacements (wasi.go) take fd_read and fd_write from
-// wasmtime's WASI, so a granted directory's files could be opened but not
-// read or written. Directory grants need the wazero engine.
-var ErrDirs = errors.New("the wasmtime engine does not support directory grants yet; use the wazero engine (Engine \"wazero\", --engine wazero) for a pool with Dirs (--dir)")
-
 // Engine is wasmtime as an engine.Engine.
 type Engine struct{}
 
@@ -173,23 +167,25 @@ func (e *compiled) Close() {
 
 // guest is one instance in a store of its own.
 type guest struct {
-	e        *compiled
-	host     *engine.Host
-	store    *wasmtime.Store
-	mem      capMem
-	fns      [engine.NumExports]*wasmtime.Func
-	stdinOff int
+	e     *compiled
+	host  *engine.Host
+	store *wasmtime.Store
+	mem   capMem
+	fns   [engine.NumExports]*wasmtime.Func
+	stdio *stdio
 }
 
 func (e *compiled) Instantiate(_ context.Context, h *engine.Host) (engine.Guest, error) {
 	g := &guest{e: e, host: h}
 	store := wasmtime.NewStoreWithData(e.eng, g)
-	// Only the granted args and env, no preopens; stdio goes through
-	// fd_read and fd_write (wasi.go). Clocks and random are real.
-	if len(h.Grants.Dirs) > 0 {
-		return nil, &engine.InstantiateError{Err: ErrDirs}
-	}
+	// Only the granted args, env and directories; stdio goes to the
+	// instance's buffers (stdio.go). Clocks and random are real.
 	wasi := wasmtime.NewWasiConfig()
+	if err := preopen(wasi, h.Grants.Dirs); err != nil {
+		wasi.Close()
+		store.Close()
+		return nil, &engine.InstantiateError{Err: err}
+	}
 	if len(h.Grants.Env) > 0 {
 		keys, values := make([]string, len(h.Grants.Env)), make([]string, len(h.Grants.Env))
 		for i, kv := range h.Grants.Env {
@@ -200,6 +196,12 @@ func (e *compiled) Instantiate(_ context.Context, h *engine.Host) (engine.Guest,
 	if argv := h.Grants.Argv(); argv != nil {
 		wasi.SetArgv(argv)
 	}
+	sio, err := setStdio(wasi, h.Stdin, h.Stdout, h.Log)
+	if err != nil {
+		wasi.Close()
+		store.Close()
+		return nil, &engine.InstantiateError{Err: err}
+	}
 	store.SetWasi(wasi)
 	store.Limiter(-1, maxTableElements, -1, -1, -1) // memory is capped by installMemoryCap
 	store.SetEpochDeadline(1)
@@ -208,12 +210,14 @@ func (e *compiled) Instantiate(_ context.Context, h *engine.Host) (engine.Guest,
 	mem, refused := madeMemory()
 	if err != nil {
 		store.Close()
+		sio.close()
 		if refused {
 			return nil, &engine.MemoryAtStartError{Limit: h.Limit}
 		}
 		return nil, &engine.InstantiateError{Err: callError(err)}
 	}
-	g.store, g.mem = store, mem
+	sio.flush() // what a start function wrote
+	g.store, g.mem, g.stdio = store, mem, sio
 	for f := range engine.NumExports {
 		g.fns[f] = in.GetFunc(store, f.String())
 	}
@@ -239,6 +243,7 @@ func (g *guest) Call(_ context.Context, fn engine.Export, args ...uint32) (uint3
 		return 0, errors.New("interrupted: the task ran past its timeout")
 	}
 	res, err := f.Call(g.store, params[:len(args)]...)
+	g.stdio.flush()
 	if err != nil {
 		return 0, callError(err)
 	}
@@ -260,6 +265,7 @@ func (g *guest) PeakMemory() uint64                  { return g.mem.peak() }
 func (g *guest) Close() {
 	g.mem = capMem{} // freed with the store
 	g.store.Close()
+	g.stdio.close() // after the store: wasmtime no longer writes to the pipes
 }
 
 // trapNames gives wasmtime's trap codes the words wazero uses, so that a

@@ -9,9 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/safepool/safepool/internal/engine"
-	"github.com/safepool/safepool/internal/hostconn"
-	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
 )
 
@@ -59,11 +56,6 @@ func dirTree(t *testing.T) (in, out, secret string) {
 func grantDirs(t *testing.T, eng string) {
 	in, out, _ := dirTree(t)
 	dirs := []wire.Dir{{HostPath: in, GuestPath: "/in"}, {HostPath: out, GuestPath: "/out", Writable: true}}
-	if eng == engine.Wasmtime {
-		_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), CacheDir: CacheDir(t), MemoryLimit: testCap, LogLimit: 64 << 10, Dirs: dirs}})
-		require.ErrorContains(t, err, "does not support directory grants")
-		return
-	}
 	wk := startWorker(t, eng, "tasks", func(i *wire.Init) { i.Dirs = dirs })
 	read := func(p string) (content, readErr string) {
 		r := one(t, wk, "readfile", p)
@@ -121,16 +113,11 @@ func grantCommand(t *testing.T, eng string) {
 		i.Env = []string{"K=v"}
 		i.Args = []string{"a1"}
 		i.Program = "upper.wasm"
-		if eng != engine.Wasmtime {
-			i.Dirs = []wire.Dir{{HostPath: in, GuestPath: "/data"}}
-		}
+		i.Dirs = []wire.Dir{{HostPath: in, GuestPath: "/data"}}
 	})
 	r := one(t, wk, "", "grants")
 	require.Equal(t, wire.StatusOK, r.Status, r.Error)
-	want := "K=v\n--\nupper.wasm\na1\n--\n"
-	if eng != engine.Wasmtime {
-		want += "hello"
-	}
+	want := "K=v\n--\nupper.wasm\na1\n--\nhello"
 	require.True(t, strings.HasPrefix(string(r.Output), want), "%q", r.Output)
 }
 
