@@ -1,6 +1,7 @@
 package enginetest
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/safepool/safepool/internal/wire"
+	"github.com/safepool/safepool/pool"
 )
 
 // grantEnvArgs: the guest's environment is exactly the granted variables,
@@ -171,4 +173,34 @@ func cGuest(t *testing.T, eng string) {
 	require.Equal(t, wire.StatusError, rs[5].Status)
 	require.Contains(t, rs[5].Error, "unknown function")
 	require.Equal(t, "9", string(rs[6].Output))
+}
+
+// poolGrantDirs: pool.Config.Dirs reaches the workers: a read-only
+// directory is readable through the pool's API, a writable one writable,
+// and an escape fails.
+func poolGrantDirs(t *testing.T, eng string) {
+	in, out, _ := dirTree(t)
+	p := NewPool(t, "tasks", func(c *pool.Config) {
+		c.Engine = eng
+		c.Dirs = []pool.Dir{{HostPath: in, GuestPath: "/in"}, {HostPath: out, GuestPath: "/out", Writable: true}}
+	})
+	ctx := context.Background()
+	rs, err := p.Map(ctx, "readfile", [][]byte{[]byte("/in/hello.txt"), []byte("/in/rel")})
+	require.NoError(t, err)
+	for _, r := range rs {
+		require.Equal(t, pool.StatusOK, r.Status, r.Error)
+	}
+	require.Contains(t, string(rs[0].Output), `"content":"hello"`)
+	require.NotContains(t, string(rs[1].Output), `"content"`)
+	require.Contains(t, string(rs[1].Output), "not permitted")
+	r, err := p.Apply(ctx, "writefile", []byte("/out/p.txt\npooled"))
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusOK, r.Status, r.Error)
+	b, err := os.ReadFile(filepath.Join(out, "p.txt"))
+	require.NoError(t, err)
+	require.Equal(t, "pooled", string(b))
+	r, err = p.Apply(ctx, "writefile", []byte("/in/p.txt\nx"))
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusError, r.Status, "/in is read-only")
+	require.NoFileExists(t, filepath.Join(in, "p.txt"))
 }
