@@ -63,7 +63,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// stdio is an instance's WASI stdio. Stdin is h.Stdin, given to wasmtime
+// stdio is the WASI stdio of an instance granted directories (wasi.go says
+// why the others have the engine's own). Stdin is h.Stdin, given to wasmtime
 // as bytes. Stdout and stderr are pipes, which wasmtime's fd_write fills
 // from a thread of its own (a Go callback from that thread would wait
 // forever: a worker runs inside its program's init, and Go holds back
@@ -109,8 +110,27 @@ func setStdio(cfg *wasmtime.WasiConfig, stdin []byte, stdout, log io.Writer) (*s
 	return s, nil
 }
 
-// flush moves every byte the guest has written so far to the writers.
+// begin comes before each call. The pipes' goroutines write to the
+// writers only while a call runs (the guest writes nothing between calls),
+// but only the pipes' locks tell Go's memory model so: taking each once
+// here orders what the caller did with a writer before the call ahead of
+// the goroutine's next write to it.
+func (s *stdio) begin() {
+	if s == nil {
+		return
+	}
+	for _, p := range s.pipes {
+		p.mu.Lock()
+		p.mu.Unlock() //nolint:staticcheck // an empty critical section, for ordering only
+	}
+}
+
+// flush moves every byte the guest has written so far to the writers. A
+// nil stdio has nothing to flush.
 func (s *stdio) flush() {
+	if s == nil {
+		return
+	}
 	for _, p := range s.pipes {
 		p.mu.Lock()
 		p.drain()
@@ -122,6 +142,9 @@ func (s *stdio) flush() {
 // write ends (the store closed): a write to a pipe without a reader would
 // raise SIGPIPE in wasmtime's thread.
 func (s *stdio) close() {
+	if s == nil {
+		return
+	}
 	for _, p := range s.pipes {
 		_ = unix.Close(p.w)
 		<-p.done // the reader saw EOF: every byte is in the writer

@@ -5,12 +5,13 @@ package wasmtime
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
 
-// wasmtime's WASI runs everything but two functions, which the engine
+// wasmtime's WASI runs everything but a few functions, which the engine
 // replaces with its own so that they behave as under wazero:
 //
 //   - poll_oneoff sleeps through engine.Host.Sleep, which the watchdog can
@@ -22,9 +23,18 @@ import (
 //     a writable directory would point wherever it likes for the host
 //     programs that later read that directory, even though wasmtime itself
 //     never follows one out of a preopen.
+//   - fd_write on stdout and stderr, and fd_read on stdin, for an instance
+//     that was granted no directories: they go to the instance's bounded
+//     buffers, synchronously, in Go, so that each task's log and output are
+//     complete when its call returns. With no preopened directories, fds 0,
+//     1 and 2 are the only ones such a guest can have.
 //
-// Stdio is WASI's own, pointed at the instance's buffers (stdio.go), so
-// fd_read and fd_write serve the files of granted directories as well.
+// An instance that was granted directories keeps WASI's fd_read and
+// fd_write, which its files need (a host function cannot hand a call on to
+// WASI's: WASI finds the guest's memory through the instance that called
+// it), and gets its stdio through pipes (stdio.go). That costs thread
+// switches per write, tens of µs instead of a few (BenchmarkCall), so it
+// is used only there.
 
 // WASI errno values.
 const (
@@ -38,24 +48,31 @@ const (
 
 var le = binary.LittleEndian
 
-func (e *compiled) defineWASI() error {
-	if err := e.linker.DefineWasi(); err != nil {
+// defineWASI defines WASI in linker, with the engine's replacements, and
+// those of stdio when stdio is set.
+func defineWASI(linker *wasmtime.Linker, stdio bool) error {
+	if err := linker.DefineWasi(); err != nil {
 		return err
 	}
-	e.linker.AllowShadowing(true)
+	linker.AllowShadowing(true)
 	i32 := wasmtime.NewValType(wasmtime.KindI32)
 	four := wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32}, []*wasmtime.ValType{i32})
 	five := wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32, i32}, []*wasmtime.ValType{i32})
-	for _, d := range []struct {
+	type replacement struct {
 		name string
 		ty   *wasmtime.FuncType
 		f    func(*guest, []wasmtime.Val) (int32, *wasmtime.Trap)
-	}{
+	}
+	funcs := []replacement{
 		{"poll_oneoff", four, pollOneoff},
 		{"path_symlink", five, func(*guest, []wasmtime.Val) (int32, *wasmtime.Trap) { return errnoPerm, nil }},
-	} {
+	}
+	if stdio {
+		funcs = append(funcs, replacement{"fd_write", four, fdWrite}, replacement{"fd_read", four, fdRead})
+	}
+	for _, d := range funcs {
 		f := d.f
-		err := e.linker.FuncNew("wasi_snapshot_preview1", d.name, d.ty, func(c *wasmtime.Caller, args []wasmtime.Val) (res []wasmtime.Val, trap *wasmtime.Trap) {
+		err := linker.FuncNew("wasi_snapshot_preview1", d.name, d.ty, func(c *wasmtime.Caller, args []wasmtime.Val) (res []wasmtime.Val, trap *wasmtime.Trap) {
 			g := guestOf(c)
 			defer trapOnPanic(&trap)
 			errno, trap := f(g, args)
@@ -68,7 +85,7 @@ func (e *compiled) defineWASI() error {
 			return err
 		}
 	}
-	e.linker.AllowShadowing(false)
+	linker.AllowShadowing(false)
 	return nil
 }
 
@@ -82,6 +99,67 @@ func trapOnPanic(trap **wasmtime.Trap) {
 }
 
 func u32(v wasmtime.Val) uint32 { return uint32(v.I32()) }
+
+// iovecs calls f on each buffer of a WASI iovec array and stores the total
+// it returns at resultPtr.
+func iovecs(g *guest, iovs, n, resultPtr uint32, f func([]byte) int) int32 {
+	if uint64(n)*8 >= 1<<32 {
+		return errnoFault
+	}
+	vec, ok := g.mem.bytes(iovs, n*8)
+	if !ok {
+		return errnoFault
+	}
+	total := 0
+	for i := range n {
+		ptr, size := le.Uint32(vec[i*8:]), le.Uint32(vec[i*8+4:])
+		b, ok := g.mem.bytes(ptr, size)
+		if !ok {
+			return errnoFault
+		}
+		m := f(b)
+		total += m
+		if m < len(b) {
+			break
+		}
+	}
+	out, ok := g.mem.bytes(resultPtr, 4)
+	if !ok {
+		return errnoFault
+	}
+	le.PutUint32(out, uint32(total))
+	return errnoSuccess
+}
+
+func fdWrite(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
+	var w io.Writer
+	switch u32(args[0]) {
+	case 1:
+		w = g.host.Log
+		if g.host.Stdout != nil {
+			w = g.host.Stdout
+		}
+	case 2:
+		w = g.host.Log
+	default:
+		return errnoBadf, nil
+	}
+	return iovecs(g, u32(args[1]), u32(args[2]), u32(args[3]), func(b []byte) int {
+		n, _ := w.Write(b) // both writers take every byte, keeping only what fits
+		return n
+	}), nil
+}
+
+func fdRead(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
+	if u32(args[0]) != 0 {
+		return errnoBadf, nil
+	}
+	return iovecs(g, u32(args[1]), u32(args[2]), u32(args[3]), func(b []byte) int {
+		n := copy(b, g.host.Stdin[g.stdinOff:])
+		g.stdinOff += n
+		return n
+	}), nil
+}
 
 // pollOneoff follows wazero's poll_oneoff: relative clocks sleep for the
 // shortest timeout, absolute ones are not supported, stdio is always
