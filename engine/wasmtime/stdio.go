@@ -121,7 +121,8 @@ func (s *stdio) begin() {
 	}
 	for _, p := range s.pipes {
 		p.mu.Lock()
-		p.mu.Unlock() //nolint:staticcheck // an empty critical section, for ordering only
+		//lint:ignore SA2001 an empty critical section, for the ordering alone
+		p.mu.Unlock()
 	}
 }
 
