@@ -138,8 +138,8 @@ type Config struct {
 	// are the guest's arguments, in order, after the program name (the
 	// module's file name). Dirs are host directories the guest may open
 	// under their GuestPath, read-only unless Writable: nothing outside
-	// them is reachable by "..", a symlink or an absolute path. Dirs need
-	// the wazero engine for now.
+	// them is reachable by "..", a symlink or an absolute path, on either
+	// engine.
 	Env  map[string]string
 	Args []string
 	Dirs []Dir

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/safepool/safepool/internal/engine"
 	"github.com/safepool/safepool/internal/remote"
 	"github.com/safepool/safepool/internal/wire"
 )
@@ -46,9 +45,6 @@ func (c *Config) checkGrants() error {
 		if strings.ContainsRune(a, 0) {
 			return fmt.Errorf("Args[%d] contains a NUL byte", i)
 		}
-	}
-	if len(c.Dirs) > 0 && c.Engine == engine.Wasmtime {
-		return fmt.Errorf("Dirs need the wazero engine for now: the wasmtime engine does not support directory grants yet")
 	}
 	seen := map[string]bool{}
 	dirs := make([]Dir, len(c.Dirs))

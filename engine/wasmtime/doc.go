@@ -25,7 +25,15 @@
 //
 // The engine gives the statuses, messages and limits of the default engine
 // (the conformance suite runs on both); see the repository's README for the
-// differences that remain. One of them: its instances cannot be reset
+// differences that remain. Directory grants (pool.Config.Dirs) are wasmtime
+// preopens, read-only ones with read permissions only: wasmtime confines
+// every path beneath its directory (cap-std refuses "..", absolute paths
+// and symlinks that lead out), and the engine refuses path_symlink, as the
+// default engine does. Such an instance keeps WASI's fd_read and fd_write,
+// and its stdio goes through pipes that are emptied into the task's log and
+// output by the time each call returns (a write costs tens of µs there,
+// against a few with the engine's own stdio, used without grants; see
+// BenchmarkCall). One of them: its instances cannot be reset
 // (engine.Resetter), so with pool.Config.FreshInstance every task gets a
 // new instance, where the default engine resets one copy-on-write.
 package wasmtime

@@ -11,21 +11,30 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 )
 
-// wasmtime's WASI runs everything but three functions, which the engine
+// wasmtime's WASI runs everything but a few functions, which the engine
 // replaces with its own so that they behave as under wazero:
 //
-//   - fd_write on stdout and stderr, and fd_read on stdin, go to the
-//     instance's bounded buffers, synchronously, so that each task's log and
-//     output are complete when its call returns. (WasiConfig can only point
-//     stdio at files: a guest could fill the disk, and a pipe would need a
-//     reader whose lag blurs which task wrote what.)
 //   - poll_oneoff sleeps through engine.Host.Sleep, which the watchdog can
 //     cut short. wasmtime's own sleep cannot be interrupted: epoch deadlines are
 //     checked only in compiled code, so a guest asleep past its timeout
 //     would stay asleep.
+//   - path_symlink fails with EPERM, as wazero's granted directories
+//     (internal/engine/wazero/fs.go) refuse it: a symlink a guest made in
+//     a writable directory would point wherever it likes for the host
+//     programs that later read that directory, even though wasmtime itself
+//     never follows one out of a preopen.
+//   - fd_write on stdout and stderr, and fd_read on stdin, for an instance
+//     that was granted no directories: they go to the instance's bounded
+//     buffers, synchronously, in Go, so that each task's log and output are
+//     complete when its call returns. With no preopened directories, fds 0,
+//     1 and 2 are the only ones such a guest can have.
 //
-// With no preopened directories, fds 0, 1 and 2 are the only ones a guest
-// can have.
+// An instance that was granted directories keeps WASI's fd_read and
+// fd_write, which its files need (a host function cannot hand a call on to
+// WASI's: WASI finds the guest's memory through the instance that called
+// it), and gets its stdio through pipes (stdio.go). That costs thread
+// switches per write, tens of µs instead of a few (BenchmarkCall), so it
+// is used only there.
 
 // WASI errno values.
 const (
@@ -34,23 +43,36 @@ const (
 	errnoFault   = 21
 	errnoInval   = 28
 	errnoNotsup  = 58
+	errnoPerm    = 63
 )
 
 var le = binary.LittleEndian
 
-func (e *compiled) defineWASI() error {
-	if err := e.linker.DefineWasi(); err != nil {
+// defineWASI defines WASI in linker, with the engine's replacements, and
+// those of stdio when stdio is set.
+func defineWASI(linker *wasmtime.Linker, stdio bool) error {
+	if err := linker.DefineWasi(); err != nil {
 		return err
 	}
-	e.linker.AllowShadowing(true)
+	linker.AllowShadowing(true)
 	i32 := wasmtime.NewValType(wasmtime.KindI32)
 	four := wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32}, []*wasmtime.ValType{i32})
-	for name, f := range map[string]func(*guest, []wasmtime.Val) (int32, *wasmtime.Trap){
-		"fd_write":    fdWrite,
-		"fd_read":     fdRead,
-		"poll_oneoff": pollOneoff,
-	} {
-		err := e.linker.FuncNew("wasi_snapshot_preview1", name, four, func(c *wasmtime.Caller, args []wasmtime.Val) (res []wasmtime.Val, trap *wasmtime.Trap) {
+	five := wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32, i32}, []*wasmtime.ValType{i32})
+	type replacement struct {
+		name string
+		ty   *wasmtime.FuncType
+		f    func(*guest, []wasmtime.Val) (int32, *wasmtime.Trap)
+	}
+	funcs := []replacement{
+		{"poll_oneoff", four, pollOneoff},
+		{"path_symlink", five, func(*guest, []wasmtime.Val) (int32, *wasmtime.Trap) { return errnoPerm, nil }},
+	}
+	if stdio {
+		funcs = append(funcs, replacement{"fd_write", four, fdWrite}, replacement{"fd_read", four, fdRead})
+	}
+	for _, d := range funcs {
+		f := d.f
+		err := linker.FuncNew("wasi_snapshot_preview1", d.name, d.ty, func(c *wasmtime.Caller, args []wasmtime.Val) (res []wasmtime.Val, trap *wasmtime.Trap) {
 			g := guestOf(c)
 			defer trapOnPanic(&trap)
 			errno, trap := f(g, args)
@@ -63,7 +85,7 @@ func (e *compiled) defineWASI() error {
 			return err
 		}
 	}
-	e.linker.AllowShadowing(false)
+	linker.AllowShadowing(false)
 	return nil
 }
 
@@ -141,7 +163,10 @@ func fdRead(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
 
 // pollOneoff follows wazero's poll_oneoff: relative clocks sleep for the
 // shortest timeout, absolute ones are not supported, stdio is always
-// ready (stdin is a buffer), and any other fd is EBADF.
+// ready (stdin is a buffer), and any other fd is EBADF: the table of
+// WASI's descriptors is wasmtime's, out of reach here. A granted
+// directory's files are regular files, which no guest needs to poll (Go's
+// wasip1 runtime polls only descriptors in non-blocking mode).
 func pollOneoff(g *guest, args []wasmtime.Val) (int32, *wasmtime.Trap) {
 	in, out, nsubs, neventsPtr := u32(args[0]), u32(args[1]), u32(args[2]), u32(args[3])
 	if nsubs == 0 {

@@ -16,12 +16,6 @@ import (
 
 func init() { engine.Register(engine.Wasmtime, Engine{}) }
 
-// ErrDirs is the error of an instance that was granted directories: this
-// engine's stdio replacements (wasi.go) take fd_read and fd_write from
-// wasmtime's WASI, so a granted directory's files could be opened but not
-// read or written. Directory grants need the wazero engine.
-var ErrDirs = errors.New("the wasmtime engine does not support directory grants yet; use the wazero engine (Engine \"wazero\", --engine wazero) for a pool with Dirs (--dir)")
-
 // Engine is wasmtime as an engine.Engine.
 type Engine struct{}
 
@@ -58,12 +52,14 @@ func newEngine() *wasmtime.Engine {
 }
 
 // compiled is the worker's wasmtime engine with the module compiled in it.
-// The linker holds WASI and the safepool host module; every instance gets a
-// store of its own.
+// The linkers hold WASI and the safepool host module: linker with the
+// engine's stdio, for instances granted no directories, and dirLinker with
+// WASI's (wasi.go). Every instance gets a store of its own.
 type compiled struct {
-	eng    *wasmtime.Engine
-	mod    *wasmtime.Module
-	linker *wasmtime.Linker
+	eng       *wasmtime.Engine
+	mod       *wasmtime.Module
+	linker    *wasmtime.Linker
+	dirLinker *wasmtime.Linker
 }
 
 // Load checks the module, then compiles it or loads it from the cache entry
@@ -82,26 +78,38 @@ func (Engine) Load(_ context.Context, wasm []byte, dir string, _ engine.Options)
 		eng.Close()
 		return nil, nil, err
 	}
-	e := &compiled{eng: eng, mod: mod, linker: wasmtime.NewLinker(eng)}
-	if err := e.defineWASI(); err != nil {
-		e.Close()
-		return nil, nil, fmt.Errorf("wasmtime: define WASI: %w", err)
-	}
-	i32 := wasmtime.NewValType(wasmtime.KindI32)
-	err = e.linker.FuncNew("safepool", "result", wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32}, nil), hostResult)
-	if err != nil {
-		e.Close()
-		return nil, nil, fmt.Errorf("wasmtime: define the safepool host module: %w", err)
-	}
-	err = e.linker.FuncNew("safepool", "host_call", wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32}, []*wasmtime.ValType{i32}), hostCall)
-	if err == nil {
-		err = e.linker.FuncNew("safepool", "host_take", wasmtime.NewFuncType([]*wasmtime.ValType{i32}, nil), hostTake)
+	e := &compiled{eng: eng, mod: mod}
+	if e.linker, err = newLinker(eng, true); err == nil {
+		e.dirLinker, err = newLinker(eng, false)
 	}
 	if err != nil {
 		e.Close()
-		return nil, nil, fmt.Errorf("wasmtime: define the safepool host module: %w", err)
+		return nil, nil, err
 	}
 	return e, info, nil
+}
+
+// newLinker defines WASI (with the engine's stdio when stdio is set, see
+// wasi.go) and the safepool host module.
+func newLinker(eng *wasmtime.Engine, stdio bool) (*wasmtime.Linker, error) {
+	linker := wasmtime.NewLinker(eng)
+	if err := defineWASI(linker, stdio); err != nil {
+		linker.Close()
+		return nil, fmt.Errorf("wasmtime: define WASI: %w", err)
+	}
+	i32 := wasmtime.NewValType(wasmtime.KindI32)
+	err := linker.FuncNew("safepool", "result", wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32}, nil), hostResult)
+	if err == nil {
+		err = linker.FuncNew("safepool", "host_call", wasmtime.NewFuncType([]*wasmtime.ValType{i32, i32, i32, i32}, []*wasmtime.ValType{i32}), hostCall)
+	}
+	if err == nil {
+		err = linker.FuncNew("safepool", "host_take", wasmtime.NewFuncType([]*wasmtime.ValType{i32}, nil), hostTake)
+	}
+	if err != nil {
+		linker.Close()
+		return nil, fmt.Errorf("wasmtime: define the safepool host module: %w", err)
+	}
+	return linker, nil
 }
 
 func hostResult(c *wasmtime.Caller, args []wasmtime.Val) (_ []wasmtime.Val, trap *wasmtime.Trap) {
@@ -166,7 +174,11 @@ func guestOf(c *wasmtime.Caller) *guest {
 }
 
 func (e *compiled) Close() {
-	e.linker.Close()
+	for _, l := range []*wasmtime.Linker{e.linker, e.dirLinker} {
+		if l != nil {
+			l.Close()
+		}
+	}
 	e.mod.Close()
 	e.eng.Close()
 }
@@ -178,17 +190,15 @@ type guest struct {
 	store    *wasmtime.Store
 	mem      capMem
 	fns      [engine.NumExports]*wasmtime.Func
+	stdio    *stdio // nil without directories: the engine's stdio (wasi.go)
 	stdinOff int
 }
 
 func (e *compiled) Instantiate(_ context.Context, h *engine.Host) (engine.Guest, error) {
 	g := &guest{e: e, host: h}
 	store := wasmtime.NewStoreWithData(e.eng, g)
-	// Only the granted args and env, no preopens; stdio goes through
-	// fd_read and fd_write (wasi.go). Clocks and random are real.
-	if len(h.Grants.Dirs) > 0 {
-		return nil, &engine.InstantiateError{Err: ErrDirs}
-	}
+	// Only the granted args, env and directories; stdio goes to the
+	// instance's buffers (wasi.go, stdio.go). Clocks and random are real.
 	wasi := wasmtime.NewWasiConfig()
 	if len(h.Grants.Env) > 0 {
 		keys, values := make([]string, len(h.Grants.Env)), make([]string, len(h.Grants.Env))
@@ -200,20 +210,36 @@ func (e *compiled) Instantiate(_ context.Context, h *engine.Host) (engine.Guest,
 	if argv := h.Grants.Argv(); argv != nil {
 		wasi.SetArgv(argv)
 	}
+	linker := e.linker
+	var sio *stdio
+	if len(h.Grants.Dirs) > 0 {
+		linker = e.dirLinker
+		err := preopen(wasi, h.Grants.Dirs)
+		if err == nil {
+			sio, err = setStdio(wasi, h.Stdin, h.Stdout, h.Log)
+		}
+		if err != nil {
+			wasi.Close()
+			store.Close()
+			return nil, &engine.InstantiateError{Err: err}
+		}
+	}
 	store.SetWasi(wasi)
 	store.Limiter(-1, maxTableElements, -1, -1, -1) // memory is capped by installMemoryCap
 	store.SetEpochDeadline(1)
 	prepareMemory(h.Limit)
-	in, err := e.linker.Instantiate(store, e.mod)
+	in, err := linker.Instantiate(store, e.mod)
 	mem, refused := madeMemory()
 	if err != nil {
 		store.Close()
+		sio.close()
 		if refused {
 			return nil, &engine.MemoryAtStartError{Limit: h.Limit}
 		}
 		return nil, &engine.InstantiateError{Err: callError(err)}
 	}
-	g.store, g.mem = store, mem
+	sio.flush() // what a start function wrote
+	g.store, g.mem, g.stdio = store, mem, sio
 	for f := range engine.NumExports {
 		g.fns[f] = in.GetFunc(store, f.String())
 	}
@@ -238,7 +264,9 @@ func (g *guest) Call(_ context.Context, fn engine.Export, args ...uint32) (uint3
 	if g.host.Interrupted() {
 		return 0, errors.New("interrupted: the task ran past its timeout")
 	}
+	g.stdio.begin()
 	res, err := f.Call(g.store, params[:len(args)]...)
+	g.stdio.flush()
 	if err != nil {
 		return 0, callError(err)
 	}
@@ -260,6 +288,7 @@ func (g *guest) PeakMemory() uint64                  { return g.mem.peak() }
 func (g *guest) Close() {
 	g.mem = capMem{} // freed with the store
 	g.store.Close()
+	g.stdio.close() // after the store: wasmtime no longer writes to the pipes
 }
 
 // trapNames gives wasmtime's trap codes the words wazero uses, so that a

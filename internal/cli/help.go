@@ -100,7 +100,7 @@ Flags:
                      (repeatable, in order)
   --dir HOST:GUEST   grant a host directory, read-only, at GUEST (repeatable);
                      HOST:GUEST:rw lets the guest write to it. Nothing
-                     outside a granted directory is reachable (wazero only)
+                     outside a granted directory is reachable
   --max-tasks-per-worker N
                      replace a worker after it ran about N tasks (it finishes
                      the batch it is in); 0 (the default) never

@@ -1,6 +1,7 @@
 package enginetest
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,10 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/safepool/safepool/internal/engine"
-	"github.com/safepool/safepool/internal/hostconn"
-	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/internal/wire"
+	"github.com/safepool/safepool/pool"
 )
 
 // grantEnvArgs: the guest's environment is exactly the granted variables,
@@ -59,11 +58,6 @@ func dirTree(t *testing.T) (in, out, secret string) {
 func grantDirs(t *testing.T, eng string) {
 	in, out, _ := dirTree(t)
 	dirs := []wire.Dir{{HostPath: in, GuestPath: "/in"}, {HostPath: out, GuestPath: "/out", Writable: true}}
-	if eng == engine.Wasmtime {
-		_, err := hostconn.Start(hostconn.Config{Init: wire.Init{Engine: eng, ModulePath: testguest.Path(t, "tasks"), CacheDir: CacheDir(t), MemoryLimit: testCap, LogLimit: 64 << 10, Dirs: dirs}})
-		require.ErrorContains(t, err, "does not support directory grants")
-		return
-	}
 	wk := startWorker(t, eng, "tasks", func(i *wire.Init) { i.Dirs = dirs })
 	read := func(p string) (content, readErr string) {
 		r := one(t, wk, "readfile", p)
@@ -107,10 +101,14 @@ func grantDirs(t *testing.T, eng string) {
 	r = write("/out/rel", "x")
 	require.Equal(t, wire.StatusError, r.Status)
 
-	r = one(t, wk, "symlink", "/\n/out/root")
-	require.Equal(t, wire.StatusError, r.Status, "the guest cannot make symlinks")
-	_, err = os.Lstat(filepath.Join(out, "root"))
-	require.True(t, os.IsNotExist(err))
+	// Neither absolute nor relative: a symlink the guest left in a
+	// writable directory would lead the host's own programs out of it.
+	for _, l := range []struct{ target, name string }{{"/", "root"}, {"../secret.txt", "up"}, {"new.txt", "same"}} {
+		r = one(t, wk, "symlink", l.target+"\n/out/"+l.name)
+		require.Equal(t, wire.StatusError, r.Status, "the guest cannot make symlinks (%s)", l.target)
+		_, err = os.Lstat(filepath.Join(out, l.name))
+		require.True(t, os.IsNotExist(err), l.name)
+	}
 }
 
 // grantCommand: a WASI command module gets the same grants as an SDK
@@ -121,16 +119,11 @@ func grantCommand(t *testing.T, eng string) {
 		i.Env = []string{"K=v"}
 		i.Args = []string{"a1"}
 		i.Program = "upper.wasm"
-		if eng != engine.Wasmtime {
-			i.Dirs = []wire.Dir{{HostPath: in, GuestPath: "/data"}}
-		}
+		i.Dirs = []wire.Dir{{HostPath: in, GuestPath: "/data"}}
 	})
 	r := one(t, wk, "", "grants")
 	require.Equal(t, wire.StatusOK, r.Status, r.Error)
-	want := "K=v\n--\nupper.wasm\na1\n--\n"
-	if eng != engine.Wasmtime {
-		want += "hello"
-	}
+	want := "K=v\n--\nupper.wasm\na1\n--\nhello"
 	require.True(t, strings.HasPrefix(string(r.Output), want), "%q", r.Output)
 }
 
@@ -180,4 +173,34 @@ func cGuest(t *testing.T, eng string) {
 	require.Equal(t, wire.StatusError, rs[5].Status)
 	require.Contains(t, rs[5].Error, "unknown function")
 	require.Equal(t, "9", string(rs[6].Output))
+}
+
+// poolGrantDirs: pool.Config.Dirs reaches the workers: a read-only
+// directory is readable through the pool's API, a writable one writable,
+// and an escape fails.
+func poolGrantDirs(t *testing.T, eng string) {
+	in, out, _ := dirTree(t)
+	p := NewPool(t, "tasks", func(c *pool.Config) {
+		c.Engine = eng
+		c.Dirs = []pool.Dir{{HostPath: in, GuestPath: "/in"}, {HostPath: out, GuestPath: "/out", Writable: true}}
+	})
+	ctx := context.Background()
+	rs, err := p.Map(ctx, "readfile", [][]byte{[]byte("/in/hello.txt"), []byte("/in/rel")})
+	require.NoError(t, err)
+	for _, r := range rs {
+		require.Equal(t, pool.StatusOK, r.Status, r.Error)
+	}
+	require.Contains(t, string(rs[0].Output), `"content":"hello"`)
+	require.NotContains(t, string(rs[1].Output), `"content"`)
+	require.Contains(t, string(rs[1].Output), "not permitted")
+	r, err := p.Apply(ctx, "writefile", []byte("/out/p.txt\npooled"))
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusOK, r.Status, r.Error)
+	b, err := os.ReadFile(filepath.Join(out, "p.txt"))
+	require.NoError(t, err)
+	require.Equal(t, "pooled", string(b))
+	r, err = p.Apply(ctx, "writefile", []byte("/in/p.txt\nx"))
+	require.NoError(t, err)
+	require.Equal(t, pool.StatusError, r.Status, "/in is read-only")
+	require.NoFileExists(t, filepath.Join(in, "p.txt"))
 }

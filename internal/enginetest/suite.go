@@ -55,6 +55,7 @@ var poolCases = []testCase{
 	{"PoolKills", poolKills},
 	{"PoolCommandModule", poolCommandModule},
 	{"PoolBadStart", poolBadStart},
+	{"PoolGrantDirs", poolGrantDirs},
 }
 
 // Run runs the whole suite, Worker's cases and Pool's, on the engine
@@ -70,8 +71,8 @@ func Run(t *testing.T, eng string) {
 func Worker(t *testing.T, eng string) { runCases(t, eng, workerCases) }
 
 // Pool runs the pool-level cases on the engine called eng: statuses,
-// retries with a larger cap, kills under skip and retry, command modules
-// and bad modules, through pool.New.
+// retries with a larger cap, kills under skip and retry, command modules,
+// bad modules and directory grants, through pool.New.
 func Pool(t *testing.T, eng string) { runCases(t, eng, poolCases) }
 
 func runCases(t *testing.T, eng string, cases []testCase) {
