@@ -491,10 +491,10 @@ func AppendResults(dst []byte, r *Results) []byte {
 // The parts of a result besides its ID and times, in its first number;
 // the status is that number shifted right by resultStatusShift.
 const (
-	resultOutput = 1 << iota
-	resultPID    // the worker's PID differs from the result before's
-	resultMemory // peak memory and memory limit
-	resultRare   // output ref, error, log, death, gate
+	resultOutput      = 1 << iota
+	resultPID         // the worker's PID differs from the result before's
+	resultMemory      // peak memory and memory limit
+	resultRare        // output ref, error, log, death, gate
 	resultStatusShift = iota
 )
 
