@@ -478,7 +478,7 @@ func (c *cluster) Results(rs *remote.Results) {
 		j *job
 		r *remote.Result
 	}
-	var out []got
+	out := make([]got, 0, len(rs.Results))
 	c.mu.Lock()
 	ag := c.agentLocked(rs.Agent)
 	var starts []Event

@@ -271,10 +271,12 @@ const resultOverhead = 96
 
 // MarshalChunk encodes c.
 func MarshalChunk(c *Chunk) []byte {
+	// The usual task takes its input and a few bytes (fields, ID step,
+	// input length); a rarer field grows the buffer.
 	size := ChunkOverhead
 	for i := range c.Tasks {
 		t := &c.Tasks[i]
-		size += TaskOverhead + len(t.Func) + len(t.Input) + len(t.InputRef)
+		size += 4 + len(t.Input) + len(t.InputRef)
 	}
 	e := append(make(enc, 0, size), Version, typeChunk).uint(c.ID).spec(&c.Spec).uint(uint64(len(c.Tasks)))
 	// The tasks of a chunk are one map's, numbered in a row: the
