@@ -61,7 +61,8 @@ type apool struct {
 	// Under a.mu:
 	chunks map[*run]*achunk
 	byID   map[uint64]*achunk
-	out    []aresult // results waiting for the flusher
+	out    []remote.Result // results waiting for the flusher
+	outRef []aref          // the attempt each answers, one per result in out
 	used   time.Time // last chunk taken
 	closed bool
 
@@ -84,10 +85,9 @@ type achunk struct {
 // sent. Under a.mu.
 func (ch *achunk) owns(i int) bool { return ch != nil && ch.held && !ch.done[i] }
 
-// aresult is a result waiting for the flusher, with the attempt it
-// answers: attempt i of ch.
-type aresult struct {
-	x  remote.Result
+// aref is the attempt a result waiting for the flusher answers: attempt i
+// of ch.
+type aref struct {
 	ch *achunk
 	i  int
 }
@@ -610,7 +610,8 @@ func (p *apool) sendResult(j *job, x remote.Result) {
 func (p *apool) queueResult(j *job, x remote.Result) {
 	p.a.mu.Lock()
 	if ch := p.chunks[j.run]; ch != nil {
-		p.out = append(p.out, aresult{x: x, ch: ch, i: j.index})
+		p.out = append(p.out, x)
+		p.outRef = append(p.outRef, aref{ch: ch, i: j.index})
 	}
 	p.a.mu.Unlock()
 }
@@ -628,9 +629,9 @@ func (p *apool) kickFlush() {
 func (p *apool) flush() {
 	a := p.a
 	defer a.wg.Done()
-	var spare []aresult // the last batch's room, handed back to p.out
-	var keep []remote.Result
-	var refs []aresult
+	// The last round's room, handed back to p.out and p.outRef.
+	var spare []remote.Result
+	var spareRef []aref
 	for {
 		select {
 		case <-p.kick:
@@ -638,15 +639,15 @@ func (p *apool) flush() {
 			return
 		}
 		a.mu.Lock()
-		out := p.out
-		p.out = spare
+		out, refs := p.out, p.outRef
+		p.out, p.outRef = spare, spareRef
 		a.mu.Unlock()
-		all := out
+		all, allRefs := out, refs
 		limit := a.tr.MaxPayload() - remote.ChunkOverhead
 		for len(out) > 0 {
 			n, size := 0, 0
 			for n < len(out) {
-				x := &out[n].x
+				x := &out[n]
 				s := len(x.Output) + len(x.Error) + len(x.Log) + 96
 				if n > 0 && size+s > limit {
 					break
@@ -654,27 +655,31 @@ func (p *apool) flush() {
 				size += s
 				n++
 			}
-			batch := out[:n]
-			out = out[n:]
-			// Only results of chunks still held are wanted.
-			keep, refs = keep[:0], refs[:0]
+			batch, brefs := out[:n], refs[:n]
+			out, refs = out[n:], refs[n:]
+			// Only results of chunks still held are wanted; they are
+			// moved up in place past those that are not.
 			a.mu.Lock()
-			for _, r := range batch {
+			k := 0
+			for i, r := range brefs {
 				if r.ch.owns(r.i) {
-					keep = append(keep, r.x)
-					refs = append(refs, r)
+					if k != i {
+						batch[k], brefs[k] = batch[i], r
+					}
+					k++
 				}
 			}
 			a.mu.Unlock()
-			if len(keep) == 0 {
+			batch, brefs = batch[:k], brefs[:k]
+			if k == 0 {
 				continue
 			}
-			if err := a.tr.SendResults(&remote.Results{Pool: p.spec.Pool, Agent: a.me, Results: keep}); err != nil {
+			if err := a.tr.SendResults(&remote.Results{Pool: p.spec.Pool, Agent: a.me, Results: batch}); err != nil {
 				a.logf("pool %s: send results: %v", p.spec.Pool, err)
 			}
 			a.mu.Lock()
-			for k, r := range refs {
-				if x := &keep[k]; x.Status == 0 && x.GateFailed == "" {
+			for i, r := range brefs {
+				if x := &batch[i]; x.Status == 0 && x.GateFailed == "" {
 					continue // a start, not an end
 				}
 				if ch := r.ch; ch.owns(r.i) {
@@ -692,11 +697,10 @@ func (p *apool) flush() {
 		// The transport encoded what it sent: the room is reused, once
 		// cleared of outputs and chunks.
 		clear(all)
-		clear(keep)
-		clear(refs)
-		spare = all[:0]
+		clear(allRefs)
+		spare, spareRef = all[:0], allRefs[:0]
 		if cap(spare) > 1<<16 {
-			spare, keep, refs = nil, nil, nil
+			spare, spareRef = nil, nil
 		}
 	}
 }
