@@ -63,7 +63,7 @@ type apool struct {
 	byID   map[uint64]*achunk
 	out    []remote.Result // results waiting for the flusher
 	outRef []aref          // the attempt each answers, one per result in out
-	used   time.Time // last chunk taken
+	used   time.Time       // last chunk taken
 	closed bool
 
 	kick chan struct{} // results are waiting to be sent
