@@ -61,10 +61,9 @@ type apool struct {
 	// Under a.mu:
 	chunks map[*run]*achunk
 	byID   map[uint64]*achunk
-	// owner maps each attempt without a result sent to its chunk.
-	owner  map[uint64]*achunk
-	out    []remote.Result
-	used   time.Time // last chunk taken
+	out    []remote.Result // results waiting for the flusher
+	outRef []aref          // the attempt each answers, one per result in out
+	used   time.Time       // last chunk taken
 	closed bool
 
 	kick chan struct{} // results are waiting to be sent
@@ -72,10 +71,25 @@ type apool struct {
 
 // achunk is a chunk the agent holds: granted to it and not fully answered.
 type achunk struct {
-	id   uint64
-	run  *run
-	ids  []uint64 // its attempts' IDs
-	left int      // attempts without a result sent: those p.owner maps to it
+	id  uint64
+	run *run
+	ids []uint64 // its attempts' IDs
+	// done[i] is set once attempt i's result is sent or the attempt was
+	// given back: nothing more is sent for it.
+	done []bool
+	left int  // attempts not done
+	held bool // in p.byID: dropped chunks send nothing
+}
+
+// owns reports whether attempt i of ch still waits for its result to be
+// sent. Under a.mu.
+func (ch *achunk) owns(i int) bool { return ch != nil && ch.held && !ch.done[i] }
+
+// aref is the attempt a result waiting for the flusher answers: attempt i
+// of ch.
+type aref struct {
+	ch *achunk
+	i  int
 }
 
 // idlePool is how long a pool's workers stay up with nothing to do before
@@ -136,11 +150,20 @@ func runAgent(ctx context.Context, cfg remote.AgentConfig, tr remote.AgentTransp
 		}
 		// Claims go out concurrently: a claim waits its turn behind the
 		// pool's other messages, and the next chunk should not wait for it.
-		if p, ch := a.hold(c); ch != nil {
+		switch p, ch, again := a.hold(c); {
+		case ch != nil:
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
 				a.claim(p, ch, c)
+			}()
+		case again:
+			// The chunk it holds already: the claim only acknowledges
+			// this delivery, and the pool's answer changes nothing.
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				_, _ = a.tr.Claim(a.ctx, &remote.Claim{Pool: c.Spec.Pool, Chunk: c.ID, Agent: a.me})
 			}()
 		}
 	}
@@ -257,7 +280,7 @@ func (a *agent) poolFor(s *remote.Spec) *apool {
 	}
 	p := &apool{
 		a: a, spec: *s, q: newQueue(), ready: make(chan struct{}),
-		chunks: map[*run]*achunk{}, byID: map[uint64]*achunk{}, owner: map[uint64]*achunk{}, used: time.Now(),
+		chunks: map[*run]*achunk{}, byID: map[uint64]*achunk{}, used: time.Now(),
 		kick: make(chan struct{}, 1),
 	}
 	a.pools[s.Pool] = p
@@ -316,7 +339,7 @@ func (p *apool) start() {
 	d := newLocal(cfg, init, p.q, p.sink, func(ev Event) {
 		switch {
 		case ev.Kind == EventTaskStart && ev.job != nil:
-			p.sendResult(remote.Result{ID: ev.job.remoteID, WorkerPID: ev.WorkerPID, Start: ev.Time.UnixNano()})
+			p.sendResult(ev.job, remote.Result{ID: ev.job.remoteID, WorkerPID: ev.WorkerPID, Start: ev.Time.UnixNano()})
 		case ev.Kind == EventWorkerExit || ev.Kind == EventWarning:
 			a.logf("pool %s: %s", s.Pool, ev.Reason)
 		}
@@ -393,34 +416,34 @@ func writeFileAtomic(dir, path string, b []byte) error {
 // so listed in heartbeats, from before its claim is sent until after its
 // last result is: a heartbeat that does not list it comes after all its
 // results.
-func (a *agent) hold(c *remote.Chunk) (*apool, *achunk) {
+//
+// A chunk delivered again while the agent holds it (its claim came later
+// than the stream's ack wait) is not held twice: again is set, and the
+// caller only claims it, which acknowledges the new delivery.
+func (a *agent) hold(c *remote.Chunk) (p *apool, ch *achunk, again bool) {
 	if len(c.Tasks) == 0 {
-		return nil, nil
+		return nil, nil, false
 	}
-	p := a.poolFor(&c.Spec)
-	if p == nil {
-		return nil, nil
+	if p = a.poolFor(&c.Spec); p == nil {
+		return nil, nil, false
 	}
 	r := &run{fn: c.Tasks[0].Func, memLimit: c.Spec.MemoryLimit, done: make(chan struct{})}
-	ch := &achunk{id: c.ID, run: r, ids: make([]uint64, len(c.Tasks))}
+	ch = &achunk{id: c.ID, run: r, ids: make([]uint64, len(c.Tasks)), done: make([]bool, len(c.Tasks)), left: len(c.Tasks), held: true}
 	for i := range c.Tasks {
 		ch.ids[i] = c.Tasks[i].ID
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if p.closed {
-		return nil, nil
+		return nil, nil, false
 	}
-	for _, id := range ch.ids {
-		if p.owner[id] != ch {
-			p.owner[id] = ch
-			ch.left++
-		}
+	if p.byID[c.ID] != nil {
+		return p, nil, true
 	}
 	p.chunks[r], p.byID[c.ID] = ch, ch
 	p.used = time.Now()
 	a.held++
-	return p, ch
+	return p, ch, false
 }
 
 // claim asks the pool for a chunk held and, once granted, queues its tasks.
@@ -473,7 +496,7 @@ func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
 			go func() {
 				defer a.wg.Done()
 				if err := waitMemory(r, c.Spec.MinAvailable, c.Spec.GateTimeout); err != nil {
-					p.sendResult(remote.Result{ID: j.remoteID, GateFailed: err.Error() + " on " + a.me.String()})
+					p.sendResult(j, remote.Result{ID: j.remoteID, GateFailed: err.Error() + " on " + a.me.String()})
 					return
 				}
 				p.q.push(j)
@@ -492,15 +515,27 @@ func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
 // all of them when ids is nil.
 func (a *agent) release(p *apool, ch *achunk, ids []uint64, why string) {
 	a.mu.Lock()
-	if ids == nil {
-		ids = ch.ids
-	}
 	var sent []uint64
-	for _, id := range ids {
-		if p.owner[id] == ch {
-			delete(p.owner, id)
+	give := func(i int) {
+		if ch.owns(i) {
+			ch.done[i] = true
 			ch.left--
-			sent = append(sent, id)
+			sent = append(sent, ch.ids[i])
+		}
+	}
+	if ids == nil {
+		for i := range ch.ids {
+			give(i)
+		}
+	} else {
+		want := make(map[uint64]bool, len(ids))
+		for _, id := range ids {
+			want[id] = true
+		}
+		for i, id := range ch.ids {
+			if want[id] {
+				give(i)
+			}
 		}
 	}
 	if len(sent) > 0 {
@@ -517,16 +552,12 @@ func (a *agent) release(p *apool, ch *achunk, ids []uint64, why string) {
 // dropLocked stops holding ch: its queued tasks are dropped, and results
 // that come for it later are not sent.
 func (a *agent) dropLocked(p *apool, ch *achunk) {
-	if p.byID[ch.id] != ch {
+	if !ch.held {
 		return
 	}
+	ch.held = false
 	delete(p.byID, ch.id)
 	delete(p.chunks, ch.run)
-	for _, id := range ch.ids {
-		if p.owner[id] == ch {
-			delete(p.owner, id)
-		}
-	}
 	ch.left = 0
 	if !ch.run.isDone.Swap(true) {
 		close(ch.run.done)
@@ -558,7 +589,7 @@ func (p *apool) sink(o outcome) {
 		}
 		x.Output = nil
 	}
-	p.queueResult(x) // sent when the local dispatcher says the batch is delivered
+	p.queueResult(j, x) // sent when the local dispatcher says the batch is delivered
 	if p.a.cfg.Observer != nil {
 		st := o.res.Stats
 		st.MemoryLimit = j.memLimit
@@ -570,14 +601,18 @@ func (p *apool) sink(o outcome) {
 // sendResult queues a result for the flusher. A worker's answer comes as
 // a batch of outcomes: the local dispatcher calls kickFlush after the
 // last (delivered), so that they go in one message.
-func (p *apool) sendResult(x remote.Result) {
-	p.queueResult(x)
+func (p *apool) sendResult(j *job, x remote.Result) {
+	p.queueResult(j, x)
 	p.kickFlush()
 }
 
-func (p *apool) queueResult(x remote.Result) {
+// queueResult queues x, the result of j, if its chunk is still held.
+func (p *apool) queueResult(j *job, x remote.Result) {
 	p.a.mu.Lock()
-	p.out = append(p.out, x)
+	if ch := p.chunks[j.run]; ch != nil {
+		p.out = append(p.out, x)
+		p.outRef = append(p.outRef, aref{ch: ch, i: j.index})
+	}
 	p.a.mu.Unlock()
 }
 
@@ -594,7 +629,9 @@ func (p *apool) kickFlush() {
 func (p *apool) flush() {
 	a := p.a
 	defer a.wg.Done()
-	var spare []remote.Result // the last batch's room, handed back to p.out
+	// The last round's room, handed back to p.out and p.outRef.
+	var spare []remote.Result
+	var spareRef []aref
 	for {
 		select {
 		case <-p.kick:
@@ -602,45 +639,51 @@ func (p *apool) flush() {
 			return
 		}
 		a.mu.Lock()
-		out := p.out
-		p.out = spare
+		out, refs := p.out, p.outRef
+		p.out, p.outRef = spare, spareRef
 		a.mu.Unlock()
-		all := out
+		all, allRefs := out, refs
 		limit := a.tr.MaxPayload() - remote.ChunkOverhead
 		for len(out) > 0 {
 			n, size := 0, 0
 			for n < len(out) {
-				s := len(out[n].Output) + len(out[n].Error) + len(out[n].Log) + 96
+				x := &out[n]
+				s := len(x.Output) + len(x.Error) + len(x.Log) + 96
 				if n > 0 && size+s > limit {
 					break
 				}
 				size += s
 				n++
 			}
-			batch := out[:n]
-			out = out[n:]
-			// Only results of chunks still held are wanted.
+			batch, brefs := out[:n], refs[:n]
+			out, refs = out[n:], refs[n:]
+			// Only results of chunks still held are wanted; they are
+			// moved up in place past those that are not.
 			a.mu.Lock()
-			keep := batch[:0]
-			for _, x := range batch {
-				if p.owner[x.ID] != nil {
-					keep = append(keep, x)
+			k := 0
+			for i, r := range brefs {
+				if r.ch.owns(r.i) {
+					if k != i {
+						batch[k], brefs[k] = batch[i], r
+					}
+					k++
 				}
 			}
 			a.mu.Unlock()
-			if len(keep) == 0 {
+			batch, brefs = batch[:k], brefs[:k]
+			if k == 0 {
 				continue
 			}
-			if err := a.tr.SendResults(&remote.Results{Pool: p.spec.Pool, Agent: a.me, Results: keep}); err != nil {
+			if err := a.tr.SendResults(&remote.Results{Pool: p.spec.Pool, Agent: a.me, Results: batch}); err != nil {
 				a.logf("pool %s: send results: %v", p.spec.Pool, err)
 			}
 			a.mu.Lock()
-			for _, x := range keep {
-				if x.Status == 0 && x.GateFailed == "" {
+			for i, r := range brefs {
+				if x := &batch[i]; x.Status == 0 && x.GateFailed == "" {
 					continue // a start, not an end
 				}
-				if ch := p.owner[x.ID]; ch != nil {
-					delete(p.owner, x.ID)
+				if ch := r.ch; ch.owns(r.i) {
+					ch.done[r.i] = true
 					if ch.left--; ch.left == 0 {
 						a.dropLocked(p, ch)
 					}
@@ -652,11 +695,12 @@ func (p *apool) flush() {
 			a.mu.Unlock()
 		}
 		// The transport encoded what it sent: the room is reused, once
-		// cleared of outputs.
+		// cleared of outputs and chunks.
 		clear(all)
-		spare = all[:0]
+		clear(allRefs)
+		spare, spareRef = all[:0], allRefs[:0]
 		if cap(spare) > 1<<16 {
-			spare = nil
+			spare, spareRef = nil, nil
 		}
 	}
 }

@@ -2,8 +2,10 @@ package pool_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -341,4 +343,39 @@ func TestClusterMemoryGateOnAgent(t *testing.T) {
 	require.Contains(t, rs[3].Error, "agent a1 on host")
 	require.Equal(t, 1, rs[3].Attempts)
 	require.Len(t, p.KilledTasks(), 1)
+}
+
+// A chunk delivered again to the agent that holds it runs once: its
+// workers end n tasks for a map of n, and every task ends once with its
+// own result.
+func TestClusterChunkDeliveredTwiceRunsOnce(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.bus.DeliverTwice = true
+	var ended atomic.Int64
+	a := tc.bus.NewAgent("a1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cfg := remote.AgentConfig{Name: "a1", Workers: 2, CacheDir: cacheDir(t), Observer: func(e any) {
+			if e.(pool.Event).Kind == pool.EventTaskEnd {
+				ended.Add(1)
+			}
+		}}
+		if err := remote.RunAgent(ctx, cfg, a, a.Subscribe); err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}()
+	tc.stops["a1"] = func() { cancel(); <-done }
+	p := tc.pool(t, nil)
+	const n = 40
+	rs, err := p.Map(context.Background(), "slow_square", ints(n))
+	require.NoError(t, err)
+	want := make([]string, n)
+	for i := range want {
+		want[i] = strconv.Itoa(i * i)
+		require.Equal(t, 1, rs[i].Attempts, "task %d", i)
+	}
+	require.Equal(t, want, squares(t, rs))
+	require.Equal(t, int64(n), ended.Load(), "tasks the agent's workers ended")
 }

@@ -210,6 +210,14 @@ func (c *cluster) workersLocked() int {
 // shallow.
 func (c *cluster) windowLocked() int { return 4 * c.workersLocked() }
 
+// chunkBatches is how many worker batches (Config.BatchSize tasks) a chunk
+// may hold. Every chunk costs a publish, a fetch, a claim and an
+// acknowledgement, and its agent's workers get batches no larger than its
+// queue holds: four batches per chunk halved the host's CPU per task of a
+// map of tiny tasks against one. The queue's fair share (pop) still cuts a
+// small map into a chunk per worker or more.
+const chunkBatches = 4
+
 // pump takes jobs from the queue and sends them as chunks while the window
 // has room.
 func (c *cluster) pump() {
@@ -227,7 +235,7 @@ func (c *cluster) pump() {
 				return
 			}
 		}
-		jobs := c.q.pop(c.cfg.BatchSize, workers, c.wake)
+		jobs := c.q.pop(chunkBatches*c.cfg.BatchSize, workers, c.wake)
 		if len(jobs) == 0 {
 			if !c.q.wait(c.wake) {
 				continue
@@ -470,7 +478,7 @@ func (c *cluster) Results(rs *remote.Results) {
 		j *job
 		r *remote.Result
 	}
-	var out []got
+	out := make([]got, 0, len(rs.Results))
 	c.mu.Lock()
 	ag := c.agentLocked(rs.Agent)
 	var starts []Event

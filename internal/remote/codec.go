@@ -15,7 +15,7 @@ import (
 
 // Version is the message format's version; a message of another version is
 // refused.
-const Version = 1
+const Version = 2
 
 // The message types.
 const (
@@ -271,20 +271,69 @@ const resultOverhead = 96
 
 // MarshalChunk encodes c.
 func MarshalChunk(c *Chunk) []byte {
+	// The usual task takes its input and a few bytes (fields, ID step,
+	// input length); a rarer field grows the buffer.
 	size := ChunkOverhead
 	for i := range c.Tasks {
 		t := &c.Tasks[i]
-		size += TaskOverhead + len(t.Func) + len(t.Input) + len(t.InputRef)
+		size += 4 + len(t.Input) + len(t.InputRef)
 	}
 	e := append(make(enc, 0, size), Version, typeChunk).uint(c.ID).spec(&c.Spec).uint(uint64(len(c.Tasks)))
+	// The tasks of a chunk are one map's, numbered in a row: the
+	// function goes once, each ID as the step from the one before, and
+	// the fields a task rarely sets only when it does (taskFlags).
+	var fn string
+	if len(c.Tasks) > 0 {
+		fn = c.Tasks[0].Func
+	}
+	e = e.str(fn)
+	var prev uint64
 	for i := range c.Tasks {
 		t := &c.Tasks[i]
-		e = e.uint(t.ID).str(t.Func).bytes(t.Input).str(t.InputRef).int(t.MemoryLimit).bool(t.Gate)
+		var f uint64
+		if len(t.Input) > 0 {
+			f |= taskInput
+		}
+		if t.Func != fn {
+			f |= taskFunc
+		}
+		if t.InputRef != "" {
+			f |= taskInputRef
+		}
+		if t.MemoryLimit != 0 {
+			f |= taskMemoryLimit
+		}
+		if t.Gate {
+			f |= taskGate
+		}
+		e = e.uint(f).int(int64(t.ID - prev))
+		prev = t.ID
+		if f&taskInput != 0 {
+			e = e.bytes(t.Input)
+		}
+		if f&taskFunc != 0 {
+			e = e.str(t.Func)
+		}
+		if f&taskInputRef != 0 {
+			e = e.str(t.InputRef)
+		}
+		if f&taskMemoryLimit != 0 {
+			e = e.int(t.MemoryLimit)
+		}
 	}
 	return e
 }
 
-// UnmarshalChunk decodes a chunk. Its inputs are copies.
+// The fields a task of a chunk sets besides its ID.
+const (
+	taskInput = 1 << iota
+	taskFunc  // another function than the chunk's first task
+	taskInputRef
+	taskMemoryLimit
+	taskGate
+	taskAll = 1<<iota - 1
+)
+
 func UnmarshalChunk(b []byte) (*Chunk, error) { return unmarshalChunk(b, false) }
 
 // UnmarshalChunkShared decodes a chunk whose inputs alias b: for a
@@ -300,16 +349,35 @@ func unmarshalChunk(b []byte, shared bool) (*Chunk, error) {
 	d.shared = shared
 	c := &Chunk{ID: d.uint("chunk id")}
 	d.spec(&c.Spec)
-	n := d.count("tasks", 6)
+	n := d.count("tasks", 2)
+	fn := d.str("func")
 	c.Tasks = make([]Task, n)
+	var prev uint64
 	for i := range c.Tasks {
 		t := &c.Tasks[i]
-		t.ID = d.uint("task id")
-		t.Func = d.str("func")
-		t.Input = d.bytes("input")
-		t.InputRef = d.str("input ref")
-		t.MemoryLimit = d.int("task memory limit")
-		t.Gate = d.bool("gate")
+		f := d.uint("task fields")
+		if f&^taskAll != 0 {
+			d.fail("task fields")
+		}
+		t.ID = prev + uint64(d.int("task id"))
+		prev = t.ID
+		t.Func = fn
+		if f&taskInput != 0 {
+			t.Input = d.bytes("input")
+		}
+		if f&taskFunc != 0 {
+			t.Func = d.str("func")
+		}
+		if f&taskInputRef != 0 {
+			t.InputRef = d.str("input ref")
+		}
+		if f&taskMemoryLimit != 0 {
+			t.MemoryLimit = d.int("task memory limit")
+		}
+		t.Gate = f&taskGate != 0
+		if d.err != nil {
+			break
+		}
 	}
 	return c, d.end()
 }
@@ -383,14 +451,54 @@ func AppendResults(dst []byte, r *Results) []byte {
 		size += resultOverhead + len(x.Output) + len(x.OutputRef) + len(x.Error) + len(x.Log) + len(x.Signal) + len(x.GateFailed)
 	}
 	e := append(slices.Grow(enc(dst), size), Version, typeResults).str(r.Pool).agent(&r.Agent).uint(uint64(len(r.Results)))
+	// A worker's batch holds attempts numbered in a row, run one after
+	// the other by one process: the ID and the start go as steps from the
+	// result before, the end from the start, the PID only when it
+	// changes, and the fields an answer rarely sets only when it does
+	// (resultFlags).
+	var prev Result
 	for i := range r.Results {
 		x := &r.Results[i]
-		e = e.uint(x.ID).uint(uint64(x.Status)).bytes(x.Output).str(x.OutputRef).str(x.Error).bytes(x.Log).
-			int(x.Start).int(x.End).int(int64(x.WorkerPID)).int(x.PeakMemory).int(x.MemoryLimit).
-			bool(x.Died).str(x.Signal).int(int64(x.ExitCode)).bool(x.Hung).str(x.GateFailed)
+		f := uint64(x.Status) << resultStatusShift
+		if len(x.Output) > 0 {
+			f |= resultOutput
+		}
+		if x.WorkerPID != prev.WorkerPID {
+			f |= resultPID
+		}
+		if x.OutputRef != "" || x.Error != "" || len(x.Log) > 0 || x.Died || x.Signal != "" || x.ExitCode != 0 || x.Hung || x.GateFailed != "" {
+			f |= resultRare
+		}
+		if x.PeakMemory != 0 || x.MemoryLimit != 0 {
+			f |= resultMemory
+		}
+		e = e.uint(f).int(int64(x.ID - prev.ID)).int(x.Start - prev.Start).int(x.End - x.Start)
+		if f&resultOutput != 0 {
+			e = e.bytes(x.Output)
+		}
+		if f&resultPID != 0 {
+			e = e.int(int64(x.WorkerPID))
+		}
+		if f&resultMemory != 0 {
+			e = e.int(x.PeakMemory).int(x.MemoryLimit)
+		}
+		if f&resultRare != 0 {
+			e = e.str(x.OutputRef).str(x.Error).bytes(x.Log).bool(x.Died).str(x.Signal).int(int64(x.ExitCode)).bool(x.Hung).str(x.GateFailed)
+		}
+		prev = *x
 	}
 	return e
 }
+
+// The parts of a result besides its ID and times, in its first number;
+// the status is that number shifted right by resultStatusShift.
+const (
+	resultOutput      = 1 << iota
+	resultPID         // the worker's PID differs from the result before's
+	resultMemory      // peak memory and memory limit
+	resultRare        // output ref, error, log, death, gate
+	resultStatusShift = iota
+)
 
 // UnmarshalResults decodes results. Their outputs and logs are copies.
 func UnmarshalResults(b []byte) (*Results, error) { return unmarshalResults(b, false) }
@@ -422,31 +530,52 @@ func decodeResults(b []byte, r *Results, shared bool) error {
 	d.shared = shared
 	r.Pool = d.str("pool")
 	d.agent(&r.Agent)
-	n := d.count("results", 16)
+	n := d.count("results", 4)
 	if cap(r.Results) >= n {
 		r.Results = r.Results[:n]
 		clear(r.Results)
 	} else {
 		r.Results = make([]Result, n)
 	}
+	var prev *Result
 	for i := range r.Results {
 		x := &r.Results[i]
-		x.ID = d.uint("id")
-		x.Status = uint8(d.uint("status"))
-		x.Output = d.bytes("output")
-		x.OutputRef = d.str("output ref")
-		x.Error = d.str("error")
-		x.Log = d.bytes("log")
-		x.Start = d.int("start")
-		x.End = d.int("end")
-		x.WorkerPID = int(d.int("pid"))
-		x.PeakMemory = d.int("peak memory")
-		x.MemoryLimit = d.int("memory limit")
-		x.Died = d.bool("died")
-		x.Signal = d.str("signal")
-		x.ExitCode = int(d.int("exit code"))
-		x.Hung = d.bool("hung")
-		x.GateFailed = d.str("gate")
+		if prev != nil {
+			x.ID, x.Start, x.WorkerPID = prev.ID, prev.Start, prev.WorkerPID
+		}
+		f := d.uint("result fields")
+		status := f >> resultStatusShift
+		if status > 255 {
+			d.fail("status")
+		}
+		x.Status = uint8(status)
+		x.ID += uint64(d.int("id"))
+		x.Start += d.int("start")
+		x.End = x.Start + d.int("end")
+		if f&resultOutput != 0 {
+			x.Output = d.bytes("output")
+		}
+		if f&resultPID != 0 {
+			x.WorkerPID = int(d.int("pid"))
+		}
+		if f&resultMemory != 0 {
+			x.PeakMemory = d.int("peak memory")
+			x.MemoryLimit = d.int("memory limit")
+		}
+		if f&resultRare != 0 {
+			x.OutputRef = d.str("output ref")
+			x.Error = d.str("error")
+			x.Log = d.bytes("log")
+			x.Died = d.bool("died")
+			x.Signal = d.str("signal")
+			x.ExitCode = int(d.int("exit code"))
+			x.Hung = d.bool("hung")
+			x.GateFailed = d.str("gate")
+		}
+		if d.err != nil {
+			break
+		}
+		prev = x
 	}
 	return d.end()
 }

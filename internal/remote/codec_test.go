@@ -90,3 +90,49 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A batch's results go as steps from the one before: IDs out of order, a
+// PID that changes back, a start before the one before, an end before the
+// start and a status past the flags all come back as they were.
+func TestResultsStepsRoundTrip(t *testing.T) {
+	rs := &Results{Pool: "p", Results: []Result{
+		{ID: 10, Status: 1, Output: []byte("100"), Start: 1000, End: 1500, WorkerPID: 7},
+		{ID: 11, Status: 1, Output: []byte("121"), Start: 1500, End: 1600, WorkerPID: 7},
+		{ID: 3, Status: 255, Start: 900, End: 800, WorkerPID: 8, PeakMemory: 1 << 20, MemoryLimit: 2 << 20},
+		{ID: 12, WorkerPID: 7},
+		{ID: 1 << 63, Status: 4, Error: "x", Died: true, Signal: "SIGKILL", ExitCode: -1, Start: -5, End: 1 << 62},
+	}}
+	got, err := UnmarshalResults(MarshalResults(rs))
+	require.NoError(t, err)
+	require.Equal(t, rs, got)
+	var into Results
+	require.NoError(t, DecodeResults(MarshalResults(rs), &into))
+	require.Equal(t, rs.Results, into.Results)
+	// A typical answer (ID, status, a short output, times, the PID once)
+	// takes a few bytes besides its output.
+	typical := &Results{Pool: "p"}
+	for i := range 100 {
+		typical.Results = append(typical.Results, Result{ID: uint64(100 + i), Status: 1, Output: []byte("49"),
+			Start: int64(1e18 + 1000*i), End: int64(1e18 + 1000*i + 400), WorkerPID: 4242})
+	}
+	require.Less(t, len(MarshalResults(typical)), 100*12)
+}
+
+// A chunk's tasks go as steps from the one before, the function once: a
+// task of another function or with an ID out of order comes back as it
+// was.
+func TestChunkStepsRoundTrip(t *testing.T) {
+	c := &Chunk{ID: 3, Tasks: []Task{
+		{ID: 50, Func: "square", Input: []byte("7")},
+		{ID: 51, Func: "square"},
+		{ID: 2, Func: "cube", Input: []byte("2"), MemoryLimit: -1},
+		{ID: 52, Func: "square", InputRef: "p/in/52", Gate: true},
+	}}
+	got, err := UnmarshalChunk(MarshalChunk(c))
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+	b := MarshalChunk(&Chunk{ID: 1, Tasks: []Task{{ID: 0}}}) // ends with the task's fields, then its ID step
+	b[len(b)-2] = 0x40                                       // a field no encoder writes
+	_, err = UnmarshalChunk(b)
+	require.ErrorIs(t, err, ErrMalformed)
+}

@@ -31,6 +31,10 @@ type Bus struct {
 	done    chan struct{}
 	// MaxPayload is the largest message; default 1 MiB.
 	MaxPayload int
+	// DeliverTwice, when set, puts every chunk on the queue twice, as a
+	// work queue delivers again a chunk whose claim came after its ack
+	// wait.
+	DeliverTwice bool
 	// Damage, when set, changes the bytes of each object stored.
 	Damage func(key string, data []byte) []byte
 	// inProcess holds the agent instances pools are told run in their
@@ -144,6 +148,9 @@ func (p *poolSide) Send(_ context.Context, c *remote.Chunk) error {
 		return errors.New("remotetest: closed")
 	}
 	p.b.queue = append(p.b.queue, msg)
+	if p.b.DeliverTwice {
+		p.b.queue = append(p.b.queue, msg)
+	}
 	p.b.cond.Broadcast()
 	return nil
 }
