@@ -216,7 +216,17 @@ func TestThreeServersKeepChunksWhenTheStreamLeaderStops(t *testing.T) {
 	for len(seen) < 10 {
 		seen[claim()] = true
 	}
-	require.NoError(t, c.Send(ctx, chunk(c.Pool(), 10, 1)))
+	// A chunk sent while the stream elects its new leader may get no
+	// answer from the stream: the pool sends it again (and refuses a copy
+	// stored twice), as here.
+	for {
+		err := c.Send(ctx, chunk(c.Pool(), 10, 1))
+		if err == nil {
+			break
+		}
+		require.True(t, errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout), "send: %v", err)
+		time.Sleep(100 * time.Millisecond)
+	}
 	for !seen[10] {
 		seen[claim()] = true
 	}

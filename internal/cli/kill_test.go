@@ -70,10 +70,16 @@ func TestKillWorkerFromOutside(t *testing.T) {
 // with --out's content as stdout.
 func runAndKill(t *testing.T, flags ...string) outcome {
 	t.Helper()
+	return runAndKillN(t, 40, flags...)
+}
+
+// runAndKillN is runAndKill over n numbers.
+func runAndKillN(t *testing.T, n int, flags ...string) outcome {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	args := append([]string{"run", "--module", tasks(t), "--func", "slow_square", "--workers", "2",
 		"--progress", "always", "--out", out}, flags...)
-	r := start(t, strings.NewReader(numbers(40)), args...)
+	r := start(t, strings.NewReader(numbers(n)), args...)
 
 	// Records are written as tasks finish, so the second one says that the
 	// workers are busy, whatever the machine's speed.

@@ -101,7 +101,10 @@ func TestReportOfAKilledRun(t *testing.T) {
 		t.Run(policy, func(t *testing.T) {
 			dir := t.TempDir()
 			stats, killed, page := filepath.Join(dir, "stats.jsonl"), filepath.Join(dir, "killed.jsonl"), filepath.Join(dir, "report.html")
-			o := runAndKill(t, "--on-kill", policy, "--stats", stats, "--killed", killed)
+			// Enough tasks (about 3 s of them) that the killed worker's
+			// replacement runs some before the map ends, however slowly a
+			// loaded machine starts a worker.
+			o := runAndKillN(t, 200, "--on-kill", policy, "--stats", stats, "--killed", killed)
 			require.Equal(t, 0, o.code, o.stderr)
 
 			o = cli(t, "", "report", "--stats", stats, "--killed", killed, "-o", page)
