@@ -157,13 +157,15 @@ type Config struct {
 	//
 	// Under wazero the instance is reset after each task: its linear
 	// memory is a copy-on-write mapping of a snapshot taken after
-	// start-up, and its mutable globals are set back. A reset costs a read
-	// of the page map and a copy of the pages the task wrote: about 35 µs
-	// for a small task of a Go guest, against 2–4 µs for the task itself
-	// on a shared instance. Through the pool a Go guest's small task costs
-	// about 2–5× a shared instance's Apply (bench/RESULTS.md) and 8–10× a
-	// shared instance's share of a Map, which runs many tasks per call
-	// into the guest. When a
+	// start-up, and its mutable globals are set back. A reset costs a scan
+	// of the page map and a copy of the pages the task wrote: 10–15 µs for
+	// a small task of a Go guest, done after the task's result is sent,
+	// and the task itself takes 8–10 µs on a reset instance against 2–4 µs
+	// on a shared one. Through the pool a Go guest's small task costs
+	// about 2–3× a shared instance's Apply (bench/RESULTS.md has the
+	// target row) and 8–10× a shared instance's share of a Map, which runs
+	// many tasks per call into the guest (safepool_batch), where a fresh
+	// instance needs a call and a reset per task. When a
 	// reset cannot be exact (the task grew the memory, trapped, or changed
 	// its WASI file table; the module changes tables; Dirs are granted)
 	// and on wasmtime, a new instance is made instead, which for a Go

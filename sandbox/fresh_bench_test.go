@@ -13,11 +13,13 @@ import (
 // instance (shared) with a task on a fresh one (Config.FreshInstance):
 // fresh-reset is what a worker does, a task then a reset of the instance
 // to its snapshot after start-up; fresh makes a new instance for each
-// task, which is what a worker falls back to when it cannot reset; and
-// instantiate-only is the engine's part of that. Go SDK guest "tasks",
+// task, which is what a worker falls back to when it cannot reset;
+// fresh-reset-unwarmed is fresh-reset with the snapshot taken before the
+// warm-up call (warmUp); and instantiate-only is the engine's part of
+// making an instance. Go SDK guest "tasks",
 // handler square, wazero.
 //
-//	go test -run '^$' -bench TaskInstance -benchtime 200x ./sandbox/
+//	go test -run '^$' -bench TaskInstance -benchtime 2000x ./sandbox/
 func BenchmarkTaskInstance(b *testing.B) {
 	ctx := context.Background()
 	wasm, err := os.ReadFile(testguest.Path(b, "tasks"))
@@ -68,28 +70,36 @@ func BenchmarkTaskInstance(b *testing.B) {
 			inst.close()
 		}
 	})
-	b.Run("fresh-reset", func(b *testing.B) {
-		inst := newInstOf(b, rc)
-		defer inst.close()
-		// Snapshot after the handshake's calls, as a worker does.
-		inst.sink = func(uint32, []byte) {}
-		for _, fn := range []engine.Export{engine.ExportABIVersion, engine.ExportHandlers} {
-			if _, err := inst.call(ctx, fn); err != nil {
+	freshReset := func(warm bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			inst := newInstOf(b, rc)
+			defer inst.close()
+			// Snapshot after the handshake's calls and the warm-up, as a
+			// worker does.
+			inst.sink = func(uint32, []byte) {}
+			for _, fn := range []engine.Export{engine.ExportABIVersion, engine.ExportHandlers} {
+				if _, err := inst.call(ctx, fn); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if warm && !inst.warmUp(ctx) {
+				b.Fatal("the warm-up call failed")
+			}
+			r := inst.g.(engine.Resetter)
+			if err := r.Snapshot(); err != nil {
 				b.Fatal(err)
 			}
-		}
-		r := inst.g.(engine.Resetter)
-		if err := r.Snapshot(); err != nil {
-			b.Fatal(err)
-		}
-		inst.resetter = r
-		for b.Loop() {
-			task(b, inst)
-			if !inst.resetToStart() {
-				b.Fatal("the instance could not be reset")
+			inst.resetter = r
+			for b.Loop() {
+				task(b, inst)
+				if !inst.resetToStart() {
+					b.Fatal("the instance could not be reset")
+				}
 			}
 		}
-	})
+	}
+	b.Run("fresh-reset", freshReset(true))
+	b.Run("fresh-reset-unwarmed", freshReset(false))
 	b.Run("instantiate-only", func(b *testing.B) {
 		for b.Loop() {
 			h := &engine.Host{Limit: limit, Log: os.Stderr, Sleep: func(int64) bool { return true }, Interrupted: func() bool { return false }}

@@ -25,6 +25,13 @@ func statefulWorker(t *testing.T, fresh bool) *hostconn.Conn {
 	require.NoError(t, err)
 	path, err := guestbuild.BuildTo("sandbox/testdata/stateful", filepath.Join(cache, "safepool", "testguests"))
 	require.NoError(t, err)
+	return startWorker(t, path, fresh)
+}
+
+// startWorker starts a worker on the module at path, its cache filled as a
+// pool fills it.
+func startWorker(t *testing.T, path string, fresh bool) *hostconn.Conn {
+	t.Helper()
 	init := wire.Init{
 		Engine: engine.Wazero, ModulePath: path, CacheDir: enginetest.CacheDir(t),
 		MemoryLimit: 64 << 20, Timeout: 20 * time.Second, OutputLimit: 1 << 20, LogLimit: 64 << 10,
@@ -94,4 +101,24 @@ func TestFreshInstanceSharesNothing(t *testing.T) {
 	require.Equal(t, "1 1", output(t, wk, "count", ""))
 	require.Equal(t, wire.StatusMemoryLimit, runOne(t, wk, "grow", "100").Status)
 	require.Equal(t, "1 1", output(t, wk, "count", ""))
+}
+
+// TestFreshInstanceWarmUpUnseen: a worker warms an instance up with a call
+// before it snapshots it; a guest that does not answer that call as an
+// unknown function, as testdata/countcalls (which counts every call, and
+// whose source is countcalls.wat), gets an instance snapshot without it,
+// so every task still sees the state right after start-up. A shared
+// instance sees the count go up, which is what makes the check able to
+// fail.
+func TestFreshInstanceWarmUpUnseen(t *testing.T) {
+	path, err := filepath.Abs("testdata/countcalls/countcalls.wasm")
+	require.NoError(t, err)
+	wk := startWorker(t, path, false)
+	require.Equal(t, "1", output(t, wk, "count", ""))
+	require.Equal(t, "2", output(t, wk, "count", ""))
+
+	wk = startWorker(t, path, true)
+	for range 3 {
+		require.Equal(t, "1", output(t, wk, "count", ""))
+	}
 }

@@ -100,69 +100,6 @@ func (w *worker) stuck(what string) {
 	os.Exit(1)
 }
 
-// instanceFor returns the warm instance if it fits the task's cap, or a new
-// one.
-func (w *worker) instanceFor(limit uint64) (*instance, error) {
-	if w.inst != nil && (w.inst.broken || w.inst.limit != limit) {
-		w.inst.close()
-		w.inst = nil
-	}
-	if w.inst != nil {
-		return w.inst, nil
-	}
-	inst, err := w.newSDKInstance(limit)
-	if err != nil {
-		return nil, err
-	}
-	w.inst = inst
-	return inst, nil
-}
-
-// newSDKInstance starts an instance of an SDK module. With FreshInstance,
-// on an engine that can reset instances, it runs the handshake's calls on
-// it, as on the worker's first instance, and snapshots it
-// (snapshotForReset).
-func (w *worker) newSDKInstance(limit uint64) (*instance, error) {
-	inst, err := w.newInstance(limit, nil, nil)
-	if err != nil || !w.cfg.FreshInstance {
-		return inst, err
-	}
-	if _, ok := inst.g.(engine.Resetter); !ok {
-		return inst, nil // the engine cannot reset: no snapshot to take
-	}
-	if _, err := w.handshakeSDK(inst); err != nil {
-		inst.close()
-		return nil, err
-	}
-	inst.snapshotForReset()
-	return inst, nil
-}
-
-// snapshotForReset snapshots an instance of a FreshInstance worker after
-// its start-up and the handshake's calls, before any task, so that after
-// each task it can be reset to that state (afterTask) instead of being
-// made anew. Every instance of the worker is snapshot at the same point:
-// a task sees the same state whichever instance runs it. An instance the
-// engine cannot snapshot is made anew for every task.
-func (inst *instance) snapshotForReset() {
-	if r, ok := inst.g.(engine.Resetter); ok && r.Snapshot() == nil {
-		inst.resetter = r
-	}
-}
-
-// afterTask throws the instance away when it is broken, and with
-// FreshInstance resets it to its state before its first call, or throws
-// it away when it cannot be reset.
-func (w *worker) afterTask() {
-	if w.inst == nil {
-		return
-	}
-	if w.inst.broken || w.cfg.FreshInstance && !w.inst.resetToStart() {
-		w.inst.close()
-		w.inst = nil
-	}
-}
-
 // startFailure is the result of a task whose instance could not be made.
 func startFailure(t *wire.Task, start time.Time, err error) wire.Result {
 	r := wire.Result{ID: t.ID, Status: wire.StatusError, Error: err.Error(), Start: start.UnixNano(), End: time.Now().UnixNano()}

@@ -68,6 +68,10 @@ type worker struct {
 	frame     []byte
 	err       error // first write error: the host is gone
 
+	// mustReset is set when a task of a FreshInstance worker has ended
+	// and its instance is still to be reset (fresh.go).
+	mustReset bool
+
 	hc         hostCalls
 	curTimeout time.Duration // the running task's timeout: its own or the pool's
 }
@@ -186,23 +190,30 @@ func (w *worker) startModule() (*wire.Ready, error) {
 	}
 	inst, err := w.newInstance(w.cfg.MemoryLimit, nil, nil)
 	if err != nil {
-		code := wire.FatalModule
-		if ie := (*engine.InstantiateError)(nil); errors.As(err, &ie) {
-			code = wire.FatalInstantiate
-		}
-		return nil, w.fatal(code, err.Error())
+		return nil, w.fatal(startCode(err), err.Error())
 	}
 	if ready.Handlers, err = w.handshakeSDK(inst); err != nil {
 		return nil, w.fatal(wire.FatalModule, err.Error())
 	}
 	if w.cfg.FreshInstance {
-		if inst.snapshotForReset(); inst.resetter == nil {
+		if inst, err = w.snapshotForReset(inst, ready.Handlers); err != nil {
+			return nil, w.fatal(startCode(err), err.Error())
+		}
+		if inst.resetter == nil {
 			inst.close() // the first task gets a new instance, as every task does
 			return ready, nil
 		}
 	}
 	w.inst = inst
 	return ready, nil
+}
+
+// startCode is the Fatal code of a start-up that failed with err.
+func startCode(err error) wire.FatalCode {
+	if ie := (*engine.InstantiateError)(nil); errors.As(err, &ie) {
+		return wire.FatalInstantiate
+	}
+	return wire.FatalModule
 }
 
 // handshakeSDK checks the guest's ABI version and asks for its handlers,
@@ -268,6 +279,7 @@ func (w *worker) loop(r *wire.Reader, in *proc.SpinReader) error {
 		if w.err != nil {
 			return nil
 		}
+		w.resetPending() // once the results are on their way (fresh.go)
 		in.SetSpin(len(tasks) <= spinAfterBatch)
 	}
 }

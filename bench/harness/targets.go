@@ -27,6 +27,7 @@ const (
 	goalIsolation    = 0.70 // of in-process wazero throughput
 	goalApplyP50     = 25 * time.Microsecond
 	goalApplyP99     = 100 * time.Microsecond
+	goalFreshApply   = 3.0 // × a shared instance's Apply p50, with FreshInstance
 	goalRetry        = 5 * time.Millisecond
 	goalFullStrength = 50 * time.Millisecond
 	goalWarmStart    = 100 * time.Millisecond
@@ -87,6 +88,20 @@ func Targets(r *Results) []Target {
 			add("Apply round trip p50", guestLabel(g), notMeasured(r, ScenarioLatency, false), "≤ "+fmtDur(goalApplyP50), nil)
 			add("Apply round trip p99", guestLabel(g), notMeasured(r, ScenarioLatency, false), "≤ "+fmtDur(goalApplyP99), nil)
 		}
+	}
+	// FreshInstance: what a task's own fresh instance costs, as the ratio
+	// of the two pools' p50 in the same run.
+	for _, g := range r.Options.Guests {
+		const name = "Fresh instance: Apply p50 ÷ a shared instance's"
+		goal := fmt.Sprintf("≤ %.0f×", goalFreshApply)
+		shared, ok := findLatency(r, SysSafepool, g)
+		fresh, okFresh := findLatency(r, SysSafepoolFresh, g)
+		if !ok || !okFresh || shared.P50 <= 0 {
+			add(name, guestLabel(g), notMeasured(r, ScenarioLatency, false), goal, nil)
+			continue
+		}
+		x := ratio(float64(fresh.P50), float64(shared.P50))
+		add(name, guestLabel(g), fmt.Sprintf("%.2f× (%s vs %s)", x, fmtDur(fresh.P50), fmtDur(shared.P50)), goal, met(x <= goalFreshApply))
 	}
 
 	var retryRow, spareRow, idleRow *Recovery

@@ -66,3 +66,33 @@ func TestStartupAndIdleRSSVerdictsFollowTheFigures(t *testing.T) {
 		require.Equal(t, "not run", tg.Measured, name)
 	}
 }
+
+// The fresh-instance row is judged on the ratio of the fresh pool's Apply
+// p50 to the shared pool's in the same run, against 3×, for each guest;
+// without both rows it is not judged.
+func TestFreshInstanceVerdictFollowsTheRatio(t *testing.T) {
+	const name = "Fresh instance: Apply p50 ÷ a shared instance's"
+	us := time.Microsecond
+	judge := func(shared, fresh time.Duration) harness.Target {
+		r := &harness.Results{
+			Options: harness.Options{Guests: []string{harness.GoGuest}},
+			Latency: []harness.Latency{
+				{System: harness.SysSafepool, Guest: harness.GoGuest, P50: shared},
+				{System: harness.SysSafepoolFresh, Guest: harness.GoGuest, P50: fresh},
+			},
+		}
+		return findTarget(t, harness.Targets(r), name, "Go guest (tasks)")
+	}
+	tg := judge(20*us, 60*us)
+	require.NotNil(t, tg.Met)
+	require.True(t, *tg.Met, "3.00× is within 3×: %+v", tg)
+	require.Equal(t, "3.00× (60.0 µs vs 20.0 µs)", tg.Measured)
+	tg = judge(20*us, 61*us)
+	require.NotNil(t, tg.Met)
+	require.False(t, *tg.Met, "3.05× is over 3×: %+v", tg)
+
+	ts := harness.Targets(&harness.Results{Options: harness.Options{Guests: []string{harness.GoGuest}, Only: []string{harness.ScenarioChaos}}})
+	tg = findTarget(t, ts, name, "Go guest (tasks)")
+	require.Nil(t, tg.Met)
+	require.Equal(t, "not run", tg.Measured)
+}

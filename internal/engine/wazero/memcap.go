@@ -38,11 +38,15 @@ type capMemory struct {
 	// buf[:snapLen]; 0 for none (see snapshot.go). view is a read-only
 	// mapping of the snapshot and pagemap the descriptor of
 	// /proc/self/pagemap, for copyDirty; view is nil without them. pm is
-	// copyDirty's buffer.
+	// copyDirty's buffer. scan is set when the kernel has PAGEMAP_SCAN,
+	// which copyDirty then uses instead of reading pm, with regions as
+	// its buffer.
 	snapLen int
 	view    []byte
 	pagemap int
 	pm      []uint64
+	scan    bool
+	regions []pageRegion
 }
 
 func (m *capMemory) Reallocate(size uint64) []byte {

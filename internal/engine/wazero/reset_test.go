@@ -37,7 +37,7 @@ var statefulCompiled = sync.OnceValues(func() (engine.Compiled, error) {
 	return c, err
 })
 
-func stateful(t *testing.T) engine.Compiled {
+func stateful(t testing.TB) engine.Compiled {
 	t.Helper()
 	c, err := statefulCompiled()
 	require.NoError(t, err)
@@ -47,7 +47,7 @@ func stateful(t *testing.T) engine.Compiled {
 // testGuest is an instance of a loaded module with the helpers to run an
 // SDK task on it.
 type testGuest struct {
-	t   *testing.T
+	t   testing.TB
 	g   engine.Guest
 	out []byte
 }
@@ -61,7 +61,7 @@ func load(t *testing.T, path string, opts engine.Options) engine.Compiled {
 	return c
 }
 
-func start(t *testing.T, c engine.Compiled) *testGuest {
+func start(t testing.TB, c engine.Compiled) *testGuest {
 	t.Helper()
 	tg := &testGuest{t: t}
 	h := &engine.Host{
@@ -164,4 +164,33 @@ func readFile(t *testing.T, path string) []byte {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return b
+}
+
+// BenchmarkReset compares the two ways a reset finds the pages a task
+// wrote, on a Go guest whose task ("count") writes a few of them:
+// PAGEMAP_SCAN (scan) and reading /proc/self/pagemap, 8 bytes per page of
+// the memory (pagemap).
+//
+//	go test -run '^$' -bench Reset -benchtime 2000x ./internal/engine/wazero/
+func BenchmarkReset(b *testing.B) {
+	c := stateful(b)
+	for _, scan := range []bool{true, false} {
+		name := map[bool]string{true: "scan", false: "pagemap"}[scan]
+		b.Run(name, func(b *testing.B) {
+			g := start(b, c)
+			r := g.g.(engine.Resetter)
+			require.NoError(b, r.Snapshot())
+			mem := g.g.(*guest).cap.mem
+			if scan && !mem.scan {
+				b.Skip("the kernel has no PAGEMAP_SCAN (Linux 6.7+)")
+			}
+			mem.scan = scan
+			for b.Loop() {
+				g.task("count", "")
+				if !r.Reset() {
+					b.Fatal("the instance could not be reset")
+				}
+			}
+		})
+	}
 }

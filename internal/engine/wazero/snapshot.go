@@ -74,6 +74,7 @@ func (m *capMemory) snapshot() error {
 	if view, err := unix.Mmap(fd, 0, n, unix.PROT_READ, unix.MAP_SHARED); err == nil {
 		if pm, err := unix.Open("/proc/self/pagemap", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 			m.view, m.pagemap = view, pm
+			_, _, m.scan = scanWritten(pm, m.buf[:n], maxCopied, nil)
 		} else {
 			_ = unix.Munmap(view)
 		}
@@ -120,6 +121,9 @@ func (m *capMemory) copyDirty() bool {
 	if m.view == nil {
 		return false
 	}
+	if m.scan {
+		return m.copyScanned()
+	}
 	ps := unix.Getpagesize()
 	pages := m.snapLen / ps
 	if cap(m.pm) < pages {
@@ -144,6 +148,24 @@ func (m *capMemory) copyDirty() bool {
 		if e&pmSwapped != 0 || e&pmPresent != 0 && e&pmFile == 0 {
 			copy(m.buf[i*ps:(i+1)*ps], m.view[i*ps:(i+1)*ps])
 		}
+	}
+	return true
+}
+
+// copyScanned is copyDirty with the pages found by PAGEMAP_SCAN
+// (scanWritten), which costs a fraction of reading 8 bytes per page of
+// the memory: the kernel skips the page-table holes of pages never
+// touched and returns runs.
+func (m *capMemory) copyScanned() bool {
+	found, pages, ok := scanWritten(m.pagemap, m.buf[:m.snapLen], maxCopied, m.regions)
+	m.regions = found[:cap(found)]
+	if !ok || pages > maxCopied {
+		return false
+	}
+	base := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(m.buf))))
+	for _, r := range found {
+		lo, hi := int(r.start-base), int(r.end-base)
+		copy(m.buf[lo:hi], m.view[lo:hi])
 	}
 	return true
 }

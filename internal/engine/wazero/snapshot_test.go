@@ -2,7 +2,9 @@ package wazero
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -11,8 +13,15 @@ import (
 // TestMemorySnapshot: after a reset the memory holds the snapshot's bytes
 // again, whether the reset copied the written pages back (a few written)
 // or threw every page away (more than maxCopied written), and a reset of a
-// memory that grew refuses.
+// memory that grew refuses; with the written pages found by PAGEMAP_SCAN
+// and by reading the page map.
 func TestMemorySnapshot(t *testing.T) {
+	for _, scan := range []bool{true, false} {
+		t.Run(fmt.Sprintf("scan=%v", scan), func(t *testing.T) { testMemorySnapshot(t, scan) })
+	}
+}
+
+func testMemorySnapshot(t *testing.T, scan bool) {
 	const size = 2 << 20
 	ps := unix.Getpagesize()
 	c := &memCap{limit: 8 << 20}
@@ -26,6 +35,10 @@ func TestMemorySnapshot(t *testing.T) {
 	require.NoError(t, m.snapshot())
 	require.Equal(t, want, mem, "taking the snapshot changes nothing")
 	require.NotNil(t, m.view, "the page map is readable here")
+	if scan && !m.scan {
+		t.Skip("the kernel has no PAGEMAP_SCAN (Linux 6.7+)")
+	}
+	m.scan = scan
 
 	for _, tc := range []struct {
 		name   string
@@ -54,4 +67,53 @@ func TestMemorySnapshot(t *testing.T) {
 		mem = m.Reallocate(size + 64<<10)
 		require.False(t, m.reset())
 	})
+}
+
+// TestPagemapScanABI checks the definitions of pagescan.go against the
+// kernel's uapi (linux/fs.h): PAGEMAP_SCAN is 0xc0606610 on every
+// architecture with the common ioctl encoding.
+func TestPagemapScanABI(t *testing.T) {
+	require.EqualValues(t, 96, unsafe.Sizeof(pmScanArg{}))
+	require.EqualValues(t, 24, unsafe.Sizeof(pageRegion{}))
+	require.EqualValues(t, uint(0xc0606610), pagemapScan)
+}
+
+// TestScanWritten: PAGEMAP_SCAN finds exactly the pages written since the
+// snapshot, as runs, whether they were read before or not, and not the
+// pages only read; it stops past the most asked for.
+func TestScanWritten(t *testing.T) {
+	const size = 1 << 20
+	ps := unix.Getpagesize()
+	c := &memCap{limit: 4 << 20}
+	m := c.Allocate(0, 0).(*capMemory)
+	defer m.Free()
+	mem := m.Reallocate(size)
+	mem[5*ps] = 1
+	require.NoError(t, m.snapshot())
+	if !m.scan {
+		t.Skip("the kernel has no PAGEMAP_SCAN (Linux 6.7+)")
+	}
+	var sink byte
+	for p := 0; p < 40; p++ {
+		sink += mem[p*ps] // read: maps the snapshot's page (or the zero page)
+	}
+	_ = sink
+	for _, p := range []int{3, 4, 5, 9, 20, 21} {
+		mem[p*ps+1] = 2
+	}
+	mem[100*ps] = 3 // never read before
+	base := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(mem))))
+	found, pages, ok := scanWritten(m.pagemap, mem, maxCopied, nil)
+	require.True(t, ok)
+	require.Equal(t, 7, pages)
+	var got [][2]int
+	for _, r := range found {
+		got = append(got, [2]int{int(r.start-base) / ps, int(r.end-base) / ps})
+	}
+	require.Equal(t, [][2]int{{3, 6}, {9, 10}, {20, 22}, {100, 101}}, got)
+
+	_, pages, ok = scanWritten(m.pagemap, mem, 2, found)
+	require.True(t, ok)
+	require.Greater(t, pages, 2, "a scan stops once it has found more than the most asked for")
+	require.Less(t, pages, 7)
 }
