@@ -53,7 +53,8 @@ lint: fmt ## gofmt, go vet and staticcheck
 
 bench: ## install the Python peers (Debian packages), run the hot-path benchmarks, then the side-by-side harness (writes bench/RESULTS.md, bench/results.svg and README.md's targets and comparison tables)
 	bench/install-peers.sh
-	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest ./internal/hostconn
+	$(GO) test -run '^$$' -bench . ./internal/wire ./pool ./internal/testguest
+	$(GO) test -run '^$$' -bench KillToDeath -benchtime 20x ./internal/hostconn
 	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md -readme README.md -readme-tables targets
 	$(GO) run ./bench/cmd/safepool-bench -only kills,oom -out bench/matrix/RESULTS.md -readme README.md
 
