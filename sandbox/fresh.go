@@ -80,13 +80,9 @@ func (w *worker) snapshotForReset(inst *instance, handlers []string) (*instance,
 	if !ok {
 		return inst, nil
 	}
-	if !slices.Contains(handlers, "") {
-		if inst.warmUp(w.ctx) {
-			if r.Snapshot() == nil {
-				inst.resetter = r
-			}
-			return inst, nil
-		}
+	// A module with a handler named "" cannot be warmed up: the call would
+	// run it.
+	if !slices.Contains(handlers, "") && !inst.warmUp(w.ctx) {
 		inst.close()
 		var err error
 		if inst, err = w.newInstance(inst.limit, nil, nil); err != nil {
