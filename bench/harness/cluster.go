@@ -344,31 +344,13 @@ func (b *bench) clusterStream(ctx context.Context, system, target string, n int)
 			}
 		}
 	}
-	peak := startKiB
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if k, err := rssKiB("self"); err == nil && k > peak {
-					peak = k
-				}
-			}
-		}
-	}()
+	rss := sampleRSS(20 * time.Millisecond)
 	start := time.Now()
 	i, correct := 0, true
 	var want []byte
 	for r, err := range p.Imap(ctx, "square", inputs, b.opts.StreamWindow) {
 		if err != nil {
-			close(stop)
-			<-done
+			rss.finish()
 			return nil, err
 		}
 		want = strconv.AppendInt(want[:0], int64(i)*int64(i), 10)
@@ -381,8 +363,8 @@ func (b *bench) clusterStream(ctx context.Context, system, target string, n int)
 		i++
 	}
 	elapsed := time.Since(start)
-	close(stop)
-	<-done
+	peak, _ := rss.finish()
+	peak = max(peak, startKiB)
 	b.opts.logf("cluster: Imap of %d items on %s: RSS %d → %d KiB", i, system, startKiB, peak)
 	return &ClusterStream{System: system, Items: i, Elapsed: elapsed, StartKiB: startKiB, PeakKiB: peak, Correct: correct && i == n}, nil
 }

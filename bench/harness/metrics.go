@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -214,27 +213,15 @@ func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]b
 
 	// mapOn maps with the collector while a goroutine scrapes it.
 	mapOn := func() (tpRun, error) {
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(metricsScrapeEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					if _, err := reg.Gather(); err == nil {
-						row.Scrapes++
-					}
-				}
+		stop, done := make(chan struct{}), make(chan struct{})
+		tick(metricsScrapeEvery, func() {
+			if _, err := reg.Gather(); err == nil {
+				row.Scrapes++
 			}
-		}()
+		}, stop, done)
 		m, err := timedMap(ctx, on, inputs)
 		close(stop)
-		wg.Wait()
+		<-done
 		return m, err
 	}
 	for round := range rounds {
