@@ -92,6 +92,10 @@ type aref struct {
 	i  int
 }
 
+// agentHeartbeat is the agents' default interval of heartbeats: pools
+// presume an agent dead after four missed (clusterHeartbeatTimeout).
+const agentHeartbeat = 200 * time.Millisecond
+
 // idlePool is how long a pool's workers stay up with nothing to do before
 // the agent stops them (the pool may have gone without a word).
 const idlePool = 2 * time.Minute
@@ -101,7 +105,7 @@ func runAgent(ctx context.Context, cfg remote.AgentConfig, tr remote.AgentTransp
 		cfg.Workers = runtime.NumCPU()
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 250 * time.Millisecond
+		cfg.Heartbeat = agentHeartbeat
 	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = engine.DefaultCacheDir()

@@ -94,8 +94,12 @@ type ragent struct {
 }
 
 // clusterHeartbeatTimeout is how long an agent that holds work may stay
-// silent before it is presumed dead. Agents beat every 250 ms.
-var clusterHeartbeatTimeout = time.Second
+// silent before it is presumed dead: four heartbeats missed in a row, since
+// agents beat every 200 ms (agentHeartbeat), and after each batch of
+// results. BenchmarkHeartbeatGap (package cluster) measures how late beats
+// come from an agent process whose machine is loaded: far less than the
+// 600 ms of slack this leaves.
+var clusterHeartbeatTimeout = 800 * time.Millisecond
 
 // maxReleases is how many times agents may give a task back before it
 // fails: every agent refuses it.
@@ -688,12 +692,12 @@ func (c *cluster) Reconnected() {
 // hbTimeout, and opens the breaker when no agent has been alive for
 // StartGiveUp while work waits.
 //
-// It looks every twentieth of hbTimeout (50 ms), so that an agent is
-// presumed dead at most that long after its silence passed hbTimeout: a
-// check costs a lock and a walk over the pool's agents.
+// It looks every 32nd of hbTimeout (25 ms), so that an agent is presumed
+// dead at most that long after its silence passed hbTimeout: a check costs
+// a lock and a walk over the pool's agents.
 func (c *cluster) watch() {
 	defer c.wg.Done()
-	t := time.NewTicker(c.hbTimeout / 20)
+	t := time.NewTicker(c.hbTimeout / 32)
 	defer t.Stop()
 	for {
 		select {

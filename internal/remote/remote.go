@@ -272,7 +272,9 @@ type AgentConfig struct {
 	MaxMemory     int64 // largest memory cap a task may run with here; 0: any
 	CacheDir      string
 	WorkerCommand []string
-	// Heartbeat is the interval of heartbeats. Default 250ms.
+	// Heartbeat is the interval of heartbeats. Default 200ms. Pools
+	// presume an agent silent for 800ms dead: an interval longer than
+	// the default leaves a loaded agent less room before it looks lost.
 	Heartbeat time.Duration
 	// Logf, when set, gets one line per notable event.
 	Logf func(format string, args ...any)
