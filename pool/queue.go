@@ -140,6 +140,9 @@ func (q *queue) pop(max, workers int, self chan struct{}) (out []*job) {
 	}()
 	for len(out) == 0 && q.count > 0 && q.head < len(q.items) {
 		want := min(q.count, max, q.count/(2*workers)+1)
+		if out == nil {
+			out = make([]*job, 0, want)
+		}
 		var made []job // jobs made from segments, one allocation per pop
 		for want > 0 && q.head < len(q.items) {
 			e := &q.items[q.head]
