@@ -184,13 +184,12 @@ func (c *coordinator) publish(subject string, data []byte) error {
 // Send publishes a chunk and waits for the stream to store it. Publishing
 // with an acknowledgement costs one round trip per chunk; chunks carry many
 // tasks each, so this is small beside running them.
-func (c *coordinator) Send(ctx context.Context, ch *remote.Chunk) error {
-	data := remote.MarshalChunk(ch)
+func (c *coordinator) Send(ctx context.Context, id uint64, data []byte) error {
 	if err := checkSize(len(data), c.MaxPayload()); err != nil {
 		return err
 	}
 	if _, err := c.js.Publish(ctx, taskSubject(c.id), data); err != nil {
-		return fmt.Errorf("cluster: send chunk %d: %w", ch.ID, err)
+		return fmt.Errorf("cluster: send chunk %d: %w", id, err)
 	}
 	return nil
 }

@@ -167,6 +167,20 @@ func chunk(pool string, id uint64, n int) *remote.Chunk {
 	return c
 }
 
+// send sends ch to c's pool's work queue.
+func send(ctx context.Context, c remote.Coordinator, ch *remote.Chunk) error {
+	return c.Send(ctx, ch.ID, remote.MarshalChunk(ch))
+}
+
+// tasks are c's tasks, read from the message.
+func tasks(c *remote.Chunk) []remote.Task {
+	var out []remote.Task
+	for _, t := range c.All() {
+		out = append(out, *t)
+	}
+	return out
+}
+
 // nextChunk waits for the agent's next chunk.
 func nextChunk(t *testing.T, a *agentSide) *remote.Chunk {
 	t.Helper()

@@ -100,7 +100,7 @@ func TestEmbeddedRunsAnAgentBesideThePool(t *testing.T) {
 	require.False(t, ip.InProcessAgent("another"))
 	require.False(t, ip.InProcessAgent(""))
 
-	require.NoError(t, c.Send(context.Background(), chunk(c.Pool(), 1, 2)))
+	require.NoError(t, send(context.Background(), c, chunk(c.Pool(), 1, 2)))
 	ch := nextChunk(t, a)
 	ok, err := a.t.Claim(context.Background(), &remote.Claim{Pool: c.Pool(), Chunk: ch.ID, Agent: agentOf(a)})
 	require.NoError(t, err)
@@ -176,7 +176,7 @@ func TestThreeServersKeepChunksWhenTheStreamLeaderStops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := range uint64(10) {
-		require.NoError(t, c.Send(ctx, chunk(c.Pool(), i, 1)))
+		require.NoError(t, send(ctx, c, chunk(c.Pool(), i, 1)))
 	}
 	seen, unanswered := map[uint64]bool{}, map[uint64]bool{}
 	claim := func() uint64 {
@@ -220,7 +220,7 @@ func TestThreeServersKeepChunksWhenTheStreamLeaderStops(t *testing.T) {
 	// answer from the stream: the pool sends it again (and refuses a copy
 	// stored twice), as here.
 	for {
-		err := c.Send(ctx, chunk(c.Pool(), 10, 1))
+		err := send(ctx, c, chunk(c.Pool(), 10, 1))
 		if err == nil {
 			break
 		}

@@ -27,14 +27,14 @@ func TestChunksFlowFromSendToNext(t *testing.T) {
 	a := startAgent(t, srv.ClientURL(), cluster.Options{})
 
 	ctx := context.Background()
-	require.NoError(t, c.Send(ctx, chunk(c.Pool(), 1, 3)))
-	require.NoError(t, c.Send(ctx, chunk(c.Pool(), 2, 1)))
+	require.NoError(t, send(ctx, c, chunk(c.Pool(), 1, 3)))
+	require.NoError(t, send(ctx, c, chunk(c.Pool(), 2, 1)))
 
 	got := nextChunk(t, a)
 	require.Equal(t, uint64(1), got.ID)
 	require.Equal(t, c.Pool(), got.Spec.Pool)
-	require.Len(t, got.Tasks, 3)
-	require.Equal(t, "2", string(got.Tasks[2].Input))
+	require.Len(t, tasks(got), 3)
+	require.Equal(t, "2", string(tasks(got)[2].Input))
 
 	ok, err := a.t.Claim(ctx, &remote.Claim{Pool: c.Pool(), Chunk: got.ID, Agent: agentOf(a)})
 	require.NoError(t, err)
@@ -172,7 +172,7 @@ func TestMessagesLargerThanMaxPayloadAreRefused(t *testing.T) {
 
 	big := chunk(c.Pool(), 1, 1)
 	big.Tasks[0].Input = make([]byte, c.MaxPayload())
-	require.ErrorIs(t, c.Send(context.Background(), big), cluster.ErrTooLarge)
+	require.ErrorIs(t, send(context.Background(), c, big), cluster.ErrTooLarge)
 	err := a.t.SendResults(&remote.Results{Pool: c.Pool(), Agent: agentOf(a),
 		Results: []remote.Result{{ID: 1, Output: make([]byte, c.MaxPayload())}}})
 	require.ErrorIs(t, err, cluster.ErrTooLarge)
@@ -180,8 +180,8 @@ func TestMessagesLargerThanMaxPayloadAreRefused(t *testing.T) {
 	// Just under the limit goes through.
 	fits := chunk(c.Pool(), 2, 1)
 	fits.Tasks[0].Input = make([]byte, c.MaxPayload()-remote.ChunkOverhead-remote.TaskOverhead)
-	require.NoError(t, c.Send(context.Background(), fits))
-	require.Len(t, nextChunk(t, a).Tasks[0].Input, len(fits.Tasks[0].Input))
+	require.NoError(t, send(context.Background(), c, fits))
+	require.Len(t, tasks(nextChunk(t, a))[0].Input, len(fits.Tasks[0].Input))
 }
 
 func TestObjectsRoundTripAndDamageIsRefused(t *testing.T) {
@@ -335,7 +335,7 @@ func TestSendAfterTheServerIsGoneFails(t *testing.T) {
 	srv.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	require.Error(t, c.Send(ctx, chunk(c.Pool(), 1, 1)))
+	require.Error(t, send(ctx, c, chunk(c.Pool(), 1, 1)))
 }
 
 // A claim the pool does not answer in time (a pool busy, a network slow)

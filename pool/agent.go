@@ -73,7 +73,13 @@ type apool struct {
 type achunk struct {
 	id  uint64
 	run *run
-	ids []uint64 // its attempts' IDs
+	// jobs are its attempts, made as the chunk is decoded: job i is
+	// attempt i, whose ID in its pool is remoteID. One allocation for
+	// the chunk's jobs.
+	jobs []job
+	// refs names the objects holding the inputs too large for a message,
+	// by attempt; nil when there is none.
+	refs map[int]string
 	// done[i] is set once attempt i's result is sent or the attempt was
 	// given back: nothing more is sent for it.
 	done []bool
@@ -425,16 +431,36 @@ func writeFileAtomic(dir, path string, b []byte) error {
 // than the stream's ack wait) is not held twice: again is set, and the
 // caller only claims it, which acknowledges the new delivery.
 func (a *agent) hold(c *remote.Chunk) (p *apool, ch *achunk, again bool) {
-	if len(c.Tasks) == 0 {
+	n := c.Len()
+	if n == 0 {
 		return nil, nil, false
 	}
 	if p = a.poolFor(&c.Spec); p == nil {
 		return nil, nil, false
 	}
-	r := &run{fn: c.Tasks[0].Func, memLimit: c.Spec.MemoryLimit, done: make(chan struct{})}
-	ch = &achunk{id: c.ID, run: r, ids: make([]uint64, len(c.Tasks)), done: make([]bool, len(c.Tasks)), left: len(c.Tasks), held: true}
-	for i := range c.Tasks {
-		ch.ids[i] = c.Tasks[i].ID
+	a.mu.Lock()
+	known := p.byID[c.ID] != nil
+	a.mu.Unlock()
+	if known {
+		return p, nil, true
+	}
+	r := &run{memLimit: c.Spec.MemoryLimit, done: make(chan struct{})}
+	ch = &achunk{id: c.ID, run: r, jobs: make([]job, n), done: make([]bool, n), left: n, held: true}
+	for i, t := range c.All() {
+		if i == 0 {
+			r.fn = t.Func
+		}
+		j := &ch.jobs[i]
+		*j = job{run: r, index: i, input: t.Input, memLimit: c.Spec.MemoryLimit, remoteID: t.ID, gateHold: t.Gate}
+		if t.MemoryLimit > 0 {
+			j.memLimit = t.MemoryLimit
+		}
+		if t.InputRef != "" {
+			if ch.refs == nil {
+				ch.refs = map[int]string{}
+			}
+			ch.refs[i] = t.InputRef
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -472,22 +498,16 @@ func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
 		a.release(p, ch, nil, "its workers cannot start: "+p.err.Error())
 		return
 	}
-	jobs := make([]*job, 0, len(c.Tasks))
-	slab := make([]job, len(c.Tasks)) // one allocation for the chunk's jobs
+	jobs := make([]*job, 0, len(ch.jobs))
 	var refuse []uint64
-	for i := range c.Tasks {
-		t := &c.Tasks[i]
-		j := &slab[i]
-		*j = job{run: r, index: i, input: t.Input, memLimit: c.Spec.MemoryLimit, remoteID: t.ID}
-		if t.MemoryLimit > 0 {
-			j.memLimit = t.MemoryLimit
-		}
+	for i := range ch.jobs {
+		j := &ch.jobs[i]
 		if a.cfg.MaxMemory > 0 && j.memLimit > a.cfg.MaxMemory {
-			refuse = append(refuse, t.ID)
+			refuse = append(refuse, j.remoteID)
 			continue
 		}
-		if t.InputRef != "" {
-			in, err := a.tr.Object(a.ctx, t.InputRef)
+		if ref, ok := ch.refs[i]; ok {
+			in, err := a.tr.Object(a.ctx, ref)
 			if err != nil {
 				p.sink(outcome{job: j, res: Result{Status: StatusError, Error: "cluster: fetch the task's input: " + err.Error()}})
 				p.kickFlush()
@@ -495,7 +515,7 @@ func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
 			}
 			j.input = in
 		}
-		if t.Gate && c.Spec.MinAvailable > 0 {
+		if j.gateHold && c.Spec.MinAvailable > 0 {
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
@@ -524,11 +544,11 @@ func (a *agent) release(p *apool, ch *achunk, ids []uint64, why string) {
 		if ch.owns(i) {
 			ch.done[i] = true
 			ch.left--
-			sent = append(sent, ch.ids[i])
+			sent = append(sent, ch.jobs[i].remoteID)
 		}
 	}
 	if ids == nil {
-		for i := range ch.ids {
+		for i := range ch.jobs {
 			give(i)
 		}
 	} else {
@@ -536,8 +556,8 @@ func (a *agent) release(p *apool, ch *achunk, ids []uint64, why string) {
 		for _, id := range ids {
 			want[id] = true
 		}
-		for i, id := range ch.ids {
-			if want[id] {
+		for i := range ch.jobs {
+			if want[ch.jobs[i].remoteID] {
 				give(i)
 			}
 		}

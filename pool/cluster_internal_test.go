@@ -87,9 +87,11 @@ func (f *fakeAgent) run(ctx context.Context) {
 		if f.held[c.Spec.Pool] == nil {
 			f.held[c.Spec.Pool] = map[uint64][]uint64{}
 		}
-		open := make([]uint64, len(c.Tasks))
-		for i, t := range c.Tasks {
+		open := make([]uint64, c.Len())
+		var tasks []remote.Task
+		for i, t := range c.All() {
 			open[i] = t.ID
+			tasks = append(tasks, *t)
 		}
 		f.held[c.Spec.Pool][c.ID] = open
 		f.mu.Unlock()
@@ -100,7 +102,7 @@ func (f *fakeAgent) run(ctx context.Context) {
 			f.mu.Unlock()
 			continue
 		}
-		for _, t := range c.Tasks {
+		for _, t := range tasks {
 			time.Sleep(500 * time.Microsecond)
 			n, _ := strconv.ParseInt(string(t.Input), 10, 64)
 			rs := &remote.Results{Pool: c.Spec.Pool, Agent: f.me, Results: []remote.Result{{ID: t.ID, Status: uint8(StatusOK), Output: []byte(strconv.FormatInt(n*n, 10))}}}

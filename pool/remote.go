@@ -76,7 +76,7 @@ type rchunk struct {
 	jobs   []*job // nil once settled
 	left   int
 	holder *ragent // the agent whose claim was granted; nil before
-	msg    *remote.Chunk
+	msg    []byte  // its encoding, until it is claimed
 	// missed counts heartbeats of the holder that did not list the chunk.
 	missed int
 }
@@ -280,12 +280,19 @@ func (c *cluster) send(jobs []*job) {
 }
 
 func (c *cluster) sendChunk(r *run, jobs []*job) {
+	limit := c.tr.MaxPayload() - remote.ChunkOverhead
+	size := remote.ChunkOverhead
+	for _, j := range jobs {
+		size += 4 + len(j.input)
+	}
 	c.mu.Lock()
 	c.nextChunk++
 	ch := &rchunk{id: c.nextChunk, base: c.nextID + 1, run: r, jobs: jobs, left: len(jobs)}
 	c.nextID += uint64(len(jobs))
-	msg := &remote.Chunk{ID: ch.id, Spec: c.spec, Tasks: make([]remote.Task, len(jobs))}
-	limit := c.tr.MaxPayload() - remote.ChunkOverhead
+	// The chunk is encoded straight from the jobs: one Task, reused.
+	var w remote.ChunkWriter
+	w.Begin(make([]byte, 0, min(size, limit+remote.ChunkOverhead)), ch.id, &c.spec, len(jobs), r.fn)
+	var refs []int // jobs whose input goes as an object
 	for i, j := range jobs {
 		j.id = ch.base + uint64(i)
 		t := remote.Task{ID: j.id, Func: r.fn, Input: j.input, Gate: j.gateHold && c.cfg.Retry.MinAvailable > 0}
@@ -293,25 +300,25 @@ func (c *cluster) sendChunk(r *run, jobs []*job) {
 			t.MemoryLimit = j.memLimit
 		}
 		if len(j.input)+len(r.fn)+remote.TaskOverhead > limit {
-			t.Input, t.InputRef = nil, c.id+"/in/"+strconv.FormatUint(j.id, 10)
+			t.Input, t.InputRef = nil, inputRef(c.id, j.id)
+			refs = append(refs, i)
 		}
-		msg.Tasks[i] = t
+		w.Add(&t)
 	}
-	ch.msg = msg
+	ch.msg = w.Bytes()
 	c.chunks = append(c.chunks, ch)
 	c.byID[ch.id] = ch
+	msg := ch.msg
 	c.mu.Unlock()
 
-	for i, t := range msg.Tasks {
-		if t.InputRef == "" {
-			continue
-		}
-		if err := c.tr.PutObject(context.Background(), t.InputRef, jobs[i].input); err != nil {
+	for _, i := range refs {
+		j := jobs[i]
+		if err := c.tr.PutObject(context.Background(), inputRef(c.id, j.id), j.input); err != nil {
 			c.failChunkTask(ch, i, fmt.Sprintf("cluster: the input of %d bytes is larger than a message (%d bytes) and could not be stored as an object: %v",
-				len(jobs[i].input), limit, err))
+				len(j.input), limit, err))
 		}
 	}
-	if err := c.tr.Send(context.Background(), msg); err != nil {
+	if err := c.tr.Send(context.Background(), ch.id, msg); err != nil {
 		// Not sent: the chunk's tasks go back to the queue without
 		// charge, after a pause so that a broken connection is not
 		// hammered.
@@ -322,6 +329,9 @@ func (c *cluster) sendChunk(r *run, jobs []*job) {
 		}
 	}
 }
+
+// inputRef is the object's key of an input too large for a message.
+func inputRef(pool string, id uint64) string { return pool + "/in/" + strconv.FormatUint(id, 10) }
 
 // failChunkTask ends task i of ch with an error that is not the task's
 // doing and will not get better with a retry.
@@ -675,16 +685,20 @@ func (c *cluster) AgentLost(instance, why string) {
 // Reconnected sends again the chunks no agent has claimed: the work queue
 // may have lost them. A chunk is granted once, so a copy is harmless.
 func (c *cluster) Reconnected() {
+	type unclaimed struct {
+		id  uint64
+		msg []byte
+	}
 	c.mu.Lock()
-	var again []*remote.Chunk
+	var again []unclaimed
 	for _, ch := range c.chunks {
 		if ch.holder == nil && ch.msg != nil {
-			again = append(again, ch.msg)
+			again = append(again, unclaimed{ch.id, ch.msg})
 		}
 	}
 	c.mu.Unlock()
-	for _, m := range again {
-		_ = c.tr.Send(context.Background(), m)
+	for _, u := range again {
+		_ = c.tr.Send(context.Background(), u.id, u.msg)
 	}
 }
 

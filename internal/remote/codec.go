@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 )
@@ -65,7 +66,18 @@ func (d *dec) fail(what string) {
 	}
 }
 
+// uint reads a varint. Most are one byte (a step, a length, a flag
+// set): that case is inlined. After an error, it may return anything;
+// the decoder's error stays, and decoders stop at it.
 func (d *dec) uint(what string) uint64 {
+	if b := d.b; len(b) != 0 && b[0] < 0x80 {
+		d.b = b[1:]
+		return uint64(b[0])
+	}
+	return uintSlow(d, what)
+}
+
+func uintSlow(d *dec, what string) uint64 {
 	if d.err != nil {
 		return 0
 	}
@@ -78,17 +90,10 @@ func (d *dec) uint(what string) uint64 {
 	return v
 }
 
+// int reads a signed varint (binary.AppendVarint's zigzag encoding).
 func (d *dec) int(what string) int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail(what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	u := d.uint(what)
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 func (d *dec) bool(what string) bool {
@@ -273,55 +278,88 @@ const resultOverhead = 96
 func MarshalChunk(c *Chunk) []byte {
 	// The usual task takes its input and a few bytes (fields, ID step,
 	// input length); a rarer field grows the buffer.
-	size := ChunkOverhead
+	size := 0
 	for i := range c.Tasks {
 		t := &c.Tasks[i]
-		size += 4 + len(t.Input) + len(t.InputRef)
+		size += len(t.Input) + len(t.InputRef)
 	}
-	e := append(make(enc, 0, size), Version, typeChunk).uint(c.ID).spec(&c.Spec).uint(uint64(len(c.Tasks)))
-	// The tasks of a chunk are one map's, numbered in a row: the
-	// function goes once, each ID as the step from the one before, and
-	// the fields a task rarely sets only when it does (taskFlags).
 	var fn string
 	if len(c.Tasks) > 0 {
 		fn = c.Tasks[0].Func
 	}
-	e = e.str(fn)
-	var prev uint64
+	var w ChunkWriter
+	w.Begin(make([]byte, 0, ChunkOverhead+4*len(c.Tasks)+size), c.ID, &c.Spec, len(c.Tasks), fn)
 	for i := range c.Tasks {
-		t := &c.Tasks[i]
-		var f uint64
-		if len(t.Input) > 0 {
-			f |= taskInput
-		}
-		if t.Func != fn {
-			f |= taskFunc
-		}
-		if t.InputRef != "" {
-			f |= taskInputRef
-		}
-		if t.MemoryLimit != 0 {
-			f |= taskMemoryLimit
-		}
-		if t.Gate {
-			f |= taskGate
-		}
-		e = e.uint(f).int(int64(t.ID - prev))
-		prev = t.ID
-		if f&taskInput != 0 {
-			e = e.bytes(t.Input)
-		}
-		if f&taskFunc != 0 {
-			e = e.str(t.Func)
-		}
-		if f&taskInputRef != 0 {
-			e = e.str(t.InputRef)
-		}
-		if f&taskMemoryLimit != 0 {
-			e = e.int(t.MemoryLimit)
-		}
+		w.Add(&c.Tasks[i])
 	}
-	return e
+	return w.Bytes()
+}
+
+// ChunkWriter encodes a chunk task by task, so that a sender needs no
+// Task per attempt: Begin, then Add once for each of the n tasks Begin
+// announced, then Bytes. The zero value is ready for Begin.
+type ChunkWriter struct {
+	e    enc
+	fn   string
+	prev uint64
+	left int
+}
+
+// Begin starts the encoding of a chunk of n tasks, most of them (those
+// whose Func is fn) of the function fn, appended to dst.
+func (w *ChunkWriter) Begin(dst []byte, id uint64, s *Spec, n int, fn string) {
+	// The tasks of a chunk are one map's, numbered in a row: the
+	// function goes once, each ID as the step from the one before, and
+	// the fields a task rarely sets only when it does (taskFlags).
+	w.e = append(enc(dst), Version, typeChunk).uint(id).spec(s).uint(uint64(n)).str(fn)
+	w.fn, w.prev, w.left = fn, 0, n
+}
+
+// Add appends t. It panics past the n tasks Begin announced.
+func (w *ChunkWriter) Add(t *Task) {
+	if w.left--; w.left < 0 {
+		panic("remote: ChunkWriter.Add: more tasks than Begin announced")
+	}
+	var f uint64
+	if len(t.Input) > 0 {
+		f |= taskInput
+	}
+	if t.Func != w.fn {
+		f |= taskFunc
+	}
+	if t.InputRef != "" {
+		f |= taskInputRef
+	}
+	if t.MemoryLimit != 0 {
+		f |= taskMemoryLimit
+	}
+	if t.Gate {
+		f |= taskGate
+	}
+	e := w.e.uint(f).int(int64(t.ID - w.prev))
+	w.prev = t.ID
+	if f&taskInput != 0 {
+		e = e.bytes(t.Input)
+	}
+	if f&taskFunc != 0 {
+		e = e.str(t.Func)
+	}
+	if f&taskInputRef != 0 {
+		e = e.str(t.InputRef)
+	}
+	if f&taskMemoryLimit != 0 {
+		e = e.int(t.MemoryLimit)
+	}
+	w.e = e
+}
+
+// Bytes returns the chunk's encoding. It panics when fewer tasks were
+// added than Begin announced.
+func (w *ChunkWriter) Bytes() []byte {
+	if w.left != 0 {
+		panic("remote: ChunkWriter.Bytes: fewer tasks than Begin announced")
+	}
+	return w.e
 }
 
 // The fields a task of a chunk sets besides its ID.
@@ -334,11 +372,25 @@ const (
 	taskAll = 1<<iota - 1
 )
 
-func UnmarshalChunk(b []byte) (*Chunk, error) { return unmarshalChunk(b, false) }
+// UnmarshalChunk decodes a chunk, with its Tasks; their inputs are copies.
+func UnmarshalChunk(b []byte) (*Chunk, error) {
+	c, err := unmarshalChunk(b, false)
+	if err != nil {
+		return nil, err
+	}
+	c.Tasks = make([]Task, 0, c.n)
+	for _, t := range c.All() {
+		c.Tasks = append(c.Tasks, *t)
+	}
+	c.n, c.fn, c.raw = 0, "", nil
+	return c, nil
+}
 
-// UnmarshalChunkShared decodes a chunk whose inputs alias b: for a
-// transport that hands over a buffer of the message's own, which b then
-// becomes; one allocation instead of one per input.
+// UnmarshalChunkShared decodes a chunk whose tasks stay encoded in b, which
+// the chunk then owns: they are checked whole, and read one by one with
+// All, their inputs aliasing b. For a transport that hands over a buffer of
+// the message's own; the receiver makes its own record of each task, so no
+// Task per attempt is ever allocated.
 func UnmarshalChunkShared(b []byte) (*Chunk, error) { return unmarshalChunk(b, true) }
 
 func unmarshalChunk(b []byte, shared bool) (*Chunk, error) {
@@ -349,37 +401,85 @@ func unmarshalChunk(b []byte, shared bool) (*Chunk, error) {
 	d.shared = shared
 	c := &Chunk{ID: d.uint("chunk id")}
 	d.spec(&c.Spec)
-	n := d.count("tasks", 2)
-	fn := d.str("func")
-	c.Tasks = make([]Task, n)
+	c.n = d.count("tasks", 2)
+	c.fn = d.str("func")
+	if d.err != nil {
+		return nil, d.err
+	}
+	c.raw, c.shared = d.b, shared
+	// Every task is checked now, so that All cannot fail; without a
+	// copy of any input.
+	d.shared = true
+	var t Task
 	var prev uint64
-	for i := range c.Tasks {
-		t := &c.Tasks[i]
-		f := d.uint("task fields")
-		if f&^taskAll != 0 {
-			d.fail("task fields")
-		}
-		t.ID = prev + uint64(d.int("task id"))
-		prev = t.ID
-		t.Func = fn
-		if f&taskInput != 0 {
-			t.Input = d.bytes("input")
-		}
-		if f&taskFunc != 0 {
-			t.Func = d.str("func")
-		}
-		if f&taskInputRef != 0 {
-			t.InputRef = d.str("input ref")
-		}
-		if f&taskMemoryLimit != 0 {
-			t.MemoryLimit = d.int("task memory limit")
-		}
-		t.Gate = f&taskGate != 0
+	for range c.n {
+		prev = d.task(&t, c.fn, prev)
 		if d.err != nil {
-			break
+			return nil, d.err
 		}
 	}
-	return c, d.end()
+	if err := d.end(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// task decodes one task of a chunk whose function is fn, after the task
+// whose ID is prev, into t, and returns its ID.
+func (d *dec) task(t *Task, fn string, prev uint64) uint64 {
+	*t = Task{Func: fn}
+	f := d.uint("task fields")
+	if f&^taskAll != 0 {
+		d.fail("task fields")
+	}
+	t.ID = prev + uint64(d.int("task id"))
+	if f&taskInput != 0 {
+		t.Input = d.bytes("input")
+	}
+	if f&taskFunc != 0 {
+		t.Func = d.str("func")
+	}
+	if f&taskInputRef != 0 {
+		t.InputRef = d.str("input ref")
+	}
+	if f&taskMemoryLimit != 0 {
+		t.MemoryLimit = d.int("task memory limit")
+	}
+	t.Gate = f&taskGate != 0
+	return t.ID
+}
+
+// Len is the number of the chunk's tasks.
+func (c *Chunk) Len() int {
+	if c.raw != nil {
+		return c.n
+	}
+	return len(c.Tasks)
+}
+
+// All yields the chunk's tasks in order, with their place. Of a chunk
+// from UnmarshalChunkShared it decodes them one by one into one Task,
+// which each step overwrites: keep a task's fields, not the pointer.
+func (c *Chunk) All() iter.Seq2[int, *Task] {
+	return func(yield func(int, *Task) bool) {
+		if c.raw == nil {
+			for i := range c.Tasks {
+				if !yield(i, &c.Tasks[i]) {
+					return
+				}
+			}
+			return
+		}
+		d := dec{b: c.raw, shared: c.shared}
+		var t Task
+		var prev uint64
+		for i := range c.n {
+			prev = d.task(&t, c.fn, prev)
+			if !yield(i, &t) {
+				return
+			}
+		}
+	}
 }
 
 // MarshalSpec encodes s (a Prepare).

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -80,6 +81,10 @@ func FuzzDecode(f *testing.F) {
 				b[1] = typ
 			}
 			_, _ = UnmarshalChunk(b)
+			if c, err := UnmarshalChunkShared(b); err == nil {
+				for range c.All() { // checked whole: reading cannot fail
+				}
+			}
 			_, _ = UnmarshalClaim(b)
 			_, _ = UnmarshalReady(b)
 			_, _ = UnmarshalResults(b)
@@ -135,4 +140,65 @@ func TestChunkStepsRoundTrip(t *testing.T) {
 	b[len(b)-2] = 0x40                                       // a field no encoder writes
 	_, err = UnmarshalChunk(b)
 	require.ErrorIs(t, err, ErrMalformed)
+}
+
+// A chunk decoded with UnmarshalChunkShared keeps its tasks encoded: All
+// reads them, as UnmarshalChunk's Tasks, with inputs that alias the
+// message; a task damaged anywhere in it fails the decoding at once, so
+// that reading the tasks later cannot.
+func TestChunkSharedReadsTasksFromTheMessage(t *testing.T) {
+	c := &Chunk{ID: 3, Spec: Spec{Pool: "p"}, Tasks: []Task{
+		{ID: 50, Func: "square", Input: []byte("7")},
+		{ID: 51, Func: "square"},
+		{ID: 2, Func: "cube", Input: []byte("2"), MemoryLimit: 9},
+		{ID: 52, Func: "square", InputRef: "p/in/52", Gate: true},
+	}}
+	b := MarshalChunk(c)
+	got, err := UnmarshalChunkShared(b)
+	require.NoError(t, err)
+	require.Nil(t, got.Tasks)
+	require.Equal(t, 4, got.Len())
+	var read []Task
+	for i, task := range got.All() {
+		require.Equal(t, len(read), i)
+		read = append(read, *task)
+	}
+	require.Equal(t, c.Tasks, read)
+	at := bytes.Index(b, []byte("2\x04cube")) // task 2's input, then its function
+	require.Positive(t, at)
+	b[at] = 'X'
+	for i, task := range got.All() {
+		if i == 2 {
+			require.NotEqual(t, "2", string(task.Input), "the input aliases the message")
+		}
+	}
+	for i, task := range got.All() { // a break stops the reading
+		require.Zero(t, i)
+		require.Equal(t, uint64(50), task.ID)
+		break
+	}
+
+	damaged := MarshalChunk(c)
+	damaged = damaged[:len(damaged)-3] // the last task cut short
+	_, err = UnmarshalChunkShared(damaged)
+	require.ErrorIs(t, err, ErrMalformed)
+	_, err = UnmarshalChunk(damaged)
+	require.ErrorIs(t, err, ErrMalformed)
+}
+
+// A ChunkWriter writes what MarshalChunk does, and refuses a count other
+// than the one it announced.
+func TestChunkWriter(t *testing.T) {
+	c := &Chunk{ID: 9, Spec: Spec{Pool: "p", BatchSize: 4}, Tasks: []Task{{ID: 1, Func: "f", Input: []byte("a")}, {ID: 2, Func: "g"}}}
+	var w ChunkWriter
+	w.Begin([]byte("keep"), c.ID, &c.Spec, 2, "f")
+	for i := range c.Tasks {
+		w.Add(&c.Tasks[i])
+	}
+	require.Equal(t, append([]byte("keep"), MarshalChunk(c)...), w.Bytes())
+
+	w.Begin(nil, 1, &c.Spec, 1, "f")
+	require.Panics(t, func() { w.Bytes() }, "fewer tasks than announced")
+	w.Add(&c.Tasks[0])
+	require.Panics(t, func() { w.Add(&c.Tasks[1]) }, "more tasks than announced")
 }

@@ -64,9 +64,20 @@ type Task struct {
 
 // Chunk is a batch of attempts, one message on the work queue.
 type Chunk struct {
-	ID    uint64 // unique in its pool
-	Spec  Spec
+	ID   uint64 // unique in its pool
+	Spec Spec
+	// Tasks are the attempts of a chunk made to be encoded
+	// (MarshalChunk) or decoded by UnmarshalChunk. A chunk decoded by
+	// UnmarshalChunkShared keeps them encoded and leaves Tasks nil: Len
+	// and All read them either way.
 	Tasks []Task
+
+	// Of a chunk from UnmarshalChunkShared: n tasks, encoded in raw, of
+	// the function fn; their bytes alias raw when shared.
+	n      int
+	fn     string
+	raw    []byte
+	shared bool
 }
 
 // Agent names an agent process.
@@ -180,8 +191,10 @@ type Coordinator interface {
 	// Prepare asks every agent to start workers for spec; each answers
 	// with Handler.Ready.
 	Prepare(spec *Spec) error
-	// Send puts a chunk on the work queue.
-	Send(ctx context.Context, c *Chunk) error
+	// Send puts a chunk on the work queue: data is its encoding
+	// (MarshalChunk, or a ChunkWriter's Bytes), id its ID. The caller
+	// does not change data afterwards: the transport may keep it.
+	Send(ctx context.Context, id uint64, data []byte) error
 	// Stop asks the agents to stop attempts.
 	Stop(s *Stop) error
 	// MaxPayload is the largest message the transport carries.

@@ -137,8 +137,8 @@ func (p *poolSide) Prepare(s *remote.Spec) error {
 	}
 	return nil
 }
-func (p *poolSide) Send(_ context.Context, c *remote.Chunk) error {
-	msg := remote.MarshalChunk(c)
+func (p *poolSide) Send(_ context.Context, _ uint64, data []byte) error {
+	msg := append([]byte(nil), data...)
 	if len(msg) > p.b.MaxPayload {
 		return fmt.Errorf("remotetest: chunk of %d bytes exceeds the payload limit of %d", len(msg), p.b.MaxPayload)
 	}
@@ -372,7 +372,9 @@ func (a *Agent) Next(ctx context.Context) (*remote.Chunk, error) {
 	}
 	msg := a.b.queue[0]
 	a.b.queue = a.b.queue[1:]
-	c, err := remote.UnmarshalChunk(msg)
+	// Agents read the tasks from the message itself, as on NATS; a
+	// message is never changed once queued.
+	c, err := remote.UnmarshalChunkShared(msg)
 	if err == nil {
 		a.b.taken[c.Spec.Pool+"/"+strconv.FormatUint(c.ID, 10)] = msg
 	}
