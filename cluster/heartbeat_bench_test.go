@@ -192,4 +192,3 @@ func (g *beatGaps) stop() []time.Duration {
 	g.on = false
 	return g.gaps
 }
-
