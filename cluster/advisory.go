@@ -23,7 +23,7 @@ import (
 //	system_account: SYS
 //
 // Without them a pool learns that an agent is gone from its missing
-// heartbeats only, in about a second instead of milliseconds.
+// heartbeats only, in under a second (800 ms) instead of milliseconds.
 const disconnectAdvisories = "$SYS.ACCOUNT.*.DISCONNECT"
 
 // probePrefix names the connection a pool opens and closes at once to see
@@ -83,7 +83,7 @@ func (c *coordinator) probeAdvisories() {
 		c.advisories.Store(true)
 	case <-time.After(time.Duration(probeWait.Load())):
 		if !c.nc.IsClosed() {
-			c.opts.logf("warning: the NATS servers do not share client disconnect advisories with this account (%s): a pool sees that an agent is gone from its missing heartbeats only, in about a second; see the cluster package's documentation for the server configuration", disconnectAdvisories)
+			c.opts.logf("warning: the NATS servers do not share client disconnect advisories with this account (%s): a pool sees that an agent is gone from its missing heartbeats only, in under a second; see the cluster package's documentation for the server configuration", disconnectAdvisories)
 		}
 	case <-c.closed:
 	}

@@ -451,7 +451,7 @@ func TestClusterFaults(t *testing.T) {
 	// not finished starting, holding chunks it was granted: nothing ran
 	// there, so nothing is charged, under either policy; its chunks run
 	// elsewhere, each task once. (Chunks it fetched and had not claimed
-	// yet come back only after the stream's ack wait, 5 s.)
+	// yet are sent again by the pool when it learns of the loss.)
 	for _, policy := range []pool.Policy{pool.Retry, pool.Skip} {
 		t.Run("agent SIGKILL/workers starting/"+policy.String(), func(t *testing.T) {
 			stuck := t.TempDir()

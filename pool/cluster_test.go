@@ -188,7 +188,7 @@ func TestClusterInProcessAgentIsNotLostBySilence(t *testing.T) {
 			require.NoError(t, err)
 			starts.wait(t, 1)
 			// Silent, with what it sends held back, for longer than the
-			// heartbeat timeout (1 s), and no disconnect advisory.
+			// heartbeat timeout (800 ms), and no disconnect advisory.
 			a1.Cut(true, false)
 			time.Sleep(1600 * time.Millisecond)
 			a1.Heal()
@@ -378,4 +378,70 @@ func TestClusterChunkDeliveredTwiceRunsOnce(t *testing.T) {
 	}
 	require.Equal(t, want, squares(t, rs))
 	require.Equal(t, int64(n), ended.Load(), "tasks the agent's workers ended")
+}
+
+// An agent lost while chunks it fetched from the work queue wait unclaimed
+// in its buffer: the pool sends every unclaimed chunk again at once, and
+// another agent runs them, each task once and without charge. (The bus,
+// unlike a stream, never gives a fetched chunk to another agent by
+// itself: without the new copies the map would never end.)
+func TestClusterAgentLostSendsUnclaimedChunksAgain(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.agent("a1", 2)
+	var mu sync.Mutex
+	lost := map[string]bool{}
+	p := tc.pool(t, func(c *pool.Config) {
+		c.BatchSize = 1
+		c.OnEvent = func(e pool.Event) {
+			if e.Kind == pool.EventWorkerExit && strings.Contains(e.Reason, " lost: ") {
+				mu.Lock()
+				lost[e.Agent] = true
+				mu.Unlock()
+			}
+		}
+	})
+	// a1 goes, and the pool presumes it lost before any chunk exists.
+	tc.stopAgent("a1")
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return lost["a1"] }, 30*time.Second, 5*time.Millisecond)
+
+	// The hoarder fetches every chunk of the map and claims none.
+	hoarder := tc.bus.NewAgent("hoarder")
+	hoarder.SetInstance("hoarder-1")
+	const n = 8
+	hctx, hstop := context.WithCancel(context.Background())
+	var fetched atomic.Int64
+	hdone := make(chan struct{})
+	go func() {
+		defer close(hdone)
+		for fetched.Load() < n {
+			c, err := hoarder.Next(hctx)
+			if err != nil {
+				return
+			}
+			fetched.Add(int64(c.Len()))
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, err := p.MapAsync(ctx, "square", ints(n))
+	require.NoError(t, err)
+	select {
+	case <-hdone:
+	case <-ctx.Done():
+		t.Fatalf("the hoarder fetched %d tasks of %d", fetched.Load(), n)
+	}
+	hstop()
+	require.EqualValues(t, n, fetched.Load())
+
+	// Another agent joins, and the hoarder disconnects.
+	tc.agent("a2", 2)
+	hoarder.Cut(false, true)
+	rs, err := h.Wait(ctx)
+	require.NoError(t, err, "the chunks the hoarder fetched never ran")
+	require.Equal(t, []string{"0", "1", "4", "9", "16", "25", "36", "49"}, squares(t, rs))
+	for i, r := range rs {
+		require.Equal(t, 1, r.Attempts, "task %d", i)
+		require.Equal(t, "a2", r.Stats.Agent, "task %d", i)
+	}
+	require.Empty(t, p.KilledTasks())
 }

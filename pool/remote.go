@@ -660,11 +660,21 @@ func (c *cluster) Release(r *remote.Release) {
 // AgentLost charges the tasks the agent's workers were running, at its
 // last heartbeat, one killed attempt each, and puts back the rest of what
 // it held without charge.
+//
+// The chunks it had fetched from the work queue and not claimed yet are
+// known only to the queue, which would give them to another agent once its
+// ack wait (5 s) ran out: every chunk no agent has claimed is sent again
+// at once instead, even for an agent the pool never heard from (it may
+// have fetched before it spoke). A chunk is granted once, so of two copies
+// only one runs; the other's claim is refused and it is dropped.
 func (c *cluster) AgentLost(instance, why string) {
 	c.mu.Lock()
 	ag := c.agents[instance]
 	if ag == nil || ag.lost {
 		c.mu.Unlock()
+		if ag == nil {
+			c.sendUnclaimed()
+		}
 		return
 	}
 	ag.lost = true
@@ -680,11 +690,18 @@ func (c *cluster) AgentLost(instance, why string) {
 	for _, ch := range held {
 		c.giveBack(ch, running, why)
 	}
+	c.sendUnclaimed()
 }
 
 // Reconnected sends again the chunks no agent has claimed: the work queue
 // may have lost them. A chunk is granted once, so a copy is harmless.
-func (c *cluster) Reconnected() {
+func (c *cluster) Reconnected() { c.sendUnclaimed() }
+
+// sendUnclaimed sends again every chunk no agent has claimed.
+func (c *cluster) sendUnclaimed() {
+	if !c.live.Load() {
+		return
+	}
 	type unclaimed struct {
 		id  uint64
 		msg []byte

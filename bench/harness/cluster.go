@@ -142,7 +142,7 @@ func (b *bench) clusterScenario(ctx context.Context) error {
 		"The worker-kill row kills a worker of the in-process agent; the retry runs on the same agent.",
 		"\"cluster, 3 agents\" is a 'safepool serve --listen' process (a server with agent-1 beside it) and two 'safepool serve --nats' processes (agent-2, agent-3), all on this machine; the pool's process is the coordinator alone. Each agent kill SIGKILLs agent-2 or agent-3, whichever starts a task of the map first, and starts it again after the map.",
 		"An agent's loss is noticed through the servers' disconnect advisory when they reach the pool, else from its missing heartbeats; each kill is counted in the row of the way the pool said it noticed. The heartbeat row comes from a second cluster: a plain NATS server in the harness's process, which keeps the advisories in its system account, and three 'safepool serve --nats' agents.",
-		"A chunk the killed agent had fetched from the stream (it keeps up to 8 ahead) and not yet claimed goes to another agent only after the stream's ack wait of 5 s: the \"map done\" column includes that wait when it happened.",
+		"A chunk the killed agent had fetched from the stream (it keeps up to 8 ahead) and not yet claimed is sent again by the pool as soon as it presumes the agent dead, instead of waiting for the stream's ack wait of 5 s.",
 	}}
 	b.res.Cluster = cr
 	ac, err := b.startAgentCluster(ctx)

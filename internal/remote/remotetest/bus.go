@@ -263,6 +263,10 @@ func (b *Bus) NewAgent(name string) *Agent {
 	return a
 }
 
+// SetInstance names the agent's connection after instance, as a real
+// transport does, before it sends anything: Cut's advisory names it.
+func (a *Agent) SetInstance(instance string) { a.setInstance(instance) }
+
 func (a *Agent) setInstance(id string) {
 	a.b.mu.Lock()
 	a.instance = id
