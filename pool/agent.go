@@ -425,11 +425,13 @@ func writeFileAtomic(dir, path string, b []byte) error {
 // hold registers a chunk the agent took from the work queue as held, and
 // so listed in heartbeats, from before its claim is sent until after its
 // last result is: a heartbeat that does not list it comes after all its
-// results.
+// results. It makes the chunk's jobs as it reads the tasks from the
+// message, in one slab.
 //
 // A chunk delivered again while the agent holds it (its claim came later
-// than the stream's ack wait) is not held twice: again is set, and the
-// caller only claims it, which acknowledges the new delivery.
+// than the stream's ack wait, or its pool sent it again when an agent was
+// lost) is not held twice: again is set, and the caller only claims it,
+// which acknowledges the new delivery.
 func (a *agent) hold(c *remote.Chunk) (p *apool, ch *achunk, again bool) {
 	n := c.Len()
 	if n == 0 {
