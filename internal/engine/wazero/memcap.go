@@ -40,12 +40,14 @@ type capMemory struct {
 	// /proc/self/pagemap, for copyDirty; view is nil without them. pm is
 	// copyDirty's buffer. scan is set when the kernel has PAGEMAP_SCAN,
 	// which copyDirty then uses instead of reading pm, with regions as
-	// its buffer.
+	// its buffer. tracked is set when the kernel tracks the pages written
+	// (wptrack.go), which PAGEMAP_SCAN then reports.
 	snapLen int
 	view    []byte
 	pagemap int
 	pm      []uint64
 	scan    bool
+	tracked bool
 	regions []pageRegion
 }
 

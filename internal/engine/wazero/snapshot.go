@@ -74,7 +74,10 @@ func (m *capMemory) snapshot() error {
 	if view, err := unix.Mmap(fd, 0, n, unix.PROT_READ, unix.MAP_SHARED); err == nil {
 		if pm, err := unix.Open("/proc/self/pagemap", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 			m.view, m.pagemap = view, pm
-			_, _, m.scan = scanWritten(pm, m.buf[:n], maxCopied, nil)
+			_, _, m.scan = scanWritten(pm, m.buf[:n], maxCopied, nil, false)
+			if m.scan && trackWrites(m.buf[:n]) {
+				_, _, m.tracked = scanWritten(pm, m.buf[:n], maxCopied, nil, true)
+			}
 		} else {
 			_ = unix.Munmap(view)
 		}
@@ -92,7 +95,13 @@ func (m *capMemory) reset() bool {
 	if m.copyDirty() {
 		return true
 	}
-	return unix.Madvise(m.buf[:m.snapLen], unix.MADV_DONTNEED) == nil
+	if unix.Madvise(m.buf[:m.snapLen], unix.MADV_DONTNEED) != nil {
+		return false
+	}
+	if m.tracked && !writeProtect(m.buf[:m.snapLen]) {
+		m.tracked = false // scan as without tracking: correct, if slower
+	}
+	return true
 }
 
 // maxCopied is the most pages copyDirty copies back. Once a task has
@@ -157,7 +166,7 @@ func (m *capMemory) copyDirty() bool {
 // the memory: the kernel skips the page-table holes of pages never
 // touched and returns runs.
 func (m *capMemory) copyScanned() bool {
-	found, pages, ok := scanWritten(m.pagemap, m.buf[:m.snapLen], maxCopied, m.regions)
+	found, pages, ok := scanWritten(m.pagemap, m.buf[:m.snapLen], maxCopied, m.regions, m.tracked)
 	m.regions = found[:cap(found)]
 	if !ok || pages > maxCopied {
 		return false
