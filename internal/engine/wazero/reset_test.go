@@ -199,7 +199,8 @@ func readFile(t *testing.T, path string) []byte {
 // for the pages the kernel marks written (tracked, wptrack.go),
 // PAGEMAP_SCAN for the present pages that are not the snapshot's (scan),
 // and reading /proc/self/pagemap, 8 bytes per page of the memory
-// (pagemap); and with the guest's monotonic clock rewound by each reset
+// (pagemap), with scans/reset the share of resets that scanned (see
+// copyScanned); and with the guest's monotonic clock rewound by each reset
 // (clock.go) and left real (real-clock), which the guest's runtime sees
 // in its yield after each task. ns/op is a task and its reset; ns/reset
 // the reset alone.
@@ -237,6 +238,7 @@ func BenchmarkReset(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(inReset.Nanoseconds())/float64(b.N), "ns/reset")
+			b.ReportMetric(float64(gg.cap.mem.scans)/float64(b.N), "scans/reset")
 		})
 	}
 }

@@ -74,6 +74,8 @@ func testMemorySnapshot(t *testing.T, mode string) {
 	}{
 		{"a few pages written", 10, true},
 		{"the same pages again", 10, true},
+		{"the same pages and one more", 11, true}, // a page not found before
+		{"the same pages again, and again", 11, true},
 		{"more than maxCopied written", maxCopied + 50, false},
 		{"after that, a few again", 3, true},
 	} {
