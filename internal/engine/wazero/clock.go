@@ -8,9 +8,9 @@ import (
 )
 
 // A resettable instance's monotonic clock is rewound by each reset to
-// where it stood at the snapshot: a task on a reset instance reads the
-// time the instance read right after its start-up, and the clock moves on
-// from there in real time, as it would on a new instance that had just
+// the last reading the guest took before its snapshot: a task on a reset
+// instance finds no time gone since the guest last looked, and the clock
+// moves on from there in real time, as on an instance that had just
 // started. Nothing the guest kept could tell, since every byte that
 // remembers an earlier reading is reset with it. A Go guest then finds,
 // at the end of each task, that little time has passed since the runtime
@@ -25,11 +25,16 @@ var epoch = time.Now()
 // rewindable is a monotonic clock that can be set back.
 type rewindable struct {
 	shift atomic.Int64 // nanoseconds subtracted from the real clock
+	last  atomic.Int64 // the last reading
 }
 
 // nanotime is the clock's reading, in nanoseconds, for
 // wazero.ModuleConfig.WithNanotime.
-func (c *rewindable) nanotime() int64 { return int64(time.Since(epoch)) - c.shift.Load() }
+func (c *rewindable) nanotime() int64 {
+	now := int64(time.Since(epoch)) - c.shift.Load()
+	c.last.Store(now)
+	return now
+}
 
 // rewind makes the clock read at again, and move on from there.
 func (c *rewindable) rewind(at int64) { c.shift.Store(int64(time.Since(epoch)) - at) }

@@ -31,7 +31,7 @@ type snapshot struct {
 	taken   bool
 	globals []api.MutableGlobal
 	values  []uint64
-	nanos   int64 // the monotonic clock's reading (clock.go)
+	nanos   int64 // the monotonic clock's last reading (clock.go)
 
 	// wasiChanged is set when the guest called a WASI function that
 	// changes its file table or a descriptor's flags (wasiListener):
@@ -72,7 +72,7 @@ func (wasiMark) After(context.Context, api.Module, api.FunctionDefinition, []uin
 func (wasiMark) Abort(context.Context, api.Module, api.FunctionDefinition, error) {}
 
 // Snapshot implements engine.Resetter: it saves the mutable globals'
-// values and the monotonic clock's reading (clock.go), and makes the
+// values and the monotonic clock's last reading (clock.go), and makes the
 // linear memory a copy-on-write mapping of a snapshot of itself
 // (snapshot.go), whose written pages the kernel tracks if it can
 // (wptrack.go).
@@ -98,7 +98,7 @@ func (g *guest) Snapshot() error {
 			return err
 		}
 	}
-	s.nanos = g.clock.nanotime()
+	s.nanos = g.clock.last.Load()
 	s.taken = true
 	g.snap = s
 	return nil
