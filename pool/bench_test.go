@@ -20,7 +20,15 @@ var benchModules = []string{"tasks", "wsquare"}
 // benchPool starts a two-worker pool on module and closes it when b ends.
 func benchPool(b *testing.B, module string) *pool.Pool {
 	b.Helper()
-	p, err := pool.New(context.Background(), pool.Config{Module: testguest.Path(b, module), Workers: 2, CacheDir: cacheDir(b)})
+	return benchPoolWith(b, pool.Config{Module: testguest.Path(b, module)})
+}
+
+// benchPoolWith starts a two-worker pool with cfg, on the benchmarks'
+// compilation cache, and closes it when b ends.
+func benchPoolWith(b *testing.B, cfg pool.Config) *pool.Pool {
+	b.Helper()
+	cfg.Workers, cfg.CacheDir = 2, cacheDir(b)
+	p, err := pool.New(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,29 +40,51 @@ func benchPool(b *testing.B, module string) *pool.Pool {
 // n integers on two workers. ns/task is the figure to compare.
 func BenchmarkMap(b *testing.B) {
 	const n = 50_000
+	for _, module := range benchModules {
+		b.Run(module, func(b *testing.B) {
+			benchMap(b, benchPool(b, module), n)
+		})
+	}
+}
+
+// BenchmarkMapFresh measures what Config.FreshInstance costs a Map: the
+// same map of "square" on the Go SDK guest, on a shared instance and on a
+// fresh one per task (a reset to the snapshot after start-up under
+// wazero), side by side. The ratio of their ns/task is the figure to
+// compare.
+//
+//	go test -run '^$' -bench MapFresh -benchtime 3x ./pool/
+func BenchmarkMapFresh(b *testing.B) {
+	const n = 20_000
+	for _, fresh := range []bool{false, true} {
+		name := map[bool]string{false: "shared", true: "fresh"}[fresh]
+		b.Run(name, func(b *testing.B) {
+			benchMap(b, benchPoolWith(b, pool.Config{Module: testguest.Path(b, "tasks"), FreshInstance: fresh}), n)
+		})
+	}
+}
+
+// benchMap runs Map of "square" over n integers on p per op, after a
+// smaller map that warms every worker, and reports ns/task.
+func benchMap(b *testing.B, p *pool.Pool, n int) {
 	inputs := make([][]byte, n)
 	for i := range inputs {
 		inputs[i] = []byte(strconv.Itoa(i))
 	}
-	for _, module := range benchModules {
-		b.Run(module, func(b *testing.B) {
-			p := benchPool(b, module)
-			ctx := context.Background()
-			if _, err := p.Map(ctx, "square", inputs[:1000]); err != nil { // warm both workers
-				b.Fatal(err)
-			}
-			var rs []pool.Result
-			for b.Loop() {
-				var err error
-				if rs, err = p.Map(ctx, "square", inputs); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/task")
-			if got := string(rs[n-1].Output); got != strconv.Itoa((n-1)*(n-1)) {
-				b.Fatalf("square(%d) = %q", n-1, got)
-			}
-		})
+	ctx := context.Background()
+	if _, err := p.Map(ctx, "square", inputs[:1000]); err != nil { // warm both workers
+		b.Fatal(err)
+	}
+	var rs []pool.Result
+	for b.Loop() {
+		var err error
+		if rs, err = p.Map(ctx, "square", inputs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/task")
+	if got := string(rs[n-1].Output); got != strconv.Itoa((n-1)*(n-1)) {
+		b.Fatalf("square(%d) = %q", n-1, got)
 	}
 }
 

@@ -157,15 +157,14 @@ type Config struct {
 	//
 	// Under wazero the instance is reset after each task: its linear
 	// memory is a copy-on-write mapping of a snapshot taken after
-	// start-up, and its mutable globals are set back. A reset costs a scan
-	// of the page map and a copy of the pages the task wrote: 10–15 µs for
-	// a small task of a Go guest, done after the task's result is sent,
-	// and the task itself takes 8–10 µs on a reset instance against 2–4 µs
-	// on a shared one. Through the pool a Go guest's small task costs
-	// about 2–3× a shared instance's Apply (bench/RESULTS.md has the
-	// target row) and 8–10× a shared instance's share of a Map, which runs
-	// many tasks per call into the guest (safepool_batch), where a fresh
-	// instance needs a call and a reset per task. When a
+	// start-up, and its mutable globals are set back. A reset costs a copy
+	// of the pages the task wrote, which the kernel tracks (3–8 µs for a
+	// small task of a Go guest, done after an Apply's result is sent).
+	// Through the pool a Go guest's small task costs about 2–3× a shared
+	// instance's, in an Apply and in a Map, where a shared instance runs
+	// many tasks per call into the guest (safepool_batch) and a fresh one
+	// needs a call and a reset per task (bench/RESULTS.md has the target
+	// rows). When a
 	// reset cannot be exact (the task grew the memory, trapped, or changed
 	// its WASI file table; the module changes tables; Dirs are granted)
 	// and on wasmtime, a new instance is made instead, which for a Go

@@ -20,6 +20,20 @@ import (
 // finds a reset pending, the next of the same batch, does it first
 // (instanceFor).
 
+// writeTracker is an engine that can have the kernel track the pages a
+// task writes, so that a reset finds them for less (the wazero engine,
+// internal/engine/wazero/wptrack.go). Tracking needs a userfaultfd, which
+// the worker's seccomp filter denies: it is opened before the filter.
+type writeTracker interface{ OpenWriteTracking() bool }
+
+// prepareReset opens what a FreshInstance worker's resets need before the
+// worker is confined.
+func (w *worker) prepareReset(eng engine.Engine) {
+	if t, ok := eng.(writeTracker); ok && w.cfg.FreshInstance {
+		t.OpenWriteTracking()
+	}
+}
+
 // instanceFor returns the warm instance, reset first if a reset is
 // pending, if it fits the task's cap, or a new one.
 func (w *worker) instanceFor(limit uint64) (*instance, error) {

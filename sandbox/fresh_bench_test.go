@@ -35,6 +35,9 @@ func BenchmarkTaskInstance(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	if t, ok := eng.(writeTracker); ok {
+		t.OpenWriteTracking() // as a FreshInstance worker does
+	}
 	ropts := engine.Options{NoInterrupt: true, Resettable: true}
 	rc, _, err := eng.Load(ctx, wasm, engine.Dir(b.TempDir(), engine.Wazero, wasm, ropts), ropts)
 	if err != nil {

@@ -141,6 +141,7 @@ func (w *worker) readInit(r *wire.Reader) error {
 // confine sets the process's address-space backstop and installs its
 // seccomp filter, before any guest code runs.
 func (w *worker) confine(eng engine.Engine) error {
+	w.prepareReset(eng)
 	if err := proc.LimitMemory(addressSpaceLimit(w.cfg, eng)); err != nil {
 		return w.fatal(wire.FatalInternal, err.Error())
 	}

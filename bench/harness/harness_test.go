@@ -76,6 +76,7 @@ func TestQuickRun(t *testing.T) {
 		require.Equal(t, 1, systems[harness.SysNative])
 		require.Equal(t, len(opts.Guests), systems[harness.SysInProcess])
 		require.Equal(t, len(opts.Guests), systems[harness.SysSafepool])
+		require.Equal(t, len(opts.Guests), systems[harness.SysSafepoolFresh], "a fresh-instance Map row per guest")
 		if wantPython {
 			require.Equal(t, 1, systems[harness.SysPoolMap])
 			require.Equal(t, 1, systems[harness.SysExecMap])

@@ -44,6 +44,11 @@ func (p *report) throughput() {
 	}
 	table(p.w, []string{"system", "guest", "tasks", "wall", "median", "µs/task", "M tasks/s", "host CPU µs/task", "worker CPU µs/task",
 		"vs native", "vs in-process", "vs Python Pool.map", "all correct"}, rows)
+	for _, t := range r.Throughput {
+		if shared, ok := findThroughput(r, SysSafepool, t.Guest); ok && t.System == SysSafepoolFresh {
+			p.f("Fresh instance (%s): %s µs a task, %s a shared instance's.\n", t.Guest, fmtUs(t.NsPerTask()), fmtRatio(ratio(t.NsPerTask(), shared.NsPerTask())))
+		}
+	}
 	p.pythonNote(ScenarioThroughput)
 	p.f("How each system was driven:\n\n")
 	for _, t := range r.Throughput {

@@ -96,3 +96,42 @@ func TestFreshInstanceVerdictFollowsTheRatio(t *testing.T) {
 	require.Nil(t, tg.Met)
 	require.Equal(t, "not run", tg.Measured)
 }
+
+// The fresh-instance Map row is judged on the ratio of the fresh pool's
+// time per task to the shared pool's in the same run, against 3×, for
+// each guest; without both rows it is not judged.
+func TestFreshMapVerdictFollowsTheRatio(t *testing.T) {
+	const name = "Fresh instance: Map time per task ÷ a shared instance's"
+	judge := func(shared, fresh time.Duration) harness.Target {
+		r := &harness.Results{
+			Options: harness.Options{Guests: []string{harness.GoGuest}},
+			Throughput: []harness.Throughput{
+				{System: harness.SysSafepool, Guest: harness.GoGuest, Tasks: 1000, Elapsed: shared},
+				{System: harness.SysSafepoolFresh, Guest: harness.GoGuest, Tasks: 500, Elapsed: fresh},
+			},
+		}
+		return findTarget(t, harness.Targets(r), name, "Go guest (tasks)")
+	}
+	// 2 ms over 1000 tasks is 2 µs a task; the fresh pool ran 500.
+	tg := judge(2*time.Millisecond, 3*time.Millisecond)
+	require.NotNil(t, tg.Met)
+	require.True(t, *tg.Met, "3.00× is within 3×: %+v", tg)
+	require.Equal(t, "3.00× (6.00 vs 2.00 µs/task)", tg.Measured)
+	tg = judge(2*time.Millisecond, 3050*time.Microsecond)
+	require.NotNil(t, tg.Met)
+	require.False(t, *tg.Met, "3.05× is over 3×: %+v", tg)
+
+	ts := harness.Targets(&harness.Results{Options: harness.Options{Guests: []string{harness.GoGuest}, Only: []string{harness.ScenarioLatency}}})
+	tg = findTarget(t, ts, name, "Go guest (tasks)")
+	require.Nil(t, tg.Met)
+	require.Equal(t, "not run", tg.Measured)
+
+	// Results recorded before the harness measured it: no row.
+	ts = harness.Targets(&harness.Results{
+		Options:    harness.Options{Guests: []string{harness.GoGuest}},
+		Throughput: []harness.Throughput{{System: harness.SysSafepool, Guest: harness.GoGuest, Tasks: 1000, Elapsed: time.Millisecond}},
+	})
+	for _, tg := range ts {
+		require.NotEqual(t, name, tg.Name, "a row for results that predate it: %+v", tg)
+	}
+}

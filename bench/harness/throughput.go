@@ -37,14 +37,14 @@ func timed(fn func() error) (tpRun, error) {
 }
 
 // throughput is scenario 1: square over ThroughputN integers on every
-// system, with Workers workers or goroutines. The systems take turns,
+// system (the FreshInstance pool over at most freshMapN of them), with
+// Workers workers or goroutines. The systems take turns,
 // Rounds times, so that a burst of load from elsewhere on the machine hits
 // them alike; each keeps its best run.
 func (b *bench) throughput(ctx context.Context) error {
 	n := b.opts.ThroughputN
 	inputs := decimals(n)
 	out := make([][]byte, n)
-	checkOut := func() error { return checkSquares(func(i int) []byte { return out[i] }, n) }
 
 	systems := []*tpSystem{{
 		row: Throughput{System: SysNative, Tasks: n, Note: fmt.Sprintf("%d goroutines; parse, square, format", b.opts.Workers)},
@@ -84,37 +84,25 @@ func (b *bench) throughput(ctx context.Context) error {
 			return err
 		}
 		defer closePool(p)
-		if _, err := p.Map(ctx, "square", inputs[:min(n, 10_000)]); err != nil { // warm up
+		shared := Throughput{System: SysSafepool, Guest: g, Tasks: n, Note: fmt.Sprintf("Map on %d workers, default config", b.opts.Workers)}
+		s, err := b.mapSystem(ctx, p, shared, inputs, out, true)
+		if err != nil {
 			return err
 		}
-		systems = append(systems, &tpSystem{
-			row: Throughput{System: SysSafepool, Guest: g, Tasks: n, Note: fmt.Sprintf("Map on %d workers, default config", b.opts.Workers)},
-			run: func(round int) (tpRun, error) {
-				stop := func() {}
-				if round == 0 { // one profile per guest is enough
-					var err error
-					if stop, err = b.startProfile("host-" + g + ".pprof"); err != nil {
-						return tpRun{}, err
-					}
-				}
-				var rs []pool.Result
-				m, err := timed(func() (err error) {
-					rs, err = p.Map(ctx, "square", inputs)
-					return err
-				})
-				stop()
-				if err != nil {
-					return m, err
-				}
-				for i := range rs {
-					if rs[i].Status != pool.StatusOK {
-						return m, fmt.Errorf("task %d: %s: %s", i, rs[i].Status, rs[i].Error)
-					}
-					out[i] = rs[i].Output
-				}
-				return m, nil
-			},
-		})
+		systems = append(systems, s)
+
+		fresh, err := b.newPool(g, func(c *pool.Config) { c.FreshInstance = true })
+		if err != nil {
+			return err
+		}
+		defer closePool(fresh)
+		m := min(n, freshMapN)
+		row := Throughput{System: SysSafepoolFresh, Guest: g, Tasks: m,
+			Note: fmt.Sprintf("Map of the first %s inputs on %d workers with FreshInstance: each task starts from the instance's state after start-up (reset copy-on-write under wazero), one call a task instead of safepool_batch", fmtCount(m), b.opts.Workers)}
+		if s, err = b.mapSystem(ctx, fresh, row, inputs[:m], out[:m], false); err != nil {
+			return err
+		}
+		systems = append(systems, s)
 	}
 
 	for round := range b.opts.Rounds {
@@ -122,7 +110,7 @@ func (b *bench) throughput(ctx context.Context) error {
 			b.waitQuiet()
 			m, err := s.run(round)
 			if err == nil {
-				err = checkOut()
+				err = checkSquares(func(i int) []byte { return out[i] }, s.row.Tasks)
 			}
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", s.row.System, s.row.Guest, err)
@@ -151,6 +139,50 @@ func (b *bench) throughput(ctx context.Context) error {
 	}
 	b.res.Throughput = append(b.res.Throughput, b.pyThroughput...)
 	return nil
+}
+
+// freshMapN is the most tasks the FreshInstance Map runs: at several
+// microseconds a task, the full throughput map would take most of the
+// scenario's time, and the figure per task is the same.
+const freshMapN = 200_000
+
+// mapSystem is the throughput system that runs Map of square over inputs
+// on p, the row it fills, after a map that warms every worker up. The
+// outputs go to out, cleared first, and profile has the first round write
+// a CPU profile of the host.
+func (b *bench) mapSystem(ctx context.Context, p *pool.Pool, row Throughput, inputs, out [][]byte, profile bool) (*tpSystem, error) {
+	if _, err := p.Map(ctx, "square", inputs[:min(len(inputs), 10_000)]); err != nil { // warm up
+		return nil, err
+	}
+	return &tpSystem{
+		row: row,
+		run: func(round int) (tpRun, error) {
+			clear(out)
+			stop := func() {}
+			if profile && round == 0 { // one profile per guest is enough
+				var err error
+				if stop, err = b.startProfile("host-" + row.Guest + ".pprof"); err != nil {
+					return tpRun{}, err
+				}
+			}
+			var rs []pool.Result
+			m, err := timed(func() (err error) {
+				rs, err = p.Map(ctx, "square", inputs)
+				return err
+			})
+			stop()
+			if err != nil {
+				return m, err
+			}
+			for i := range rs {
+				if rs[i].Status != pool.StatusOK {
+					return m, fmt.Errorf("task %d: %s: %s", i, rs[i].Status, rs[i].Error)
+				}
+				out[i] = rs[i].Output
+			}
+			return m, nil
+		},
+	}, nil
 }
 
 // keepBest adds one round of the Python baselines' or the peers' runs,

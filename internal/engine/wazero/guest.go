@@ -103,12 +103,16 @@ type guest struct {
 	cancel  atomic.Pointer[context.CancelFunc] // cancels the running call
 	unmount func()                             // closes the granted directories' descriptors
 
-	snap snapshot // state to reset to (reset.go)
+	snap  snapshot   // state to reset to (reset.go)
+	clock rewindable // the monotonic clock of a resettable instance (clock.go)
 }
 
 func (c *compiled) Instantiate(ctx context.Context, h *engine.Host) (_ engine.Guest, err error) {
 	g := &guest{c: c, host: h, cap: &memCap{limit: h.Limit}}
 	cfg := c.base.WithStderr(h.Log).WithNanosleep(func(ns int64) { h.Sleep(ns) })
+	if c.resettable {
+		cfg = cfg.WithNanotime(g.clock.nanotime, clockResolution)
+	}
 	if h.Stdout != nil {
 		cfg = cfg.WithStdout(h.Stdout).WithStdin(bytes.NewReader(h.Stdin))
 	} else {

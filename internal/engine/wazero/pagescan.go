@@ -44,11 +44,13 @@ type pageRegion struct {
 
 // scanWritten finds the pages of b that a task wrote, as copyDirty counts
 // them: those present and neither the file's (the snapshot's) nor the
-// shared zero page, or swapped out. It stops once it has found more than
-// most pages, and returns the runs found, in regions (reused), and how
-// many pages they hold. ok is false when the kernel has no PAGEMAP_SCAN
-// (before 6.7: ENOTTY or EINVAL) or the scan failed.
-func scanWritten(pagemap int, b []byte, most int, regions []pageRegion) (_ []pageRegion, pages int, ok bool) {
+// shared zero page, or swapped out; or, when b's writes are tracked
+// (wptrack.go), those the kernel marks written. It stops once it has
+// found more than most pages, and returns the runs found, in regions
+// (reused), and how many pages they hold. ok is false when the kernel has
+// no PAGEMAP_SCAN (before 6.7: ENOTTY or EINVAL), when tracked is set but
+// b is not tracked, or the scan failed.
+func scanWritten(pagemap int, b []byte, most int, regions []pageRegion, tracked bool) (_ []pageRegion, pages int, ok bool) {
 	ps := uint64(unix.Getpagesize())
 	if cap(regions) < 32 {
 		regions = make([]pageRegion, 32)
@@ -70,6 +72,11 @@ func scanWritten(pagemap int, b []byte, most int, regions []pageRegion) (_ []pag
 			categoryMask:      pageIsFile | pageIsPFNZero,
 			categoryAnyofMask: pageIsPresent | pageIsSwapped,
 			returnMask:        pageIsPresent | pageIsSwapped,
+		}
+		if tracked {
+			arg.flags = pmScanCheckWPAsync
+			arg.categoryInverted, arg.categoryMask, arg.categoryAnyofMask = 0, pageIsWritten, 0
+			arg.returnMask = pageIsWritten
 		}
 		n, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(pagemap), uintptr(pagemapScan), uintptr(unsafe.Pointer(&arg)))
 		if errno != 0 {

@@ -31,6 +31,7 @@ type snapshot struct {
 	taken   bool
 	globals []api.MutableGlobal
 	values  []uint64
+	nanos   int64 // the monotonic clock's last reading (clock.go)
 
 	// wasiChanged is set when the guest called a WASI function that
 	// changes its file table or a descriptor's flags (wasiListener):
@@ -71,8 +72,10 @@ func (wasiMark) After(context.Context, api.Module, api.FunctionDefinition, []uin
 func (wasiMark) Abort(context.Context, api.Module, api.FunctionDefinition, error) {}
 
 // Snapshot implements engine.Resetter: it saves the mutable globals'
-// values and makes the linear memory a copy-on-write mapping of a
-// snapshot of itself (snapshot.go).
+// values and the monotonic clock's last reading (clock.go), and makes the
+// linear memory a copy-on-write mapping of a snapshot of itself
+// (snapshot.go), whose written pages the kernel tracks if it can
+// (wptrack.go).
 func (g *guest) Snapshot() error {
 	switch {
 	case !g.c.resettable:
@@ -95,6 +98,7 @@ func (g *guest) Snapshot() error {
 			return err
 		}
 	}
+	s.nanos = g.clock.last.Load()
 	s.taken = true
 	g.snap = s
 	return nil
@@ -112,5 +116,6 @@ func (g *guest) Reset() bool {
 	for i, mg := range s.globals {
 		mg.Set(s.values[i])
 	}
+	g.clock.rewind(s.nanos)
 	return true
 }

@@ -5,8 +5,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -139,6 +142,31 @@ func TestResetForgetsTasks(t *testing.T) {
 	})
 }
 
+// TestResetRewindsClock: a reset sets the instance's monotonic clock back
+// to its reading at the snapshot, so that a task on a reset instance finds
+// as little time gone since the start-up as on a new one; within a task
+// it moves on. Without a reset the time spent between two tasks shows.
+func TestResetRewindsClock(t *testing.T) {
+	const pause = 100 * time.Millisecond
+	clock := func(g *testGuest) time.Duration {
+		ns, err := strconv.ParseInt(g.task("clock", ""), 10, 64)
+		require.NoError(t, err)
+		return time.Duration(ns)
+	}
+	g := start(t, stateful(t))
+	r := g.g.(engine.Resetter)
+	require.NoError(t, r.Snapshot())
+
+	first := clock(g)
+	time.Sleep(pause)
+	require.Greater(t, clock(g), first+pause, "without a reset the clock shows the pause")
+	require.True(t, r.Reset())
+	again := clock(g)
+	require.Less(t, again, first+pause, "after a reset the pause is gone")
+	time.Sleep(pause)
+	require.Greater(t, clock(g), again+pause, "and the clock moves on from there")
+}
+
 // TestResetRefusals: what cannot be reset says so.
 func TestResetRefusals(t *testing.T) {
 	t.Run("not compiled to be reset", func(t *testing.T) {
@@ -166,31 +194,51 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
-// BenchmarkReset compares the two ways a reset finds the pages a task
-// wrote, on a Go guest whose task ("count") writes a few of them:
-// PAGEMAP_SCAN (scan) and reading /proc/self/pagemap, 8 bytes per page of
-// the memory (pagemap).
+// BenchmarkReset compares the ways a reset finds the pages a task wrote,
+// on a Go guest whose task ("count") writes a few of them: PAGEMAP_SCAN
+// for the pages the kernel marks written (tracked, wptrack.go),
+// PAGEMAP_SCAN for the present pages that are not the snapshot's (scan),
+// and reading /proc/self/pagemap, 8 bytes per page of the memory
+// (pagemap), with scans/reset the share of resets that scanned (see
+// copyScanned); and with the guest's monotonic clock rewound by each reset
+// (clock.go) and left real (real-clock), which the guest's runtime sees
+// in its yield after each task. ns/op is a task and its reset; ns/reset
+// the reset alone.
 //
 //	go test -run '^$' -bench Reset -benchtime 2000x ./internal/engine/wazero/
 func BenchmarkReset(b *testing.B) {
 	c := stateful(b)
-	for _, scan := range []bool{true, false} {
-		name := map[bool]string{true: "scan", false: "pagemap"}[scan]
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"tracked", "tracked/real-clock", "scan/real-clock", "pagemap/real-clock"} {
+		find, clock, _ := strings.Cut(mode, "/")
+		b.Run(mode, func(b *testing.B) {
+			if find == "tracked" {
+				requireWriteTracking(b)
+			} else {
+				withoutWriteTracking(b)
+			}
 			g := start(b, c)
 			r := g.g.(engine.Resetter)
 			require.NoError(b, r.Snapshot())
-			mem := g.g.(*guest).cap.mem
-			if scan && !mem.scan {
+			gg := g.g.(*guest)
+			if find != "pagemap" && !gg.cap.mem.scan {
 				b.Skip("the kernel has no PAGEMAP_SCAN (Linux 6.7+)")
 			}
-			mem.scan = scan
+			require.Equal(b, find == "tracked", gg.cap.mem.tracked)
+			gg.cap.mem.scan = find != "pagemap"
+			var inReset time.Duration
 			for b.Loop() {
 				g.task("count", "")
+				t0 := time.Now()
 				if !r.Reset() {
 					b.Fatal("the instance could not be reset")
 				}
+				inReset += time.Since(t0)
+				if clock == "real-clock" {
+					gg.clock.shift.Store(0)
+				}
 			}
+			b.ReportMetric(float64(inReset.Nanoseconds())/float64(b.N), "ns/reset")
+			b.ReportMetric(float64(gg.cap.mem.scans)/float64(b.N), "scans/reset")
 		})
 	}
 }

@@ -74,7 +74,10 @@ func (m *capMemory) snapshot() error {
 	if view, err := unix.Mmap(fd, 0, n, unix.PROT_READ, unix.MAP_SHARED); err == nil {
 		if pm, err := unix.Open("/proc/self/pagemap", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 			m.view, m.pagemap = view, pm
-			_, _, m.scan = scanWritten(pm, m.buf[:n], maxCopied, nil)
+			_, _, m.scan = scanWritten(pm, m.buf[:n], maxCopied, nil, false)
+			if m.scan && trackWrites(m.buf[:n]) {
+				_, _, m.tracked = scanWritten(pm, m.buf[:n], maxCopied, nil, true)
+			}
 		} else {
 			_ = unix.Munmap(view)
 		}
@@ -92,7 +95,13 @@ func (m *capMemory) reset() bool {
 	if m.copyDirty() {
 		return true
 	}
-	return unix.Madvise(m.buf[:m.snapLen], unix.MADV_DONTNEED) == nil
+	if unix.Madvise(m.buf[:m.snapLen], unix.MADV_DONTNEED) != nil {
+		return false
+	}
+	if m.tracked && !writeProtect(m.buf[:m.snapLen]) {
+		m.tracked = false // scan as without tracking: correct, if slower
+	}
+	return true
 }
 
 // maxCopied is the most pages copyDirty copies back. Once a task has
@@ -156,18 +165,46 @@ func (m *capMemory) copyDirty() bool {
 // (scanWritten), which costs a fraction of reading 8 bytes per page of
 // the memory: the kernel skips the page-table holes of pages never
 // touched and returns runs.
+//
+// When no page fault at all has happened in the process since the last
+// scan began, the pages that scan found are copied without a new one. A
+// page the last scan did not find was, when it ran, either the snapshot's
+// (mapped read-only, or write-protected when tracked) or not mapped, and
+// the first write to such a page faults: the kernel must copy it, map it
+// or lift its protection. Every fault, in user or kernel mode, on any
+// thread, adds to the process's minor or major fault count
+// (mm_account_fault), which getrusage reads for less than a scan costs.
+// So an unchanged count means that the pages written are among those
+// found. A count that moved, for whatever reason (a read of a page not
+// mapped yet, the worker's own heap), only means a scan.
 func (m *capMemory) copyScanned() bool {
-	found, pages, ok := scanWritten(m.pagemap, m.buf[:m.snapLen], maxCopied, m.regions)
-	m.regions = found[:cap(found)]
-	if !ok || pages > maxCopied {
-		return false
+	faults, counted := faultCount()
+	if !counted || !m.known || faults != m.faults {
+		m.known = false
+		found, pages, ok := scanWritten(m.pagemap, m.buf[:m.snapLen], maxCopied, m.regions, m.tracked)
+		m.regions, m.found = found[:cap(found)], len(found)
+		m.scans++
+		if !ok || pages > maxCopied {
+			return false
+		}
 	}
+	m.faults, m.known = faults, counted
 	base := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(m.buf))))
-	for _, r := range found {
+	for _, r := range m.regions[:m.found] {
 		lo, hi := int(r.start-base), int(r.end-base)
 		copy(m.buf[lo:hi], m.view[lo:hi])
 	}
 	return true
+}
+
+// faultCount is the number of page faults the process has taken, minor
+// and major, on all its threads, living and gone.
+func faultCount() (int64, bool) {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0, false
+	}
+	return ru.Minflt + ru.Majflt, true
 }
 
 func allZero(b []byte) bool {

@@ -12,21 +12,25 @@
 //	grow     n: allocates n MiB, writes every 512th byte, keeps it live
 //	         until the next grow, and returns the sum of the bytes it
 //	         found there before writing: "<sum>"
+//	clock    the monotonic time since the module started, in
+//	         nanoseconds: "<ns>"
 package main
 
 import (
 	"os"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/safepool/safepool/guest"
 )
 
 var (
-	calls int
-	heap  = new(int)
-	ticks int
-	held  [][]byte
+	started = time.Now()
+	calls   int
+	heap    = new(int)
+	ticks   int
+	held    [][]byte
 )
 
 func init() {
@@ -49,6 +53,9 @@ func init() {
 			runtime.Gosched()
 		}
 		return []byte(strconv.Itoa(ticks)), nil
+	})
+	guest.Handle("clock", func([]byte) ([]byte, error) {
+		return []byte(strconv.FormatInt(int64(time.Since(started)), 10)), nil
 	})
 	guest.Handle("close", func([]byte) ([]byte, error) {
 		return []byte("closed"), os.Stdout.Close()
