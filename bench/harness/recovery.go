@@ -127,6 +127,10 @@ func (b *bench) recovery(ctx context.Context) error {
 
 const recoveryWait = 10 * time.Second
 
+// maxLateKills is how many kills per measurement may land after their
+// task has already ended (and be measured again) before it fails.
+const maxLateKills = 5
+
 // killRunning kills the worker running slow_square (30 ms in the Go guest)
 // as soon as the task starts, under the Retry policy.
 func (b *bench) killRunning(ctx context.Context, backoff time.Duration, spares int) (Recovery, error) {
@@ -149,7 +153,8 @@ func (b *bench) killRunning(ctx context.Context, backoff time.Duration, spares i
 	if backoff > 0 {
 		rec.Backoff = backoff.String()
 	}
-	for i := range b.opts.Kills {
+	late := 0
+	for i := 0; i < b.opts.Kills; i++ {
 		b.waitQuiet()
 		probe.reset(true)
 		cctx, cancel := context.WithTimeout(ctx, recoveryWait)
@@ -157,6 +162,22 @@ func (b *bench) killRunning(ctx context.Context, backoff time.Duration, spares i
 		cancel()
 		if err != nil {
 			return rec, fmt.Errorf("kill %d: %w", i, err)
+		}
+		if r.Status == pool.StatusOK && string(r.Output) == "49" && r.Attempts == 1 && late < maxLateKills {
+			// The SIGKILL is sent when the task starts, from the pool's
+			// event; on a loaded machine it can land after the worker
+			// has already answered (the task's 30 ms passed first). The
+			// result is right and the kill hit an idle worker: wait for
+			// its replacement and measure this kill again.
+			late++
+			if err := probe.waitRecovered(i); err != nil {
+				return rec, err
+			}
+			if err := waitFull(probe, b.opts.Workers+spares); err != nil {
+				return rec, err
+			}
+			i--
+			continue
 		}
 		if r.Status != pool.StatusOK || string(r.Output) != "49" || r.Attempts != 2 {
 			return rec, fmt.Errorf("kill %d: the task ended %s after %d attempts (%s); want ok after 2", i, r.Status, r.Attempts, r.Error)
