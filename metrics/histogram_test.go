@@ -73,3 +73,40 @@ func gather(c *Collector) []prometheus.Metric {
 	}
 	return ms
 }
+
+// TestObserveTasksBatch checks that a batch of records counts each as its
+// flags say: an attempt's end (attempts, histograms), a final result
+// (tasks), or both.
+func TestObserveTasksBatch(t *testing.T) {
+	c := New()
+	c.ObserveTasks([]pool.TaskRecord{
+		{Ended: true, Final: true, Status: pool.StatusOK, WorkerPID: 3, Duration: 500, PeakMemory: 64 << 10},
+		{Ended: true, Status: pool.StatusKilled, WorkerPID: 3, Duration: -1},
+		{Final: true, Status: pool.StatusKilled, WorkerPID: 4, Duration: -1},
+		{Ended: true, Final: true, Status: pool.StatusOK, WorkerPID: 4, Duration: 3000},
+	})
+	c.ObserveTasks(nil)
+	var dur *dto.Histogram
+	counters := map[string]float64{}
+	for _, m := range gather(c) {
+		var d dto.Metric
+		require.NoError(t, m.Write(&d))
+		switch m.Desc() {
+		case descDuration:
+			dur = d.GetHistogram()
+		case descTasks, descAttempts:
+			name := "tasks"
+			if m.Desc() == descAttempts {
+				name = "attempts"
+			}
+			counters[name+"/"+d.GetLabel()[0].GetValue()] = d.GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, map[string]float64{
+		"tasks/ok": 2, "tasks/killed": 1, "attempts/ok": 2, "attempts/killed": 1,
+		"tasks/error": 0, "attempts/error": 0, "tasks/memory_limit": 0, "attempts/memory_limit": 0,
+		"tasks/timeout": 0, "attempts/timeout": 0, "tasks/not_run": 0,
+	}, counters)
+	require.Equal(t, uint64(2), dur.GetSampleCount(), "an attempt whose duration is not known is not in the histogram")
+	require.InDelta(t, 3.5e-6, dur.GetSampleSum(), 1e-15)
+}

@@ -15,7 +15,7 @@ import (
 // through hooks.
 type run struct {
 	hooks    *runHooks
-	tasks    TaskObserver // Config.TaskObserver, told of final results
+	tasks    TaskObserver // Config.TaskObserver, told of attempts and final results
 	fn       string
 	memLimit int64         // the memory cap its tasks start with
 	timeout  time.Duration // its tasks' own timeout (WithTimeout); 0: the pool's
@@ -32,9 +32,18 @@ type run struct {
 	sealed    bool  // no more tasks will be submitted
 	killed    []KilledTask
 	err       error
-	done      chan struct{}
-	stopCtx   func() bool
-	ctx       context.Context // the caller's; host functions run under it
+	// observed are the TaskRecords not yet handed to tasks, which get them
+	// in one call at the end of each batch of outcomes, when observeBatch
+	// are held, and when the run ends (before done is closed); one holds
+	// a lone record handed over at once, so that a run of one task
+	// (Apply) allocates no buffer. Both are guarded by mu, which is held
+	// while tasks is called, so that the run cannot end between a final
+	// result's delivery and its record's hand-over.
+	observed []TaskRecord
+	one      [1]TaskRecord
+	done     chan struct{}
+	stopCtx  func() bool
+	ctx      context.Context // the caller's; host functions run under it
 
 	isDone   atomic.Bool
 	nDone    atomic.Int64
@@ -84,7 +93,9 @@ func (r *run) seal() {
 
 // deliver records the final result of one task. It reports whether the
 // run took it (it had not ended).
-func (r *run) deliver(res Result, rec *TaskRecord) bool { return r.deliverOrAbort(res, nil, nil, rec) }
+func (r *run) deliver(res Result, rec *TaskRecord, more bool) bool {
+	return r.deliverOrAbort(res, nil, nil, rec, more)
+}
 
 // deliverOrAbort records the final result of one task and, when abortErr is
 // set, aborts the run with it. Both happen under one lock, so that the
@@ -93,16 +104,16 @@ func (r *run) deliver(res Result, rec *TaskRecord) bool { return r.deliverOrAbor
 // result.
 //
 // rec, when the pool has a TaskObserver, is the task's record: it is
-// observed as Final before the run can end, so that a map's caller finds
-// every final result counted; a result the run did not take is observed
-// only when rec says an attempt Ended.
-func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *TaskRecord) bool {
+// observed as Final (see observeLocked, and more) before the run can end,
+// so that a map's caller finds every final result counted; a result the
+// run did not take is observed only when rec says an attempt Ended.
+func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *TaskRecord, more bool) bool {
 	r.mu.Lock()
 	if r.isDone.Load() {
-		r.mu.Unlock()
 		if rec != nil && rec.Ended {
-			r.tasks.ObserveTask(*rec)
+			r.observeLocked(*rec, false)
 		}
+		r.mu.Unlock()
 		return false
 	}
 	if abortErr != nil && r.err == nil {
@@ -124,12 +135,12 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 	}
 	r.remaining--
 	end := (r.remaining == 0 && r.sealed) || abortErr != nil
-	r.mu.Unlock()
-	r.nDone.Add(1)
 	if rec != nil {
 		rec.Final = true
-		r.tasks.ObserveTask(*rec)
+		r.observeLocked(*rec, more && !end)
 	}
+	r.mu.Unlock()
+	r.nDone.Add(1)
 	if kt != nil {
 		r.hooks.killed(*kt)
 	}
@@ -142,12 +153,54 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 	return true
 }
 
+// observe hands rec, an attempt's end that is not its task's final result,
+// to the TaskObserver; more is as for observeLocked.
+func (r *run) observe(rec TaskRecord, more bool) {
+	r.mu.Lock()
+	r.observeLocked(rec, more && !r.isDone.Load())
+	r.mu.Unlock()
+}
+
+// observeBatch bounds the records a run holds for its TaskObserver.
+const observeBatch = 128
+
+// observeLocked queues rec for the TaskObserver and, unless more (more
+// outcomes of the same batch follow for this run), hands it the queue. r.mu
+// is held.
+//
+// A queued record waits at most for the rest of its batch: the last
+// outcome of a batch comes with more false, and end flushes the queue
+// before it closes done.
+func (r *run) observeLocked(rec TaskRecord, more bool) {
+	if !more && len(r.observed) == 0 {
+		r.one[0] = rec
+		r.tasks.ObserveTasks(r.one[:])
+		return
+	}
+	if r.observed == nil {
+		r.observed = make([]TaskRecord, 0, min(max(r.total.Load(), 2), observeBatch))
+	}
+	r.observed = append(r.observed, rec)
+	if !more || len(r.observed) == cap(r.observed) {
+		r.flushLocked()
+	}
+}
+
+// flushLocked hands the queued records to the TaskObserver. r.mu is held.
+func (r *run) flushLocked() {
+	if len(r.observed) > 0 {
+		r.tasks.ObserveTasks(r.observed)
+		r.observed = r.observed[:0]
+	}
+}
+
 func (r *run) end() {
 	r.mu.Lock()
 	if r.isDone.Swap(true) {
 		r.mu.Unlock()
 		return
 	}
+	r.flushLocked()
 	if r.err != nil && r.results != nil {
 		why := notRunReason(r.err)
 		for i := range r.results {
