@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -22,6 +23,28 @@ func TestBucketIndex(t *testing.T) {
 	require.Equal(t, len(b.le), b.index(b.units[len(b.units)-1]+1), "over the last bound is +Inf")
 	require.Equal(t, 0, peakBuckets.index(64<<10))
 	require.Equal(t, 1, peakBuckets.index(64<<10+1))
+
+	// The table's start and its steps agree with a binary search at every
+	// bound, next to it, and at every power of two.
+	for _, b := range []*buckets{&durationBuckets, &peakBuckets} {
+		var vs []uint64
+		for _, u := range b.units {
+			vs = append(vs, u-1, u, u+1)
+		}
+		for n := range 64 {
+			vs = append(vs, 1<<n-1, 1<<n, 1<<n+1)
+		}
+		vs = append(vs, math.MaxUint64)
+		for _, v := range vs {
+			require.Equal(t, b.search(v), b.index(v), "value %d", v)
+		}
+	}
+
+	// Bounds closer than a doubling take more steps, and still agree.
+	near := newBuckets([]float64{10, 11, 12, 13, 1000}, 1)
+	for v := range uint64(1100) {
+		require.Equal(t, near.search(v), near.index(v), "value %d", v)
+	}
 }
 
 // TestHistogramsAcrossStripes checks that attempts observed on different
