@@ -32,18 +32,25 @@ type run struct {
 	sealed    bool  // no more tasks will be submitted
 	killed    []KilledTask
 	err       error
-	// observed are the TaskRecords not yet handed to tasks, which get them
-	// in one call at the end of each batch of outcomes, when observeBatch
-	// are held, and when the run ends (before done is closed); one holds
-	// a lone record handed over at once, so that a run of one task
-	// (Apply) allocates no buffer. Both are guarded by mu, which is held
-	// while tasks is called, so that the run cannot end between a final
-	// result's delivery and its record's hand-over.
+	// observed are the TaskRecords queued for tasks (guarded by mu). They
+	// are handed over in one call at the end of each batch of outcomes,
+	// when the queue is full, and when the run ends, before done is closed
+	// (see handOver). one is the queue of a run of one task, so that Apply
+	// allocates none.
 	observed []TaskRecord
 	one      [1]TaskRecord
-	done     chan struct{}
-	stopCtx  func() bool
-	ctx      context.Context // the caller's; host functions run under it
+	oneUsed  bool
+	// obsMu is held while tasks is called, and taken under mu, so that a
+	// run's records are handed over in the order they were queued, and
+	// the end of the run, which takes it too, waits for every hand-over
+	// begun before it. spare (guarded by obsMu) is the queue last handed
+	// over, emptied, which takes the place of the next.
+	obsMu sync.Mutex
+	spare []TaskRecord
+
+	done    chan struct{}
+	stopCtx func() bool
+	ctx     context.Context // the caller's; host functions run under it
 
 	isDone   atomic.Bool
 	nDone    atomic.Int64
@@ -104,16 +111,17 @@ func (r *run) deliver(res Result, rec *TaskRecord, more bool) bool {
 // result.
 //
 // rec, when the pool has a TaskObserver, is the task's record: it is
-// observed as Final (see observeLocked, and more) before the run can end,
+// observed as Final (see queueLocked, and more) before the run can end,
 // so that a map's caller finds every final result counted; a result the
 // run did not take is observed only when rec says an attempt Ended.
 func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *TaskRecord, more bool) bool {
 	r.mu.Lock()
 	if r.isDone.Load() {
+		flush := false
 		if rec != nil && rec.Ended {
-			r.observeLocked(*rec, false)
+			flush = r.queueLocked(*rec, false)
 		}
-		r.mu.Unlock()
+		r.handOver(flush)
 		return false
 	}
 	if abortErr != nil && r.err == nil {
@@ -135,11 +143,12 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 	}
 	r.remaining--
 	end := (r.remaining == 0 && r.sealed) || abortErr != nil
+	flush := false
 	if rec != nil {
 		rec.Final = true
-		r.observeLocked(*rec, more && !end)
+		flush = r.queueLocked(*rec, more && !end)
 	}
-	r.mu.Unlock()
+	r.handOver(flush)
 	r.nDone.Add(1)
 	if kt != nil {
 		r.hooks.killed(*kt)
@@ -154,44 +163,53 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 }
 
 // observe hands rec, an attempt's end that is not its task's final result,
-// to the TaskObserver; more is as for observeLocked.
+// to the TaskObserver; more is as for queueLocked.
 func (r *run) observe(rec TaskRecord, more bool) {
 	r.mu.Lock()
-	r.observeLocked(rec, more && !r.isDone.Load())
-	r.mu.Unlock()
+	r.handOver(r.queueLocked(rec, more && !r.isDone.Load()))
 }
 
-// observeBatch bounds the records a run holds for its TaskObserver.
+// observeBatch bounds the records a run queues for its TaskObserver.
 const observeBatch = 128
 
-// observeLocked queues rec for the TaskObserver and, unless more (more
-// outcomes of the same batch follow for this run), hands it the queue. r.mu
-// is held.
+// queueLocked queues rec for the TaskObserver and reports whether the queue
+// must be handed over now: unless more (more outcomes of the same batch
+// follow for this run), or when it is full. r.mu is held.
 //
 // A queued record waits at most for the rest of its batch: the last
-// outcome of a batch comes with more false, and end flushes the queue
+// outcome of a batch comes with more false, and end hands the queue over
 // before it closes done.
-func (r *run) observeLocked(rec TaskRecord, more bool) {
-	if !more && len(r.observed) == 0 {
-		r.one[0] = rec
-		r.tasks.ObserveTasks(r.one[:])
-		return
-	}
+func (r *run) queueLocked(rec TaskRecord, more bool) bool {
 	if r.observed == nil {
-		r.observed = make([]TaskRecord, 0, min(max(r.total.Load(), 2), observeBatch))
+		if n := r.total.Load(); n <= 1 && !r.oneUsed {
+			r.oneUsed = true
+			r.observed = r.one[:0]
+		} else {
+			r.observed = make([]TaskRecord, 0, min(max(n, 2), observeBatch))
+		}
 	}
 	r.observed = append(r.observed, rec)
-	if !more || len(r.observed) == cap(r.observed) {
-		r.flushLocked()
-	}
+	return !more || len(r.observed) == cap(r.observed)
 }
 
-// flushLocked hands the queued records to the TaskObserver. r.mu is held.
-func (r *run) flushLocked() {
-	if len(r.observed) > 0 {
-		r.tasks.ObserveTasks(r.observed)
-		r.observed = r.observed[:0]
+// handOver unlocks r.mu, which is held, and with now first hands the
+// queued records to the TaskObserver: it takes obsMu before it lets mu go,
+// then calls the observer outside mu, so that the run's other deliveries
+// do not wait for the observer.
+func (r *run) handOver(now bool) {
+	if !now {
+		r.mu.Unlock()
+		return
 	}
+	r.obsMu.Lock()
+	batch := r.observed
+	r.observed, r.spare = r.spare, nil
+	r.mu.Unlock()
+	if len(batch) > 0 {
+		r.tasks.ObserveTasks(batch)
+	}
+	r.spare = batch[:0]
+	r.obsMu.Unlock()
 }
 
 func (r *run) end() {
@@ -200,7 +218,6 @@ func (r *run) end() {
 		r.mu.Unlock()
 		return
 	}
-	r.flushLocked()
 	if r.err != nil && r.results != nil {
 		why := notRunReason(r.err)
 		for i := range r.results {
@@ -209,7 +226,9 @@ func (r *run) end() {
 			}
 		}
 	}
-	r.mu.Unlock()
+	// Every final record is queued or handed over by now; a hand-over
+	// under way holds obsMu, which this waits for.
+	r.handOver(r.tasks != nil)
 	r.stopCtx()
 	close(r.done)
 	r.hooks.ended(r)

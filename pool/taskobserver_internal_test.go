@@ -217,3 +217,66 @@ func TestObserverNoAllocs(t *testing.T) {
 	}
 	require.Equal(t, testing.AllocsPerRun(20, one(false)), testing.AllocsPerRun(20, one(true)), "a map of one task allocates no queue")
 }
+
+// blockingRecorder is a batchRecorder whose first call waits for release.
+type blockingRecorder struct {
+	batchRecorder
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (b *blockingRecorder) ObserveTasks(ts []TaskRecord) {
+	b.once.Do(func() {
+		close(b.entered)
+		<-b.release
+	})
+	b.batchRecorder.ObserveTasks(ts)
+}
+
+// TestObserverOutsideLock checks that the TaskObserver is called outside
+// the map's lock, so that other results go on being delivered meanwhile,
+// and that the map's end waits for a hand-over under way.
+func TestObserverOutsideLock(t *testing.T) {
+	const n = 10
+	p, r, jobs, _ := observedRun(t, n, Config{})
+	br := &blockingRecorder{entered: make(chan struct{}), release: make(chan struct{})}
+	br.r = r
+	p.cfg.TaskObserver, r.tasks = br, br
+
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		p.settle(okOutcome(&jobs[0], 7, false))
+	}()
+	<-br.entered
+
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		for i := 1; i < 4; i++ {
+			p.settle(okOutcome(&jobs[i], 8, true))
+		}
+	}()
+	select {
+	case <-delivered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("results wait for the observer")
+	}
+
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		r.abort(errors.New("stop"))
+	}()
+	select {
+	case <-r.done:
+		t.Fatal("the map ended while a hand-over of its records was under way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(br.release)
+	<-first
+	<-ended
+	require.True(t, isDone(r))
+	require.Equal(t, []int{1, 3}, br.sizes(), "the first result, then the three queued, handed over by the end")
+	require.Zero(t, br.late)
+}
