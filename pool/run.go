@@ -119,7 +119,7 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 	if r.isDone.Load() {
 		flush := false
 		if rec != nil && rec.Ended {
-			flush = r.queueLocked(*rec, false)
+			flush = r.queueLocked(rec, false)
 		}
 		r.handOver(flush)
 		return false
@@ -146,7 +146,7 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 	flush := false
 	if rec != nil {
 		rec.Final = true
-		flush = r.queueLocked(*rec, more && !end)
+		flush = r.queueLocked(rec, more && !end)
 	}
 	r.handOver(flush)
 	r.nDone.Add(1)
@@ -166,7 +166,7 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 // to the TaskObserver; more is as for queueLocked.
 func (r *run) observe(rec TaskRecord, more bool) {
 	r.mu.Lock()
-	r.handOver(r.queueLocked(rec, more && !r.isDone.Load()))
+	r.handOver(r.queueLocked(&rec, more && !r.isDone.Load()))
 }
 
 // observeBatch bounds the records a run queues for its TaskObserver.
@@ -179,7 +179,7 @@ const observeBatch = 128
 // A queued record waits at most for the rest of its batch: the last
 // outcome of a batch comes with more false, and end hands the queue over
 // before it closes done.
-func (r *run) queueLocked(rec TaskRecord, more bool) bool {
+func (r *run) queueLocked(rec *TaskRecord, more bool) bool {
 	if r.observed == nil {
 		if n := r.total.Load(); n <= 1 && !r.oneUsed {
 			r.oneUsed = true
@@ -188,7 +188,7 @@ func (r *run) queueLocked(rec TaskRecord, more bool) bool {
 			r.observed = make([]TaskRecord, 0, min(max(n, 2), observeBatch))
 		}
 	}
-	r.observed = append(r.observed, rec)
+	r.observed = append(r.observed, *rec)
 	return !more || len(r.observed) == cap(r.observed)
 }
 
