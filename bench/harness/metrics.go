@@ -41,6 +41,10 @@ type MetricsCost struct {
 	// times it was gathered.
 	Counted, Scrapes int
 	Correct          bool
+	// BlockRounds is how many rounds each block ran, in order: the rounds
+	// of a block share its two pools, and are judged together (see
+	// metrics_verdict.go).
+	BlockRounds []int
 }
 
 // metricsSize is the map size and the rounds of the metrics scenario.
@@ -67,11 +71,14 @@ func (b *bench) metricsCost(ctx context.Context) error {
 }
 
 // metricsBlocks is how many times the metrics scenario makes its two pools
-// anew. Within a run, a pool's workers may keep a placement on the cores
-// that makes them faster or slower than the other pool's, whatever
-// observes them: with new pools every block, in alternating order, that
-// bias falls on both sides alike.
-const metricsBlocks = 8
+// anew. A pool's workers keep, for their lives, a placement on the cores
+// and a layout in memory that makes them faster or slower than the other
+// pool's, whatever observes them: a pool's CPU time per task moves by up
+// to ±10% from one block to the next with no collector on either side.
+// With new pools every block, in alternating order, that bias falls on
+// both sides alike, and with many blocks the median over them can be told
+// from it.
+const metricsBlocks = 24
 
 func (b *bench) metricsGuest(ctx context.Context, g string, inputs [][]byte, rounds int) (MetricsCost, error) {
 	row := MetricsCost{Guest: g, Tasks: len(inputs), Correct: true}
@@ -86,6 +93,7 @@ func (b *bench) metricsGuest(ctx context.Context, g string, inputs [][]byte, rou
 			row.Correct = false
 			return row, err
 		}
+		row.BlockRounds = append(row.BlockRounds, n)
 	}
 	return row, nil
 }
@@ -237,9 +245,9 @@ func (p *report) metricsCost() {
 	}
 	p.f("Two pools per guest map square over the same %s integers, one with `metrics.Collector` as `Config.TaskObserver` (and `Watch`ed, gathered every %s while it maps) and one without; ", fmtCount(n), fmtDur(metricsScrapeEvery))
 	p.f("they take turns, in alternating order, %d rounds of short maps, so that the two maps of a round see about the same load from elsewhere, in %d blocks that each make the two pools anew (in alternating order), so that a pool whose workers the scheduler happens to place badly does not bias one side. ", rounds, min(metricsBlocks, rounds))
-	p.f("\"on ÷ off\" is the median over the rounds of each round's throughput ratio, with a 95%% confidence interval of that median (from the rounds' order statistics, with no assumption about their distribution), and the ratios' quartiles, which show how much load from elsewhere moves a round. ")
+	p.f("\"on ÷ off\" is the median over the blocks of each block's median throughput ratio (the rounds of a block share its pools, whose placement on the cores moves them together, so that the block is the unit), with a 95%% confidence interval of that median (from the blocks' order statistics, with no assumption about their distribution), and the quartiles of the rounds' ratios, which show how much load from elsewhere moves a round. ")
 	p.f("Host CPU is the harness process's CPU time per task (rusage), where the pool and the collector run, and worker CPU the workers' (from /proc/PID/task/*/schedstat), medians of the rounds; both also count the time each side polls its pipe before it sleeps, which varies with the load. ")
-	p.f("\"CPU off ÷ on\" is the median over the rounds of each round's ratio of the CPU time, host and workers together, without the collector to with it, with its 95%% interval, and \"extra CPU\" the median of what the collector added per task. ")
+	p.f("\"CPU off ÷ on\" is, the same way, the median over the blocks of the rounds' ratio of the CPU time, host and workers together, without the collector to with it, with its 95%% interval, and \"extra CPU\" the median over the rounds of what the collector added per task. ")
 	p.f("The goal is a throughput cost of at most %.0f%%. It is judged on the CPU ratio: these maps keep both cores busy, so that their throughput is the cores ÷ the CPU time a task takes, and the throughput the collector costs is the CPU time it adds ÷ the CPU time a task takes in all; the CPU time moves much less with load from elsewhere than the wall time does. ", 100*goalMetricsCost)
 	p.f("It is met when the whole interval of the CPU ratio is at or above %.0f%%, not met when the whole interval is below, and not judged when the interval straddles it (too noisy to tell); the throughput ratio is judged the same way beside it. ", 100*(1-goalMetricsCost))
 	p.f("Every result is checked and the collector's count of ok tasks must match.\n\n")
@@ -294,8 +302,12 @@ func metricsTargets(r *Results) []Target {
 				clo, chi := m.CPURatioInterval()
 				x := m.Ratio()
 				lo, hi := m.RatioInterval()
-				t.Measured = fmt.Sprintf("CPU %.1f%% (cost %+.1f%%, %+.0f ns per task; median of %d paired rounds, 95%% interval %.1f–%.1f%%); wall throughput %.1f%% (95%% interval %.1f–%.1f%%)",
-					100*c, 100*(1-c), m.ExtraCPU(), len(m.On), 100*clo, 100*chi, 100*x, 100*lo, 100*hi)
+				over := fmt.Sprintf("%d paired rounds", len(m.On))
+				if nb := len(m.units(m.cpuRatios())); nb != len(m.On) {
+					over = fmt.Sprintf("%d blocks of %d paired rounds", nb, len(m.On))
+				}
+				t.Measured = fmt.Sprintf("CPU %.1f%% (cost %+.1f%%, %+.0f ns per task; median of %s, 95%% interval %.1f–%.1f%%); wall throughput %.1f%% (95%% interval %.1f–%.1f%%)",
+					100*c, 100*(1-c), m.ExtraCPU(), over, 100*clo, 100*chi, 100*x, 100*lo, 100*hi)
 				if t.Met = m.CPUMet(); t.Met == nil {
 					t.Measured += "; " + metricsTooNoisy
 				}

@@ -127,3 +127,30 @@ func TestMetricsCPUVerdict(t *testing.T) {
 	require.Nil(t, ts[0].Met)
 	require.Contains(t, ts[0].Measured, metricsTooNoisy)
 }
+
+// TestMetricsBlocks checks that the rounds of a block count as one: a
+// block whose rounds all show a cost weighs as much as a block of one round.
+func TestMetricsBlocks(t *testing.T) {
+	// Three blocks: nine rounds at 0.95, then one at 1.0, then one at
+	// 0.99. Over the rounds the median is 0.95; over the blocks, 0.99.
+	var rs []float64
+	for range 9 {
+		rs = append(rs, 0.95)
+	}
+	m := cpuRounds(append(rs, 1.0, 0.99)...)
+	require.InDelta(t, 0.95, quantile(m.cpuRatios(), 0.5), 1e-6)
+	m.BlockRounds = []int{9, 1, 1}
+	require.InDelta(t, 0.99, m.CPURatio(), 1e-6)
+	lo, hi := m.CPURatioInterval()
+	require.InDelta(t, 0.95, lo, 1e-6, "three blocks: the interval is their range")
+	require.InDelta(t, 1.0, hi, 1e-6)
+	require.Nil(t, m.CPUMet())
+
+	m.Guest = WATGuest
+	ts := metricsTargets(&Results{Options: Options{Guests: []string{WATGuest}}, Metrics: []MetricsCost{m}})
+	require.Contains(t, ts[0].Measured, "median of 3 blocks of 11 paired rounds")
+
+	// Blocks that do not add up to the rounds are left aside.
+	m.BlockRounds = []int{9, 1}
+	require.InDelta(t, 0.95, m.CPURatio(), 1e-6)
+}

@@ -25,15 +25,21 @@ import (
 //     and each side polls its pipe for a while before it sleeps), so that
 //     this ratio can tell a cost of 1% from one of 3% on a busy machine.
 //
-// Each is judged the same way: the median over the rounds of the ratio,
-// with a 95% interval of that median from the rounds' order statistics; met
-// when the whole interval is at or above 1 - goalMetricsCost, not met when
-// it is wholly below, and not judged (too noisy) when it straddles it.
+// The rounds of a block share its two pools, and a pool's placement on the
+// cores moves its CPU time per task by up to ±10% for its whole life: the
+// rounds of a block are not independent, and an interval over the rounds
+// would be too narrow. The unit is the block: its median ratio (see
+// units).
+//
+// Each ratio is judged the same way: the median over the blocks, with a
+// 95% interval of that median from the blocks' order statistics; met when
+// the whole interval is at or above 1 - goalMetricsCost, not met when it is
+// wholly below, and not judged (too noisy) when it straddles it.
 
 // Ratio is the throughput with the collector ÷ without: the median over
-// the rounds of each round's pair, so that a burst of load from elsewhere
-// weighs on one round only.
-func (m MetricsCost) Ratio() float64 { return quantile(m.wallRatios(), 0.5) }
+// the blocks of each block's median over its rounds' pairs, so that a
+// burst of load from elsewhere weighs on one round only.
+func (m MetricsCost) Ratio() float64 { return quantile(m.units(m.wallRatios()), 0.5) }
 
 // WallSpread is the lower and upper quartile of the rounds' throughput
 // ratios: how far load from elsewhere moves them.
@@ -43,7 +49,9 @@ func (m MetricsCost) WallSpread() (lo, hi float64) {
 }
 
 // RatioInterval is a 95% confidence interval of Ratio (see medianInterval).
-func (m MetricsCost) RatioInterval() (lo, hi float64) { return medianInterval(m.wallRatios()) }
+func (m MetricsCost) RatioInterval() (lo, hi float64) {
+	return medianInterval(m.units(m.wallRatios()))
+}
 
 // Met judges the throughput ratio against goalMetricsCost (see judge).
 func (m MetricsCost) Met() *bool {
@@ -52,14 +60,37 @@ func (m MetricsCost) Met() *bool {
 }
 
 // CPURatio is the CPU time per task without the collector ÷ with it, the
-// host's and the workers' together: the median over the rounds of each
-// round's pair. On a CPU-bound pool it is the throughput ratio the
-// collector's CPU time allows.
-func (m MetricsCost) CPURatio() float64 { return quantile(m.cpuRatios(), 0.5) }
+// host's and the workers' together: the median over the blocks of each
+// block's median over its rounds' pairs. On a CPU-bound pool it is the
+// throughput ratio the collector's CPU time allows.
+func (m MetricsCost) CPURatio() float64 { return quantile(m.units(m.cpuRatios()), 0.5) }
 
 // CPURatioInterval is a 95% confidence interval of CPURatio (see
 // medianInterval).
-func (m MetricsCost) CPURatioInterval() (lo, hi float64) { return medianInterval(m.cpuRatios()) }
+func (m MetricsCost) CPURatioInterval() (lo, hi float64) {
+	return medianInterval(m.units(m.cpuRatios()))
+}
+
+// units are the medians of rs, the rounds' ratios, block by block; the
+// rounds themselves when the blocks are not known (results saved before
+// they were kept) or do not add up to the rounds.
+func (m MetricsCost) units(rs []float64) []float64 {
+	n := 0
+	for _, k := range m.BlockRounds {
+		n += k
+	}
+	if n != len(rs) || n == 0 {
+		return rs
+	}
+	var us []float64
+	for _, k := range m.BlockRounds {
+		if k > 0 {
+			us = append(us, quantile(rs[:k], 0.5))
+		}
+		rs = rs[k:]
+	}
+	return us
+}
 
 // CPUMet judges the CPU ratio against goalMetricsCost (see judge): the
 // verdict of the metrics cost target.
