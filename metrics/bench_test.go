@@ -82,13 +82,15 @@ func selfCPU(b *testing.B) int64 {
 // nopObserver is a TaskObserver that does nothing.
 type nopObserver struct{}
 
-func (nopObserver) ObserveTask(pool.TaskRecord) {}
-func (nopObserver) Observe(pool.Event)          {}
+func (nopObserver) ObserveTasks([]pool.TaskRecord) {}
+func (nopObserver) Observe(pool.Event)             {}
 
 // BenchmarkObserve measures the collector's own cost per ok task, from
 // goroutines that each stand for one worker, as in a pool: as an Observer,
 // the two events the task brings (its attempt's end and its final result);
-// as a TaskObserver, its one record.
+// as a TaskObserver, its one record, handed over in batches of 64 (as the
+// pool does with the results of a worker's answer) or alone (task-1, as
+// when tasks are slow and each answer brings one result).
 func BenchmarkObserve(b *testing.B) {
 	b.Run("event", func(b *testing.B) {
 		c := metrics.New()
@@ -107,18 +109,32 @@ func BenchmarkObserve(b *testing.B) {
 			}
 		})
 	})
-	b.Run("task", func(b *testing.B) {
-		c := metrics.New()
-		var pids atomic.Int64
-		pids.Store(4000)
-		b.RunParallel(func(pb *testing.PB) {
-			pid := int(pids.Add(1))
-			rec := pool.TaskRecord{Ended: true, Final: true, Status: pool.StatusOK, Attempt: 1, WorkerPID: pid,
-				Duration: 1500 * time.Nanosecond, PeakMemory: 2 << 20}
-			var o pool.TaskObserver = c
-			for pb.Next() {
-				o.ObserveTask(rec)
-			}
+	for _, batch := range []int{64, 1} {
+		name := "task"
+		if batch == 1 {
+			name = "task-1"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := metrics.New()
+			var pids atomic.Int64
+			pids.Store(4000)
+			b.RunParallel(func(pb *testing.PB) {
+				pid := int(pids.Add(1))
+				recs := make([]pool.TaskRecord, batch)
+				for i := range recs {
+					recs[i] = pool.TaskRecord{Ended: true, Final: true, Status: pool.StatusOK, Attempt: 1, WorkerPID: pid,
+						Duration: time.Duration(1000 + 10*i), PeakMemory: 2 << 20}
+				}
+				var o pool.TaskObserver = c
+				// Each iteration is one record: the batch goes when full.
+				n := 0
+				for pb.Next() {
+					if n++; n == batch {
+						o.ObserveTasks(recs)
+						n = 0
+					}
+				}
+			})
 		})
-	})
+	}
 }

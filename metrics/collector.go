@@ -20,10 +20,10 @@ const statusSlots = 32
 // when scraped. It implements prometheus.Collector. Its methods are safe
 // for concurrent use. A Collector watches one pool.
 type Collector struct {
-	// stripes hold what every task adds: each worker process counts into
-	// the stripe its pid picks, so that the pool's goroutines, which handle
-	// different workers, seldom take the same lock or write the same cache
-	// line.
+	// stripes hold what every task adds: a batch of records (or an event)
+	// counts into the stripe its first worker's pid picks, so that the
+	// pool's goroutines, which handle different workers, seldom take the
+	// same lock or write the same cache line.
 	stripes  [stripeCount]stripe
 	retries  [statusSlots]atomic.Uint64
 	starts   atomic.Uint64
@@ -49,9 +49,8 @@ type deathKey struct{ cause, signal string }
 const stripeCount = 8
 
 // stripe is one share of the per-task counters, padded to keep apart the
-// cache lines of two stripes. A task takes its stripe's lock once: one
-// uncontended lock costs less than the five atomic additions its counts
-// would take.
+// cache lines of two stripes. A batch of records takes its stripe's lock
+// once.
 type stripe struct {
 	mu       sync.Mutex
 	tasks    [statusSlots]uint64
@@ -66,10 +65,10 @@ func (c *Collector) stripe(pid int) *stripe {
 }
 
 // count adds an attempt's end (its duration in ns, or -1 when not known,
-// and its peak memory) and, with final, the task's final status.
+// and its peak memory) and, with final, the task's final status. st.mu is
+// held.
 func (st *stripe) count(s pool.Status, ended, final bool, ns int64, peakMem int64) {
 	i := slot(s)
-	st.mu.Lock()
 	if ended {
 		st.attempts[i]++
 		if ns >= 0 {
@@ -82,6 +81,12 @@ func (st *stripe) count(s pool.Status, ended, final bool, ns int64, peakMem int6
 	if final {
 		st.tasks[i]++
 	}
+}
+
+// countOne counts one attempt's end or final result under st's lock.
+func (st *stripe) countOne(s pool.Status, ended, final bool, ns int64, peakMem int64) {
+	st.mu.Lock()
+	st.count(s, ended, final, ns, peakMem)
 	st.mu.Unlock()
 }
 
@@ -117,14 +122,39 @@ func New() *Collector {
 	}
 }
 
-// ObserveTask counts an attempt's end and a task's final result: it is
-// how the collector is the pool's Config.TaskObserver,
+// ObserveTasks counts attempts' ends and tasks' final results: it is how
+// the collector is the pool's Config.TaskObserver,
 //
 //	cfg.TaskObserver = c
 //
-// which costs one uncontended lock per task and no Event.
-func (c *Collector) ObserveTask(t pool.TaskRecord) {
-	c.stripe(t.WorkerPID).count(t.Status, t.Ended, t.Final, int64(t.Duration), t.PeakMemory)
+// which costs one uncontended lock per batch of records (the pool hands
+// over a map's results a worker's answer brought together), no Event, and
+// a few additions and a histogram bucket's search per record.
+func (c *Collector) ObserveTasks(ts []pool.TaskRecord) {
+	if len(ts) == 0 {
+		return
+	}
+	st := c.stripe(ts[0].WorkerPID)
+	st.mu.Lock()
+	// count's work, written out: a call per record would cost more than
+	// what it counts.
+	for i := range ts {
+		t := &ts[i]
+		s := slot(t.Status)
+		if t.Ended {
+			st.attempts[s]++
+			if t.Duration >= 0 {
+				st.duration.observe(&durationBuckets, uint64(t.Duration))
+			}
+			if t.PeakMemory > 0 {
+				st.peak.observe(&peakBuckets, uint64(t.PeakMemory))
+			}
+		}
+		if t.Final {
+			st.tasks[s]++
+		}
+	}
+	st.mu.Unlock()
 }
 
 // Observe counts one event. It is how the collector hears of workers,
@@ -138,9 +168,9 @@ func (c *Collector) Observe(e pool.Event) {
 		if s := &e.Stats; !s.Start.IsZero() && !s.End.IsZero() {
 			ns = int64(max(s.End.Sub(s.Start), 0))
 		}
-		c.stripe(e.WorkerPID).count(e.Status, true, false, ns, e.Stats.PeakMemory)
+		c.stripe(e.WorkerPID).countOne(e.Status, true, false, ns, e.Stats.PeakMemory)
 	case pool.EventTaskFinal:
-		c.stripe(e.WorkerPID).count(e.Status, false, true, -1, 0)
+		c.stripe(e.WorkerPID).countOne(e.Status, false, true, -1, 0)
 	case pool.EventRetry:
 		c.retries[slot(e.Status)].Add(1)
 	case pool.EventNotRun:

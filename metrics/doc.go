@@ -6,10 +6,11 @@
 // It is a package of its own so that programs that do not want it do not
 // link the Prometheus client. It watches a pool as its
 // Config.TaskObserver: workers keep running tasks in batches (task starts
-// are not reported), and each task comes as one small record passed by
-// value, with no Event built, which the collector counts under one
-// uncontended lock. It reads [pool.Pool.Snapshot] and each worker's
-// /proc/PID/status when it is scraped:
+// are not reported), and each task comes as one small record, with no
+// Event built; the pool hands over the records of a worker's answer
+// together, which the collector counts under one uncontended lock per
+// batch. It reads [pool.Pool.Snapshot] and each worker's /proc/PID/status
+// when it is scraped:
 //
 //	c := metrics.New()
 //	cfg.TaskObserver = c

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"math"
+	"math/bits"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,6 +16,10 @@ type buckets struct {
 	le    []float64 // reported upper bounds, ascending
 	units []uint64  // le × scale, rounded: the bounds compared with
 	scale float64   // units per reported unit
+	// byLen is, for each bit length of a value, the first bucket whose
+	// bound is at least the smallest value of that length: where index
+	// starts looking.
+	byLen [65]uint8
 }
 
 func newBuckets(le []float64, scale float64) buckets {
@@ -24,13 +29,36 @@ func newBuckets(le []float64, scale float64) buckets {
 	b := buckets{le: le, units: make([]uint64, len(le)), scale: scale}
 	for i, x := range le {
 		b.units[i] = uint64(math.Round(x * scale))
+		if i > 0 && b.units[i] < b.units[i-1] {
+			panic("metrics: buckets out of order")
+		}
+	}
+	for n := range b.byLen {
+		least := uint64(0)
+		if n > 0 {
+			least = 1 << (n - 1)
+		}
+		b.byLen[n] = uint8(b.search(least))
 	}
 	return b
 }
 
 // index is the bucket of v: the first whose bound is at least v, or
-// len(units) for +Inf.
+// len(units) for +Inf. It starts at the first bucket that can hold a value
+// of v's bit length and steps up from there; with bounds that at least
+// double from one to the next, as both histograms' do, it steps at most
+// once: a per-task cost of a table look-up and a comparison or two, where
+// a binary search over the bounds costs several mispredicted branches.
 func (b *buckets) index(v uint64) int {
+	i := int(b.byLen[bits.Len64(v)])
+	for i < len(b.units) && b.units[i] < v {
+		i++
+	}
+	return i
+}
+
+// search is index by binary search.
+func (b *buckets) search(v uint64) int {
 	lo, hi := 0, len(b.units)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -22,6 +23,28 @@ func TestBucketIndex(t *testing.T) {
 	require.Equal(t, len(b.le), b.index(b.units[len(b.units)-1]+1), "over the last bound is +Inf")
 	require.Equal(t, 0, peakBuckets.index(64<<10))
 	require.Equal(t, 1, peakBuckets.index(64<<10+1))
+
+	// The table's start and its steps agree with a binary search at every
+	// bound, next to it, and at every power of two.
+	for _, b := range []*buckets{&durationBuckets, &peakBuckets} {
+		var vs []uint64
+		for _, u := range b.units {
+			vs = append(vs, u-1, u, u+1)
+		}
+		for n := range 64 {
+			vs = append(vs, 1<<n-1, 1<<n, 1<<n+1)
+		}
+		vs = append(vs, math.MaxUint64)
+		for _, v := range vs {
+			require.Equal(t, b.search(v), b.index(v), "value %d", v)
+		}
+	}
+
+	// Bounds closer than a doubling take more steps, and still agree.
+	near := newBuckets([]float64{10, 11, 12, 13, 1000}, 1)
+	for v := range uint64(1100) {
+		require.Equal(t, near.search(v), near.index(v), "value %d", v)
+	}
 }
 
 // TestHistogramsAcrossStripes checks that attempts observed on different
@@ -72,4 +95,41 @@ func gather(c *Collector) []prometheus.Metric {
 		ms = append(ms, m)
 	}
 	return ms
+}
+
+// TestObserveTasksBatch checks that a batch of records counts each as its
+// flags say: an attempt's end (attempts, histograms), a final result
+// (tasks), or both.
+func TestObserveTasksBatch(t *testing.T) {
+	c := New()
+	c.ObserveTasks([]pool.TaskRecord{
+		{Ended: true, Final: true, Status: pool.StatusOK, WorkerPID: 3, Duration: 500, PeakMemory: 64 << 10},
+		{Ended: true, Status: pool.StatusKilled, WorkerPID: 3, Duration: -1},
+		{Final: true, Status: pool.StatusKilled, WorkerPID: 4, Duration: -1},
+		{Ended: true, Final: true, Status: pool.StatusOK, WorkerPID: 4, Duration: 3000},
+	})
+	c.ObserveTasks(nil)
+	var dur *dto.Histogram
+	counters := map[string]float64{}
+	for _, m := range gather(c) {
+		var d dto.Metric
+		require.NoError(t, m.Write(&d))
+		switch m.Desc() {
+		case descDuration:
+			dur = d.GetHistogram()
+		case descTasks, descAttempts:
+			name := "tasks"
+			if m.Desc() == descAttempts {
+				name = "attempts"
+			}
+			counters[name+"/"+d.GetLabel()[0].GetValue()] = d.GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, map[string]float64{
+		"tasks/ok": 2, "tasks/killed": 1, "attempts/ok": 2, "attempts/killed": 1,
+		"tasks/error": 0, "attempts/error": 0, "tasks/memory_limit": 0, "attempts/memory_limit": 0,
+		"tasks/timeout": 0, "attempts/timeout": 0, "tasks/not_run": 0,
+	}, counters)
+	require.Equal(t, uint64(2), dur.GetSampleCount(), "an attempt whose duration is not known is not in the histogram")
+	require.InDelta(t, 3.5e-6, dur.GetSampleSum(), 1e-15)
 }

@@ -242,11 +242,11 @@ type Config struct {
 	// pool.
 	Observer func(Event)
 	// TaskObserver, when set, is a cheaper Observer for a metrics
-	// collector: it is told of each attempt's end and each final result as
-	// a TaskRecord passed by value, with no Event built per task, and of
-	// the other events as Observer is (see TaskObserver). A
-	// *metrics.Collector is one. It does not change what Observer and
-	// OnEvent receive.
+	// collector: it is told of attempts' ends and final results as
+	// TaskRecords, a batch at a time (the results a worker's answer
+	// brought), with no Event built per task, and of the other events as
+	// Observer is (see TaskObserver). A *metrics.Collector is one. It does
+	// not change what Observer and OnEvent receive.
 	TaskObserver TaskObserver
 	// Logger, when set, receives structured records of workers starting
 	// and ending, kills, retries, breaker trips and the policy's

@@ -46,6 +46,10 @@ type outcome struct {
 	// that was to run the retry, gave up: the attempt did not run, and the
 	// task keeps its last status.
 	gateFailed string
+	// more says that the dispatcher hands the sink more outcomes of the
+	// same run next, from the same answer: the TaskObserver is told of
+	// them together, after the last.
+	more bool
 }
 
 // death says how a worker's death ended an attempt.

@@ -242,7 +242,8 @@ func (d *driver) receive() {
 			if j == nil {
 				continue // not ours: a worker never sends such a result
 			}
-			d.l.sink(outcome{job: j, res: resultFrom(j, &ev.Results[i], pid)})
+			more := i+1 < len(jobs) && jobs[i+1] != nil && jobs[i+1].run == j.run
+			d.l.sink(outcome{job: j, res: resultFrom(j, &ev.Results[i], pid), more: more})
 		}
 		clear(jobs)
 		d.got = jobs[:0]

@@ -103,20 +103,26 @@ type Event struct {
 
 // TaskObserver is a cheaper Config.Observer, for a metrics collector
 // (package github.com/safepool/safepool/metrics has one). It receives the
-// same events as an Observer, but an attempt's end and a task's final
-// result come to ObserveTask as a TaskRecord, a few words passed by value,
-// in place of the EventTaskEnd and EventTaskFinal events: the pool builds
-// no Event per task for it.
+// same events as an Observer, but attempts' ends and tasks' final results
+// come to ObserveTasks as TaskRecords, a few words each, in place of the
+// EventTaskEnd and EventTaskFinal events, and a batch at a time: the pool
+// builds no Event per task for it, and calls it once for all the results
+// of a map that one answer of a worker brought (at most 128 records in a
+// call).
 //
 // Its methods are called from the pool's goroutines, sometimes from inside
-// a call to the pool (such as MapHandle.Cancel): they must return quickly
-// and must not call the pool.
+// a call to the pool (such as MapHandle.Cancel) or while the pool holds a
+// map's lock: they must return quickly and must not call the pool.
 type TaskObserver interface {
-	// ObserveTask is told of each attempt's end and each task's final
-	// result. A task's final result is observed before its map can end
-	// with it: once Map (or MapHandle.Wait) returns, every final result of
-	// the map was observed.
-	ObserveTask(TaskRecord)
+	// ObserveTasks is told of attempts' ends and tasks' final results, in
+	// the order the pool settled them for each map. The slice is the
+	// pool's, valid only during the call: keep what it says, not it.
+	//
+	// A record is handed over at the latest when the batch of results it
+	// came in was settled, and a map's final results before the map can
+	// end with them: once Map (or MapHandle.Wait) returns, every final
+	// result of the map was observed.
+	ObserveTasks([]TaskRecord)
 	// Observe receives every other event an Observer would: all but
 	// EventTaskStart, EventTaskEnd and EventTaskFinal.
 	Observe(Event)
@@ -152,12 +158,20 @@ type TaskRecord struct {
 
 // taskRecord is the record of an attempt that ended with res.
 func taskRecord(j *job, res *Result) TaskRecord {
-	d := time.Duration(-1)
-	if s := &res.Stats; !s.Start.IsZero() && !s.End.IsZero() {
-		d = max(s.End.Sub(s.Start), 0)
-	}
 	return TaskRecord{Ended: true, Status: res.Status, Attempt: j.attempts, Index: j.index, WorkerPID: res.Stats.WorkerPID,
-		Duration: d, PeakMemory: res.Stats.PeakMemory}
+		Duration: attemptDuration(&res.Stats), PeakMemory: res.Stats.PeakMemory}
+}
+
+// attemptDuration is End - Start, or -1 when either is not known. It
+// subtracts the nanoseconds since the epoch, which costs a tenth of
+// time.Time.Sub, whose check for overflow is most of what an observed task
+// cost the pool: the times are the worker's wall clock, well inside the
+// years UnixNano covers.
+func attemptDuration(s *Stats) time.Duration {
+	if s.Start.IsZero() || s.End.IsZero() {
+		return -1
+	}
+	return time.Duration(max(s.End.UnixNano()-s.Start.UnixNano(), 0))
 }
 
 // taskEvents reports whether task ends and finals go out as Events: to

@@ -9,14 +9,15 @@ import (
 // nopTasks is a TaskObserver that does nothing.
 type nopTasks struct{}
 
-func (nopTasks) ObserveTask(TaskRecord) {}
-func (nopTasks) Observe(Event)          {}
+func (nopTasks) ObserveTasks([]TaskRecord) {}
+func (nopTasks) Observe(Event)             {}
 
 // BenchmarkSettleOK measures what the pool spends on an ok attempt's
 // outcome, in this process and with no worker: settle, which delivers it to
 // its map, with no observer ("off"), with a Config.Observer that does
 // nothing ("event": the two Events built per task) and with a
-// Config.TaskObserver that does nothing ("task": the one TaskRecord). The
+// Config.TaskObserver that does nothing ("task": the one TaskRecord,
+// handed over with those of the same answer, 64 here). The
 // differences are the pool's cost of reporting, apart from the observer's
 // own (see metrics.BenchmarkObserve).
 func BenchmarkSettleOK(b *testing.B) {
@@ -41,7 +42,8 @@ func BenchmarkSettleOK(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				j := &jobs[i%n]
 				j.attempts = 0
-				p.settle(outcome{job: j, res: Result{Index: j.index, Status: StatusOK, Output: out,
+				// The answers of a worker bring 64 results each.
+				p.settle(outcome{job: j, more: i%64 != 63, res: Result{Index: j.index, Status: StatusOK, Output: out,
 					Stats: Stats{Start: start, End: start.Add(1500), WorkerPID: 4000 + i&1, PeakMemory: 2 << 20, MemoryLimit: 64 << 20}}})
 			}
 		})

@@ -23,7 +23,7 @@ func (p *Pool) settle(o outcome) {
 	if o.gateFailed != "" && len(j.history) > 0 {
 		last := j.history[len(j.history)-1]
 		p.final(j, Result{Index: j.index, Status: last.Status, Attempts: j.attempts, Stats: last.Stats,
-			Error: last.Reason + "; not retried: " + o.gateFailed}, last)
+			Error: last.Reason + "; not retried: " + o.gateFailed}, last, o.more)
 		return
 	}
 	j.attempts++
@@ -32,22 +32,22 @@ func (p *Pool) settle(o outcome) {
 		p.emit(Event{Kind: EventTaskEnd, Time: res.Stats.End, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
 			Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Agent: res.Stats.Agent, Host: res.Stats.Host})
 	}
-	to := p.cfg.TaskObserver
+	observed := p.cfg.TaskObserver != nil
 	if res.Status == StatusOK {
 		res.Failed = j.history
 		// The attempt's end and the task's final result are one record.
 		var rec *TaskRecord
-		if to != nil {
+		if observed {
 			x := taskRecord(j, &res)
 			rec = &x
 		}
-		if r.deliver(res, rec) {
+		if r.deliver(res, rec, o.more) {
 			p.noteFinal(j, res, policyInherit)
 		}
 		return
 	}
-	if to != nil {
-		to.ObserveTask(taskRecord(j, &res))
+	if observed {
+		r.observe(taskRecord(j, &res), o.more)
 	}
 	att := Attempt{Status: res.Status, Reason: res.Error, ExitCode: -1, Stats: res.Stats}
 	// A worker killed by a signal may mean the machine is short of
@@ -61,7 +61,7 @@ func (p *Pool) settle(o outcome) {
 	}
 	j.history = append(j.history, att)
 	if o.final {
-		p.final(j, res, att)
+		p.final(j, res, att, o.more)
 		return
 	}
 
@@ -76,18 +76,21 @@ func (p *Pool) settle(o outcome) {
 			res.Error += "; " + why
 		}
 	case Abort:
-		p.finalOrAbort(j, res, att, &TaskError{Index: j.index, Func: r.fn, Input: j.input, Status: res.Status, Reason: res.Error, Attempts: j.attempts})
+		p.finalOrAbort(j, res, att, &TaskError{Index: j.index, Func: r.fn, Input: j.input, Status: res.Status, Reason: res.Error, Attempts: j.attempts}, o.more)
 		return
 	}
-	p.final(j, res, att)
+	p.final(j, res, att, o.more)
 }
 
-// final delivers a failed task's last result.
-func (p *Pool) final(j *job, res Result, last Attempt) { p.finalOrAbort(j, res, last, nil) }
+// final delivers a failed task's last result; more says that more outcomes
+// of the same batch follow (see outcome.more).
+func (p *Pool) final(j *job, res Result, last Attempt, more bool) {
+	p.finalOrAbort(j, res, last, nil, more)
+}
 
 // finalOrAbort delivers a failed task's last result and, with abortErr,
 // aborts its run.
-func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error) {
+func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error, more bool) {
 	var kt *KilledTask
 	if res.Status.IsKilledTask() {
 		kt = &KilledTask{
@@ -103,7 +106,7 @@ func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error) {
 		rec = &TaskRecord{Status: res.Status, Policy: policy, Attempt: j.attempts, Index: j.index,
 			WorkerPID: res.Stats.WorkerPID, Duration: -1}
 	}
-	if j.run.deliverOrAbort(res, kt, abortErr, rec) {
+	if j.run.deliverOrAbort(res, kt, abortErr, rec, more) {
 		p.noteFinal(j, res, policy)
 	}
 }
@@ -143,7 +146,7 @@ func (p *Pool) retryLater(j *job, s Status) {
 				last := j.history[len(j.history)-1]
 				res := Result{Index: j.index, Status: StatusKilled, Attempts: j.attempts, Stats: last.Stats,
 					Error: last.Reason + "; not retried: " + err.Error()}
-				p.final(j, res, last)
+				p.final(j, res, last, false)
 				return
 			}
 		}

@@ -527,8 +527,10 @@ func (c *cluster) Results(rs *remote.Results) {
 	for _, e := range starts {
 		c.emit(e)
 	}
-	for _, g := range out {
-		c.sink(c.outcomeOf(g.j, g.r, rs.Agent))
+	for i, g := range out {
+		o := c.outcomeOf(g.j, g.r, rs.Agent)
+		o.more = i+1 < len(out) && out[i+1].j.run == g.j.run
+		c.sink(o)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 // through hooks.
 type run struct {
 	hooks    *runHooks
-	tasks    TaskObserver // Config.TaskObserver, told of final results
+	tasks    TaskObserver // Config.TaskObserver, told of attempts and final results
 	fn       string
 	memLimit int64         // the memory cap its tasks start with
 	timeout  time.Duration // its tasks' own timeout (WithTimeout); 0: the pool's
@@ -32,9 +32,25 @@ type run struct {
 	sealed    bool  // no more tasks will be submitted
 	killed    []KilledTask
 	err       error
-	done      chan struct{}
-	stopCtx   func() bool
-	ctx       context.Context // the caller's; host functions run under it
+	// observed are the TaskRecords queued for tasks (guarded by mu). They
+	// are handed over in one call at the end of each batch of outcomes,
+	// when the queue is full, and when the run ends, before done is closed
+	// (see handOver). one is the queue of a run of one task, so that Apply
+	// allocates none.
+	observed []TaskRecord
+	one      [1]TaskRecord
+	oneUsed  bool
+	// obsMu is held while tasks is called, and taken under mu, so that a
+	// run's records are handed over in the order they were queued, and
+	// the end of the run, which takes it too, waits for every hand-over
+	// begun before it. spare (guarded by obsMu) is the queue last handed
+	// over, emptied, which takes the place of the next.
+	obsMu sync.Mutex
+	spare []TaskRecord
+
+	done    chan struct{}
+	stopCtx func() bool
+	ctx     context.Context // the caller's; host functions run under it
 
 	isDone   atomic.Bool
 	nDone    atomic.Int64
@@ -84,7 +100,9 @@ func (r *run) seal() {
 
 // deliver records the final result of one task. It reports whether the
 // run took it (it had not ended).
-func (r *run) deliver(res Result, rec *TaskRecord) bool { return r.deliverOrAbort(res, nil, nil, rec) }
+func (r *run) deliver(res Result, rec *TaskRecord, more bool) bool {
+	return r.deliverOrAbort(res, nil, nil, rec, more)
+}
 
 // deliverOrAbort records the final result of one task and, when abortErr is
 // set, aborts the run with it. Both happen under one lock, so that the
@@ -93,16 +111,17 @@ func (r *run) deliver(res Result, rec *TaskRecord) bool { return r.deliverOrAbor
 // result.
 //
 // rec, when the pool has a TaskObserver, is the task's record: it is
-// observed as Final before the run can end, so that a map's caller finds
-// every final result counted; a result the run did not take is observed
-// only when rec says an attempt Ended.
-func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *TaskRecord) bool {
+// observed as Final (see queueLocked, and more) before the run can end,
+// so that a map's caller finds every final result counted; a result the
+// run did not take is observed only when rec says an attempt Ended.
+func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *TaskRecord, more bool) bool {
 	r.mu.Lock()
 	if r.isDone.Load() {
-		r.mu.Unlock()
+		flush := false
 		if rec != nil && rec.Ended {
-			r.tasks.ObserveTask(*rec)
+			flush = r.queueLocked(rec, false)
 		}
+		r.handOver(flush)
 		return false
 	}
 	if abortErr != nil && r.err == nil {
@@ -124,12 +143,13 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 	}
 	r.remaining--
 	end := (r.remaining == 0 && r.sealed) || abortErr != nil
-	r.mu.Unlock()
-	r.nDone.Add(1)
+	flush := false
 	if rec != nil {
 		rec.Final = true
-		r.tasks.ObserveTask(*rec)
+		flush = r.queueLocked(rec, more && !end)
 	}
+	r.handOver(flush)
+	r.nDone.Add(1)
 	if kt != nil {
 		r.hooks.killed(*kt)
 	}
@@ -140,6 +160,56 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 		r.hooks.stop(r)
 	}
 	return true
+}
+
+// observe hands rec, an attempt's end that is not its task's final result,
+// to the TaskObserver; more is as for queueLocked.
+func (r *run) observe(rec TaskRecord, more bool) {
+	r.mu.Lock()
+	r.handOver(r.queueLocked(&rec, more && !r.isDone.Load()))
+}
+
+// observeBatch bounds the records a run queues for its TaskObserver.
+const observeBatch = 128
+
+// queueLocked queues rec for the TaskObserver and reports whether the queue
+// must be handed over now: unless more (more outcomes of the same batch
+// follow for this run), or when it is full. r.mu is held.
+//
+// A queued record waits at most for the rest of its batch: the last
+// outcome of a batch comes with more false, and end hands the queue over
+// before it closes done.
+func (r *run) queueLocked(rec *TaskRecord, more bool) bool {
+	if r.observed == nil {
+		if n := r.total.Load(); n <= 1 && !r.oneUsed {
+			r.oneUsed = true
+			r.observed = r.one[:0]
+		} else {
+			r.observed = make([]TaskRecord, 0, min(max(n, 2), observeBatch))
+		}
+	}
+	r.observed = append(r.observed, *rec)
+	return !more || len(r.observed) == cap(r.observed)
+}
+
+// handOver unlocks r.mu, which is held, and with now first hands the
+// queued records to the TaskObserver: it takes obsMu before it lets mu go,
+// then calls the observer outside mu, so that the run's other deliveries
+// do not wait for the observer.
+func (r *run) handOver(now bool) {
+	if !now {
+		r.mu.Unlock()
+		return
+	}
+	r.obsMu.Lock()
+	batch := r.observed
+	r.observed, r.spare = r.spare, nil
+	r.mu.Unlock()
+	if len(batch) > 0 {
+		r.tasks.ObserveTasks(batch)
+	}
+	r.spare = batch[:0]
+	r.obsMu.Unlock()
 }
 
 func (r *run) end() {
@@ -156,7 +226,9 @@ func (r *run) end() {
 			}
 		}
 	}
-	r.mu.Unlock()
+	// Every final record is queued or handed over by now; a hand-over
+	// under way holds obsMu, which this waits for.
+	r.handOver(r.tasks != nil)
 	r.stopCtx()
 	close(r.done)
 	r.hooks.ended(r)

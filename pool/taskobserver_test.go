@@ -19,9 +19,9 @@ type recorder struct {
 	events  []pool.Event
 }
 
-func (r *recorder) ObserveTask(t pool.TaskRecord) {
+func (r *recorder) ObserveTasks(ts []pool.TaskRecord) {
 	r.mu.Lock()
-	r.records = append(r.records, t)
+	r.records = append(r.records, ts...)
 	r.mu.Unlock()
 }
 

@@ -54,3 +54,103 @@ func TestMetricsVerdict(t *testing.T) {
 	cheap.Correct = false
 	require.Equal(t, met(false), cheap.Met(), "wrong counts are never met")
 }
+
+// cpuRounds is a MetricsCost whose rounds have the given CPU ratios, off ÷
+// on, host and workers together, and throughput ratios spread from 0.85 to
+// 1.15, too noisy to judge.
+func cpuRounds(ratios ...float64) MetricsCost {
+	m := MetricsCost{Correct: true, Tasks: 1000}
+	for i, r := range ratios {
+		m.Off = append(m.Off, time.Duration(850+300*i/max(len(ratios)-1, 1)))
+		m.On = append(m.On, 1000)
+		// The off side's CPU: 600 host + 800 workers; the on side's is
+		// the off side's ÷ the ratio, split the same way.
+		m.OffCPU = append(m.OffCPU, 600_000)
+		m.OffWorkerCPU = append(m.OffWorkerCPU, 800_000)
+		m.OnCPU = append(m.OnCPU, time.Duration(600_000/r))
+		m.OnWorkerCPU = append(m.OnWorkerCPU, time.Duration(800_000/r))
+	}
+	return m
+}
+
+// around is n CPU ratios 0.0001 apart about center.
+func around(center float64, n int) []float64 {
+	var rs []float64
+	for i := range n {
+		rs = append(rs, center+float64(i-n/2)*0.0001)
+	}
+	return rs
+}
+
+func TestMetricsCPUVerdict(t *testing.T) {
+	// Just within the goal: the whole interval of the median at or above
+	// 98%, though the throughput ratio cannot tell.
+	under := cpuRounds(around(0.9815, 24)...)
+	require.InDelta(t, 0.9815, under.CPURatio(), 0.0002)
+	lo, hi := under.CPURatioInterval()
+	require.GreaterOrEqual(t, lo, 0.98)
+	require.Equal(t, met(true), under.CPUMet())
+	require.Nil(t, under.Met(), "the throughput ratios straddle the goal")
+	// 1.4 µs ÷ 0.9815 - 1.4 µs: about 26 ns more per task.
+	require.InDelta(t, 26.4, under.ExtraCPU(), 0.5)
+
+	// Just over the goal: the whole interval below 98%.
+	over := cpuRounds(around(0.9785, 24)...)
+	lo, hi = over.CPURatioInterval()
+	require.Less(t, hi, 0.98)
+	require.Equal(t, met(false), over.CPUMet())
+
+	// Rounds on either side of the goal: not judged.
+	straddle := cpuRounds(around(0.98, 24)...)
+	lo, hi = straddle.CPURatioInterval()
+	require.Less(t, lo, 0.98)
+	require.Greater(t, hi, 0.98)
+	require.Nil(t, straddle.CPUMet())
+
+	under.Correct = false
+	require.Equal(t, met(false), under.CPUMet(), "wrong counts are never met")
+
+	// The target says met from the CPU ratio, with the throughput beside.
+	r := &Results{Options: Options{Guests: []string{WATGuest}}}
+	under.Guest, under.Correct = WATGuest, true
+	r.Metrics = []MetricsCost{under}
+	ts := metricsTargets(r)
+	require.Len(t, ts, 1)
+	require.Equal(t, met(true), ts[0].Met)
+	require.Contains(t, ts[0].Measured, "CPU 98.1% (cost +1.9%, +26 ns per task; median of 24 paired rounds, 95% interval 98.1–98.2%)")
+	require.Contains(t, ts[0].Measured, "wall throughput")
+	require.NotContains(t, ts[0].Measured, metricsTooNoisy)
+
+	straddle.Guest = WATGuest
+	r.Metrics = []MetricsCost{straddle}
+	ts = metricsTargets(r)
+	require.Nil(t, ts[0].Met)
+	require.Contains(t, ts[0].Measured, metricsTooNoisy)
+}
+
+// TestMetricsBlocks checks that the rounds of a block count as one: a
+// block whose rounds all show a cost weighs as much as a block of one round.
+func TestMetricsBlocks(t *testing.T) {
+	// Three blocks: nine rounds at 0.95, then one at 1.0, then one at
+	// 0.99. Over the rounds the median is 0.95; over the blocks, 0.99.
+	var rs []float64
+	for range 9 {
+		rs = append(rs, 0.95)
+	}
+	m := cpuRounds(append(rs, 1.0, 0.99)...)
+	require.InDelta(t, 0.95, quantile(m.cpuRatios(), 0.5), 1e-6)
+	m.BlockRounds = []int{9, 1, 1}
+	require.InDelta(t, 0.99, m.CPURatio(), 1e-6)
+	lo, hi := m.CPURatioInterval()
+	require.InDelta(t, 0.95, lo, 1e-6, "three blocks: the interval is their range")
+	require.InDelta(t, 1.0, hi, 1e-6)
+	require.Nil(t, m.CPUMet())
+
+	m.Guest = WATGuest
+	ts := metricsTargets(&Results{Options: Options{Guests: []string{WATGuest}}, Metrics: []MetricsCost{m}})
+	require.Contains(t, ts[0].Measured, "median of 3 blocks of 11 paired rounds")
+
+	// Blocks that do not add up to the rounds are left aside.
+	m.BlockRounds = []int{9, 1}
+	require.InDelta(t, 0.95, m.CPURatio(), 1e-6)
+}

@@ -1,0 +1,197 @@
+package harness
+
+import (
+	"math"
+	"slices"
+)
+
+// The metrics scenario judges the collector's cost from paired rounds: in
+// each round the pool with the collector and the pool without map the same
+// inputs one after the other, so that the two see about the same load from
+// elsewhere, and each round gives one ratio. Two ratios are kept:
+//
+//   - the throughput ratio, on ÷ off: the wall times' inverse ratio. It is
+//     what the goal speaks of, but on a shared machine the wall time of a
+//     short map moves by ±10% with what else runs, so that its interval
+//     often straddles the goal.
+//   - the CPU ratio, off ÷ on: the CPU time of a map without the collector
+//     ÷ with it, the harness process's (rusage, where the pool and the
+//     collector run) plus the workers' (schedstat). A map of small tasks
+//     keeps the cores busy (two workers and the host side on two cores),
+//     so that its throughput is the cores ÷ the CPU time a task takes in
+//     all, and the throughput the collector costs is the CPU it adds ÷
+//     that total: this ratio. Load from elsewhere moves a map's CPU time
+//     much less than its wall time (it still moves it: caches are shared,
+//     and each side polls its pipe for a while before it sleeps), so that
+//     this ratio can tell a cost of 1% from one of 3% on a busy machine.
+//
+// The rounds of a block share its two pools, and a pool's placement on the
+// cores moves its CPU time per task by up to ±10% for its whole life: the
+// rounds of a block are not independent, and an interval over the rounds
+// would be too narrow. The unit is the block: its median ratio (see
+// units).
+//
+// Each ratio is judged the same way: the median over the blocks, with a
+// 95% interval of that median from the blocks' order statistics; met when
+// the whole interval is at or above 1 - goalMetricsCost, not met when it is
+// wholly below, and not judged (too noisy) when it straddles it.
+
+// Ratio is the throughput with the collector ÷ without: the median over
+// the blocks of each block's median over its rounds' pairs, so that a
+// burst of load from elsewhere weighs on one round only.
+func (m MetricsCost) Ratio() float64 { return quantile(m.units(m.wallRatios()), 0.5) }
+
+// WallSpread is the lower and upper quartile of the rounds' throughput
+// ratios: how far load from elsewhere moves them.
+func (m MetricsCost) WallSpread() (lo, hi float64) {
+	rs := m.wallRatios()
+	return quantile(rs, 0.25), quantile(rs, 0.75)
+}
+
+// RatioInterval is a 95% confidence interval of Ratio (see medianInterval).
+func (m MetricsCost) RatioInterval() (lo, hi float64) {
+	return medianInterval(m.units(m.wallRatios()))
+}
+
+// Met judges the throughput ratio against goalMetricsCost (see judge).
+func (m MetricsCost) Met() *bool {
+	lo, hi := m.RatioInterval()
+	return judge(lo, hi, m.Correct)
+}
+
+// CPURatio is the CPU time per task without the collector ÷ with it, the
+// host's and the workers' together: the median over the blocks of each
+// block's median over its rounds' pairs. On a CPU-bound pool it is the
+// throughput ratio the collector's CPU time allows.
+func (m MetricsCost) CPURatio() float64 { return quantile(m.units(m.cpuRatios()), 0.5) }
+
+// CPURatioInterval is a 95% confidence interval of CPURatio (see
+// medianInterval).
+func (m MetricsCost) CPURatioInterval() (lo, hi float64) {
+	return medianInterval(m.units(m.cpuRatios()))
+}
+
+// units are the medians of rs, the rounds' ratios, block by block; the
+// rounds themselves when the blocks are not known (results saved before
+// they were kept) or do not add up to the rounds.
+func (m MetricsCost) units(rs []float64) []float64 {
+	n := 0
+	for _, k := range m.BlockRounds {
+		n += k
+	}
+	if n != len(rs) || n == 0 {
+		return rs
+	}
+	var us []float64
+	for _, k := range m.BlockRounds {
+		if k > 0 {
+			us = append(us, quantile(rs[:k], 0.5))
+		}
+		rs = rs[k:]
+	}
+	return us
+}
+
+// CPUMet judges the CPU ratio against goalMetricsCost (see judge): the
+// verdict of the metrics cost target.
+func (m MetricsCost) CPUMet() *bool {
+	lo, hi := m.CPURatioInterval()
+	return judge(lo, hi, m.Correct)
+}
+
+// ExtraCPU is the median over the rounds of the CPU time per task the
+// collector added (on - off, host and workers), in nanoseconds.
+func (m MetricsCost) ExtraCPU() float64 {
+	var ds []float64
+	for i := range m.rounds() {
+		ds = append(ds, perTask(m.OnCPU[i]+m.OnWorkerCPU[i]-m.OffCPU[i]-m.OffWorkerCPU[i], m.Tasks))
+	}
+	return quantile(ds, 0.5)
+}
+
+// judge is the verdict on a ratio whose 95% interval is lo–hi: false when
+// the counts are wrong or the whole interval is below 1 - goalMetricsCost,
+// true when the whole interval is at or above it, nil when it straddles it.
+func judge(lo, hi float64, correct bool) *bool {
+	switch {
+	case !correct || hi < 1-goalMetricsCost:
+		return met(false)
+	case lo >= 1-goalMetricsCost:
+		return met(true)
+	}
+	return nil
+}
+
+// rounds is how many rounds have all four measures.
+func (m MetricsCost) rounds() int {
+	return min(len(m.Off), len(m.On), len(m.OffCPU), len(m.OnCPU), len(m.OffWorkerCPU), len(m.OnWorkerCPU))
+}
+
+// wallRatios are the rounds' throughput ratios, on ÷ off.
+func (m MetricsCost) wallRatios() []float64 {
+	var rs []float64
+	for i := range min(len(m.Off), len(m.On)) {
+		if m.On[i] > 0 {
+			rs = append(rs, float64(m.Off[i])/float64(m.On[i]))
+		}
+	}
+	return rs
+}
+
+// cpuRatios are the rounds' CPU ratios, off ÷ on, host and workers.
+func (m MetricsCost) cpuRatios() []float64 {
+	var rs []float64
+	for i := range m.rounds() {
+		if on := m.OnCPU[i] + m.OnWorkerCPU[i]; on > 0 {
+			rs = append(rs, float64(m.OffCPU[i]+m.OffWorkerCPU[i])/float64(on))
+		}
+	}
+	return rs
+}
+
+// medianInterval is a 95% confidence interval of the median of rs, free of
+// any assumption about their distribution: the order statistics k and
+// n+1-k, with k the largest rank for which a binomial(n, ½) count falls
+// below k with probability at most 2.5%.
+func medianInterval(rs []float64) (lo, hi float64) {
+	if len(rs) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(rs)
+	slices.Sort(s)
+	k := medianRank(len(s))
+	return s[k-1], s[len(s)-k]
+}
+
+// medianRank is the rank k (from 1) of the lower bound of a 95% interval
+// of the median of n values: the largest k with P(Binomial(n, ½) < k) ≤
+// 2.5%, or 1 when n is too small for any.
+func medianRank(n int) int {
+	k := 1
+	p := math.Pow(0.5, float64(n)) // P(X = j), from j = 0
+	cdf := 0.0
+	for j := range n {
+		cdf += p // P(X ≤ j), which is P(X < j+1)
+		if cdf > 0.025 {
+			break
+		}
+		k = j + 1
+		p *= float64(n-j) / float64(j+1)
+	}
+	return k
+}
+
+// quantile is the q quantile of xs, interpolated between ranks; 0 for none.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	pos := q * float64(len(s)-1)
+	i := int(pos)
+	if i+1 >= len(s) {
+		return s[len(s)-1]
+	}
+	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
+}

@@ -1,0 +1,282 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// batchRecorder is a TaskObserver that keeps each call's records apart,
+// and whether the map had ended when it was called.
+type batchRecorder struct {
+	mu      sync.Mutex
+	batches [][]TaskRecord
+	r       *run // the map watched
+	late    int  // final records handed over after the map's done closed
+}
+
+func (b *batchRecorder) ObserveTasks(ts []TaskRecord) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batches = append(b.batches, slices.Clone(ts))
+	if b.r != nil {
+		select {
+		case <-b.r.done:
+			for _, t := range ts {
+				if t.Final {
+					b.late++
+				}
+			}
+		default:
+		}
+	}
+}
+
+func (b *batchRecorder) Observe(Event) {}
+
+func (b *batchRecorder) sizes() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var ns []int
+	for _, x := range b.batches {
+		ns = append(ns, len(x))
+	}
+	return ns
+}
+
+func (b *batchRecorder) all() []TaskRecord {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Concat(b.batches...)
+}
+
+// observedRun is a pool with only what settle needs, its TaskObserver
+// rec, and a sealed map of n tasks.
+func observedRun(t *testing.T, n int, cfg Config) (*Pool, *run, []job, *batchRecorder) {
+	t.Helper()
+	rec := &batchRecorder{}
+	cfg.TaskObserver = rec
+	cfg.OnKilled = max(cfg.OnKilled, Skip)
+	cfg.OnError = max(cfg.OnError, Skip)
+	p := &Pool{cfg: cfg, q: newQueue(), hooks: &runHooks{killed: func(KilledTask) {}, stop: func(*run) {}, ended: func(*run) {}}}
+	r := p.newRun(context.Background(), "square", n, nil)
+	r.add(n)
+	r.seal()
+	rec.r = r
+	jobs := make([]job, n)
+	for i := range jobs {
+		jobs[i] = job{run: r, index: i, memLimit: 1 << 20}
+	}
+	return p, r, jobs, rec
+}
+
+func okOutcome(j *job, pid int, more bool) outcome {
+	start := time.Unix(0, 1_000_000)
+	return outcome{job: j, more: more, res: Result{Index: j.index, Status: StatusOK,
+		Stats: Stats{Start: start, End: start.Add(time.Duration(1000 + j.index)), WorkerPID: pid}}}
+}
+
+func isDone(r *run) bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestObserverBatches checks that the records of one answer's outcomes
+// reach the TaskObserver in one call, after the last, in order, and that a
+// queue never holds more than observeBatch.
+func TestObserverBatches(t *testing.T) {
+	const n = 300
+	p, r, jobs, rec := observedRun(t, n, Config{})
+	// An answer of five results, then one of one.
+	for i := range 5 {
+		p.settle(okOutcome(&jobs[i], 7, i < 4))
+		if i < 4 {
+			require.Empty(t, rec.sizes(), "nothing is handed over before the answer's last outcome")
+		}
+	}
+	require.Equal(t, []int{5}, rec.sizes())
+	p.settle(okOutcome(&jobs[5], 7, false))
+	require.Equal(t, []int{5, 1}, rec.sizes())
+
+	// An answer of 290 results: handed over observeBatch at a time, then
+	// the rest after the last.
+	for i := 6; i < n-4; i++ {
+		p.settle(okOutcome(&jobs[i], 8, i < n-5))
+	}
+	require.Equal(t, []int{5, 1, observeBatch, observeBatch, n - 10 - 2*observeBatch}, rec.sizes())
+	require.False(t, isDone(r))
+
+	for i, x := range rec.all() {
+		require.Equal(t, i, x.Index, "records come in the order their outcomes were settled")
+		require.True(t, x.Ended && x.Final)
+		require.Equal(t, StatusOK, x.Status)
+		require.Equal(t, time.Duration(1000+i), x.Duration)
+	}
+}
+
+// TestObserverBeforeEnd checks that every final record is handed over
+// before the map's done closes, when its last result ends it with more
+// outcomes said to follow and when it is aborted from elsewhere while
+// records wait for the rest of their answer.
+func TestObserverBeforeEnd(t *testing.T) {
+	t.Run("last result", func(t *testing.T) {
+		const n = 10
+		p, r, jobs, rec := observedRun(t, n, Config{})
+		for i := range n {
+			p.settle(okOutcome(&jobs[i], 7, true))
+		}
+		require.True(t, isDone(r))
+		require.Len(t, rec.all(), n)
+		require.Zero(t, rec.late)
+	})
+	t.Run("abort", func(t *testing.T) {
+		const n = 10
+		p, r, jobs, rec := observedRun(t, n, Config{})
+		for i := range 3 {
+			p.settle(okOutcome(&jobs[i], 7, true))
+		}
+		require.Empty(t, rec.sizes())
+		r.abort(errors.New("stop"))
+		require.True(t, isDone(r))
+		require.Equal(t, []int{3}, rec.sizes())
+		require.Zero(t, rec.late)
+
+		// A result the map no longer takes is an attempt's end, not a
+		// final result, and is handed over at once.
+		x := taskRecord(&jobs[5], &Result{Status: StatusOK})
+		require.False(t, r.deliver(Result{Index: 5, Status: StatusOK}, &x, true))
+		all := rec.all()
+		require.Len(t, all, 4)
+		require.True(t, all[3].Ended)
+		require.False(t, all[3].Final)
+	})
+}
+
+// TestObserverFailedAttempts checks the records of failed attempts: one
+// retried (its end only) and one skipped (its end, then its final result),
+// in the batch of the answer they came in.
+func TestObserverFailedAttempts(t *testing.T) {
+	p, _, jobs, rec := observedRun(t, 4, Config{OnError: Retry, Retry: RetryPolicy{MaxAttempts: 3, Backoff: time.Hour, MaxBackoff: time.Hour}})
+	failed := func(j *job, s Status, more bool) outcome {
+		o := okOutcome(j, 9, more)
+		o.res.Status, o.res.Error = s, "failed"
+		return o
+	}
+	p.settle(failed(&jobs[0], StatusError, true))  // retried
+	p.settle(failed(&jobs[1], StatusKilled, true)) // skipped
+	p.settle(okOutcome(&jobs[2], 9, false))
+	require.Equal(t, []int{4}, rec.sizes())
+	all := rec.all()
+	want := []struct {
+		index        int
+		status       Status
+		ended, final bool
+	}{{0, StatusError, true, false}, {1, StatusKilled, true, false}, {1, StatusKilled, false, true}, {2, StatusOK, true, true}}
+	for i, w := range want {
+		require.Equal(t, w.index, all[i].Index, "record %d", i)
+		require.Equal(t, w.status, all[i].Status, "record %d", i)
+		require.Equal(t, w.ended, all[i].Ended, "record %d", i)
+		require.Equal(t, w.final, all[i].Final, "record %d", i)
+	}
+	require.Equal(t, Skip, all[2].Policy)
+	require.Equal(t, time.Duration(-1), all[2].Duration, "a final record alone carries no duration")
+}
+
+// TestObserverNoAllocs checks that observing costs no allocation per task:
+// neither in a long map (once its queue is made) nor in a map of one task.
+func TestObserverNoAllocs(t *testing.T) {
+	const n = 4096
+	// nopTasks keeps nothing: what allocates is the pool's.
+	p, r, jobs, _ := observedRun(t, n, Config{})
+	p.cfg.TaskObserver, r.tasks = nopTasks{}, nopTasks{}
+	i := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		p.settle(okOutcome(&jobs[i], 7, i%32 != 31))
+		i++
+	})
+	require.Zero(t, allocs)
+
+	one := func(observed bool) func() {
+		return func() {
+			p, r, jobs, _ := observedRun(t, 1, Config{})
+			p.cfg.TaskObserver, r.tasks = nil, nil
+			if observed {
+				p.cfg.TaskObserver, r.tasks = nopTasks{}, nopTasks{}
+			}
+			p.settle(okOutcome(&jobs[0], 7, false))
+		}
+	}
+	require.Equal(t, testing.AllocsPerRun(20, one(false)), testing.AllocsPerRun(20, one(true)), "a map of one task allocates no queue")
+}
+
+// blockingRecorder is a batchRecorder whose first call waits for release.
+type blockingRecorder struct {
+	batchRecorder
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (b *blockingRecorder) ObserveTasks(ts []TaskRecord) {
+	b.once.Do(func() {
+		close(b.entered)
+		<-b.release
+	})
+	b.batchRecorder.ObserveTasks(ts)
+}
+
+// TestObserverOutsideLock checks that the TaskObserver is called outside
+// the map's lock, so that other results go on being delivered meanwhile,
+// and that the map's end waits for a hand-over under way.
+func TestObserverOutsideLock(t *testing.T) {
+	const n = 10
+	p, r, jobs, _ := observedRun(t, n, Config{})
+	br := &blockingRecorder{entered: make(chan struct{}), release: make(chan struct{})}
+	br.r = r
+	p.cfg.TaskObserver, r.tasks = br, br
+
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		p.settle(okOutcome(&jobs[0], 7, false))
+	}()
+	<-br.entered
+
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		for i := 1; i < 4; i++ {
+			p.settle(okOutcome(&jobs[i], 8, true))
+		}
+	}()
+	select {
+	case <-delivered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("results wait for the observer")
+	}
+
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		r.abort(errors.New("stop"))
+	}()
+	select {
+	case <-r.done:
+		t.Fatal("the map ended while a hand-over of its records was under way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(br.release)
+	<-first
+	<-ended
+	require.True(t, isDone(r))
+	require.Equal(t, []int{1, 3}, br.sizes(), "the first result, then the three queued, handed over by the end")
+	require.Zero(t, br.late)
+}
