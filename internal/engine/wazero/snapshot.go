@@ -146,7 +146,7 @@ func (m *capMemory) copyDirty() bool {
 	}
 	dirty := 0
 	for _, e := range pm {
-		if e&pmSwapped != 0 || e&pmPresent != 0 && e&pmFile == 0 {
+		if written(e) {
 			dirty++
 		}
 	}
@@ -154,12 +154,16 @@ func (m *capMemory) copyDirty() bool {
 		return false
 	}
 	for i, e := range pm {
-		if e&pmSwapped != 0 || e&pmPresent != 0 && e&pmFile == 0 {
+		if written(e) {
 			copy(m.buf[i*ps:(i+1)*ps], m.view[i*ps:(i+1)*ps])
 		}
 	}
 	return true
 }
+
+// written reports whether the page of a page map entry e holds a task's
+// writes: present and not the file's, or swapped out.
+func written(e uint64) bool { return e&pmSwapped != 0 || e&pmPresent != 0 && e&pmFile == 0 }
 
 // copyScanned is copyDirty with the pages found by PAGEMAP_SCAN
 // (scanWritten), which costs a fraction of reading 8 bytes per page of
