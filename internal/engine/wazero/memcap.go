@@ -39,13 +39,13 @@ type capMemory struct {
 	// mapping of the snapshot and pagemap the descriptor of
 	// /proc/self/pagemap, for copyDirty; view is nil without them. pm is
 	// copyDirty's buffer. scan is set when the kernel has PAGEMAP_SCAN,
-	// which copyDirty then uses instead of reading pm, with regions as
-	// its buffer. tracked is set when the kernel tracks the pages written
-	// (wptrack.go), which PAGEMAP_SCAN then reports. found is the number
-	// of regions the last scan found, and known is set while they still
-	// hold every page written: no fault since the scan began, when the
-	// process's fault count was faults (copyScanned). scans counts the
-	// scans, for the tests and benchmarks.
+	// which copyDirty then uses instead of reading pm. regions are the
+	// runs of pages the last scan found, in a buffer the next scan reuses
+	// up to its capacity. tracked is set when the kernel tracks the pages
+	// written (wptrack.go), which PAGEMAP_SCAN then reports. known is set
+	// while regions still hold every page written: no fault since the
+	// scan began, when the process's fault count was faults
+	// (copyScanned). scans counts the scans, for the tests and benchmarks.
 	snapLen int
 	view    []byte
 	pagemap int
@@ -53,7 +53,6 @@ type capMemory struct {
 	scan    bool
 	tracked bool
 	regions []pageRegion
-	found   int
 	known   bool
 	faults  int64
 	scans   int

@@ -58,7 +58,7 @@ func scanWritten(pagemap int, b []byte, most int, regions []pageRegion, tracked 
 	regions = regions[:cap(regions)]
 	start := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
 	end := start + uint64(len(b))
-	var found []pageRegion
+	found := regions[:0]
 	out := 0
 	for start < end {
 		arg := pmScanArg{

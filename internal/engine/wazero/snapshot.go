@@ -186,7 +186,7 @@ func (m *capMemory) copyScanned() bool {
 	if !counted || !m.known || faults != m.faults {
 		m.known = false
 		found, pages, ok := scanWritten(m.pagemap, m.buf[:m.snapLen], maxCopied, m.regions, m.tracked)
-		m.regions, m.found = found[:cap(found)], len(found)
+		m.regions = found
 		m.scans++
 		if !ok || pages > maxCopied {
 			return false
@@ -194,7 +194,7 @@ func (m *capMemory) copyScanned() bool {
 	}
 	m.faults, m.known = faults, counted
 	base := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(m.buf))))
-	for _, r := range m.regions[:m.found] {
+	for _, r := range m.regions {
 		lo, hi := int(r.start-base), int(r.end-base)
 		copy(m.buf[lo:hi], m.view[lo:hi])
 	}
