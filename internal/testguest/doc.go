@@ -48,9 +48,9 @@
 // # C fixtures
 //
 // Written in C in testdata/c/<name>.c and committed with the <name>.wasm
-// that clang, lld and wasi-libc make of them (see gen.go). csquare.c is a
-// link to examples/plugins/guests/csquare/csquare.c: the example plugin and
-// the fixture are one source.
+// that clang, lld and wasi-libc make of them (see gen.go). csquare.c and
+// csquare.wasm are links to examples/plugins/guests/csquare: the example
+// plugin and the fixture are one source and one module.
 //
 //	csquare     SDK module in C: square (ASCII decimal in, its square out), env (the
 //	            granted GREETING or "unset"), upper (calls the host function upper:

@@ -5,12 +5,10 @@ package testguest
 // `go generate ./internal/testguest` (it needs wat2wasm from wabt);
 // TestWATFixturesAreUpToDate fails if a .wasm no longer matches its source.
 //
-// The C fixtures (testdata/c) are committed compiled too. `go generate`
-// rebuilds them with clang, lld and wasi-libc from Debian's packages
-// (apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32), as
-// WASI reactors that export the SDK ABI (guest/ABI.md).
-//
-//go:generate clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wl,--strip-all -o testdata/c/csquare.wasm testdata/c/csquare.c
+// The C fixture (testdata/c) is the example plugin csquare: its source and
+// its committed module are links to examples/plugins/guests/csquare, which
+// `go generate ./examples/plugins` rebuilds (see examples/plugins/gen.go),
+// and TestCPluginIsUpToDate there checks the module against its source.
 
 //go:generate wat2wasm testdata/wat/wbadimport.wat -o testdata/wat/wbadimport.wasm
 //go:generate wat2wasm testdata/wat/wbadsig.wat -o testdata/wat/wbadsig.wasm
