@@ -1,7 +1,6 @@
 package sandbox_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,19 +31,11 @@ func statefulWorker(t *testing.T, fresh bool) *hostconn.Conn {
 // pool fills it.
 func startWorker(t *testing.T, path string, fresh bool) *hostconn.Conn {
 	t.Helper()
-	init := wire.Init{
+	return enginetest.StartWorker(t, wire.Init{
 		Engine: engine.Wazero, ModulePath: path, CacheDir: enginetest.CacheDir(t),
 		MemoryLimit: 64 << 20, Timeout: 20 * time.Second, OutputLimit: 1 << 20, LogLimit: 64 << 10,
 		FreshInstance: fresh,
-	}
-	wasm, err := os.ReadFile(path)
-	require.NoError(t, err)
-	_, err = engine.Prepare(context.Background(), engine.Wazero, wasm, init.CacheDir, engine.Options{Resettable: fresh})
-	require.NoError(t, err)
-	wk, err := hostconn.Start(hostconn.Config{Init: init})
-	require.NoError(t, err)
-	t.Cleanup(func() { wk.Kill(); wk.Release() })
-	return wk
+	})
 }
 
 var statefulID uint64

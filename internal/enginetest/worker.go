@@ -53,6 +53,13 @@ func startWorker(t *testing.T, eng, module string, edit func(*wire.Init)) *hostc
 	if edit != nil {
 		edit(&init)
 	}
+	return StartWorker(t, init)
+}
+
+// StartWorker starts a worker with init, its cache filled first as a pool
+// fills it (precompile), and kills it when t ends.
+func StartWorker(t *testing.T, init wire.Init) *hostconn.Conn {
+	t.Helper()
 	precompile(t, &init)
 	wk, err := hostconn.Start(hostconn.Config{Init: init})
 	require.NoError(t, err)
