@@ -73,8 +73,9 @@ func Forget(name string, wasm []byte, root string, opts Options) error {
 // Dir returns the directory of wasm's entry for the engine called name in
 // the cache under root, or "" when root is "": root/<engine>/<hash>, with
 // "-nointerrupt" after the hash for Options.NoInterrupt and "-resettable"
-// for Options.Resettable, whose machine code differs. Each module gets a directory of its own, so that a damaged entry
-// can be removed without knowing the engine's file names.
+// for Options.Resettable, whose machine code differs. Each module gets a
+// directory of its own, so that a damaged entry can be removed without
+// knowing the engine's file names.
 func Dir(root, name string, wasm []byte, opts Options) string {
 	if root == "" {
 		return ""
