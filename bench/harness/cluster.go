@@ -174,7 +174,7 @@ func (b *bench) clusterScenario(ctx context.Context) error {
 			// from the pool: it learns of a lost agent from its
 			// missing heartbeats.
 			func(ctx context.Context, cr *ClusterResults) error {
-				pc, err := b.startPlainAgentCluster(ctx)
+				pc, err := b.startPlainAgentCluster(ac.exe)
 				if err != nil {
 					cr.Notes = append(cr.Notes, "The cluster of a plain NATS server could not start, so the heartbeat row is not measured: "+err.Error())
 					return nil

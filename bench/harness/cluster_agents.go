@@ -111,12 +111,9 @@ func (b *bench) startAgentCluster(ctx context.Context) (*agentCluster, error) {
 // startPlainAgentCluster starts a NATS server in this process the way a
 // NATS user would, without package cluster (it keeps the disconnect
 // advisories in its system account, so pools learn of a lost agent from
-// its missing heartbeats), and three agents joining it (--nats).
-func (b *bench) startPlainAgentCluster(ctx context.Context) (*agentCluster, error) {
-	exe, err := buildCLI(ctx, filepath.Join(b.tmp, "safepool-agent"))
-	if err != nil {
-		return nil, err
-	}
+// its missing heartbeats), and three agents joining it (--nats), run from
+// exe, the command startAgentCluster built.
+func (b *bench) startPlainAgentCluster(exe string) (*agentCluster, error) {
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: filepath.Join(b.tmp, "nats-plain"), NoLog: true, NoSigs: true})
 	if err != nil {
