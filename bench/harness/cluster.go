@@ -306,12 +306,10 @@ func (b *bench) clusterWorkerKill(ctx context.Context, cr *ClusterResults) error
 
 func (r ClusterRecovery) summarize() ClusterRecovery {
 	p50max := func(d []time.Duration) (time.Duration, time.Duration) {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		if len(s) == 0 {
+		if len(d) == 0 {
 			return 0, 0
 		}
-		return percentile(s, 50), s[len(s)-1]
+		return median(d), slices.Max(d)
 	}
 	r.P50, r.Max = p50max(r.Samples)
 	r.DetectP50, r.DetectMax = p50max(r.Detect)
