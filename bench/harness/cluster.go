@@ -174,7 +174,7 @@ func (b *bench) clusterScenario(ctx context.Context) error {
 			// from the pool: it learns of a lost agent from its
 			// missing heartbeats.
 			func(ctx context.Context, cr *ClusterResults) error {
-				pc, err := b.startPlainAgentCluster(ctx)
+				pc, err := b.startPlainAgentCluster(ac.exe)
 				if err != nil {
 					cr.Notes = append(cr.Notes, "The cluster of a plain NATS server could not start, so the heartbeat row is not measured: "+err.Error())
 					return nil
@@ -306,12 +306,10 @@ func (b *bench) clusterWorkerKill(ctx context.Context, cr *ClusterResults) error
 
 func (r ClusterRecovery) summarize() ClusterRecovery {
 	p50max := func(d []time.Duration) (time.Duration, time.Duration) {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		if len(s) == 0 {
+		if len(d) == 0 {
 			return 0, 0
 		}
-		return percentile(s, 50), s[len(s)-1]
+		return median(d), slices.Max(d)
 	}
 	r.P50, r.Max = p50max(r.Samples)
 	r.DetectP50, r.DetectMax = p50max(r.Detect)

@@ -111,12 +111,9 @@ func (b *bench) startAgentCluster(ctx context.Context) (*agentCluster, error) {
 // startPlainAgentCluster starts a NATS server in this process the way a
 // NATS user would, without package cluster (it keeps the disconnect
 // advisories in its system account, so pools learn of a lost agent from
-// its missing heartbeats), and three agents joining it (--nats).
-func (b *bench) startPlainAgentCluster(ctx context.Context) (*agentCluster, error) {
-	exe, err := buildCLI(ctx, filepath.Join(b.tmp, "safepool-agent"))
-	if err != nil {
-		return nil, err
-	}
+// its missing heartbeats), and three agents joining it (--nats), run from
+// exe, the command startAgentCluster built.
+func (b *bench) startPlainAgentCluster(exe string) (*agentCluster, error) {
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: filepath.Join(b.tmp, "nats-plain"), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -208,6 +205,18 @@ type agentEvent struct {
 	at      time.Time
 }
 
+// agentKill is what one map with an agent's SIGKILL measured.
+type agentKill struct {
+	// victim is the agent killed, "" when no killable agent started a
+	// task of the map, which then ran to its end; how says how its loss
+	// was noticed.
+	victim, how string
+	// From the kill to the pool presuming the agent dead, to a task that
+	// had started on it starting on another agent, and to the map's end.
+	detect, retry, done time.Duration
+	correct             bool // every result ok and in order
+}
+
 // clusterAgentKill SIGKILLs agent processes under the retry policy, in
 // rounds of two kills:
 //
@@ -266,22 +275,22 @@ func (b *bench) clusterAgentKill(ctx context.Context, cr *ClusterResults, ac *ag
 	// killRun runs inputs, SIGKILLs the killable agent that starts one
 	// of its tasks first, and waits for the pool to presume it dead and
 	// for a task that had started on it to start on another agent. It
-	// returns the victim ("" when no killable agent started a task of
-	// the map, which then ran to its end), how its loss was noticed, the
-	// two times, the time to the map's end and whether the map is whole.
-	killRun := func(inputs [][]byte, output string) (victim, how string, detect, retry, done time.Duration, correct bool, err error) {
+	// returns what it measured (see agentKill).
+	killRun := func(inputs [][]byte, output string) (agentKill, error) {
+		var victim, how string
+		var detect, retry time.Duration
 		for len(evs) > 0 {
 			<-evs
 		}
 		h, err := p.MapAsync(ctx, "sleep", inputs)
 		if err != nil {
-			return "", "", 0, 0, 0, false, err
+			return agentKill{}, err
 		}
 		ran := map[int]bool{} // tasks that started on the victim
 		for started := 0; victim == "" && started < len(inputs); {
 			ev, err := next()
 			if err != nil {
-				return "", "", 0, 0, 0, false, fmt.Errorf("waiting for a task to start: %w", err)
+				return agentKill{}, fmt.Errorf("waiting for a task to start: %w", err)
 			}
 			if !ev.start {
 				continue
@@ -294,16 +303,16 @@ func (b *bench) clusterAgentKill(ctx context.Context, cr *ClusterResults, ac *ag
 		}
 		if victim == "" {
 			_, err := h.Wait(ctx)
-			return "", "", 0, 0, 0, false, err
+			return agentKill{}, err
 		}
 		killed := time.Now()
 		if err := ac.kill(victim); err != nil {
-			return "", "", 0, 0, 0, false, err
+			return agentKill{}, err
 		}
 		for detect == 0 || retry == 0 {
 			ev, err := next()
 			if err != nil {
-				return "", "", 0, 0, 0, false, fmt.Errorf("%s killed: waiting for its loss and its task's new start: %w", victim, err)
+				return agentKill{}, fmt.Errorf("%s killed: waiting for its loss and its task's new start: %w", victim, err)
 			}
 			switch {
 			case !ev.start && ev.agent == victim && detect == 0:
@@ -319,18 +328,18 @@ func (b *bench) clusterAgentKill(ctx context.Context, cr *ClusterResults, ac *ag
 			}
 		}
 		rs, err := h.Wait(ctx)
-		done = time.Since(killed)
+		done := time.Since(killed)
 		if err != nil {
-			return "", "", 0, 0, 0, false, fmt.Errorf("%s killed: %w", victim, err)
+			return agentKill{}, fmt.Errorf("%s killed: %w", victim, err)
 		}
-		correct = len(rs) == len(inputs)
+		correct := len(rs) == len(inputs)
 		for i := range rs {
 			correct = correct && rs[i].Index == i && rs[i].Status == pool.StatusOK && string(rs[i].Output) == output
 		}
 		if err := ac.start(victim, "--nats", ac.url); err != nil {
-			return "", "", 0, 0, 0, false, err
+			return agentKill{}, err
 		}
-		return victim, how, detect, retry, done, correct, nil
+		return agentKill{victim, how, detect, retry, done, correct}, nil
 	}
 	one := [][]byte{[]byte("1500")}
 	many := make([][]byte, 12)
@@ -341,37 +350,37 @@ func (b *bench) clusterAgentKill(ctx context.Context, cr *ClusterResults, ac *ag
 	for k := range rounds {
 		// The lone task: again until a killable agent takes it.
 		for try := 0; ; try++ {
-			victim, how, detect, retry, done, correct, err := killRun(one, "slept")
+			o, err := killRun(one, "slept")
 			if err != nil {
 				return fmt.Errorf("agent kill %d, lone task: %w", k, err)
 			}
-			if victim == "" {
+			if o.victim == "" {
 				if try == 20 {
 					return fmt.Errorf("agent kill %d: no task of 20 maps ran on %v", k, killable)
 				}
 				continue
 			}
-			rec := record(how)
-			rec.Samples = append(rec.Samples, retry)
-			rec.Detect = append(rec.Detect, detect)
-			rec.Correct = rec.Correct && correct
+			rec := record(o.how)
+			rec.Samples = append(rec.Samples, o.retry)
+			rec.Detect = append(rec.Detect, o.detect)
+			rec.Correct = rec.Correct && o.correct
 			b.opts.logf("cluster: agent kill %d, lone task (%s, %s): presumed dead after %s, the task's retry started elsewhere after %s, map done after %s, correct %v",
-				k, victim, how, detect, retry, done.Round(time.Millisecond), correct)
+				k, o.victim, o.how, o.detect, o.retry, o.done.Round(time.Millisecond), o.correct)
 			break
 		}
-		victim, how, detect, _, done, correct, err := killRun(many, "slept")
+		o, err := killRun(many, "slept")
 		if err != nil {
 			return fmt.Errorf("agent kill %d, 12 tasks: %w", k, err)
 		}
-		if victim == "" {
+		if o.victim == "" {
 			continue // no task of the map ran on a killable agent
 		}
-		rec := record(how)
-		rec.Detect = append(rec.Detect, detect)
-		rec.Done = append(rec.Done, done)
-		rec.Correct = rec.Correct && correct
+		rec := record(o.how)
+		rec.Detect = append(rec.Detect, o.detect)
+		rec.Done = append(rec.Done, o.done)
+		rec.Correct = rec.Correct && o.correct
 		b.opts.logf("cluster: agent kill %d, 12 tasks (%s, %s): presumed dead after %s, map done after %s, correct %v",
-			k, victim, how, detect, done.Round(time.Millisecond), correct)
+			k, o.victim, o.how, o.detect, o.done.Round(time.Millisecond), o.correct)
 	}
 	for _, how := range []string{clusterKillAdvisory, clusterKillHeartbeat} {
 		if rec := recs[how]; rec != nil {

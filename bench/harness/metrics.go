@@ -182,12 +182,10 @@ func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]b
 // nanosecond (see childrenRuntime).
 func timedMap(ctx context.Context, p *pool.Pool, inputs [][]byte) (tpRun, error) {
 	var rs []pool.Result
-	before := childrenRuntime()
-	m, err := timed(func() (err error) {
+	m, err := timedBy(childrenRuntime, func() (err error) {
 		rs, err = p.Map(ctx, "square", inputs)
 		return err
 	})
-	m.workerCPU = cpuSince(before, childrenRuntime())
 	if err != nil {
 		return m, err
 	}

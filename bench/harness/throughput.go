@@ -29,11 +29,14 @@ type tpRun struct {
 }
 
 // timed runs fn and measures its wall and CPU time.
-func timed(fn func() error) (tpRun, error) {
-	workers, cpu := childrenCPU(), selfCPU()
+func timed(fn func() error) (tpRun, error) { return timedBy(childrenCPU, fn) }
+
+// timedBy is timed with the workers' CPU time read by workerCPU.
+func timedBy(workerCPU func() map[int]time.Duration, fn func() error) (tpRun, error) {
+	workers, cpu := workerCPU(), selfCPU()
 	start := time.Now()
 	err := fn()
-	return tpRun{wall: time.Since(start), hostCPU: selfCPU() - cpu, workerCPU: cpuSince(workers, childrenCPU())}, err
+	return tpRun{wall: time.Since(start), hostCPU: selfCPU() - cpu, workerCPU: cpuSince(workers, workerCPU())}, err
 }
 
 // throughput is scenario 1: square over ThroughputN integers on every
