@@ -53,13 +53,19 @@ func (tc *testCluster) agent(name string, workers int) *remotetest.Agent {
 // agentInstance starts an agent whose instance is instance ("" for a
 // random one).
 func (tc *testCluster) agentInstance(name string, workers int, instance string) *remotetest.Agent {
+	return tc.agentWith(remote.AgentConfig{Name: name, Instance: instance, Workers: workers})
+}
+
+// agentWith starts an agent with cfg, on the tests' compilation cache.
+func (tc *testCluster) agentWith(cfg remote.AgentConfig) *remotetest.Agent {
+	name := cfg.Name
+	cfg.CacheDir = cacheDir(tc.t)
 	a := tc.bus.NewAgent(name)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := remote.RunAgent(ctx, remote.AgentConfig{Name: name, Instance: instance, Workers: workers, CacheDir: cacheDir(tc.t)}, a, a.Subscribe)
-		if err != nil {
+		if err := remote.RunAgent(ctx, cfg, a, a.Subscribe); err != nil {
 			tc.t.Errorf("agent %s: %v", name, err)
 		}
 	}()
@@ -352,21 +358,11 @@ func TestClusterChunkDeliveredTwiceRunsOnce(t *testing.T) {
 	tc := newTestCluster(t)
 	tc.bus.DeliverTwice = true
 	var ended atomic.Int64
-	a := tc.bus.NewAgent("a1")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		cfg := remote.AgentConfig{Name: "a1", Workers: 2, CacheDir: cacheDir(t), Observer: func(e any) {
-			if e.(pool.Event).Kind == pool.EventTaskEnd {
-				ended.Add(1)
-			}
-		}}
-		if err := remote.RunAgent(ctx, cfg, a, a.Subscribe); err != nil {
-			t.Errorf("agent: %v", err)
+	tc.agentWith(remote.AgentConfig{Name: "a1", Workers: 2, Observer: func(e any) {
+		if e.(pool.Event).Kind == pool.EventTaskEnd {
+			ended.Add(1)
 		}
-	}()
-	tc.stops["a1"] = func() { cancel(); <-done }
+	}})
 	p := tc.pool(t, nil)
 	const n = 40
 	rs, err := p.Map(context.Background(), "slow_square", ints(n))
