@@ -441,3 +441,25 @@ func TestClusterAgentLostSendsUnclaimedChunksAgain(t *testing.T) {
 	}
 	require.Empty(t, p.KilledTasks())
 }
+
+// An agent whose MaxMemory is below the pool's memory cap gives every task
+// back: with no other agent, each task fails once it was given back
+// maxReleases times, with the agent's reason, and none ran.
+func TestClusterAgentRefusesTasksOverItsMaxMemory(t *testing.T) {
+	tc := newTestCluster(t)
+	var ended atomic.Int64
+	tc.agentWith(remote.AgentConfig{Name: "a1", Workers: 1, MaxMemory: 16 << 20, Observer: func(e any) {
+		if e.(pool.Event).Kind == pool.EventTaskEnd {
+			ended.Add(1)
+		}
+	}})
+	p := tc.pool(t, func(c *pool.Config) { c.MemoryLimit = 64 << 20 })
+	rs, err := p.Map(context.Background(), "square", ints(3))
+	require.NoError(t, err)
+	for i, r := range rs {
+		require.Equal(t, pool.StatusError, r.Status, "task %d", i)
+		require.Contains(t, r.Error, "gave the task back 20 times", "task %d", i)
+		require.Contains(t, r.Error, "runs tasks with at most 16 MiB of memory", "task %d", i)
+	}
+	require.Zero(t, ended.Load(), "tasks the agent's workers ended")
+}
