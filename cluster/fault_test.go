@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -102,10 +103,7 @@ func (c *natsCluster) agent(env ...string) string {
 	c.n++
 	name := fmt.Sprintf("a%d", c.n)
 	c.mu.Unlock()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SAFEPOOL_TEST_AGENT_URL="+c.urls, "SAFEPOOL_TEST_AGENT_NAME="+name,
-		"SAFEPOOL_TEST_AGENT_WORKERS=2", "SAFEPOOL_TEST_AGENT_CACHE="+c.cache)
-	cmd.Env = append(cmd.Env, env...)
+	cmd := agentCommand(c.urls, name, c.cache, env...)
 	// Its stderr is copied to the test's; the line saying it is ready
 	// (subscribed, about to pull chunks) is waited for.
 	stderr, err := cmd.StderrPipe()
@@ -113,17 +111,10 @@ func (c *natsCluster) agent(env ...string) string {
 	require.NoError(c.t, cmd.Start())
 	up := make(chan struct{})
 	copied := make(chan struct{})
-	go func(up chan struct{}) {
+	go func() {
 		defer close(copied)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			fmt.Fprintln(os.Stderr, sc.Text())
-			if up != nil && strings.Contains(sc.Text(), " ready with ") {
-				close(up)
-				up = nil
-			}
-		}
-	}(up)
+		readAgentLog(stderr, up, os.Stderr)
+	}()
 	c.mu.Lock()
 	c.agents[name] = cmd
 	c.mu.Unlock()
@@ -147,6 +138,33 @@ func (c *natsCluster) agent(env ...string) string {
 		c.t.Fatalf("agent %s not ready within a minute", name)
 	}
 	return name
+}
+
+// agentCommand is an agent process of two workers named name on urls:
+// this test binary in agent mode (see init), with env added to its
+// environment.
+func agentCommand(urls, name, cache string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SAFEPOOL_TEST_AGENT_URL="+urls, "SAFEPOOL_TEST_AGENT_NAME="+name,
+		"SAFEPOOL_TEST_AGENT_WORKERS=2", "SAFEPOOL_TEST_AGENT_CACHE="+cache)
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
+// readAgentLog reads an agent's stderr until it ends, copying each line to
+// echo unless it is nil, and closes up at the line saying that the agent
+// is ready.
+func readAgentLog(stderr io.Reader, up chan struct{}, echo io.Writer) {
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if echo != nil {
+			fmt.Fprintln(echo, sc.Text())
+		}
+		if up != nil && strings.Contains(sc.Text(), " ready with ") {
+			close(up)
+			up = nil
+		}
+	}
 }
 
 // signal sends sig to the agent process name.

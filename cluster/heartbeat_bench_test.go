@@ -1,12 +1,9 @@
 package cluster_test
 
 import (
-	"bufio"
 	"context"
-	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -88,9 +85,7 @@ func BenchmarkHeartbeatGap(b *testing.B) {
 // startBenchAgent starts an agent process of two workers on urls and waits
 // until it is ready; stop ends it with SIGTERM.
 func startBenchAgent(b *testing.B, urls string) (stop func()) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SAFEPOOL_TEST_AGENT_URL="+urls, "SAFEPOOL_TEST_AGENT_NAME=bench",
-		"SAFEPOOL_TEST_AGENT_WORKERS=2", "SAFEPOOL_TEST_AGENT_CACHE="+enginetest.CacheDir(b))
+	cmd := agentCommand(urls, "bench", enginetest.CacheDir(b))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -99,15 +94,7 @@ func startBenchAgent(b *testing.B, urls string) (stop func()) {
 		b.Fatal(err)
 	}
 	up := make(chan struct{})
-	go func(up chan struct{}) {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if up != nil && strings.Contains(sc.Text(), " ready with ") {
-				close(up)
-				up = nil
-			}
-		}
-	}(up)
+	go readAgentLog(stderr, up, nil)
 	select {
 	case <-up:
 	case <-time.After(time.Minute):

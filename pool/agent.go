@@ -501,11 +501,11 @@ func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
 		return
 	}
 	jobs := make([]*job, 0, len(ch.jobs))
-	var refuse []uint64
+	var refuse []int
 	for i := range ch.jobs {
 		j := &ch.jobs[i]
 		if a.cfg.MaxMemory > 0 && j.memLimit > a.cfg.MaxMemory {
-			refuse = append(refuse, j.remoteID)
+			refuse = append(refuse, i)
 			continue
 		}
 		if ref, ok := ch.refs[i]; ok {
@@ -537,9 +537,9 @@ func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
 	p.q.push(jobs...)
 }
 
-// release gives attempts of ch back to their pool without charge: ids, or
-// all of them when ids is nil.
-func (a *agent) release(p *apool, ch *achunk, ids []uint64, why string) {
+// release gives attempts of ch back to their pool without charge: those at
+// the places is in the chunk, or all of them when is is nil.
+func (a *agent) release(p *apool, ch *achunk, is []int, why string) {
 	a.mu.Lock()
 	var sent []uint64
 	give := func(i int) {
@@ -549,20 +549,13 @@ func (a *agent) release(p *apool, ch *achunk, ids []uint64, why string) {
 			sent = append(sent, ch.jobs[i].remoteID)
 		}
 	}
-	if ids == nil {
+	if is == nil {
 		for i := range ch.jobs {
 			give(i)
 		}
-	} else {
-		want := make(map[uint64]bool, len(ids))
-		for _, id := range ids {
-			want[id] = true
-		}
-		for i := range ch.jobs {
-			if want[ch.jobs[i].remoteID] {
-				give(i)
-			}
-		}
+	}
+	for _, i := range is {
+		give(i)
 	}
 	if len(sent) > 0 {
 		if err := a.tr.SendRelease(&remote.Release{Pool: p.spec.Pool, Agent: a.me, IDs: sent, Why: why}); err != nil {

@@ -53,13 +53,19 @@ func (tc *testCluster) agent(name string, workers int) *remotetest.Agent {
 // agentInstance starts an agent whose instance is instance ("" for a
 // random one).
 func (tc *testCluster) agentInstance(name string, workers int, instance string) *remotetest.Agent {
+	return tc.agentWith(remote.AgentConfig{Name: name, Instance: instance, Workers: workers})
+}
+
+// agentWith starts an agent with cfg, on the tests' compilation cache.
+func (tc *testCluster) agentWith(cfg remote.AgentConfig) *remotetest.Agent {
+	name := cfg.Name
+	cfg.CacheDir = cacheDir(tc.t)
 	a := tc.bus.NewAgent(name)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := remote.RunAgent(ctx, remote.AgentConfig{Name: name, Instance: instance, Workers: workers, CacheDir: cacheDir(tc.t)}, a, a.Subscribe)
-		if err != nil {
+		if err := remote.RunAgent(ctx, cfg, a, a.Subscribe); err != nil {
 			tc.t.Errorf("agent %s: %v", name, err)
 		}
 	}()
@@ -352,21 +358,11 @@ func TestClusterChunkDeliveredTwiceRunsOnce(t *testing.T) {
 	tc := newTestCluster(t)
 	tc.bus.DeliverTwice = true
 	var ended atomic.Int64
-	a := tc.bus.NewAgent("a1")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		cfg := remote.AgentConfig{Name: "a1", Workers: 2, CacheDir: cacheDir(t), Observer: func(e any) {
-			if e.(pool.Event).Kind == pool.EventTaskEnd {
-				ended.Add(1)
-			}
-		}}
-		if err := remote.RunAgent(ctx, cfg, a, a.Subscribe); err != nil {
-			t.Errorf("agent: %v", err)
+	tc.agentWith(remote.AgentConfig{Name: "a1", Workers: 2, Observer: func(e any) {
+		if e.(pool.Event).Kind == pool.EventTaskEnd {
+			ended.Add(1)
 		}
-	}()
-	tc.stops["a1"] = func() { cancel(); <-done }
+	}})
 	p := tc.pool(t, nil)
 	const n = 40
 	rs, err := p.Map(context.Background(), "slow_square", ints(n))
@@ -444,4 +440,26 @@ func TestClusterAgentLostSendsUnclaimedChunksAgain(t *testing.T) {
 		require.Equal(t, "a2", r.Stats.Agent, "task %d", i)
 	}
 	require.Empty(t, p.KilledTasks())
+}
+
+// An agent whose MaxMemory is below the pool's memory cap gives every task
+// back: with no other agent, each task fails once it was given back
+// maxReleases times, with the agent's reason, and none ran.
+func TestClusterAgentRefusesTasksOverItsMaxMemory(t *testing.T) {
+	tc := newTestCluster(t)
+	var ended atomic.Int64
+	tc.agentWith(remote.AgentConfig{Name: "a1", Workers: 1, MaxMemory: 16 << 20, Observer: func(e any) {
+		if e.(pool.Event).Kind == pool.EventTaskEnd {
+			ended.Add(1)
+		}
+	}})
+	p := tc.pool(t, func(c *pool.Config) { c.MemoryLimit = 64 << 20 })
+	rs, err := p.Map(context.Background(), "square", ints(3))
+	require.NoError(t, err)
+	for i, r := range rs {
+		require.Equal(t, pool.StatusError, r.Status, "task %d", i)
+		require.Contains(t, r.Error, "gave the task back 20 times", "task %d", i)
+		require.Contains(t, r.Error, "runs tasks with at most 16 MiB of memory", "task %d", i)
+	}
+	require.Zero(t, ended.Load(), "tasks the agent's workers ended")
 }

@@ -175,13 +175,6 @@ func (d *driver) fill() bool {
 	return len(d.flights) > 0
 }
 
-// holds reports whether at least n jobs wait.
-func (q *queue) holds(n int) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.count >= n
-}
-
 // recycleDue reports whether the worker has run its MaxTasksPerWorker.
 func (d *driver) recycleDue() bool {
 	m := d.l.cfg.MaxTasksPerWorker

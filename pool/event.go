@@ -187,7 +187,7 @@ func (p *Pool) taskEvents() bool {
 // clock read.
 func (p *Pool) emit(e Event) {
 	c := &p.cfg
-	if c.OnEvent == nil && c.Observer == nil && c.Logger == nil && c.TaskObserver == nil {
+	if !p.taskEvents() && c.TaskObserver == nil {
 		return
 	}
 	if e.Time.IsZero() {

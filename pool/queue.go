@@ -197,6 +197,13 @@ func (q *queue) empty() bool {
 	return q.count == 0
 }
 
+// holds reports whether at least n jobs wait.
+func (q *queue) holds(n int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count >= n
+}
+
 // wait registers ch as an idle driver's wake channel, unless jobs are
 // waiting, and reports whether ch is registered. A registered driver gets
 // one value on ch when a push wakes it; it must call unwait if it stops
