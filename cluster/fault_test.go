@@ -349,9 +349,16 @@ func (f *finals) observe(ev pool.Event) {
 	f.n[ev.Index]++
 }
 
-// once checks that each of n tasks had exactly one final result.
+// once checks that each of n tasks had exactly one final result. A task's
+// EventTaskFinal is emitted after its result is delivered, so the last one
+// may follow the map's end: it first waits until every task has one.
 func (f *finals) once(t *testing.T, n int) {
 	t.Helper()
+	require.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.n) >= n
+	}, 10*time.Second, time.Millisecond, "final results of %d tasks", n)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range n {
