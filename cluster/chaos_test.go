@@ -240,6 +240,23 @@ func runClusterChaos(t *testing.T, c *natsCluster, live []string, d time.Duratio
 		if got := len(p.KilledTasks()) - killedBefore; int64(got) != killed.Load() {
 			t.Errorf("the killed list grew by %d, the maps have %d killed results", got, killed.Load())
 		}
+		// A task's EventTaskFinal follows the delivery that may end its
+		// map: wait, boundedly, for the last ones before counting.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			m.mu.Lock()
+			missing := 0
+			for _, cm := range maps {
+				for i := range cm.in {
+					if m.finals[cm.fn][i] == 0 {
+						missing++
+					}
+				}
+			}
+			m.mu.Unlock()
+			if missing == 0 {
+				break
+			}
+		}
 		m.mu.Lock()
 		for _, cm := range maps {
 			for i := range cm.in {
