@@ -61,10 +61,14 @@ type apool struct {
 	// Under a.mu:
 	chunks map[*run]*achunk
 	byID   map[uint64]*achunk
-	out    []remote.Result // results waiting for the flusher
-	outRef []aref          // the attempt each answers, one per result in out
-	used   time.Time       // last chunk taken
+	used   time.Time // last chunk taken
 	closed bool
+
+	// Under outMu, which the drivers take once per result and nothing
+	// else holds long: results waiting for the flusher.
+	outMu  sync.Mutex
+	out    []remote.Result
+	outRef []aref // the attempt each answers, one per result in out
 
 	kick chan struct{} // results are waiting to be sent
 }
@@ -92,10 +96,12 @@ type achunk struct {
 func (ch *achunk) owns(i int) bool { return ch != nil && ch.held && !ch.done[i] }
 
 // aref is the attempt a result waiting for the flusher answers: attempt i
-// of ch.
+// of the chunk whose run is run. The flusher finds the chunk, ch, under
+// a.mu, once per message.
 type aref struct {
-	ch *achunk
-	i  int
+	run *run
+	ch  *achunk
+	i   int
 }
 
 // agentHeartbeat is the agents' default interval of heartbeats: pools
@@ -625,14 +631,13 @@ func (p *apool) sendResult(j *job, x remote.Result) {
 	p.kickFlush()
 }
 
-// queueResult queues x, the result of j, if its chunk is still held.
+// queueResult queues x, the result of j. The flusher sends it if its
+// chunk is still held then.
 func (p *apool) queueResult(j *job, x remote.Result) {
-	p.a.mu.Lock()
-	if ch := p.chunks[j.run]; ch != nil {
-		p.out = append(p.out, x)
-		p.outRef = append(p.outRef, aref{ch: ch, i: j.index})
-	}
-	p.a.mu.Unlock()
+	p.outMu.Lock()
+	p.out = append(p.out, x)
+	p.outRef = append(p.outRef, aref{run: j.run, i: j.index})
+	p.outMu.Unlock()
 }
 
 func (p *apool) kickFlush() {
@@ -651,16 +656,17 @@ func (p *apool) flush() {
 	// The last round's room, handed back to p.out and p.outRef.
 	var spare []remote.Result
 	var spareRef []aref
+	var running []uint64
 	for {
 		select {
 		case <-p.kick:
 		case <-a.ctx.Done():
 			return
 		}
-		a.mu.Lock()
+		p.outMu.Lock()
 		out, refs := p.out, p.outRef
 		p.out, p.outRef = spare, spareRef
-		a.mu.Unlock()
+		p.outMu.Unlock()
 		all, allRefs := out, refs
 		limit := a.tr.MaxPayload() - remote.ChunkOverhead
 		for len(out) > 0 {
@@ -680,20 +686,29 @@ func (p *apool) flush() {
 			// moved up in place past those that are not.
 			a.mu.Lock()
 			k := 0
+			var last *achunk // the results of a batch are mostly one chunk's
 			for i, r := range brefs {
-				if r.ch.owns(r.i) {
+				if last == nil || last.run != r.run {
+					last = p.chunks[r.run]
+				}
+				if last.owns(r.i) {
 					if k != i {
-						batch[k], brefs[k] = batch[i], r
+						batch[k] = batch[i]
 					}
+					brefs[k] = aref{run: r.run, ch: last, i: r.i}
 					k++
 				}
 			}
+			// What the workers run now goes with the results, so that
+			// the pool knows it to the task if this agent dies next.
+			// Their results are all out of the drivers' flights.
+			running = p.runningLocked(running[:0])
 			a.mu.Unlock()
 			batch, brefs = batch[:k], brefs[:k]
 			if k == 0 {
 				continue
 			}
-			if err := a.tr.SendResults(&remote.Results{Pool: p.spec.Pool, Agent: a.me, Results: batch}); err != nil {
+			if err := a.tr.SendResults(&remote.Results{Pool: p.spec.Pool, Agent: a.me, Results: batch, Beat: true, Running: running}); err != nil {
 				a.logf("pool %s: send results: %v", p.spec.Pool, err)
 			}
 			a.mu.Lock()
@@ -708,9 +723,6 @@ func (p *apool) flush() {
 					}
 				}
 			}
-			// What the workers run now goes with the results, so that
-			// the pool knows it to the task if this agent dies next.
-			a.beatLocked(p, 0)
 			a.mu.Unlock()
 		}
 		// The transport encoded what it sent: the room is reused, once
@@ -809,13 +821,20 @@ func (p *apool) holdingLocked() remote.Holding {
 	for id := range p.byID {
 		h.Chunks = append(h.Chunks, id)
 	}
+	h.Running = p.runningLocked(nil)
+	return h
+}
+
+// runningLocked appends to ids the attempt each of the pool's workers
+// runs here. Under a.mu.
+func (p *apool) runningLocked(ids []uint64) []uint64 {
 	select {
 	case <-p.ready:
 	default:
-		return h
+		return ids
 	}
 	if p.disp == nil {
-		return h
+		return ids
 	}
 	// A worker runs its flights' tasks in order: the first without a
 	// result is the one it runs (or starts next, an instant from now).
@@ -825,12 +844,12 @@ func (p *apool) holdingLocked() remote.Holding {
 		d.pending(func(j *job) {
 			if !found {
 				found = true
-				h.Running = append(h.Running, j.remoteID)
+				ids = append(ids, j.remoteID)
 			}
 		})
 		d.mu.Unlock()
 	}
-	return h
+	return ids
 }
 
 // shutdown gives back everything held, without charge, and stops the

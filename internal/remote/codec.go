@@ -16,7 +16,7 @@ import (
 
 // Version is the message format's version; a message of another version is
 // refused.
-const Version = 2
+const Version = 3
 
 // The message types.
 const (
@@ -587,6 +587,10 @@ func AppendResults(dst []byte, r *Results) []byte {
 		}
 		prev = *x
 	}
+	e = e.bool(r.Beat)
+	if r.Beat {
+		e = e.ids(r.Running)
+	}
 	return e
 }
 
@@ -676,6 +680,14 @@ func decodeResults(b []byte, r *Results, shared bool) error {
 			break
 		}
 		prev = x
+	}
+	r.Beat = d.bool("beat")
+	r.Running = r.Running[:0]
+	if r.Beat {
+		n := d.count("running", 1)
+		for range n {
+			r.Running = append(r.Running, d.uint("running"))
+		}
 	}
 	return d.end()
 }

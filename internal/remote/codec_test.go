@@ -34,7 +34,8 @@ func TestRoundTrip(t *testing.T) {
 	require.Equal(t, r, gr)
 
 	rs := &Results{Pool: "p", Agent: a, Results: []Result{{ID: 1, Status: 1, Output: []byte("9"), Start: 1, End: 2, WorkerPID: 3, PeakMemory: 4, MemoryLimit: 5},
-		{ID: 2, Status: 3, OutputRef: "o", Error: "e", Log: []byte("l"), Died: true, Signal: "SIGKILL", ExitCode: -1, Hung: true, GateFailed: "g"}}}
+		{ID: 2, Status: 3, OutputRef: "o", Error: "e", Log: []byte("l"), Died: true, Signal: "SIGKILL", ExitCode: -1, Hung: true, GateFailed: "g"}},
+		Beat: true, Running: []uint64{7, 1 << 40}}
 	grs, err := UnmarshalResults(MarshalResults(rs))
 	require.NoError(t, err)
 	require.Equal(t, rs, grs)
@@ -111,8 +112,18 @@ func TestResultsStepsRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rs, got)
 	var into Results
+	require.NoError(t, DecodeResults(MarshalResults(&Results{Pool: "p", Beat: true, Running: []uint64{4, 5}}), &into))
+	require.Equal(t, []uint64{4, 5}, into.Running)
+	// Decoded into the room of a message that said what ran, results
+	// that say nothing of it leave no trace of it.
 	require.NoError(t, DecodeResults(MarshalResults(rs), &into))
 	require.Equal(t, rs.Results, into.Results)
+	require.False(t, into.Beat)
+	require.Empty(t, into.Running)
+	// A beat with nothing running is told apart from no beat.
+	require.NoError(t, DecodeResults(MarshalResults(&Results{Pool: "p", Beat: true}), &into))
+	require.True(t, into.Beat)
+	require.Empty(t, into.Running)
 	// A typical answer (ID, status, a short output, times, the PID once)
 	// takes a few bytes besides its output.
 	typical := &Results{Pool: "p"}

@@ -142,6 +142,13 @@ type Results struct {
 	Pool    string
 	Agent   Agent
 	Results []Result
+	// Running, when Beat is set, lists the attempt each of the agent's
+	// workers runs as the results leave, as a heartbeat's
+	// Holding.Running does: the pool takes it in place of what it knew,
+	// so that it knows to the task what the agent runs after every
+	// batch without a heartbeat message after each.
+	Beat    bool
+	Running []uint64
 }
 
 // Holding is what an agent holds of one pool: the chunks it claimed and
