@@ -119,9 +119,9 @@ func (f *fakeAgent) run(ctx context.Context) {
 			dup := f.rng.Float64() < f.dup
 			f.mu.Unlock()
 			if !lose {
-				_ = f.tr.SendResults(rs)
+				_ = f.tr.SendResults(rs.Pool, remote.MarshalResults(rs))
 				if dup {
-					_ = f.tr.SendResults(rs)
+					_ = f.tr.SendResults(rs.Pool, remote.MarshalResults(rs))
 				}
 			}
 			f.mu.Lock()

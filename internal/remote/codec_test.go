@@ -213,3 +213,29 @@ func TestChunkWriter(t *testing.T) {
 	w.Add(&c.Tasks[0])
 	require.Panics(t, func() { w.Add(&c.Tasks[1]) }, "more tasks than announced")
 }
+
+// A ResultsWriter's message decodes to the results added, and after Reset
+// the next message starts afresh: its first result is not a step from
+// the last one before.
+func TestResultsWriterMessages(t *testing.T) {
+	a := Agent{Name: "n", Host: "h", Instance: "i", Workers: 2}
+	first := []Result{{ID: 7, Status: 1, Output: []byte("49"), Start: 100, End: 150, WorkerPID: 3},
+		{ID: 8, Status: 4, Error: "killed", Died: true, Signal: "SIGKILL", ExitCode: -1, Start: 160, End: 170, WorkerPID: 3}}
+	second := []Result{{ID: 2, Status: 1, Output: []byte("4"), Start: 90, End: 95, WorkerPID: 5, PeakMemory: 1 << 20, MemoryLimit: 2 << 20}}
+	var w ResultsWriter
+	for i := range first {
+		w.Add(&first[i])
+	}
+	require.Equal(t, 2, w.Len())
+	got, err := UnmarshalResults(w.AppendMessage(nil, "p", &a, true, []uint64{9}))
+	require.NoError(t, err)
+	require.Equal(t, &Results{Pool: "p", Agent: a, Results: first, Beat: true, Running: []uint64{9}}, got)
+
+	w.Reset()
+	require.Zero(t, w.Len())
+	require.Zero(t, w.Size())
+	w.Add(&second[0])
+	got, err = UnmarshalResults(w.AppendMessage([]byte("room"), "p", &a, false, nil)[len("room"):])
+	require.NoError(t, err)
+	require.Equal(t, &Results{Pool: "p", Agent: a, Results: second}, got)
+}

@@ -251,7 +251,10 @@ type AgentTransport interface {
 	// PutObject stores a large output for its pool to fetch.
 	PutObject(ctx context.Context, key string, data []byte) error
 	SendReady(r *Ready) error
-	SendResults(r *Results) error
+	// SendResults sends a Results message of pool, encoded
+	// (ResultsWriter.AppendMessage or MarshalResults). The transport
+	// does not keep msg past the call: the agent reuses its room.
+	SendResults(pool string, msg []byte) error
 	SendHeartbeat(h *Heartbeat) error
 	SendRelease(r *Release) error
 	// MaxPayload is the largest message the transport carries.
