@@ -256,17 +256,9 @@ func (a *agent) SendReady(r *remote.Ready) error {
 
 // resultBufs are encoding buffers of results: Publish copies a message
 // before it returns.
-var resultBufs = sync.Pool{New: func() any { return new([]byte) }}
-
-func (a *agent) SendResults(r *remote.Results) error {
-	a.checkInstance(&r.Agent)
-	buf := resultBufs.Get().(*[]byte)
-	*buf = remote.AppendResults((*buf)[:0], r)
-	err := a.send(r.Pool, toResults, *buf)
-	if cap(*buf) <= 4<<20 {
-		resultBufs.Put(buf)
-	}
-	return err
+func (a *agent) SendResults(pool string, msg []byte) error {
+	// Publish copies msg into the connection's buffer.
+	return a.send(pool, toResults, msg)
 }
 
 func (a *agent) SendRelease(r *remote.Release) error {

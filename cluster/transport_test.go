@@ -141,8 +141,8 @@ func TestMessagesReachThePoolInOrder(t *testing.T) {
 
 	require.NoError(t, a.t.SendReady(&remote.Ready{Pool: c.Pool(), Agent: ag}))
 	for i := range 50 {
-		require.NoError(t, a.t.SendResults(&remote.Results{Pool: c.Pool(), Agent: ag,
-			Results: []remote.Result{{ID: uint64(i), Output: []byte("out")}}}))
+		require.NoError(t, a.t.SendResults(c.Pool(), remote.MarshalResults(&remote.Results{Pool: c.Pool(), Agent: ag,
+			Results: []remote.Result{{ID: uint64(i), Output: []byte("out")}}})))
 	}
 	// A heartbeat lists only what the agent holds of the pool it goes to.
 	require.NoError(t, a.t.SendHeartbeat(&remote.Heartbeat{Agent: ag, Seq: 1, Holding: []remote.Holding{
@@ -173,8 +173,8 @@ func TestMessagesLargerThanMaxPayloadAreRefused(t *testing.T) {
 	big := chunk(c.Pool(), 1, 1)
 	big.Tasks[0].Input = make([]byte, c.MaxPayload())
 	require.ErrorIs(t, send(context.Background(), c, big), cluster.ErrTooLarge)
-	err := a.t.SendResults(&remote.Results{Pool: c.Pool(), Agent: agentOf(a),
-		Results: []remote.Result{{ID: 1, Output: make([]byte, c.MaxPayload())}}})
+	err := a.t.SendResults(c.Pool(), remote.MarshalResults(&remote.Results{Pool: c.Pool(), Agent: agentOf(a),
+		Results: []remote.Result{{ID: 1, Output: make([]byte, c.MaxPayload())}}}))
 	require.ErrorIs(t, err, cluster.ErrTooLarge)
 
 	// Just under the limit goes through.

@@ -61,10 +61,17 @@ type apool struct {
 	// Under a.mu:
 	chunks map[*run]*achunk
 	byID   map[uint64]*achunk
-	out    []remote.Result // results waiting for the flusher
-	outRef []aref          // the attempt each answers, one per result in out
-	used   time.Time       // last chunk taken
+	used   time.Time // last chunk taken
 	closed bool
+
+	// Under outMu, which the drivers take once per result and nothing
+	// else holds long: results waiting for the flusher, encoded as they
+	// come (out), the attempt each answers (outRef), and the messages
+	// already full (sealed).
+	outMu  sync.Mutex
+	out    remote.ResultsWriter
+	outRef []aref
+	sealed []resultsMsg
 
 	kick chan struct{} // results are waiting to be sent
 }
@@ -92,10 +99,18 @@ type achunk struct {
 func (ch *achunk) owns(i int) bool { return ch != nil && ch.held && !ch.done[i] }
 
 // aref is the attempt a result waiting for the flusher answers: attempt i
-// of ch.
+// of the chunk whose run is run; start when the result says only that the
+// attempt started.
 type aref struct {
-	ch *achunk
-	i  int
+	run   *run
+	i     int
+	start bool
+}
+
+// resultsMsg is a message of results waiting for the flusher.
+type resultsMsg struct {
+	w    remote.ResultsWriter
+	refs []aref
 }
 
 // agentHeartbeat is the agents' default interval of heartbeats: pools
@@ -599,7 +614,7 @@ func (p *apool) sink(o outcome) {
 	if o.death != nil {
 		x.Died, x.Signal, x.ExitCode, x.Hung = true, o.death.Signal, o.death.ExitCode, o.death.Hung
 	}
-	if limit := p.a.tr.MaxPayload() - remote.ChunkOverhead - len(x.Error) - len(x.Log); len(x.Output) > limit {
+	if limit := p.room() - len(x.Error) - len(x.Log); len(x.Output) > limit {
 		key := p.spec.Pool + "/out/" + strconv.FormatUint(x.ID, 10)
 		if err := p.a.tr.PutObject(p.a.ctx, key, x.Output); err != nil {
 			x.Status, x.Error = uint8(StatusError), fmt.Sprintf("cluster: the output of %d bytes is larger than a message and could not be stored as an object: %v", len(x.Output), err)
@@ -608,7 +623,7 @@ func (p *apool) sink(o outcome) {
 		}
 		x.Output = nil
 	}
-	p.queueResult(j, x) // sent when the local dispatcher says the batch is delivered
+	p.queueResult(j, &x) // sent when the local dispatcher says the batch is delivered
 	if p.a.cfg.Observer != nil {
 		st := o.res.Stats
 		st.MemoryLimit = j.memLimit
@@ -621,18 +636,29 @@ func (p *apool) sink(o outcome) {
 // a batch of outcomes: the local dispatcher calls kickFlush after the
 // last (delivered), so that they go in one message.
 func (p *apool) sendResult(j *job, x remote.Result) {
-	p.queueResult(j, x)
+	p.queueResult(j, &x)
 	p.kickFlush()
 }
 
-// queueResult queues x, the result of j, if its chunk is still held.
-func (p *apool) queueResult(j *job, x remote.Result) {
-	p.a.mu.Lock()
-	if ch := p.chunks[j.run]; ch != nil {
-		p.out = append(p.out, x)
-		p.outRef = append(p.outRef, aref{ch: ch, i: j.index})
+// room is the most bytes of results a message carries: the payload
+// limit, less the message's header and the list of what each worker runs.
+func (p *apool) room() int {
+	return p.a.tr.MaxPayload() - remote.ChunkOverhead - 10*p.a.cfg.Workers
+}
+
+// queueResult encodes x, the result of j, into the next message of
+// results. It is sent even if its chunk is dropped meanwhile: the pool,
+// whose record is the truth, drops what it no longer wants.
+func (p *apool) queueResult(j *job, x *remote.Result) {
+	size := len(x.Output) + len(x.OutputRef) + len(x.Error) + len(x.Log) + len(x.Signal) + len(x.GateFailed) + 96
+	p.outMu.Lock()
+	if p.out.Len() > 0 && p.out.Size()+size > p.room() {
+		p.sealed = append(p.sealed, resultsMsg{p.out, p.outRef})
+		p.out, p.outRef = remote.ResultsWriter{}, nil
 	}
-	p.a.mu.Unlock()
+	p.out.Add(x)
+	p.outRef = append(p.outRef, aref{run: j.run, i: j.index, start: x.Status == 0 && x.GateFailed == ""})
+	p.outMu.Unlock()
 }
 
 func (p *apool) kickFlush() {
@@ -648,78 +674,64 @@ func (p *apool) kickFlush() {
 func (p *apool) flush() {
 	a := p.a
 	defer a.wg.Done()
-	// The last round's room, handed back to p.out and p.outRef.
-	var spare []remote.Result
-	var spareRef []aref
+	// The room of the last round's message, handed back to p.out and
+	// p.outRef, and the room of the messages sent.
+	var spare resultsMsg
+	var msg []byte
+	var running []uint64
 	for {
 		select {
 		case <-p.kick:
 		case <-a.ctx.Done():
 			return
 		}
-		a.mu.Lock()
-		out, refs := p.out, p.outRef
-		p.out, p.outRef = spare, spareRef
-		a.mu.Unlock()
-		all, allRefs := out, refs
-		limit := a.tr.MaxPayload() - remote.ChunkOverhead
-		for len(out) > 0 {
-			n, size := 0, 0
-			for n < len(out) {
-				x := &out[n]
-				s := len(x.Output) + len(x.Error) + len(x.Log) + 96
-				if n > 0 && size+s > limit {
-					break
-				}
-				size += s
-				n++
-			}
-			batch, brefs := out[:n], refs[:n]
-			out, refs = out[n:], refs[n:]
-			// Only results of chunks still held are wanted; they are
-			// moved up in place past those that are not.
-			a.mu.Lock()
-			k := 0
-			for i, r := range brefs {
-				if r.ch.owns(r.i) {
-					if k != i {
-						batch[k], brefs[k] = batch[i], r
-					}
-					k++
-				}
-			}
-			a.mu.Unlock()
-			batch, brefs = batch[:k], brefs[:k]
-			if k == 0 {
+		p.outMu.Lock()
+		msgs := append(p.sealed, resultsMsg{p.out, p.outRef})
+		p.sealed = nil
+		p.out, p.outRef = spare.w, spare.refs
+		p.outMu.Unlock()
+		for _, m := range msgs {
+			if m.w.Len() == 0 {
 				continue
 			}
-			if err := a.tr.SendResults(&remote.Results{Pool: p.spec.Pool, Agent: a.me, Results: batch}); err != nil {
+			// What the workers run now goes with the results, so that
+			// the pool knows it to the task if this agent dies next.
+			// These results are all out of the drivers' flights.
+			a.mu.Lock()
+			running = p.runningLocked(running[:0])
+			a.mu.Unlock()
+			msg = m.w.AppendMessage(msg[:0], p.spec.Pool, &a.me, true, running)
+			if err := a.tr.SendResults(p.spec.Pool, msg); err != nil {
 				a.logf("pool %s: send results: %v", p.spec.Pool, err)
 			}
 			a.mu.Lock()
-			for i, r := range brefs {
-				if x := &batch[i]; x.Status == 0 && x.GateFailed == "" {
+			var ch *achunk // the results of a message are mostly one chunk's
+			for _, r := range m.refs {
+				if r.start {
 					continue // a start, not an end
 				}
-				if ch := r.ch; ch.owns(r.i) {
+				if ch == nil || ch.run != r.run {
+					if ch = p.chunks[r.run]; ch == nil {
+						continue // dropped
+					}
+				}
+				if ch.owns(r.i) {
 					ch.done[r.i] = true
 					if ch.left--; ch.left == 0 {
 						a.dropLocked(p, ch)
 					}
 				}
 			}
-			// What the workers run now goes with the results, so that
-			// the pool knows it to the task if this agent dies next.
-			a.beatLocked(p, 0)
 			a.mu.Unlock()
 		}
-		// The transport encoded what it sent: the room is reused, once
-		// cleared of outputs and chunks.
-		clear(all)
-		clear(allRefs)
-		spare, spareRef = all[:0], allRefs[:0]
-		if cap(spare) > 1<<16 {
-			spare, spareRef = nil, nil
+		// The transport copied what it sent: the room of the round's
+		// message is reused, once cleared of the chunks' runs.
+		last := msgs[len(msgs)-1]
+		clear(last.refs)
+		last.w.Reset()
+		spare = resultsMsg{w: last.w, refs: last.refs[:0]}
+		if cap(spare.refs) > 1<<16 || cap(msg) > 4<<20 {
+			spare, msg = resultsMsg{}, nil
 		}
 	}
 }
@@ -809,13 +821,20 @@ func (p *apool) holdingLocked() remote.Holding {
 	for id := range p.byID {
 		h.Chunks = append(h.Chunks, id)
 	}
+	h.Running = p.runningLocked(nil)
+	return h
+}
+
+// runningLocked appends to ids the attempt each of the pool's workers
+// runs here. Under a.mu.
+func (p *apool) runningLocked(ids []uint64) []uint64 {
 	select {
 	case <-p.ready:
 	default:
-		return h
+		return ids
 	}
 	if p.disp == nil {
-		return h
+		return ids
 	}
 	// A worker runs its flights' tasks in order: the first without a
 	// result is the one it runs (or starts next, an instant from now).
@@ -825,12 +844,12 @@ func (p *apool) holdingLocked() remote.Holding {
 		d.pending(func(j *job) {
 			if !found {
 				found = true
-				h.Running = append(h.Running, j.remoteID)
+				ids = append(ids, j.remoteID)
 			}
 		})
 		d.mu.Unlock()
 	}
-	return h
+	return ids
 }
 
 // shutdown gives back everything held, without charge, and stops the

@@ -105,15 +105,23 @@ func (f *fakeAgent) run(ctx context.Context) {
 		for _, t := range tasks {
 			time.Sleep(500 * time.Microsecond)
 			n, _ := strconv.ParseInt(string(t.Input), 10, 64)
-			rs := &remote.Results{Pool: c.Spec.Pool, Agent: f.me, Results: []remote.Result{{ID: t.ID, Status: uint8(StatusOK), Output: []byte(strconv.FormatInt(n*n, 10))}}}
+			rs := &remote.Results{Pool: c.Spec.Pool, Agent: f.me, Results: []remote.Result{{ID: t.ID, Status: uint8(StatusOK), Output: []byte(strconv.FormatInt(n*n, 10))}}, Beat: true}
 			f.mu.Lock()
+			// As a real agent's, the results say what runs next.
+			for _, open := range f.held[c.Spec.Pool] {
+				if len(open) > 0 && open[0] != t.ID {
+					rs.Running = append(rs.Running, open[0])
+				} else if len(open) > 1 {
+					rs.Running = append(rs.Running, open[1])
+				}
+			}
 			lose := f.rng.Float64() < f.lose
 			dup := f.rng.Float64() < f.dup
 			f.mu.Unlock()
 			if !lose {
-				_ = f.tr.SendResults(rs)
+				_ = f.tr.SendResults(rs.Pool, remote.MarshalResults(rs))
 				if dup {
-					_ = f.tr.SendResults(rs)
+					_ = f.tr.SendResults(rs.Pool, remote.MarshalResults(rs))
 				}
 			}
 			f.mu.Lock()
@@ -124,7 +132,6 @@ func (f *fakeAgent) run(ctx context.Context) {
 				}
 			}
 			f.mu.Unlock()
-			f.beat() // as a real agent does after each flush
 		}
 	}
 }
@@ -244,4 +251,60 @@ func TestClusterDispatcherSettlesEachAttemptOnce(t *testing.T) {
 			smu.Unlock()
 		})
 	}
+}
+
+// An agent's results say what its workers run as they leave (Beat), and
+// the pool charges exactly that when the agent is lost; what an agent
+// sends once it is presumed dead, while its chunks are being given back,
+// is not heard: neither its results nor what it says it runs.
+func TestClusterResultsSayWhatRunsAndALostAgentIsNotHeard(t *testing.T) {
+	var settled []outcome
+	c := newCluster(Config{}, remote.Spec{}, newQueue(), func(o outcome) { settled = append(settled, o) }, func(Event) {}, func(error) {})
+	c.id = "p"
+	c.live.Store(true)
+	r := &run{done: make(chan struct{})}
+	jobs := make([]*job, 4)
+	for i := range jobs {
+		jobs[i] = &job{run: r, index: i}
+	}
+	me := remote.Agent{Name: "a", Host: "h", Instance: "i", Workers: 2}
+	c.mu.Lock()
+	ag := c.agentLocked(me)
+	ch := &rchunk{id: 1, base: 1, run: r, jobs: jobs, left: len(jobs), holder: ag}
+	c.chunks, c.byID[1] = []*rchunk{ch}, ch
+	c.mu.Unlock()
+	ok := func(id uint64) remote.Result {
+		return remote.Result{ID: id, Status: uint8(StatusOK), Output: []byte("x")}
+	}
+
+	// Task 0 ends; its workers run tasks 2 and 3 (attempts 3 and 4).
+	c.Results(&remote.Results{Pool: "p", Agent: me, Results: []remote.Result{ok(1)}, Beat: true, Running: []uint64{3, 4}})
+	require.Len(t, settled, 1)
+	require.Equal(t, 0, settled[0].job.index)
+	// Results without a beat leave the record of what runs as it was.
+	c.Results(&remote.Results{Pool: "p", Agent: me})
+
+	// Presumed dead, its chunks not given back yet: task 1's result and
+	// its word that nothing runs are dropped.
+	c.mu.Lock()
+	ag.lost = true
+	c.mu.Unlock()
+	c.Results(&remote.Results{Pool: "p", Agent: me, Results: []remote.Result{ok(2)}, Beat: true})
+	require.Len(t, settled, 1, "a result from an agent presumed dead was taken")
+	c.mu.Lock()
+	require.Equal(t, map[uint64]bool{3: true, 4: true}, ag.running)
+	ag.lost = false
+	c.mu.Unlock()
+
+	// Lost: tasks 2 and 3 are charged, task 1 goes back to the queue.
+	c.AgentLost("i", "cut off")
+	require.Len(t, settled, 3)
+	for _, o := range settled[1:] {
+		require.Contains(t, []int{2, 3}, o.job.index)
+		require.Equal(t, StatusKilled, o.res.Status)
+		require.NotNil(t, o.death)
+	}
+	back := c.q.pop(10, 1, nil)
+	require.Len(t, back, 1)
+	require.Equal(t, 1, back[0].index)
 }

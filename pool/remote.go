@@ -496,10 +496,19 @@ func (c *cluster) Results(rs *remote.Results) {
 	c.mu.Lock()
 	ag := c.agentLocked(rs.Agent)
 	var starts []Event
+	var ch *rchunk // the results of a message are mostly one chunk's, in a row
 	for i := range rs.Results {
 		x := &rs.Results[i]
-		ch, k := c.findLocked(x.ID)
-		if ch == nil || ch.holder != ag || ch.jobs[k] == nil {
+		var k int
+		if ch != nil && x.ID >= ch.base && x.ID-ch.base < uint64(len(ch.jobs)) {
+			k = int(x.ID - ch.base) // a chunk no longer outstanding has no job left
+		} else {
+			ch, k = c.findLocked(x.ID)
+		}
+		if ch == nil || ch.holder != ag || ag.lost || ch.jobs[k] == nil {
+			// Not its attempt; or it was presumed dead, and what it held
+			// is being given back (AgentLost), with the record of what
+			// its workers ran, which must not change meanwhile.
 			continue
 		}
 		if x.Status == 0 && x.GateFailed == "" {
@@ -522,6 +531,20 @@ func (c *cluster) Results(rs *remote.Results) {
 		out = append(out, got{ch.jobs[k], x})
 		ch.jobs[k] = nil
 		c.leftLocked(ch, 1)
+	}
+	if rs.Beat && !ag.lost {
+		// What its workers run as these results left, as a heartbeat
+		// says it. The map is replaced in place: AgentLost keeps the
+		// one it charges only once the agent is lost.
+		if ag.running == nil {
+			ag.running = make(map[uint64]bool, len(rs.Running))
+		} else {
+			clear(ag.running)
+		}
+		for _, id := range rs.Running {
+			ag.running[id] = true
+		}
+		ag.byPID = nil
 	}
 	c.mu.Unlock()
 	for _, e := range starts {

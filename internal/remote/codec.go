@@ -16,7 +16,7 @@ import (
 
 // Version is the message format's version; a message of another version is
 // refused.
-const Version = 2
+const Version = 3
 
 // The message types.
 const (
@@ -545,47 +545,91 @@ func MarshalResults(r *Results) []byte { return AppendResults(nil, r) }
 // AppendResults appends the encoding of r to dst, so that a sender may
 // reuse its buffer.
 func AppendResults(dst []byte, r *Results) []byte {
-	size := 64 + len(r.Pool) + len(r.Agent.Name) + len(r.Agent.Host) + len(r.Agent.Instance)
+	size := 0
 	for i := range r.Results {
-		x := &r.Results[i]
-		size += resultOverhead + len(x.Output) + len(x.OutputRef) + len(x.Error) + len(x.Log) + len(x.Signal) + len(x.GateFailed)
+		size += resultSize(&r.Results[i])
 	}
-	e := append(slices.Grow(enc(dst), size), Version, typeResults).str(r.Pool).agent(&r.Agent).uint(uint64(len(r.Results)))
+	var w ResultsWriter
+	w.body = make([]byte, 0, size)
+	for i := range r.Results {
+		w.Add(&r.Results[i])
+	}
+	return w.AppendMessage(dst, r.Pool, &r.Agent, r.Beat, r.Running)
+}
+
+// resultSize bounds the bytes of x's encoding.
+func resultSize(x *Result) int {
+	return resultOverhead + len(x.Output) + len(x.OutputRef) + len(x.Error) + len(x.Log) + len(x.Signal) + len(x.GateFailed)
+}
+
+// ResultsWriter encodes an agent's results one by one as they come, so
+// that no Result is kept per attempt until its message is sent: Add each,
+// then AppendMessage makes the message of those added. The zero value is
+// empty and ready.
+type ResultsWriter struct {
+	body enc
+	n    int
+	// The fields of the result before that the next is encoded from.
+	prevID    uint64
+	prevStart int64
+	prevPID   int
+}
+
+// Len is the number of results added.
+func (w *ResultsWriter) Len() int { return w.n }
+
+// Size is the bytes of the results added, without the message's header.
+func (w *ResultsWriter) Size() int { return len(w.body) }
+
+// Reset forgets the results added, and keeps their room for the next.
+func (w *ResultsWriter) Reset() { *w = ResultsWriter{body: w.body[:0]} }
+
+// Add encodes x after the results added. x is not kept.
+func (w *ResultsWriter) Add(x *Result) {
 	// A worker's batch holds attempts numbered in a row, run one after
 	// the other by one process: the ID and the start go as steps from the
 	// result before, the end from the start, the PID only when it
 	// changes, and the fields an answer rarely sets only when it does
 	// (resultFlags).
-	var prev Result
-	for i := range r.Results {
-		x := &r.Results[i]
-		f := uint64(x.Status) << resultStatusShift
-		if len(x.Output) > 0 {
-			f |= resultOutput
-		}
-		if x.WorkerPID != prev.WorkerPID {
-			f |= resultPID
-		}
-		if x.OutputRef != "" || x.Error != "" || len(x.Log) > 0 || x.Died || x.Signal != "" || x.ExitCode != 0 || x.Hung || x.GateFailed != "" {
-			f |= resultRare
-		}
-		if x.PeakMemory != 0 || x.MemoryLimit != 0 {
-			f |= resultMemory
-		}
-		e = e.uint(f).int(int64(x.ID - prev.ID)).int(x.Start - prev.Start).int(x.End - x.Start)
-		if f&resultOutput != 0 {
-			e = e.bytes(x.Output)
-		}
-		if f&resultPID != 0 {
-			e = e.int(int64(x.WorkerPID))
-		}
-		if f&resultMemory != 0 {
-			e = e.int(x.PeakMemory).int(x.MemoryLimit)
-		}
-		if f&resultRare != 0 {
-			e = e.str(x.OutputRef).str(x.Error).bytes(x.Log).bool(x.Died).str(x.Signal).int(int64(x.ExitCode)).bool(x.Hung).str(x.GateFailed)
-		}
-		prev = *x
+	f := uint64(x.Status) << resultStatusShift
+	if len(x.Output) > 0 {
+		f |= resultOutput
+	}
+	if x.WorkerPID != w.prevPID {
+		f |= resultPID
+	}
+	if x.OutputRef != "" || x.Error != "" || len(x.Log) > 0 || x.Died || x.Signal != "" || x.ExitCode != 0 || x.Hung || x.GateFailed != "" {
+		f |= resultRare
+	}
+	if x.PeakMemory != 0 || x.MemoryLimit != 0 {
+		f |= resultMemory
+	}
+	e := w.body.uint(f).int(int64(x.ID - w.prevID)).int(x.Start - w.prevStart).int(x.End - x.Start)
+	if f&resultOutput != 0 {
+		e = e.bytes(x.Output)
+	}
+	if f&resultPID != 0 {
+		e = e.int(int64(x.WorkerPID))
+	}
+	if f&resultMemory != 0 {
+		e = e.int(x.PeakMemory).int(x.MemoryLimit)
+	}
+	if f&resultRare != 0 {
+		e = e.str(x.OutputRef).str(x.Error).bytes(x.Log).bool(x.Died).str(x.Signal).int(int64(x.ExitCode)).bool(x.Hung).str(x.GateFailed)
+	}
+	w.body = e
+	w.n++
+	w.prevID, w.prevStart, w.prevPID = x.ID, x.Start, x.WorkerPID
+}
+
+// AppendMessage appends to dst the Results message of pool from agent a
+// that carries the results added, with Beat and Running as given.
+func (w *ResultsWriter) AppendMessage(dst []byte, pool string, a *Agent, beat bool, running []uint64) []byte {
+	size := 64 + len(pool) + len(a.Name) + len(a.Host) + len(a.Instance) + len(w.body) + 10*len(running)
+	e := append(slices.Grow(enc(dst), size), Version, typeResults).str(pool).agent(a).uint(uint64(w.n))
+	e = append(e, w.body...).bool(beat)
+	if beat {
+		e = e.ids(running)
 	}
 	return e
 }
@@ -676,6 +720,14 @@ func decodeResults(b []byte, r *Results, shared bool) error {
 			break
 		}
 		prev = x
+	}
+	r.Beat = d.bool("beat")
+	r.Running = r.Running[:0]
+	if r.Beat {
+		n := d.count("running", 1)
+		for range n {
+			r.Running = append(r.Running, d.uint("running"))
+		}
 	}
 	return d.end()
 }

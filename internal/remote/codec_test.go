@@ -34,7 +34,8 @@ func TestRoundTrip(t *testing.T) {
 	require.Equal(t, r, gr)
 
 	rs := &Results{Pool: "p", Agent: a, Results: []Result{{ID: 1, Status: 1, Output: []byte("9"), Start: 1, End: 2, WorkerPID: 3, PeakMemory: 4, MemoryLimit: 5},
-		{ID: 2, Status: 3, OutputRef: "o", Error: "e", Log: []byte("l"), Died: true, Signal: "SIGKILL", ExitCode: -1, Hung: true, GateFailed: "g"}}}
+		{ID: 2, Status: 3, OutputRef: "o", Error: "e", Log: []byte("l"), Died: true, Signal: "SIGKILL", ExitCode: -1, Hung: true, GateFailed: "g"}},
+		Beat: true, Running: []uint64{7, 1 << 40}}
 	grs, err := UnmarshalResults(MarshalResults(rs))
 	require.NoError(t, err)
 	require.Equal(t, rs, grs)
@@ -111,8 +112,18 @@ func TestResultsStepsRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rs, got)
 	var into Results
+	require.NoError(t, DecodeResults(MarshalResults(&Results{Pool: "p", Beat: true, Running: []uint64{4, 5}}), &into))
+	require.Equal(t, []uint64{4, 5}, into.Running)
+	// Decoded into the room of a message that said what ran, results
+	// that say nothing of it leave no trace of it.
 	require.NoError(t, DecodeResults(MarshalResults(rs), &into))
 	require.Equal(t, rs.Results, into.Results)
+	require.False(t, into.Beat)
+	require.Empty(t, into.Running)
+	// A beat with nothing running is told apart from no beat.
+	require.NoError(t, DecodeResults(MarshalResults(&Results{Pool: "p", Beat: true}), &into))
+	require.True(t, into.Beat)
+	require.Empty(t, into.Running)
 	// A typical answer (ID, status, a short output, times, the PID once)
 	// takes a few bytes besides its output.
 	typical := &Results{Pool: "p"}
@@ -201,4 +212,30 @@ func TestChunkWriter(t *testing.T) {
 	require.Panics(t, func() { w.Bytes() }, "fewer tasks than announced")
 	w.Add(&c.Tasks[0])
 	require.Panics(t, func() { w.Add(&c.Tasks[1]) }, "more tasks than announced")
+}
+
+// A ResultsWriter's message decodes to the results added, and after Reset
+// the next message starts afresh: its first result is not a step from
+// the last one before.
+func TestResultsWriterMessages(t *testing.T) {
+	a := Agent{Name: "n", Host: "h", Instance: "i", Workers: 2}
+	first := []Result{{ID: 7, Status: 1, Output: []byte("49"), Start: 100, End: 150, WorkerPID: 3},
+		{ID: 8, Status: 4, Error: "killed", Died: true, Signal: "SIGKILL", ExitCode: -1, Start: 160, End: 170, WorkerPID: 3}}
+	second := []Result{{ID: 2, Status: 1, Output: []byte("4"), Start: 90, End: 95, WorkerPID: 5, PeakMemory: 1 << 20, MemoryLimit: 2 << 20}}
+	var w ResultsWriter
+	for i := range first {
+		w.Add(&first[i])
+	}
+	require.Equal(t, 2, w.Len())
+	got, err := UnmarshalResults(w.AppendMessage(nil, "p", &a, true, []uint64{9}))
+	require.NoError(t, err)
+	require.Equal(t, &Results{Pool: "p", Agent: a, Results: first, Beat: true, Running: []uint64{9}}, got)
+
+	w.Reset()
+	require.Zero(t, w.Len())
+	require.Zero(t, w.Size())
+	w.Add(&second[0])
+	got, err = UnmarshalResults(w.AppendMessage([]byte("room"), "p", &a, false, nil)[len("room"):])
+	require.NoError(t, err)
+	require.Equal(t, &Results{Pool: "p", Agent: a, Results: second}, got)
 }

@@ -142,6 +142,13 @@ type Results struct {
 	Pool    string
 	Agent   Agent
 	Results []Result
+	// Running, when Beat is set, lists the attempt each of the agent's
+	// workers runs as the results leave, as a heartbeat's
+	// Holding.Running does: the pool takes it in place of what it knew,
+	// so that it knows to the task what the agent runs after every
+	// batch without a heartbeat message after each.
+	Beat    bool
+	Running []uint64
 }
 
 // Holding is what an agent holds of one pool: the chunks it claimed and
@@ -244,7 +251,10 @@ type AgentTransport interface {
 	// PutObject stores a large output for its pool to fetch.
 	PutObject(ctx context.Context, key string, data []byte) error
 	SendReady(r *Ready) error
-	SendResults(r *Results) error
+	// SendResults sends a Results message of pool, encoded
+	// (ResultsWriter.AppendMessage or MarshalResults). The transport
+	// does not keep msg past the call: the agent reuses its room.
+	SendResults(pool string, msg []byte) error
 	SendHeartbeat(h *Heartbeat) error
 	SendRelease(r *Release) error
 	// MaxPayload is the largest message the transport carries.

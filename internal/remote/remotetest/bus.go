@@ -444,15 +444,23 @@ func (a *Agent) SendReady(r *remote.Ready) error {
 		}
 	})
 }
-func (a *Agent) SendResults(r *remote.Results) error {
-	if a.Lose != nil && a.Lose(r) {
-		return nil
-	}
-	msg := remote.MarshalResults(r)
+func (a *Agent) SendResults(pool string, msg []byte) error {
 	if len(msg) > a.b.MaxPayload {
 		return fmt.Errorf("remotetest: results of %d bytes exceed the payload limit", len(msg))
 	}
-	return a.send(r.Pool, func(h remote.Handler) {
+	// The message is delivered later, perhaps: a copy, since the agent
+	// reuses its room.
+	msg = append([]byte(nil), msg...)
+	if a.Lose != nil {
+		r, err := remote.UnmarshalResults(msg)
+		if err != nil {
+			return fmt.Errorf("remotetest: results: %w", err)
+		}
+		if a.Lose(r) {
+			return nil
+		}
+	}
+	return a.send(pool, func(h remote.Handler) {
 		if r, err := remote.UnmarshalResults(msg); err == nil {
 			h.Results(r)
 		}
