@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -131,7 +132,9 @@ func (w *worker) runSDK(t *wire.Task) {
 		w.fill(inst, &res, status, b)
 	}
 	inst.arm(w.curTimeout)
+	region := trace.StartRegion(w.ctx, "guest")
 	err = inst.callTask(w.ctx, t.Func, t.Input)
+	region.End()
 	inst.disarm()
 	inst.sink = nil
 	if err == nil && !got {
