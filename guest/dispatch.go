@@ -35,8 +35,8 @@ var panicLog io.Writer = os.Stderr
 // invoke runs the handler called name on in, turning a returned error or a
 // panic into statusError and an unregistered name into statusUnknown.
 func invoke(name, in []byte) (status int32, out []byte) {
-	fn, ok := handlers[string(name)]
-	if !ok {
+	fn := lookup(name)
+	if fn == nil {
 		return statusUnknown, []byte(unknownMessage(string(name)))
 	}
 	// The deferred recover also covers err.Error below, which is user code.
@@ -52,6 +52,29 @@ func invoke(name, in []byte) (status int32, out []byte) {
 		return statusError, []byte(err.Error())
 	}
 	return statusOK, out
+}
+
+// The handler lookup caches the last name found. A batch's tasks nearly
+// always call one function, and in a wasip1 build hashing the name for
+// the map (without the host's AES instructions) cost about a tenth of a
+// small task's time in a worker. A name stays bound to its handler for
+// good (Handle refuses a second registration), so the cache never goes
+// stale.
+var (
+	lastName    string
+	lastHandler func(in []byte) ([]byte, error)
+)
+
+// lookup returns the handler called name, or nil.
+func lookup(name []byte) func(in []byte) ([]byte, error) {
+	if lastHandler != nil && string(name) == lastName {
+		return lastHandler
+	}
+	fn, ok := handlers[string(name)]
+	if ok {
+		lastName, lastHandler = string(name), fn
+	}
+	return fn
 }
 
 // panicMessage formats a recovered panic value the way the ABI reports it.
