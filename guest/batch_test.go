@@ -3,6 +3,7 @@ package guest_test
 import (
 	"encoding/binary"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,34 @@ func TestRunBatch(t *testing.T) {
 			{guest.StatusUnknown, guest.UnknownMessage("nope")},
 			{guest.StatusOK, "three"},
 		}, r.got)
+	})
+	t.Run("panics in a row, the last record's too, each with its stack", func(t *testing.T) {
+		var log strings.Builder
+		defer guest.SetPanicLog(&log)()
+		var r recorder
+		guest.RunBatch(encode(
+			record{"d-panic", ""},
+			record{"d-bad-error", ""},
+			record{"d-echo", "one"},
+			record{"d-panic-error", ""},
+		), r.report)
+		require.Equal(t, []outcome{
+			{guest.StatusError, "panic: kaboom"},
+			{guest.StatusError, "panic: runtime error: invalid memory address or nil pointer dereference"},
+			{guest.StatusOK, "one"},
+			{guest.StatusError, "panic: wrapped"},
+		}, r.got)
+		require.Equal(t, 3, strings.Count(log.String(), "\n\ngoroutine "), "one stack per panic: %s", log.String())
+		require.Contains(t, log.String(), "guest_test.init", "the stack names the handler that panicked")
+	})
+	t.Run("malformed tail after a panic", func(t *testing.T) {
+		var r recorder
+		buf := encode(record{"d-panic", ""}, record{"d-echo", "two"})
+		guest.RunBatch(buf[:len(buf)-1], r.report)
+		require.Len(t, r.got, 2)
+		require.Equal(t, outcome{guest.StatusError, "panic: kaboom"}, r.got[0])
+		require.Equal(t, guest.StatusError, r.got[1].Status)
+		require.Contains(t, r.got[1].Data, "malformed batch")
 	})
 	t.Run("malformed tail", func(t *testing.T) {
 		var r recorder
