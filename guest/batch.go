@@ -14,13 +14,59 @@ import (
 // After each task it yields to the scheduler if it is due, for the
 // reason given on [yield].
 func runBatch(buf []byte, report reporter) {
-	err := eachRecord(buf, func(name, in []byte) {
-		runTask(name, in, report)
-		yield()
-	})
-	if err != nil {
-		report(statusError, []byte(err.Error()))
+	for off := 0; off < len(buf); {
+		var err error
+		if off, err = runRecords(buf, off, report); err != nil {
+			report(statusError, []byte(err.Error()))
+			return
+		}
 	}
+}
+
+// runRecords runs the records of buf from the one at off, and returns
+// where the records it did not run start: len(buf) once all have run, or
+// the end of a record whose handler panicked, which it reports. One
+// deferred recover covers the records it runs: a defer per task cost a
+// few percent of a small task's time in a wasip1 build. It returns an
+// error, after running the complete records before it, if buf ends inside
+// a record.
+func runRecords(buf []byte, off int, report reporter) (next int, err error) {
+	end := -1 // the end of the record whose handler is running, if any
+	defer func() {
+		if end < 0 {
+			return // not a handler's panic: let it go on
+		}
+		if v := recover(); v != nil {
+			report(statusError, recovered(v))
+			yield()
+			next, err = end, nil
+		}
+	}()
+	for off < len(buf) {
+		name, in, recEnd, ok := record(buf, off)
+		if !ok {
+			return len(buf), malformed(off, len(buf))
+		}
+		end = recEnd
+		taskBegins()
+		status, out := callHandler(name, in)
+		report(status, out)
+		yield()
+		end, off = -1, recEnd
+	}
+	return off, nil
+}
+
+// record reads the record at off: its function name, its input and the
+// offset just past it, and false if buf ends inside it.
+func record(buf []byte, off int) (name, in []byte, next int, ok bool) {
+	if name, next, ok = field(buf, off); !ok {
+		return nil, nil, 0, false
+	}
+	if in, next, ok = field(buf, next); !ok {
+		return nil, nil, 0, false
+	}
+	return name, in, next, true
 }
 
 // eachRecord calls fn with the function name and input of each record in
@@ -30,14 +76,9 @@ func runBatch(buf []byte, report reporter) {
 // record.
 func eachRecord(buf []byte, fn func(name, in []byte)) error {
 	for off := 0; off < len(buf); {
-		start := off
-		name, next, ok := field(buf, off)
+		name, in, next, ok := record(buf, off)
 		if !ok {
-			return malformed(start, len(buf))
-		}
-		in, next, ok := field(buf, next)
-		if !ok {
-			return malformed(start, len(buf))
+			return malformed(off, len(buf))
 		}
 		fn(name, in)
 		off = next
@@ -67,8 +108,8 @@ func malformed(start, size int) error {
 
 // The yield policy's settings (see [yield]).
 const (
-	yieldAfter    = 100 * time.Microsecond // yield once this has passed since the last yield
-	maxCheckEvery = 32                     // read the clock at least every this many tasks
+	yieldAfter    = 100 * time.Microsecond // yield once tasks have run this long since the last yield
+	maxCheckEvery = 32                     // time a task at least every this many tasks
 )
 
 // The yield policy's clock and scheduler, replaced in tests. Times are
@@ -81,15 +122,24 @@ var (
 
 // The yield policy's state.
 var (
-	lastYield  time.Duration // when the module last yielded
-	lastCheck  time.Duration // when it last read the clock
-	checkEvery = 1           // tasks between clock readings
-	unchecked  int           // tasks since the last reading
+	busy       time.Duration // tasks' own time since the last yield, estimated
+	taskStart  time.Duration // when the task being timed started
+	checkEvery = 1           // tasks between timed ones
+	unchecked  int           // tasks since the last timed one
 )
 
+// taskBegins is called before every task: it reads the clock when the
+// task is one [yield] times.
+func taskBegins() {
+	if unchecked+1 >= checkEvery {
+		taskStart = clock()
+	}
+}
+
 // yield lets the Go scheduler run other goroutines, the garbage collector's
-// background workers among them, once at least yieldAfter has passed since
-// the last time it did. It is called after every task.
+// background workers among them, once tasks have run for at least
+// yieldAfter since the last time it did. It is called after every task,
+// and [taskBegins] before it.
 //
 // A Go reactor runs each exported call on one goroutine that nothing
 // preempts, so those workers only run when it blocks or yields. The
@@ -99,32 +149,40 @@ var (
 // that barely moves they stop (1 MiB of garbage a task outgrew a 64 MiB cap
 // within 300 tasks), and a handler that keeps a large heap live and makes
 // much garbage on top of it leans on the background workers harder, so the
-// module yields too; but a yield costs about 2 µs in a wasip1
-// build, and reading the clock about 1 µs, both more than a small task. So
-// the clock is read after every task only while tasks are slow (a reading
-// finds yieldAfter gone since the last one: a task that makes a megabyte of
-// garbage), and after up to maxCheckEvery tasks while they are fast. A
-// module of small tasks then yields about every 100 µs and reads the clock
-// every few microseconds; a garbage-heavy one yields after every task, and
-// at most maxCheckEvery tasks after it turns heavy. The garbage tests in
-// internal/testguest show both.
+// module yields too; but a yield costs about 2 µs in a wasip1 build, more
+// when it runs the collector's work, and reading the clock about 1 µs,
+// both more than a small task. So one task in checkEvery is timed, from
+// its start to its end: every task while tasks are slow (a timed one took
+// yieldAfter: a task that makes a megabyte of garbage), up to one in
+// maxCheckEvery while they are fast; and the module yields once the timed
+// tasks' times, each counted for the tasks since the last timed one, add
+// up to yieldAfter. A module of small tasks then yields after about 100 µs
+// of its own work and reads the clock twice every few dozen tasks; a
+// garbage-heavy one yields after every task, and at most maxCheckEvery
+// tasks after it turns heavy. The garbage tests in internal/testguest show
+// both.
+//
+// It counts the tasks' time, not the time between yields: the calls of
+// one-task batches (an Apply loop) come a host round trip apart, and a
+// yield every 100 µs of wall time was then a yield every few tasks, which
+// made one call in five or so several times slower than the others
+// (bench/README.md).
 func yield() {
 	if unchecked++; unchecked < checkEvery {
 		return
 	}
+	n := unchecked
 	unchecked = 0
-	now := clock()
-	switch gap := now - lastCheck; {
-	case gap >= yieldAfter:
+	took := clock() - taskStart
+	switch {
+	case took >= yieldAfter:
 		checkEvery = 1
-	case gap < yieldAfter/8:
+	case took < yieldAfter/8:
 		checkEvery = min(2*checkEvery, maxCheckEvery)
 	}
-	lastCheck = now
-	if now-lastYield < yieldAfter {
+	if busy += took * time.Duration(n); busy < yieldAfter {
 		return
 	}
 	gosched()
-	lastYield = clock()
-	lastCheck = lastYield
+	busy = 0
 }

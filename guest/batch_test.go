@@ -3,6 +3,7 @@ package guest_test
 import (
 	"encoding/binary"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,34 @@ func TestRunBatch(t *testing.T) {
 			{guest.StatusOK, "three"},
 		}, r.got)
 	})
+	t.Run("panics in a row, the last record's too, each with its stack", func(t *testing.T) {
+		var log strings.Builder
+		defer guest.SetPanicLog(&log)()
+		var r recorder
+		guest.RunBatch(encode(
+			record{"d-panic", ""},
+			record{"d-bad-error", ""},
+			record{"d-echo", "one"},
+			record{"d-panic-error", ""},
+		), r.report)
+		require.Equal(t, []outcome{
+			{guest.StatusError, "panic: kaboom"},
+			{guest.StatusError, "panic: runtime error: invalid memory address or nil pointer dereference"},
+			{guest.StatusOK, "one"},
+			{guest.StatusError, "panic: wrapped"},
+		}, r.got)
+		require.Equal(t, 3, strings.Count(log.String(), "\n\ngoroutine "), "one stack per panic: %s", log.String())
+		require.Contains(t, log.String(), "guest_test.init", "the stack names the handler that panicked")
+	})
+	t.Run("malformed tail after a panic", func(t *testing.T) {
+		var r recorder
+		buf := encode(record{"d-panic", ""}, record{"d-echo", "two"})
+		guest.RunBatch(buf[:len(buf)-1], r.report)
+		require.Len(t, r.got, 2)
+		require.Equal(t, outcome{guest.StatusError, "panic: kaboom"}, r.got[0])
+		require.Equal(t, guest.StatusError, r.got[1].Status)
+		require.Contains(t, r.got[1].Data, "malformed batch")
+	})
 	t.Run("malformed tail", func(t *testing.T) {
 		var r recorder
 		buf := encode(record{"d-echo", "one"}, record{"d-echo", "two"})
@@ -112,14 +141,22 @@ func TestYieldPolicy(t *testing.T) {
 	const n = 10_000
 	t.Run("small tasks read the clock rarely and yield about every 100 µs", func(t *testing.T) {
 		readings, yields := guest.YieldRun(tasksOf(n, 500*time.Nanosecond)) // 5 ms of tasks in all
-		require.Less(t, readings, n/20, "the clock is read every few dozen tasks, not after each")
+		require.Less(t, readings, n/12, "the clock is read twice every few dozen tasks, not after each")
 		require.GreaterOrEqual(t, len(yields), 40)
 		require.LessOrEqual(t, len(yields), 50)
 	})
 	t.Run("slow tasks yield after every task", func(t *testing.T) {
 		readings, yields := guest.YieldRun(tasksOf(n, 200*time.Microsecond))
 		require.Len(t, yields, n)
-		require.Equal(t, 2*n, readings, "one reading to decide, one to note the yield")
+		require.Equal(t, 2*n, readings, "one reading at each task's start, one at its end")
+	})
+	t.Run("tasks a round trip apart yield by their own time, not the wall clock's", func(t *testing.T) {
+		// An Apply loop: 2 µs tasks, 20 µs apart. 20 ms of tasks' own time
+		// is about 200 yields; by the wall clock (220 ms) it would be 2,200.
+		readings, yields := guest.YieldRunPaced(tasksOf(n, 2*time.Microsecond), 20*time.Microsecond)
+		require.GreaterOrEqual(t, len(yields), 150)
+		require.LessOrEqual(t, len(yields), 250)
+		require.Less(t, readings, n/12)
 	})
 	t.Run("a turn to slow tasks is noticed within 32 tasks", func(t *testing.T) {
 		_, yields := guest.YieldRun(append(tasksOf(n, 500*time.Nanosecond), tasksOf(100, 200*time.Microsecond)...))

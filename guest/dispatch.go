@@ -35,23 +35,58 @@ var panicLog io.Writer = os.Stderr
 // invoke runs the handler called name on in, turning a returned error or a
 // panic into statusError and an unregistered name into statusUnknown.
 func invoke(name, in []byte) (status int32, out []byte) {
-	fn, ok := handlers[string(name)]
-	if !ok {
-		return statusUnknown, []byte(unknownMessage(string(name)))
-	}
-	// The deferred recover also covers err.Error below, which is user code.
 	defer func() {
 		if v := recover(); v != nil {
-			msg := panicMessage(v)
-			fmt.Fprintf(panicLog, "%s\n\n%s", msg, debug.Stack())
-			status, out = statusError, []byte(msg)
+			status, out = statusError, recovered(v)
 		}
 	}()
+	return callHandler(name, in)
+}
+
+// callHandler is invoke without the recover: its caller recovers a panic of the
+// handler, or of err.Error, which is user code too.
+func callHandler(name, in []byte) (status int32, out []byte) {
+	fn := lookup(name)
+	if fn == nil {
+		return statusUnknown, []byte(unknownMessage(string(name)))
+	}
 	out, err := fn(in)
 	if err != nil {
 		return statusError, []byte(err.Error())
 	}
 	return statusOK, out
+}
+
+// recovered logs a recovered panic's message and stack and returns the
+// message, the task's error. It must be called from the deferred function
+// that recovered, so that the stack is the panic's.
+func recovered(v any) []byte {
+	msg := panicMessage(v)
+	fmt.Fprintf(panicLog, "%s\n\n%s", msg, debug.Stack())
+	return []byte(msg)
+}
+
+// The handler lookup caches the last name found. A batch's tasks nearly
+// always call one function, and in a wasip1 build hashing the name for
+// the map (without the host's AES instructions) cost about a tenth of a
+// small task's time in a worker. A name stays bound to its handler for
+// good (Handle refuses a second registration), so the cache never goes
+// stale.
+var (
+	lastName    string
+	lastHandler func(in []byte) ([]byte, error)
+)
+
+// lookup returns the handler called name, or nil.
+func lookup(name []byte) func(in []byte) ([]byte, error) {
+	if lastHandler != nil && string(name) == lastName {
+		return lastHandler
+	}
+	fn, ok := handlers[string(name)]
+	if ok {
+		lastName, lastHandler = string(name), fn
+	}
+	return fn
 }
 
 // panicMessage formats a recovered panic value the way the ABI reports it.

@@ -105,3 +105,22 @@ func TestRunTaskReportsOnceAndStaysUsable(t *testing.T) {
 		{guest.StatusOK, "d-echo"},
 	}, r.got)
 }
+
+// TestInvokeAfterAnotherName: the lookup keeps the last handler it found;
+// a task for another name, known or not, still gets its own, and the
+// name's buffer may be reused between tasks.
+func TestInvokeAfterAnotherName(t *testing.T) {
+	var r recorder
+	name := []byte("d-echo")
+	guest.RunTask(name, []byte("1"), r.report)
+	copy(name, "d-fail") // the same bytes, another name
+	guest.RunTask(name, []byte("2"), r.report)
+	guest.RunTask([]byte("d-echp"), []byte("3"), r.report)
+	guest.RunTask([]byte("d-echo"), []byte("4"), r.report)
+	require.Equal(t, []outcome{
+		{guest.StatusOK, "1"},
+		{guest.StatusError, "boom: 2"},
+		{guest.StatusUnknown, `unknown function "d-echp"; this module has: ` + strings.Join(guest.HandlerNames(), ", ")},
+		{guest.StatusOK, "4"},
+	}, r.got)
+}

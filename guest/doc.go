@@ -47,10 +47,10 @@
 //   - A task naming a function that was never registered gets an error that
 //     lists the functions the module has.
 //   - Tasks run one at a time on one goroutine. Between tasks the SDK
-//     yields to the scheduler whenever 100 µs have passed since it last
-//     did, so that Go's garbage collector keeps up with handlers that make
-//     much garbage; a task that makes a megabyte of it yields after every
-//     task.
+//     yields to the scheduler whenever its tasks have run for 100 µs since
+//     it last did, so that Go's garbage collector keeps up with handlers
+//     that make much garbage; a task that makes a megabyte of it yields
+//     after every task.
 //   - The SDK's own cost is well under a microsecond per task under wazero.
 //     [HandleJSON] adds encoding/json's cost, except for basic integer
 //     types, which it decodes and encodes directly without allocating.

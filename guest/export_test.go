@@ -72,21 +72,30 @@ func Call(name, input string) (status, output string) {
 	return "ok", string(out)
 }
 
-// YieldRun runs yield after each of a series of tasks that take the given
-// times, on a fake clock, and reports how many times it read the clock and
-// after which tasks it yielded.
+// YieldRun runs each of a series of tasks that take the given times,
+// back to back, on a fake clock, with taskBegins before and yield after
+// each, and reports how many times it read the clock and after which tasks
+// it yielded.
 func YieldRun(perTask []time.Duration) (readings int, yieldedAfter []int) {
+	return YieldRunPaced(perTask, 0)
+}
+
+// YieldRunPaced is YieldRun with idle time between the tasks, as when each
+// is a call of its own a host round trip after the last.
+func YieldRunPaced(perTask []time.Duration, idle time.Duration) (readings int, yieldedAfter []int) {
 	var now time.Duration
 	task := 0
 	oldClock, oldGosched := clock, gosched
 	defer func() { clock, gosched = oldClock, oldGosched }()
 	clock = func() time.Duration { readings++; return now }
 	gosched = func() { yieldedAfter = append(yieldedAfter, task) }
-	lastYield, lastCheck, checkEvery, unchecked = 0, 0, 1, 0
+	busy, taskStart, checkEvery, unchecked = 0, 0, 1, 0
 	for i, d := range perTask {
 		task = i
+		taskBegins()
 		now += d
 		yield()
+		now += idle
 	}
 	return readings, yieldedAfter
 }

@@ -39,6 +39,7 @@ func alloc(size int32) unsafe.Pointer {
 //go:wasmexport safepool_call
 func call(fnPtr unsafe.Pointer, fnLen int32, inPtr unsafe.Pointer, inLen int32) {
 	defer buffers.reset()
+	taskBegins()
 	runTask(bytesAt(fnPtr, fnLen), bytesAt(inPtr, inLen), report)
 	yield()
 }

@@ -3,6 +3,8 @@ package pool
 import (
 	"context"
 	"iter"
+	"runtime"
+	"time"
 )
 
 // Map runs fn on every input and returns one result per input, in input
@@ -50,11 +52,43 @@ func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte, opts ..
 // (an unknown function, a closed pool, ctx done) the result has
 // StatusNotRun and the error says why.
 func (p *Pool) Apply(ctx context.Context, fn string, input []byte, opts ...CallOption) (Result, error) {
-	rs, err := p.Map(ctx, fn, [][]byte{input}, opts...)
+	m, err := p.MapAsync(ctx, fn, [][]byte{input}, opts...)
+	if err != nil {
+		return Result{Status: StatusNotRun, Error: notRunReason(err)}, err
+	}
+	m.r.spinUntilDone(applySpin)
+	rs, err := m.Wait(context.Background())
 	if len(rs) == 1 {
 		return rs[0], err
 	}
 	return Result{Status: StatusNotRun, Error: notRunReason(err)}, err
+}
+
+// applySpin is how long Apply polls for its result before it sleeps: about
+// twice a small task's round trip, so that most answers find their caller
+// awake, and short beside a task that takes milliseconds.
+const applySpin = 30 * time.Microsecond
+
+// spinUntilDone polls for the run's end for up to budget, yielding the
+// processor between looks, and returns when it has ended or the budget is
+// spent. A caller that sleeps on done is woken by the goroutine that ends
+// the run, and then waits for the kernel to run it again: on a busy
+// machine that wait was most of a slow Apply's time after its result came
+// back (see bench/README.md). A result that comes back within the budget
+// finds its caller still running.
+func (r *run) spinUntilDone(budget time.Duration) {
+	start := time.Now()
+	for {
+		select {
+		case <-r.done:
+			return
+		default:
+		}
+		if time.Since(start) >= budget {
+			return
+		}
+		runtime.Gosched()
+	}
 }
 
 // Imap runs fn on a stream of inputs and yields the results in input order.

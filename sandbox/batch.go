@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"encoding/binary"
+	"runtime/trace"
 	"time"
 
 	"github.com/safepool/safepool/internal/engine"
@@ -30,7 +31,9 @@ func (w *worker) runBatch(tasks []wire.Task) int {
 	b := &batchRun{w: w, inst: inst, tasks: tasks}
 	b.start(start)
 	inst.sink = b.result
+	region := trace.StartRegion(w.ctx, "guest")
 	_, err = inst.call(w.ctx, engine.ExportBatch, ptr, size)
+	region.End()
 	inst.disarm()
 	inst.sink = nil
 	b.settle(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -131,7 +132,9 @@ func (w *worker) runSDK(t *wire.Task) {
 		w.fill(inst, &res, status, b)
 	}
 	inst.arm(w.curTimeout)
+	region := trace.StartRegion(w.ctx, "guest")
 	err = inst.callTask(w.ctx, t.Func, t.Input)
+	region.End()
 	inst.disarm()
 	inst.sink = nil
 	if err == nil && !got {
@@ -207,6 +210,18 @@ type faultyReturn string
 
 func (e faultyReturn) Error() string { return string(e) }
 
+// asFaulty is errors.As for a faultyReturn. It does not look at a nil err,
+// so that a task that ended well allocates nothing: errors.As's target
+// escapes to the heap.
+func asFaulty(err error) (faultyReturn, bool) {
+	if err == nil {
+		return "", false
+	}
+	var f faultyReturn
+	ok := errors.As(err, &f)
+	return f, ok
+}
+
 // finish completes the result of a task that ended at now, and queues it.
 // res holds what the guest reported, if anything; err is how its call
 // ended. In order:
@@ -219,9 +234,8 @@ func (e faultyReturn) Error() string { return string(e) }
 // Then the result gets its end time, the instance's peak memory and the
 // task's log.
 func (w *worker) finish(inst *instance, res *wire.Result, err error, now time.Time) {
-	var faulty faultyReturn
-	switch {
-	case errors.As(err, &faulty) && !inst.timedOut.Load():
+	switch faulty, isFaulty := asFaulty(err); {
+	case isFaulty && !inst.timedOut.Load():
 		res.Status, res.Error, res.Output = wire.StatusError, faulty.Error(), nil
 	case err != nil || inst.timedOut.Load():
 		res.Status, res.Error = inst.classify(err, w.curTimeout)

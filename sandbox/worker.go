@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -91,6 +92,13 @@ func serve(end *proc.ChildEnd) error {
 	w.hc.r = r
 	if err := w.readInit(r); err != nil {
 		return err
+	}
+	stopTrace, err := startTrace()
+	if err != nil {
+		return w.fatal(wire.FatalInternal, err.Error())
+	}
+	if stopTrace != nil {
+		defer stopTrace()
 	}
 	eng, err := engine.Lookup(w.cfg.Engine)
 	if err != nil {
@@ -275,8 +283,10 @@ func (w *worker) loop(r *wire.Reader, in *proc.SpinReader) error {
 		if err != nil {
 			return w.fatal(wire.FatalProtocol, err.Error())
 		}
+		region := trace.StartRegion(w.ctx, "batch") // nothing unless traced (trace.go)
 		w.run(tasks)
 		w.flush()
+		region.End()
 		if w.err != nil {
 			return nil
 		}

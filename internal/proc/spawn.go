@@ -43,7 +43,8 @@ type Process struct {
 
 // Start starts a worker process.
 //
-// The worker gets an empty environment, no arguments but Args, stdin and
+// The worker gets an empty environment (but TraceEnv, when the host has
+// it), no arguments but Args, stdin and
 // stdout on /dev/null, its stderr on a pipe whose tail the host keeps, and
 // Pdeathsig set to SIGKILL so that it dies with the host. It gets no other
 // descriptors than the two protocol pipes and the slot.
@@ -99,7 +100,7 @@ func Start(opts Options) (*Process, error) {
 	cmd := &exec.Cmd{
 		Path:       path,
 		Args:       append([]string{"safepool-worker"}, args...),
-		Env:        []string{},
+		Env:        workerEnv(),
 		Stderr:     errW,
 		ExtraFiles: []*os.File{toWR, fromWW, slotF},
 		SysProcAttr: &syscall.SysProcAttr{
@@ -262,3 +263,19 @@ func spawner(reqs <-chan spawnReq) {
 // ErrNotWorker is returned by Child when the process was not started as a
 // worker.
 var ErrNotWorker = errors.New("proc: not started as a safepool worker (missing descriptors 3-5)")
+
+// TraceEnv names the environment variable that makes every worker write a
+// runtime/trace of its life: set on the host to a directory, it is passed
+// on to the workers the host starts (the only variable they get), and each
+// writes DIR/worker-PID.trace from its handshake until it exits (see
+// package sandbox). It is for diagnosing a worker's latency with go tool
+// trace; a worker killed by a signal leaves its trace cut short.
+const TraceEnv = "SAFEPOOL_WORKER_TRACE"
+
+// workerEnv is a worker's environment: TraceEnv when set, nothing else.
+func workerEnv() []string {
+	if dir := os.Getenv(TraceEnv); dir != "" {
+		return []string{TraceEnv + "=" + dir}
+	}
+	return []string{}
+}
