@@ -148,17 +148,40 @@ func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]b
 		workers[side] = runtimeOf(pids)
 	}
 
-	// mapOn maps with the collector while a goroutine scrapes it.
+	// mapOn maps with the collector while a goroutine scrapes it, every
+	// metricsScrapeEvery of the time the pool spends mapping: a map
+	// shorter than that still takes its share of the scrapes (sinceScrape
+	// carries the time since the last over to the next map).
+	var sinceScrape time.Duration
 	mapOn := func() (tpRun, error) {
 		stop, done := make(chan struct{}), make(chan struct{})
-		tick(metricsScrapeEvery, func() {
-			if _, err := reg.Gather(); err == nil {
-				row.Scrapes++
+		var last time.Time // of the last scrape during this map
+		go func() {
+			defer close(done)
+			t := time.NewTimer(max(metricsScrapeEvery-sinceScrape, 0))
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					if _, err := reg.Gather(); err == nil {
+						row.Scrapes++
+					}
+					last = time.Now()
+					t.Reset(metricsScrapeEvery)
+				}
 			}
-		}, stop, done)
+		}()
 		m, err := timedMap(ctx, ps[sideOn], workers[sideOn], inputs)
+		end := time.Now()
 		close(stop)
 		<-done
+		if last.IsZero() {
+			sinceScrape += m.wall
+		} else {
+			sinceScrape = end.Sub(last)
+		}
 		return m, err
 	}
 	for round := range rounds {
