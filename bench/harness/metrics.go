@@ -84,13 +84,16 @@ const metricsBlocks = 24
 func (b *bench) metricsGuest(ctx context.Context, g string, inputs [][]byte, rounds int) (MetricsCost, error) {
 	row := MetricsCost{Guest: g, Tasks: len(inputs), Correct: true, Pinned: true}
 	blocks := min(metricsBlocks, rounds)
+	// The collector's mapping time since its last scrape, carried from
+	// block to block: a block's maps may take less than a second in all.
+	var sinceScrape time.Duration
 	for block := range blocks {
 		// Spread the rounds over the blocks, the first ones taking the rest.
 		n := rounds / blocks
 		if block < rounds%blocks {
 			n++
 		}
-		if err := b.metricsBlock(ctx, &row, inputs, n, block); err != nil {
+		if err := b.metricsBlock(ctx, &row, inputs, n, block, &sinceScrape); err != nil {
 			row.Correct = false
 			return row, err
 		}
@@ -110,7 +113,7 @@ const (
 // metricsBlock makes the three pools, in an order that rotates with block,
 // warms them, pins their workers and runs rounds rounds, in an order that
 // rotates with each round, adding them to row.
-func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]byte, rounds int, block int) error {
+func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]byte, rounds int, block int, sinceScrape *time.Duration) error {
 	g := row.Guest
 	c := metrics.New()
 	var ps [sides]*pool.Pool
@@ -152,13 +155,12 @@ func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]b
 	// metricsScrapeEvery of the time the pool spends mapping: a map
 	// shorter than that still takes its share of the scrapes (sinceScrape
 	// carries the time since the last over to the next map).
-	var sinceScrape time.Duration
 	mapOn := func() (tpRun, error) {
 		stop, done := make(chan struct{}), make(chan struct{})
 		var last time.Time // of the last scrape during this map
 		go func() {
 			defer close(done)
-			t := time.NewTimer(max(metricsScrapeEvery-sinceScrape, 0))
+			t := time.NewTimer(max(metricsScrapeEvery-*sinceScrape, 0))
 			defer t.Stop()
 			for {
 				select {
@@ -178,9 +180,9 @@ func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]b
 		close(stop)
 		<-done
 		if last.IsZero() {
-			sinceScrape += m.wall
+			*sinceScrape += m.wall
 		} else {
-			sinceScrape = end.Sub(last)
+			*sinceScrape = end.Sub(last)
 		}
 		return m, err
 	}
@@ -263,7 +265,7 @@ func (p *report) metricsCost() {
 	if p.skipped(ScenarioMetrics, len(r.Metrics) == 0) {
 		return
 	}
-	p.f("Three pools per guest map square over the same %s integers: one with `metrics.Collector` as `Config.TaskObserver` (and `Watch`ed, gathered every %s while it maps), one without, and a control without it either; ", fmtCount(n), fmtDur(metricsScrapeEvery))
+	p.f("Three pools per guest map square over the same %s integers: one with `metrics.Collector` as `Config.TaskObserver` (and `Watch`ed, gathered every %s of the time it spends mapping, across maps shorter than that), one without, and a control without it either; ", fmtCount(n), fmtDur(metricsScrapeEvery))
 	p.f("they take turns, in rotating order, %d rounds of short maps, so that the maps of a round see about the same load from elsewhere, in %d blocks that each make the pools anew (in rotating order) and pin each pool's worker k to CPU k, so that the pools do not differ by where the scheduler placed their workers (\"pinned\" says whether that worked). ", rounds, min(metricsBlocks, rounds))
 	p.f("\"on ÷ off\" is the median over the blocks of each block's median throughput ratio (the rounds of a block share its pools, which keep their layout for their lives, so that the block is the unit), with a 95%% confidence interval of that median (from the blocks' order statistics, with no assumption about their distribution), and the quartiles of the rounds' ratios, which show how much load from elsewhere moves a round. ")
 	p.f("Host CPU is the harness process's CPU time per task (rusage), where the pool and the collector run, and worker CPU the pool's own workers' (from /proc/PID/task/*/schedstat), medians of the rounds; both also count the time each side polls its pipe before it sleeps, which varies with the load. ")
