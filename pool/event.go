@@ -164,7 +164,14 @@ type TaskRecord struct {
 
 // taskRecord is the record of an attempt that ended with res.
 func taskRecord(j *job, res *Result) TaskRecord {
-	return TaskRecord{Ended: true, Status: res.Status, Attempt: j.attempts, Index: j.index, WorkerPID: res.Stats.WorkerPID,
+	var t TaskRecord
+	fillRecord(&t, j, res)
+	return t
+}
+
+// fillRecord makes *t the record of an attempt that ended with res.
+func fillRecord(t *TaskRecord, j *job, res *Result) {
+	*t = TaskRecord{Ended: true, Status: res.Status, Attempt: j.attempts, Index: j.index, WorkerPID: res.Stats.WorkerPID,
 		Duration: attemptDuration(&res.Stats), PeakMemory: res.Stats.PeakMemory}
 }
 

@@ -38,8 +38,11 @@ func (p *Pool) settle(o outcome) {
 		// The attempt's end and the task's final result are one record.
 		var rec *TaskRecord
 		if observed {
-			x := taskRecord(j, &res)
-			rec = &x
+			// Written where the driver's buffer will keep it, if it has
+			// room, rather than copied there (see obsBuf.slot).
+			var x TaskRecord
+			rec = o.obs.slot(&x)
+			fillRecord(rec, j, &res)
 		}
 		if r.deliver(res, rec, o.obs, o.more) {
 			p.noteFinal(j, res, policyInherit)

@@ -43,7 +43,11 @@ func (b *obsBuf) add(r *run, rec *TaskRecord) {
 		b.recs = make([]TaskRecord, 0, observeBatch)
 		b.tasks = r.tasks
 	}
-	b.recs = append(b.recs, *rec)
+	if n := len(b.recs); n < cap(b.recs) && rec == &b.recs[:n+1][n] {
+		b.recs = b.recs[:n+1] // written in place (see slot)
+	} else {
+		b.recs = append(b.recs, *rec)
+	}
 	if rec.Final {
 		if n := len(b.runs); n > 0 && b.runs[n-1].r == r {
 			b.runs[n-1].finals++
@@ -54,6 +58,16 @@ func (b *obsBuf) add(r *run, rec *TaskRecord) {
 	if len(b.recs) == observeBatch {
 		b.flush()
 	}
+}
+
+// slot returns where the next record added to b will be kept, for it to
+// be written there rather than copied, or x when b is nil or has no room
+// yet. What is written there is queued only by add.
+func (b *obsBuf) slot(x *TaskRecord) *TaskRecord {
+	if b == nil || len(b.recs) == cap(b.recs) {
+		return x
+	}
+	return &b.recs[:len(b.recs)+1][len(b.recs)]
 }
 
 // flush hands the queued records to the TaskObserver, then tells their
