@@ -128,7 +128,7 @@ func New() *Collector {
 //	cfg.TaskObserver = c
 //
 // which costs one uncontended lock per batch of records (the pool hands
-// over a map's results a worker's answer brought together), no Event, and
+// over the records of a worker's answer together), no Event, and
 // a few additions and a histogram bucket's search per record.
 func (c *Collector) ObserveTasks(ts []pool.TaskRecord) {
 	if len(ts) == 0 {

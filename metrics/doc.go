@@ -7,9 +7,9 @@
 // link the Prometheus client. It watches a pool as its
 // Config.TaskObserver: workers keep running tasks in batches (task starts
 // are not reported), and each task comes as one small record, with no
-// Event built; the pool hands over the records of a worker's answer
-// together, which the collector counts under one uncontended lock per
-// batch. It reads [pool.Pool.Snapshot] and each worker's /proc/PID/status
+// Event built; the pool queues each worker's records apart, with no lock
+// per task, and hands over the records of a worker's answer together,
+// which the collector counts under one uncontended lock per batch. It reads [pool.Pool.Snapshot] and each worker's /proc/PID/status
 // when it is scraped:
 //
 //	c := metrics.New()

@@ -46,9 +46,15 @@ type outcome struct {
 	// that was to run the retry, gave up: the attempt did not run, and the
 	// task keeps its last status.
 	gateFailed string
+	// obs, when set, is the dispatcher's buffer for the TaskObserver's
+	// records, which only the goroutine that hands the sink this outcome
+	// uses: it hands the buffer over (obsBuf.flush) once it has given the
+	// sink all the outcomes of the answer. Without it, records go to the
+	// pool's shared buffer.
+	obs *obsBuf
 	// more says that the dispatcher hands the sink more outcomes of the
-	// same run next, from the same answer: the TaskObserver is told of
-	// them together, after the last.
+	// same run next, from the same answer: without obs, the TaskObserver
+	// is told of them together, after the last.
 	more bool
 }
 

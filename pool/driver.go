@@ -30,6 +30,7 @@ type driver struct {
 	ran     int         // tasks run by the current worker
 	frame   []wire.Task
 	got     []*job        // receive's jobs of one message of results, reused
+	obs     obsBuf        // the TaskObserver's records of receive's outcomes
 	wake    chan struct{} // capacity 1; the queue wakes this driver through it
 }
 
@@ -236,8 +237,9 @@ func (d *driver) receive() {
 				continue // not ours: a worker never sends such a result
 			}
 			more := i+1 < len(jobs) && jobs[i+1] != nil && jobs[i+1].run == j.run
-			d.l.sink(outcome{job: j, res: resultFrom(j, &ev.Results[i], pid), more: more})
+			d.l.sink(outcome{job: j, res: resultFrom(j, &ev.Results[i], pid), obs: &d.obs, more: more})
 		}
+		d.obs.flush()
 		clear(jobs)
 		d.got = jobs[:0]
 		if d.l.delivered != nil {
@@ -331,7 +333,8 @@ func (d *driver) onDeath(gone *hostconn.Death) {
 		res.Status = StatusTimeout
 		res.Error = fmt.Sprintf("worker stopped answering; killed %s after the task's timeout of %s", hangGrace, d.l.cfg.Timeout)
 	}
-	d.l.sink(outcome{job: blamed, res: res, death: &death{Signal: gone.Exit.SignalName(), ExitCode: gone.Exit.Code, Hung: hung}})
+	d.l.sink(outcome{job: blamed, res: res, obs: &d.obs, death: &death{Signal: gone.Exit.SignalName(), ExitCode: gone.Exit.Code, Hung: hung}})
+	d.obs.flush()
 	if d.l.delivered != nil {
 		d.l.delivered()
 	}

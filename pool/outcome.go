@@ -23,7 +23,7 @@ func (p *Pool) settle(o outcome) {
 	if o.gateFailed != "" && len(j.history) > 0 {
 		last := j.history[len(j.history)-1]
 		p.final(j, Result{Index: j.index, Status: last.Status, Attempts: j.attempts, Stats: last.Stats,
-			Error: last.Reason + "; not retried: " + o.gateFailed}, last, o.more)
+			Error: last.Reason + "; not retried: " + o.gateFailed}, last, o.obs, o.more)
 		return
 	}
 	j.attempts++
@@ -38,16 +38,19 @@ func (p *Pool) settle(o outcome) {
 		// The attempt's end and the task's final result are one record.
 		var rec *TaskRecord
 		if observed {
-			x := taskRecord(j, &res)
-			rec = &x
+			// Written where the driver's buffer will keep it, if it has
+			// room, rather than copied there (see obsBuf.slot).
+			var x TaskRecord
+			rec = o.obs.slot(&x)
+			fillRecord(rec, j, &res)
 		}
-		if r.deliver(res, rec, o.more) {
+		if r.deliver(res, rec, o.obs, o.more) {
 			p.noteFinal(j, res, policyInherit)
 		}
 		return
 	}
 	if observed {
-		r.observe(taskRecord(j, &res), o.more)
+		r.observe(taskRecord(j, &res), o.obs, o.more)
 	}
 	att := Attempt{Status: res.Status, Reason: res.Error, ExitCode: -1, Stats: res.Stats}
 	// A worker killed by a signal may mean the machine is short of
@@ -61,7 +64,7 @@ func (p *Pool) settle(o outcome) {
 	}
 	j.history = append(j.history, att)
 	if o.final {
-		p.final(j, res, att, o.more)
+		p.final(j, res, att, o.obs, o.more)
 		return
 	}
 
@@ -69,6 +72,10 @@ func (p *Pool) settle(o outcome) {
 	case Retry:
 		if why := p.noRetry(j, res.Status); why == "" {
 			r.nRetried.Add(1)
+			if observed {
+				// The next attempt's record must not overtake this one's.
+				r.flushObs(o.obs)
+			}
 			p.noteRetry(j, res)
 			p.retryLater(j, res.Status)
 			return
@@ -76,21 +83,21 @@ func (p *Pool) settle(o outcome) {
 			res.Error += "; " + why
 		}
 	case Abort:
-		p.finalOrAbort(j, res, att, &TaskError{Index: j.index, Func: r.fn, Input: j.input, Status: res.Status, Reason: res.Error, Attempts: j.attempts}, o.more)
+		p.finalOrAbort(j, res, att, &TaskError{Index: j.index, Func: r.fn, Input: j.input, Status: res.Status, Reason: res.Error, Attempts: j.attempts}, o.obs, o.more)
 		return
 	}
-	p.final(j, res, att, o.more)
+	p.final(j, res, att, o.obs, o.more)
 }
 
-// final delivers a failed task's last result; more says that more outcomes
-// of the same batch follow (see outcome.more).
-func (p *Pool) final(j *job, res Result, last Attempt, more bool) {
-	p.finalOrAbort(j, res, last, nil, more)
+// final delivers a failed task's last result; ob and more are the
+// outcome's (see outcome.obs).
+func (p *Pool) final(j *job, res Result, last Attempt, ob *obsBuf, more bool) {
+	p.finalOrAbort(j, res, last, nil, ob, more)
 }
 
 // finalOrAbort delivers a failed task's last result and, with abortErr,
 // aborts its run.
-func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error, more bool) {
+func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error, ob *obsBuf, more bool) {
 	var kt *KilledTask
 	if res.Status.IsKilledTask() {
 		kt = &KilledTask{
@@ -106,7 +113,7 @@ func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error, mo
 		rec = &TaskRecord{Status: res.Status, Policy: policy, Attempt: j.attempts, Index: j.index,
 			WorkerPID: res.Stats.WorkerPID, Duration: -1}
 	}
-	if j.run.deliverOrAbort(res, kt, abortErr, rec, more) {
+	if j.run.deliverOrAbort(res, kt, abortErr, rec, ob, more) {
 		p.noteFinal(j, res, policy)
 	}
 }
@@ -146,7 +153,7 @@ func (p *Pool) retryLater(j *job, s Status) {
 				last := j.history[len(j.history)-1]
 				res := Result{Index: j.index, Status: StatusKilled, Attempts: j.attempts, Stats: last.Stats,
 					Error: last.Reason + "; not retried: " + err.Error()}
-				p.final(j, res, last, false)
+				p.final(j, res, last, nil, false)
 				return
 			}
 		}

@@ -24,9 +24,10 @@ type Pool struct {
 	handlers map[string]bool
 	tmpDir   string // holds ModuleBytes written out for the workers
 
-	q     *queue
-	disp  dispatcher
-	hooks *runHooks
+	q         *queue
+	disp      dispatcher
+	hooks     *runHooks
+	sharedObs sharedObs // TaskRecords of outcomes that bring no buffer (taskobserver.go)
 
 	mu          sync.Mutex
 	closed      bool

@@ -32,21 +32,14 @@ type run struct {
 	sealed    bool  // no more tasks will be submitted
 	killed    []KilledTask
 	err       error
-	// observed are the TaskRecords queued for tasks (guarded by mu). They
-	// are handed over in one call at the end of each batch of outcomes,
-	// when the queue is full, and when the run ends, before done is closed
-	// (see handOver). one is the queue of a run of one task, so that Apply
-	// allocates none.
-	observed []TaskRecord
-	one      [1]TaskRecord
-	oneUsed  bool
-	// obsMu is held while tasks is called, and taken under mu, so that a
-	// run's records are handed over in the order they were queued, and
-	// the end of the run, which takes it too, waits for every hand-over
-	// begun before it. spare (guarded by obsMu) is the queue last handed
-	// over, emptied, which takes the place of the next.
-	obsMu sync.Mutex
-	spare []TaskRecord
+	// unobserved counts the run's final records queued for the
+	// TaskObserver and not yet handed over (see obsBuf). ending is set
+	// when the run ended while some were: the hand-over of the last closes
+	// done (observed), so that a map's caller finds every final result
+	// observed.
+	unobserved int
+	ending     bool
+	shared     *sharedObs // the pool's buffer for outcomes that bring none
 
 	done    chan struct{}
 	stopCtx func() bool
@@ -67,7 +60,7 @@ type runHooks struct {
 }
 
 func (p *Pool) newRun(ctx context.Context, fn string, n int, stream chan Result) *run {
-	r := &run{hooks: p.hooks, tasks: p.cfg.TaskObserver, fn: fn, memLimit: p.cfg.MemoryLimit, done: make(chan struct{}), out: stream, ctx: ctx}
+	r := &run{hooks: p.hooks, tasks: p.cfg.TaskObserver, shared: &p.sharedObs, fn: fn, memLimit: p.cfg.MemoryLimit, done: make(chan struct{}), out: stream, ctx: ctx}
 	if stream == nil {
 		r.results = make([]Result, n)
 	}
@@ -100,8 +93,8 @@ func (r *run) seal() {
 
 // deliver records the final result of one task. It reports whether the
 // run took it (it had not ended).
-func (r *run) deliver(res Result, rec *TaskRecord, more bool) bool {
-	return r.deliverOrAbort(res, nil, nil, rec, more)
+func (r *run) deliver(res Result, rec *TaskRecord, ob *obsBuf, more bool) bool {
+	return r.deliverOrAbort(res, nil, nil, rec, ob, more)
 }
 
 // deliverOrAbort records the final result of one task and, when abortErr is
@@ -111,17 +104,17 @@ func (r *run) deliver(res Result, rec *TaskRecord, more bool) bool {
 // result.
 //
 // rec, when the pool has a TaskObserver, is the task's record: it is
-// observed as Final (see queueLocked, and more) before the run can end,
-// so that a map's caller finds every final result counted; a result the
-// run did not take is observed only when rec says an attempt Ended.
-func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *TaskRecord, more bool) bool {
+// queued as Final in ob (see run.queue; more is outcome.more), and counted
+// in unobserved, so that the run's done closes only once it was handed
+// over; a result the run did not take is observed only when rec says an
+// attempt Ended.
+func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *TaskRecord, ob *obsBuf, more bool) bool {
 	r.mu.Lock()
 	if r.isDone.Load() {
-		flush := false
+		r.mu.Unlock()
 		if rec != nil && rec.Ended {
-			flush = r.queueLocked(rec, false)
+			r.queue(ob, rec, false, false) // the shared buffer has no batch of r's to wait for
 		}
-		r.handOver(flush)
 		return false
 	}
 	if abortErr != nil && r.err == nil {
@@ -143,12 +136,14 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 	}
 	r.remaining--
 	end := (r.remaining == 0 && r.sealed) || abortErr != nil
-	flush := false
 	if rec != nil {
 		rec.Final = true
-		flush = r.queueLocked(rec, more && !end)
+		r.unobserved++
 	}
-	r.handOver(flush)
+	r.mu.Unlock()
+	if rec != nil {
+		r.queue(ob, rec, more, end)
+	}
 	r.nDone.Add(1)
 	if kt != nil {
 		r.hooks.killed(*kt)
@@ -162,54 +157,10 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 	return true
 }
 
-// observe hands rec, an attempt's end that is not its task's final result,
-// to the TaskObserver; more is as for queueLocked.
-func (r *run) observe(rec TaskRecord, more bool) {
-	r.mu.Lock()
-	r.handOver(r.queueLocked(&rec, more && !r.isDone.Load()))
-}
-
-// observeBatch bounds the records a run queues for its TaskObserver.
-const observeBatch = 128
-
-// queueLocked queues rec for the TaskObserver and reports whether the queue
-// must be handed over now: unless more (more outcomes of the same batch
-// follow for this run), or when it is full. r.mu is held.
-//
-// A queued record waits at most for the rest of its batch: the last
-// outcome of a batch comes with more false, and end hands the queue over
-// before it closes done.
-func (r *run) queueLocked(rec *TaskRecord, more bool) bool {
-	if r.observed == nil {
-		if n := r.total.Load(); n <= 1 && !r.oneUsed {
-			r.oneUsed = true
-			r.observed = r.one[:0]
-		} else {
-			r.observed = make([]TaskRecord, 0, min(max(n, 2), observeBatch))
-		}
-	}
-	r.observed = append(r.observed, *rec)
-	return !more || len(r.observed) == cap(r.observed)
-}
-
-// handOver unlocks r.mu, which is held, and with now first hands the
-// queued records to the TaskObserver: it takes obsMu before it lets mu go,
-// then calls the observer outside mu, so that the run's other deliveries
-// do not wait for the observer.
-func (r *run) handOver(now bool) {
-	if !now {
-		r.mu.Unlock()
-		return
-	}
-	r.obsMu.Lock()
-	batch := r.observed
-	r.observed, r.spare = r.spare, nil
-	r.mu.Unlock()
-	if len(batch) > 0 {
-		r.tasks.ObserveTasks(batch)
-	}
-	r.spare = batch[:0]
-	r.obsMu.Unlock()
+// observe queues rec, an attempt's end that is not its task's final
+// result, in ob (see run.queue).
+func (r *run) observe(rec TaskRecord, ob *obsBuf, more bool) {
+	r.queue(ob, &rec, more, false)
 }
 
 func (r *run) end() {
@@ -226,10 +177,24 @@ func (r *run) end() {
 			}
 		}
 	}
-	// Every final record is queued or handed over by now; a hand-over
-	// under way holds obsMu, which this waits for.
-	r.handOver(r.tasks != nil)
+	// No final record is queued after this. Those queued in a
+	// dispatcher's buffer are handed over with the rest of their answer,
+	// and the last hand-over closes done; those in the shared buffer are
+	// handed over now.
+	wait := r.unobserved > 0
+	r.ending = wait
+	r.mu.Unlock()
 	r.stopCtx()
+	if wait {
+		r.flushObs(nil)
+		return
+	}
+	r.finish()
+}
+
+// finish closes done and tells the pool that the run ended: at its end,
+// or after it, when its last final record queued is handed over.
+func (r *run) finish() {
 	close(r.done)
 	r.hooks.ended(r)
 }

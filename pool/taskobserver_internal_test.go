@@ -153,7 +153,7 @@ func TestObserverBeforeEnd(t *testing.T) {
 		// A result the map no longer takes is an attempt's end, not a
 		// final result, and is handed over at once.
 		x := taskRecord(&jobs[5], &Result{Status: StatusOK})
-		require.False(t, r.deliver(Result{Index: 5, Status: StatusOK}, &x, true))
+		require.False(t, r.deliver(Result{Index: 5, Status: StatusOK}, &x, nil, true))
 		all := rec.all()
 		require.Len(t, all, 4)
 		require.True(t, all[3].Ended)
@@ -171,10 +171,13 @@ func TestObserverFailedAttempts(t *testing.T) {
 		o.res.Status, o.res.Error = s, "failed"
 		return o
 	}
-	p.settle(failed(&jobs[0], StatusError, true))  // retried
+	p.settle(failed(&jobs[0], StatusError, true)) // retried
+	// A retry hands over the records queued before it, so that its next
+	// attempt's cannot overtake them.
+	require.Equal(t, []int{1}, rec.sizes())
 	p.settle(failed(&jobs[1], StatusKilled, true)) // skipped
 	p.settle(okOutcome(&jobs[2], 9, false))
-	require.Equal(t, []int{4}, rec.sizes())
+	require.Equal(t, []int{1, 3}, rec.sizes())
 	all := rec.all()
 	want := []struct {
 		index        int
@@ -192,19 +195,32 @@ func TestObserverFailedAttempts(t *testing.T) {
 }
 
 // TestObserverNoAllocs checks that observing costs no allocation per task:
-// neither in a long map (once its queue is made) nor in a map of one task.
+// neither in a long map, through a driver's buffer or the shared one (once
+// they are made), nor in a map of one task.
 func TestObserverNoAllocs(t *testing.T) {
 	const n = 4096
-	// nopTasks keeps nothing: what allocates is the pool's.
-	p, r, jobs, _ := observedRun(t, n, Config{})
-	p.cfg.TaskObserver, r.tasks = nopTasks{}, nopTasks{}
-	i := 0
-	allocs := testing.AllocsPerRun(1000, func() {
-		p.settle(okOutcome(&jobs[i], 7, i%32 != 31))
-		i++
-	})
-	require.Zero(t, allocs)
+	for _, driver := range []bool{true, false} {
+		// nopTasks keeps nothing: what allocates is the pool's.
+		p, r, jobs, _ := observedRun(t, n, Config{})
+		p.cfg.TaskObserver, r.tasks = nopTasks{}, nopTasks{}
+		var ob obsBuf
+		i := 0
+		allocs := testing.AllocsPerRun(1000, func() {
+			o := okOutcome(&jobs[i], 7, i%32 != 31)
+			if driver {
+				o.obs = &ob
+			}
+			p.settle(o)
+			if driver && !o.more {
+				ob.flush()
+			}
+			i++
+		})
+		require.Zero(t, allocs, "driver's buffer: %v", driver)
+	}
 
+	// A driver's buffer outlives the maps it serves.
+	var ob obsBuf
 	one := func(observed bool) func() {
 		return func() {
 			p, r, jobs, _ := observedRun(t, 1, Config{})
@@ -212,7 +228,10 @@ func TestObserverNoAllocs(t *testing.T) {
 			if observed {
 				p.cfg.TaskObserver, r.tasks = nopTasks{}, nopTasks{}
 			}
-			p.settle(okOutcome(&jobs[0], 7, false))
+			o := okOutcome(&jobs[0], 7, false)
+			o.obs = &ob
+			p.settle(o)
+			ob.flush()
 		}
 	}
 	require.Equal(t, testing.AllocsPerRun(20, one(false)), testing.AllocsPerRun(20, one(true)), "a map of one task allocates no queue")
@@ -233,20 +252,25 @@ func (b *blockingRecorder) ObserveTasks(ts []TaskRecord) {
 	b.batchRecorder.ObserveTasks(ts)
 }
 
-// TestObserverOutsideLock checks that the TaskObserver is called outside
-// the map's lock, so that other results go on being delivered meanwhile,
-// and that the map's end waits for a hand-over under way.
+// TestObserverOutsideLock checks that a driver's TaskObserver is called
+// outside any lock the other drivers take, so that their results go on
+// being delivered meanwhile, and that the map's end waits for a hand-over
+// under way and for the records another driver still holds.
 func TestObserverOutsideLock(t *testing.T) {
 	const n = 10
 	p, r, jobs, _ := observedRun(t, n, Config{})
 	br := &blockingRecorder{entered: make(chan struct{}), release: make(chan struct{})}
 	br.r = r
 	p.cfg.TaskObserver, r.tasks = br, br
+	var ob1, ob2 obsBuf // two drivers' buffers
 
 	first := make(chan struct{})
 	go func() {
 		defer close(first)
-		p.settle(okOutcome(&jobs[0], 7, false))
+		o := okOutcome(&jobs[0], 7, false)
+		o.obs = &ob1
+		p.settle(o)
+		ob1.flush()
 	}()
 	<-br.entered
 
@@ -254,7 +278,9 @@ func TestObserverOutsideLock(t *testing.T) {
 	go func() {
 		defer close(delivered)
 		for i := 1; i < 4; i++ {
-			p.settle(okOutcome(&jobs[i], 8, true))
+			o := okOutcome(&jobs[i], 8, true)
+			o.obs = &ob2
+			p.settle(o)
 		}
 	}()
 	select {
@@ -263,20 +289,59 @@ func TestObserverOutsideLock(t *testing.T) {
 		t.Fatal("results wait for the observer")
 	}
 
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		r.abort(errors.New("stop"))
-	}()
+	r.abort(errors.New("stop"))
+	require.True(t, r.finished(), "the map ended: it takes no more results")
 	select {
 	case <-r.done:
-		t.Fatal("the map ended while a hand-over of its records was under way")
+		t.Fatal("the map's done closed while a hand-over of its records was under way")
 	case <-time.After(50 * time.Millisecond):
 	}
 	close(br.release)
 	<-first
-	<-ended
+	require.False(t, isDone(r), "the map's done closed while a driver still held its records")
+	ob2.flush()
 	require.True(t, isDone(r))
 	require.Equal(t, []int{1, 3}, br.sizes(), "the first result, then the three queued, handed over by the end")
 	require.Zero(t, br.late)
+}
+
+// TestObserverOtherBuffer checks that a map whose last result comes
+// through one driver, while another driver's buffer holds some of its
+// final records, closes done only when that buffer is handed over; and
+// that a map whose records all sit in the buffer of the driver that ends
+// it closes done at once.
+func TestObserverOtherBuffer(t *testing.T) {
+	t.Run("another driver's", func(t *testing.T) {
+		const n = 6
+		p, r, jobs, rec := observedRun(t, n, Config{})
+		var a, b obsBuf
+		for i := range n {
+			o := okOutcome(&jobs[i], 7+i/3, true)
+			o.obs = &a
+			if i >= 3 {
+				o.obs = &b
+			}
+			p.settle(o)
+		}
+		require.True(t, r.finished())
+		require.False(t, isDone(r), "a's three final records are not handed over yet")
+		require.Equal(t, []int{3}, rec.sizes(), "the driver whose result ended the map handed its own over")
+		a.flush()
+		require.True(t, isDone(r))
+		require.Equal(t, []int{3, 3}, rec.sizes())
+		require.Zero(t, rec.late)
+	})
+	t.Run("its own", func(t *testing.T) {
+		const n = 4
+		p, r, jobs, rec := observedRun(t, n, Config{})
+		var a obsBuf
+		for i := range n {
+			o := okOutcome(&jobs[i], 7, true)
+			o.obs = &a
+			p.settle(o)
+		}
+		require.True(t, isDone(r))
+		require.Equal(t, []int{n}, rec.sizes())
+		require.Zero(t, rec.late)
+	})
 }

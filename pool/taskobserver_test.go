@@ -104,3 +104,58 @@ func TestTaskObserver(t *testing.T) {
 	}
 	require.Equal(t, kinds[pool.EventWorkerStart], starts, "both are told of worker starts")
 }
+
+// TestTaskObserverKill kills workers with real SIGKILLs mid-task and checks
+// that the killed tasks' records were observed before Map returned: with
+// Skip, the killed attempt's end and its final result; with Retry, the
+// killed attempt's end before the record of the attempt that succeeded.
+// The last task is among those killed, so that its death is likely the
+// result that ends the map.
+func TestTaskObserverKill(t *testing.T) {
+	const n = 8
+	targets := []int{2, n - 1}
+	for _, policy := range []pool.Policy{pool.Skip, pool.Retry} {
+		t.Run(policy.String(), func(t *testing.T) {
+			rec := &recorder{}
+			k := newKiller(targets...)
+			p := newPool(t, "wchaos", func(c *pool.Config) {
+				c.Workers, c.BatchSize, c.KillPolicy = 2, 2, policy
+				c.TaskObserver, c.OnEvent = rec, k.onEvent
+			})
+			rs, err := p.Map(context.Background(), "slow_square", enginetest.Ints(n))
+			require.NoError(t, err)
+			require.ElementsMatch(t, targets, k.killed, "the workers were not killed: the test tested nothing")
+
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			finals := map[int]pool.TaskRecord{}
+			ends := map[int][]pool.Status{}
+			for _, x := range rec.records {
+				if x.Ended {
+					ends[x.Index] = append(ends[x.Index], x.Status)
+				}
+				if x.Final {
+					_, twice := finals[x.Index]
+					require.False(t, twice, "task %d has two final records", x.Index)
+					finals[x.Index] = x
+				}
+			}
+			require.Len(t, finals, n, "every final result was observed before Map returned")
+			for i, r := range rs {
+				require.Equal(t, r.Status, finals[i].Status, "task %d", i)
+			}
+			for _, i := range targets {
+				if policy == pool.Skip {
+					require.Equal(t, pool.StatusKilled, rs[i].Status)
+					require.Equal(t, []pool.Status{pool.StatusKilled}, ends[i], "task %d", i)
+					require.Equal(t, pool.Skip, finals[i].Policy)
+					require.False(t, finals[i].Ended, "a killed task's final result is a record of its own")
+				} else {
+					require.Equal(t, pool.StatusOK, rs[i].Status)
+					require.Equal(t, []pool.Status{pool.StatusKilled, pool.StatusOK}, ends[i], "task %d: its attempts in order", i)
+					require.Equal(t, 2, finals[i].Attempt)
+				}
+			}
+		})
+	}
+}

@@ -3,10 +3,6 @@ package harness
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,24 +21,28 @@ const metricsScrapeEvery = time.Second
 
 // MetricsCost is one guest's throughput with and without the Prometheus
 // collector (metrics.Collector as Config.TaskObserver, watching the pool
-// and scraped while it maps), the two taking turns.
+// and scraped while it maps), and of a second pool without it, the
+// control: the three take turns.
 type MetricsCost struct {
 	Guest string
 	Tasks int // per map
 	// Off and On are the wall times of the maps without and with the
-	// collector, one per round.
-	Off, On []time.Duration
-	// OffCPU and OnCPU are the host process's CPU time (rusage), where the
-	// collector runs, one per round; OffWorkerCPU and OnWorkerCPU the
-	// workers'.
-	OffCPU, OnCPU             []time.Duration
-	OffWorkerCPU, OnWorkerCPU []time.Duration
+	// collector, one per round; Control those of the control pool, which
+	// has no collector either (none in results saved before it was kept).
+	Off, On, Control []time.Duration
+	// OffCPU, OnCPU and ControlCPU are the host process's CPU time
+	// (rusage), where the collector runs, one per round; OffWorkerCPU,
+	// OnWorkerCPU and ControlWorkerCPU the pool's own workers'.
+	OffCPU, OnCPU, ControlCPU                   []time.Duration
+	OffWorkerCPU, OnWorkerCPU, ControlWorkerCPU []time.Duration
 	// Counted is how many ok tasks the collector counted; Scrapes how many
 	// times it was gathered.
 	Counted, Scrapes int
 	Correct          bool
+	// Pinned says that each pool's worker k ran pinned to CPU k.
+	Pinned bool
 	// BlockRounds is how many rounds each block ran, in order: the rounds
-	// of a block share its two pools, and are judged together (see
+	// of a block share its pools, and are judged together (see
 	// metrics_verdict.go).
 	BlockRounds []int
 }
@@ -53,10 +53,13 @@ func (o *Options) metricsSize() (n, rounds int) {
 }
 
 // metricsCost is scenario 10: the cost of the Prometheus collector. On each
-// guest two pools of Workers workers map square over the same inputs, one
-// with the collector and one without, taking turns (in alternating order)
-// for several rounds, in metricsBlocks blocks with new pools; each round's
-// wall time and CPU time (the host's and the workers') are kept.
+// guest three pools of Workers workers map square over the same inputs:
+// one with the collector, one without, and a control without it either,
+// taking turns (in rotating order) for several rounds, in metricsBlocks
+// blocks with new pools, whose workers are pinned to the CPUs alike; each
+// round's wall time and CPU time (the host's and the pool's workers') are
+// kept. The control measures, in the same run, how far two pools that
+// differ in nothing are apart: the error the harness makes.
 func (b *bench) metricsCost(ctx context.Context) error {
 	n, rounds := b.opts.metricsSize()
 	inputs := decimals(n)
@@ -70,26 +73,27 @@ func (b *bench) metricsCost(ctx context.Context) error {
 	return nil
 }
 
-// metricsBlocks is how many times the metrics scenario makes its two pools
-// anew. A pool's workers keep, for their lives, a placement on the cores
-// and a layout in memory that makes them faster or slower than the other
-// pool's, whatever observes them: a pool's CPU time per task moves by up
-// to ±10% from one block to the next with no collector on either side.
-// With new pools every block, in alternating order, that bias falls on
-// both sides alike, and with many blocks the median over them can be told
-// from it.
+// metricsBlocks is how many times the metrics scenario makes its pools
+// anew. A pool's workers keep, for their lives, a layout in memory (and,
+// unpinned, a placement on the cores) that makes them faster or slower
+// than another pool's, whatever observes them. With new pools every block,
+// made in rotating order, that bias falls on every side alike, and with
+// many blocks the median over them can be told from it.
 const metricsBlocks = 24
 
 func (b *bench) metricsGuest(ctx context.Context, g string, inputs [][]byte, rounds int) (MetricsCost, error) {
-	row := MetricsCost{Guest: g, Tasks: len(inputs), Correct: true}
+	row := MetricsCost{Guest: g, Tasks: len(inputs), Correct: true, Pinned: true}
 	blocks := min(metricsBlocks, rounds)
+	// The collector's mapping time since its last scrape, carried from
+	// block to block: a block's maps may take less than a second in all.
+	var sinceScrape time.Duration
 	for block := range blocks {
 		// Spread the rounds over the blocks, the first ones taking the rest.
 		n := rounds / blocks
 		if block < rounds%blocks {
 			n++
 		}
-		if err := b.metricsBlock(ctx, &row, inputs, n, block%2 == 1); err != nil {
+		if err := b.metricsBlock(ctx, &row, inputs, n, block, &sinceScrape); err != nil {
 			row.Correct = false
 			return row, err
 		}
@@ -98,70 +102,111 @@ func (b *bench) metricsGuest(ctx context.Context, g string, inputs [][]byte, rou
 	return row, nil
 }
 
-// metricsBlock makes the two pools, the one with the collector first when
-// onFirst, warms them and runs rounds rounds, adding them to row.
-func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]byte, rounds int, onFirst bool) error {
+// The three sides of the metrics scenario.
+const (
+	sideOff     = iota // no collector
+	sideControl        // no collector either: the control
+	sideOn             // the collector
+	sides
+)
+
+// metricsBlock makes the three pools, in an order that rotates with block,
+// warms them, pins their workers and runs rounds rounds, in an order that
+// rotates with each round, adding them to row.
+func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]byte, rounds int, block int, sinceScrape *time.Duration) error {
 	g := row.Guest
 	c := metrics.New()
-	var off, on *pool.Pool
-	for _, withMetrics := range []bool{onFirst, !onFirst} {
-		var p *pool.Pool
-		var err error
-		if withMetrics {
-			p, err = b.newPool(g, func(cfg *pool.Config) { cfg.TaskObserver = c })
-			on = p
-		} else {
-			p, err = b.newPool(g, nil)
-			off = p
+	var ps [sides]*pool.Pool
+	var workers [sides]func() map[int]time.Duration
+	for i := range sides {
+		side := (block + i) % sides
+		var edit func(*pool.Config)
+		if side == sideOn {
+			edit = func(cfg *pool.Config) { cfg.TaskObserver = c }
 		}
+		p, err := b.newPool(g, edit)
 		if err != nil {
 			return err
 		}
 		defer closePool(p)
+		ps[side] = p
 	}
-	c.Watch(on)
+	c.Watch(ps[sideOn])
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(c); err != nil {
 		return err
 	}
 	warm := inputs[:min(len(inputs), 10_000)]
-	for _, p := range []*pool.Pool{off, on} {
+	for side, p := range ps {
 		if _, err := p.Map(ctx, "square", warm); err != nil {
 			return fmt.Errorf("%s: %w", g, err)
 		}
+		pids, err := pinWorkers(p)
+		if err != nil {
+			// Unpinned, the pools still take turns alike: the control
+			// then shows how far apart that leaves them.
+			row.Pinned = false
+			pids = p.Snapshot().Workers
+		}
+		workers[side] = runtimeOf(pids)
 	}
 
-	// mapOn maps with the collector while a goroutine scrapes it.
+	// mapOn maps with the collector while a goroutine scrapes it, every
+	// metricsScrapeEvery of the time the pool spends mapping: a map
+	// shorter than that still takes its share of the scrapes (sinceScrape
+	// carries the time since the last over to the next map).
 	mapOn := func() (tpRun, error) {
 		stop, done := make(chan struct{}), make(chan struct{})
-		tick(metricsScrapeEvery, func() {
-			if _, err := reg.Gather(); err == nil {
-				row.Scrapes++
+		var last time.Time // of the last scrape during this map
+		go func() {
+			defer close(done)
+			t := time.NewTimer(max(metricsScrapeEvery-*sinceScrape, 0))
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					if _, err := reg.Gather(); err == nil {
+						row.Scrapes++
+					}
+					last = time.Now()
+					t.Reset(metricsScrapeEvery)
+				}
 			}
-		}, stop, done)
-		m, err := timedMap(ctx, on, inputs)
+		}()
+		m, err := timedMap(ctx, ps[sideOn], workers[sideOn], inputs)
+		end := time.Now()
 		close(stop)
 		<-done
+		if last.IsZero() {
+			*sinceScrape += m.wall
+		} else {
+			*sinceScrape = end.Sub(last)
+		}
 		return m, err
 	}
 	for round := range rounds {
-		order := []bool{false, true}
-		if round%2 == 1 {
-			order = []bool{true, false}
-		}
-		for _, withMetrics := range order {
-			b.waitQuiet()
+		// The three maps of a round run back to back, after one wait for
+		// a quiet machine, so that they see about the same load.
+		b.waitQuiet()
+		for i := range sides {
+			side := (block + round + i) % sides
 			var m tpRun
 			var err error
-			if withMetrics {
+			switch side {
+			case sideOn:
 				m, err = mapOn()
 				row.On, row.OnCPU, row.OnWorkerCPU = append(row.On, m.wall), append(row.OnCPU, m.hostCPU), append(row.OnWorkerCPU, m.workerCPU)
-			} else {
-				m, err = timedMap(ctx, off, inputs)
+			case sideControl:
+				m, err = timedMap(ctx, ps[side], workers[side], inputs)
+				row.Control, row.ControlCPU, row.ControlWorkerCPU = append(row.Control, m.wall), append(row.ControlCPU, m.hostCPU), append(row.ControlWorkerCPU, m.workerCPU)
+			default:
+				m, err = timedMap(ctx, ps[side], workers[side], inputs)
 				row.Off, row.OffCPU, row.OffWorkerCPU = append(row.Off, m.wall), append(row.OffCPU, m.hostCPU), append(row.OffWorkerCPU, m.workerCPU)
 			}
 			if err != nil {
-				return fmt.Errorf("%s (collector %v): %w", g, withMetrics, err)
+				return fmt.Errorf("%s (collector %v): %w", g, side == sideOn, err)
 			}
 		}
 	}
@@ -178,11 +223,11 @@ func (b *bench) metricsBlock(ctx context.Context, row *MetricsCost, inputs [][]b
 }
 
 // timedMap maps square over inputs on p and checks every result. The
-// workers' CPU time is read from the kernel's scheduler statistics, to the
-// nanosecond (see childrenRuntime).
-func timedMap(ctx context.Context, p *pool.Pool, inputs [][]byte) (tpRun, error) {
+// workers' CPU time is read by workerCPU, from the kernel's scheduler
+// statistics, to the nanosecond (see runtimeOf).
+func timedMap(ctx context.Context, p *pool.Pool, workerCPU func() map[int]time.Duration, inputs [][]byte) (tpRun, error) {
 	var rs []pool.Result
-	m, err := timedBy(childrenRuntime, func() (err error) {
+	m, err := timedBy(workerCPU, func() (err error) {
 		rs, err = p.Map(ctx, "square", inputs)
 		return err
 	})
@@ -190,27 +235,6 @@ func timedMap(ctx context.Context, p *pool.Pool, inputs [][]byte) (tpRun, error)
 		return m, err
 	}
 	return m, checkResults(rs, len(inputs))
-}
-
-// childrenRuntime is the CPU time each child process has run, the sum over
-// its threads of the first field of /proc/PID/task/TID/schedstat, in
-// nanoseconds. /proc/PID/stat counts clock ticks of 10 ms, as much as a
-// worker's share of a whole round here.
-func childrenRuntime() map[int]time.Duration {
-	m := map[int]time.Duration{}
-	for _, pid := range children() {
-		files, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/schedstat")
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			if ns, err := strconv.ParseInt(strings.Fields(string(b) + " 0")[0], 10, 64); err == nil {
-				m[pid] += time.Duration(ns)
-			}
-		}
-	}
-	return m
 }
 
 // countOK reads safepool_tasks_total{status="ok"} from reg.
@@ -241,13 +265,14 @@ func (p *report) metricsCost() {
 	if p.skipped(ScenarioMetrics, len(r.Metrics) == 0) {
 		return
 	}
-	p.f("Two pools per guest map square over the same %s integers, one with `metrics.Collector` as `Config.TaskObserver` (and `Watch`ed, gathered every %s while it maps) and one without; ", fmtCount(n), fmtDur(metricsScrapeEvery))
-	p.f("they take turns, in alternating order, %d rounds of short maps, so that the two maps of a round see about the same load from elsewhere, in %d blocks that each make the two pools anew (in alternating order), so that a pool whose workers the scheduler happens to place badly does not bias one side. ", rounds, min(metricsBlocks, rounds))
-	p.f("\"on ÷ off\" is the median over the blocks of each block's median throughput ratio (the rounds of a block share its pools, whose placement on the cores moves them together, so that the block is the unit), with a 95%% confidence interval of that median (from the blocks' order statistics, with no assumption about their distribution), and the quartiles of the rounds' ratios, which show how much load from elsewhere moves a round. ")
-	p.f("Host CPU is the harness process's CPU time per task (rusage), where the pool and the collector run, and worker CPU the workers' (from /proc/PID/task/*/schedstat), medians of the rounds; both also count the time each side polls its pipe before it sleeps, which varies with the load. ")
-	p.f("\"CPU off ÷ on\" is, the same way, the median over the blocks of the rounds' ratio of the CPU time, host and workers together, without the collector to with it, with its 95%% interval, and \"extra CPU\" the median over the rounds of what the collector added per task. ")
+	p.f("Three pools per guest map square over the same %s integers: one with `metrics.Collector` as `Config.TaskObserver` (and `Watch`ed, gathered every %s of the time it spends mapping, across maps shorter than that), one without, and a control without it either; ", fmtCount(n), fmtDur(metricsScrapeEvery))
+	p.f("they take turns, in rotating order, %d rounds of short maps, so that the maps of a round see about the same load from elsewhere, in %d blocks that each make the pools anew (in rotating order) and pin each pool's worker k to CPU k, so that the pools do not differ by where the scheduler placed their workers (\"pinned\" says whether that worked). ", rounds, min(metricsBlocks, rounds))
+	p.f("\"on ÷ off\" is the median over the blocks of each block's median throughput ratio (the rounds of a block share its pools, which keep their layout for their lives, so that the block is the unit), with a 95%% confidence interval of that median (from the blocks' order statistics, with no assumption about their distribution), and the quartiles of the rounds' ratios, which show how much load from elsewhere moves a round. ")
+	p.f("Host CPU is the harness process's CPU time per task (rusage), where the pool and the collector run, and worker CPU the pool's own workers' (from /proc/PID/task/*/schedstat), medians of the rounds; both also count the time each side polls its pipe before it sleeps, which varies with the load. ")
+	p.f("\"CPU off ÷ on\" is, the same way, the median over the blocks of the rounds' ratio of the CPU time, host and workers together, without the collector to with it, with its 95%% interval, and \"extra CPU\" the median over the rounds of what the collector added per task (host and workers; host alone). ")
+	p.f("\"control: off ÷ control\" is the same ratio between the two pools without the collector, and its extra CPU what the control added: what the harness finds between two pools that differ in nothing, measured in the same run (1 and 0 ns if it made no error). ")
 	p.f("The goal is a throughput cost of at most %.0f%%. It is judged on the CPU ratio: these maps keep both cores busy, so that their throughput is the cores ÷ the CPU time a task takes, and the throughput the collector costs is the CPU time it adds ÷ the CPU time a task takes in all; the CPU time moves much less with load from elsewhere than the wall time does. ", 100*goalMetricsCost)
-	p.f("It is met when the whole interval of the CPU ratio is at or above %.0f%%, not met when the whole interval is below, and not judged when the interval straddles it (too noisy to tell); the throughput ratio is judged the same way beside it. ", 100*(1-goalMetricsCost))
+	p.f("It is met when the whole interval of the CPU ratio is at or above %.0f%% and the control's whole interval within %.0f–%.0f%% (the harness's own error is smaller than the goal), not met when the collector's whole interval is below %.0f%%, and not judged otherwise (too noisy to tell); the throughput ratio is judged on its interval alone beside it. ", 100*(1-goalMetricsCost), 100*(1-goalMetricsCost), 100*(1+goalMetricsCost), 100*(1-goalMetricsCost))
 	p.f("Every result is checked and the collector's count of ok tasks must match.\n\n")
 	var rows [][]string
 	for _, m := range r.Metrics {
@@ -256,18 +281,26 @@ func (p *report) metricsCost() {
 		q1, q3 := m.WallSpread()
 		c := m.CPURatio()
 		clo, chi := m.CPURatioInterval()
-		rows = append(rows, []string{guestLabel(m.Guest), fmtCount(m.Tasks), fmt.Sprint(len(m.On)),
+		ctl, ctlIv, ctlExtra := "—", "—", "—"
+		if m.HasControl() {
+			a, b := m.ControlRatioInterval()
+			ctl, ctlIv = fmt.Sprintf("%.3f×", m.ControlRatio()), fmt.Sprintf("%.3f–%.3f", a, b)
+			ctlExtra = fmt.Sprintf("%+.0f ns (host %+.0f)", m.ControlExtraCPU(), m.ControlHostExtraCPU())
+		}
+		rows = append(rows, []string{guestLabel(m.Guest), fmtCount(m.Tasks), fmt.Sprint(len(m.On)), yesNo(m.Pinned),
 			fmtUs(perTask(median(m.Off), m.Tasks)), fmtUs(perTask(median(m.On), m.Tasks)),
 			fmt.Sprintf("%.3f×", x), fmt.Sprintf("%.3f–%.3f", lo, hi), fmt.Sprintf("%.3f–%.3f", q1, q3), verdict(m.Met()),
 			fmtUs(perTask(median(m.OffCPU), m.Tasks)), fmtUs(perTask(median(m.OnCPU), m.Tasks)),
 			fmtUs(perTask(median(m.OffWorkerCPU), m.Tasks)), fmtUs(perTask(median(m.OnWorkerCPU), m.Tasks)),
-			fmt.Sprintf("%.3f×", c), fmt.Sprintf("%.3f–%.3f", clo, chi), fmt.Sprintf("%+.0f ns", m.ExtraCPU()), verdict(m.CPUMet()),
+			fmt.Sprintf("%.3f×", c), fmt.Sprintf("%.3f–%.3f", clo, chi), fmt.Sprintf("%+.0f ns (host %+.0f)", m.ExtraCPU(), m.HostExtraCPU()),
+			ctl, ctlIv, ctlExtra, verdict(m.CPUMet()),
 			fmt.Sprint(m.Scrapes), yesNo(m.Correct)})
 	}
-	table(p.w, []string{"guest", "tasks per map", "rounds", "off µs/task (median)", "on µs/task (median)",
+	table(p.w, []string{"guest", "tasks per map", "rounds", "pinned", "off µs/task (median)", "on µs/task (median)",
 		"on ÷ off throughput", "95% interval", "quartiles", "throughput verdict",
 		"host CPU µs/task off", "on", "worker CPU µs/task off", "on",
-		"CPU off ÷ on", "95% interval", "extra CPU per task", "CPU verdict",
+		"CPU off ÷ on", "95% interval", "extra CPU per task",
+		"control: CPU off ÷ control", "95% interval", "control's extra CPU per task", "CPU verdict",
 		"scrapes", "counts correct"}, rows)
 }
 
@@ -306,6 +339,11 @@ func metricsTargets(r *Results) []Target {
 				}
 				t.Measured = fmt.Sprintf("CPU %.1f%% (cost %+.1f%%, %+.0f ns per task; median of %s, 95%% interval %.1f–%.1f%%); wall throughput %.1f%% (95%% interval %.1f–%.1f%%)",
 					100*c, 100*(1-c), m.ExtraCPU(), over, 100*clo, 100*chi, 100*x, 100*lo, 100*hi)
+				if m.HasControl() {
+					alo, ahi := m.ControlRatioInterval()
+					t.Measured += fmt.Sprintf("; control without the collector %.1f%% (%+.0f ns per task, 95%% interval %.1f–%.1f%%)",
+						100*m.ControlRatio(), m.ControlExtraCPU(), 100*alo, 100*ahi)
+				}
 				if t.Met = m.CPUMet(); t.Met == nil {
 					t.Measured += "; " + metricsTooNoisy
 				}

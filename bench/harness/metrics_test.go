@@ -154,3 +154,47 @@ func TestMetricsBlocks(t *testing.T) {
 	m.BlockRounds = []int{9, 1}
 	require.InDelta(t, 0.95, m.CPURatio(), 1e-6)
 }
+
+// withControl adds to m a control whose rounds have the given CPU ratios,
+// off ÷ control.
+func withControl(m MetricsCost, ratios ...float64) MetricsCost {
+	for i, r := range ratios {
+		m.Control = append(m.Control, 1000)
+		m.ControlCPU = append(m.ControlCPU, time.Duration(float64(m.OffCPU[i])/r))
+		m.ControlWorkerCPU = append(m.ControlWorkerCPU, time.Duration(float64(m.OffWorkerCPU[i])/r))
+	}
+	return m
+}
+
+// TestMetricsControl checks that the control is reported beside the
+// collector, and that a control whose interval reaches beyond 1 ± the goal
+// leaves the collector unjudged, whatever its own interval says.
+func TestMetricsControl(t *testing.T) {
+	under := cpuRounds(around(0.9815, 24)...)
+	require.False(t, under.HasControl())
+	require.Equal(t, met(true), under.CPUMet(), "results saved without a control are judged as before")
+
+	tight := withControl(under, around(0.999, 24)...)
+	require.True(t, tight.HasControl())
+	require.InDelta(t, 0.999, tight.ControlRatio(), 0.0002)
+	require.Equal(t, met(true), tight.CPUMet())
+	// 1.4 µs ÷ 0.999 - 1.4 µs: about 1.4 ns more per task.
+	require.InDelta(t, 1.4, tight.ControlExtraCPU(), 0.5)
+
+	// The control's own difference is as large as the goal: the harness
+	// cannot tell a cost of 2% from none.
+	loose := withControl(under, around(0.975, 24)...)
+	require.Nil(t, loose.CPUMet())
+	costly := withControl(cpuRounds(around(0.9785, 24)...), around(0.975, 24)...)
+	require.Nil(t, costly.CPUMet())
+	wrong := loose
+	wrong.Correct = false
+	require.Equal(t, met(false), wrong.CPUMet(), "wrong counts are never met")
+
+	r := &Results{Options: Options{Guests: []string{WATGuest}}}
+	tight.Guest = WATGuest
+	r.Metrics = []MetricsCost{tight}
+	ts := metricsTargets(r)
+	require.Equal(t, met(true), ts[0].Met)
+	require.Contains(t, ts[0].Measured, "control without the collector 99.9% (+1 ns per task, 95% interval 99.8–100.0%)")
+}

@@ -35,6 +35,14 @@ import (
 // 95% interval of that median from the blocks' order statistics; met when
 // the whole interval is at or above 1 - goalMetricsCost, not met when it is
 // wholly below, and not judged (too noisy) when it straddles it.
+//
+// The control, a third pool without the collector that takes its turns
+// with the other two, gives the same CPU ratio between the two pools
+// without it (off ÷ control): an A/A comparison, which would be 1 if the
+// harness made no error. Its interval is the harness's own error, measured
+// in the same run; when it reaches beyond 1 ± goalMetricsCost, the harness
+// cannot tell a cost of the goal's size from no cost, and the CPU verdict
+// is "too noisy" whatever the collector's interval says.
 
 // Ratio is the throughput with the collector ÷ without: the median over
 // the blocks of each block's median over its rounds' pairs, so that a
@@ -93,10 +101,33 @@ func (m MetricsCost) units(rs []float64) []float64 {
 }
 
 // CPUMet judges the CPU ratio against goalMetricsCost (see judge): the
-// verdict of the metrics cost target.
+// verdict of the metrics cost target. When the control was measured and
+// its interval reaches beyond 1 ± goalMetricsCost, it is nil (too noisy)
+// unless the counts are wrong.
 func (m MetricsCost) CPUMet() *bool {
 	lo, hi := m.CPURatioInterval()
-	return judge(lo, hi, m.Correct)
+	v := judge(lo, hi, m.Correct)
+	if v != nil && m.Correct && m.HasControl() {
+		if clo, chi := m.ControlRatioInterval(); clo < 1-goalMetricsCost || chi > 1+goalMetricsCost {
+			return nil
+		}
+	}
+	return v
+}
+
+// HasControl reports whether the control pool was measured.
+func (m MetricsCost) HasControl() bool { return m.controlRounds() > 0 }
+
+// ControlRatio is the CPU time per task of the pool without the collector
+// ÷ the control's, which has none either, host and workers: the median
+// over the blocks of each block's median, as CPURatio. 1 if the harness
+// made no error.
+func (m MetricsCost) ControlRatio() float64 { return quantile(m.units(m.controlRatios()), 0.5) }
+
+// ControlRatioInterval is a 95% confidence interval of ControlRatio (see
+// medianInterval).
+func (m MetricsCost) ControlRatioInterval() (lo, hi float64) {
+	return medianInterval(m.units(m.controlRatios()))
 }
 
 // ExtraCPU is the median over the rounds of the CPU time per task the
@@ -105,6 +136,36 @@ func (m MetricsCost) ExtraCPU() float64 {
 	var ds []float64
 	for i := range m.rounds() {
 		ds = append(ds, perTask(m.OnCPU[i]+m.OnWorkerCPU[i]-m.OffCPU[i]-m.OffWorkerCPU[i], m.Tasks))
+	}
+	return quantile(ds, 0.5)
+}
+
+// ControlExtraCPU is the median over the rounds of the control's CPU time
+// per task minus the pool's without the collector (control - off, host and
+// workers), in nanoseconds: what the harness finds between two pools that
+// differ in nothing, beside ExtraCPU.
+func (m MetricsCost) ControlExtraCPU() float64 {
+	var ds []float64
+	for i := range m.controlRounds() {
+		ds = append(ds, perTask(m.ControlCPU[i]+m.ControlWorkerCPU[i]-m.OffCPU[i]-m.OffWorkerCPU[i], m.Tasks))
+	}
+	return quantile(ds, 0.5)
+}
+
+// HostExtraCPU and ControlHostExtraCPU are ExtraCPU and ControlExtraCPU of
+// the host process alone, where the pool and the collector run.
+func (m MetricsCost) HostExtraCPU() float64 {
+	var ds []float64
+	for i := range m.rounds() {
+		ds = append(ds, perTask(m.OnCPU[i]-m.OffCPU[i], m.Tasks))
+	}
+	return quantile(ds, 0.5)
+}
+
+func (m MetricsCost) ControlHostExtraCPU() float64 {
+	var ds []float64
+	for i := range m.controlRounds() {
+		ds = append(ds, perTask(m.ControlCPU[i]-m.OffCPU[i], m.Tasks))
 	}
 	return quantile(ds, 0.5)
 }
@@ -125,6 +186,24 @@ func judge(lo, hi float64, correct bool) *bool {
 // rounds is how many rounds have all four measures.
 func (m MetricsCost) rounds() int {
 	return min(len(m.Off), len(m.On), len(m.OffCPU), len(m.OnCPU), len(m.OffWorkerCPU), len(m.OnWorkerCPU))
+}
+
+// controlRounds is how many rounds have the control's measures and the
+// off side's.
+func (m MetricsCost) controlRounds() int {
+	return min(len(m.Control), len(m.ControlCPU), len(m.ControlWorkerCPU), len(m.OffCPU), len(m.OffWorkerCPU))
+}
+
+// controlRatios are the rounds' CPU ratios, off ÷ control, host and
+// workers.
+func (m MetricsCost) controlRatios() []float64 {
+	var rs []float64
+	for i := range m.controlRounds() {
+		if c := m.ControlCPU[i] + m.ControlWorkerCPU[i]; c > 0 {
+			rs = append(rs, float64(m.OffCPU[i]+m.OffWorkerCPU[i])/float64(c))
+		}
+	}
+	return rs
 }
 
 // wallRatios are the rounds' throughput ratios, on ÷ off.
