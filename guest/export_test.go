@@ -89,7 +89,7 @@ func YieldRunPaced(perTask []time.Duration, idle time.Duration) (readings int, y
 	defer func() { clock, gosched = oldClock, oldGosched }()
 	clock = func() time.Duration { readings++; return now }
 	gosched = func() { yieldedAfter = append(yieldedAfter, task) }
-	busy, taskStart, checkEvery, unchecked = 0, 0, 1, 0
+	busy, taskStart, checkEvery, unchecked = 0, 0, firstCheckEvery, 0
 	for i, d := range perTask {
 		task = i
 		taskBegins()
