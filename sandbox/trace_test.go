@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/safepool/safepool/internal/engine"
+	"github.com/safepool/safepool/internal/enginetest"
 	"github.com/safepool/safepool/internal/hostconn"
 	"github.com/safepool/safepool/internal/proc"
 	"github.com/safepool/safepool/internal/testguest"
@@ -21,8 +23,12 @@ import (
 func TestWorkerTrace(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv(proc.TraceEnv, dir)
-	wk, err := hostconn.Start(hostconn.Config{Init: wire.Init{ModulePath: testguest.Path(t, "tasks"), MemoryLimit: 64 << 20, OutputLimit: 1 << 10}})
-	require.NoError(t, err)
+	// The cache is filled first: a Go guest compiled cold by a worker under
+	// -race on a busy machine can outlast the start timeout.
+	wk := enginetest.StartWorker(t, wire.Init{
+		Engine: engine.Wazero, ModulePath: testguest.Path(t, "tasks"), CacheDir: enginetest.CacheDir(t),
+		MemoryLimit: 64 << 20, OutputLimit: 1 << 10,
+	})
 	require.NoError(t, wk.Send([]wire.Task{{ID: 1, Func: "square", Input: []byte("7")}}))
 	ev := wk.Recv()
 	require.Len(t, ev.Results, 1)
