@@ -650,7 +650,7 @@ func (p *apool) room() int {
 // results. It is sent even if its chunk is dropped meanwhile: the pool,
 // whose record is the truth, drops what it no longer wants.
 func (p *apool) queueResult(j *job, x *remote.Result) {
-	size := len(x.Output) + len(x.OutputRef) + len(x.Error) + len(x.Log) + len(x.Signal) + len(x.GateFailed) + 96
+	size := remote.ResultSize(x)
 	p.outMu.Lock()
 	if p.out.Len() > 0 && p.out.Size()+size > p.room() {
 		p.sealed = append(p.sealed, resultsMsg{p.out, p.outRef})
