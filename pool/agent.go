@@ -657,7 +657,7 @@ func (p *apool) queueResult(j *job, x *remote.Result) {
 		p.out, p.outRef = remote.ResultsWriter{}, nil
 	}
 	p.out.Add(x)
-	p.outRef = append(p.outRef, aref{run: j.run, i: j.index, start: x.Status == 0 && x.GateFailed == ""})
+	p.outRef = append(p.outRef, aref{run: j.run, i: j.index, start: x.IsStart()})
 	p.outMu.Unlock()
 }
 

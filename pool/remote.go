@@ -511,7 +511,7 @@ func (c *cluster) Results(rs *remote.Results) {
 			// its workers ran, which must not change meanwhile.
 			continue
 		}
-		if x.Status == 0 && x.GateFailed == "" {
+		if x.IsStart() {
 			// The worker that started it runs nothing else now.
 			if ag.running == nil {
 				ag.running = map[uint64]bool{}
