@@ -254,10 +254,9 @@ func (a *agent) SendReady(r *remote.Ready) error {
 	return a.send(r.Pool, toReady, remote.MarshalReady(r))
 }
 
-// resultBufs are encoding buffers of results: Publish copies a message
-// before it returns.
+// SendResults publishes msg, which Publish copies into the connection's
+// buffer before it returns: the caller may reuse msg's room.
 func (a *agent) SendResults(pool string, msg []byte) error {
-	// Publish copies msg into the connection's buffer.
 	return a.send(pool, toResults, msg)
 }
 

@@ -650,14 +650,14 @@ func (p *apool) room() int {
 // results. It is sent even if its chunk is dropped meanwhile: the pool,
 // whose record is the truth, drops what it no longer wants.
 func (p *apool) queueResult(j *job, x *remote.Result) {
-	size := len(x.Output) + len(x.OutputRef) + len(x.Error) + len(x.Log) + len(x.Signal) + len(x.GateFailed) + 96
+	size := remote.ResultSize(x)
 	p.outMu.Lock()
 	if p.out.Len() > 0 && p.out.Size()+size > p.room() {
 		p.sealed = append(p.sealed, resultsMsg{p.out, p.outRef})
 		p.out, p.outRef = remote.ResultsWriter{}, nil
 	}
 	p.out.Add(x)
-	p.outRef = append(p.outRef, aref{run: j.run, i: j.index, start: x.Status == 0 && x.GateFailed == ""})
+	p.outRef = append(p.outRef, aref{run: j.run, i: j.index, start: x.IsStart()})
 	p.outMu.Unlock()
 }
 

@@ -99,7 +99,7 @@ type ragent struct {
 // results. BenchmarkHeartbeatGap (package cluster) measures how late beats
 // come from an agent process whose machine is loaded: far less than the
 // 600 ms of slack this leaves.
-var clusterHeartbeatTimeout = 800 * time.Millisecond
+var clusterHeartbeatTimeout = 4 * agentHeartbeat
 
 // maxReleases is how many times agents may give a task back before it
 // fails: every agent refuses it.
@@ -511,7 +511,7 @@ func (c *cluster) Results(rs *remote.Results) {
 			// its workers ran, which must not change meanwhile.
 			continue
 		}
-		if x.Status == 0 && x.GateFailed == "" {
+		if x.IsStart() {
 			// The worker that started it runs nothing else now.
 			if ag.running == nil {
 				ag.running = map[uint64]bool{}

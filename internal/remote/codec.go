@@ -547,7 +547,7 @@ func MarshalResults(r *Results) []byte { return AppendResults(nil, r) }
 func AppendResults(dst []byte, r *Results) []byte {
 	size := 0
 	for i := range r.Results {
-		size += resultSize(&r.Results[i])
+		size += ResultSize(&r.Results[i])
 	}
 	var w ResultsWriter
 	w.body = make([]byte, 0, size)
@@ -557,8 +557,8 @@ func AppendResults(dst []byte, r *Results) []byte {
 	return w.AppendMessage(dst, r.Pool, &r.Agent, r.Beat, r.Running)
 }
 
-// resultSize bounds the bytes of x's encoding.
-func resultSize(x *Result) int {
+// ResultSize bounds the bytes of x's encoding in a Results message.
+func ResultSize(x *Result) int {
 	return resultOverhead + len(x.Output) + len(x.OutputRef) + len(x.Error) + len(x.Log) + len(x.Signal) + len(x.GateFailed)
 }
 

@@ -137,6 +137,10 @@ type Result struct {
 	GateFailed string
 }
 
+// IsStart reports whether x says only that its attempt started: Status 0,
+// and no word from the memory gate, which ends an attempt.
+func (x *Result) IsStart() bool { return x.Status == 0 && x.GateFailed == "" }
+
 // Results carries results of one pool from one agent.
 type Results struct {
 	Pool    string
