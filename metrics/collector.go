@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,32 +65,6 @@ func (c *Collector) stripe(pid int) *stripe {
 	return &c.stripes[uint(pid)&(stripeCount-1)]
 }
 
-// count adds an attempt's end (its duration in ns, or -1 when not known,
-// and its peak memory) and, with final, the task's final status. st.mu is
-// held.
-func (st *stripe) count(s pool.Status, ended, final bool, ns int64, peakMem int64) {
-	i := slot(s)
-	if ended {
-		st.attempts[i]++
-		if ns >= 0 {
-			st.duration.observe(&durationBuckets, uint64(ns))
-		}
-		if peakMem > 0 {
-			st.peak.observe(&peakBuckets, uint64(peakMem))
-		}
-	}
-	if final {
-		st.tasks[i]++
-	}
-}
-
-// countOne counts one attempt's end or final result under st's lock.
-func (st *stripe) countOne(s pool.Status, ended, final bool, ns int64, peakMem int64) {
-	st.mu.Lock()
-	st.count(s, ended, final, ns, peakMem)
-	st.mu.Unlock()
-}
-
 var (
 	descTasks    = prometheus.NewDesc("safepool_tasks_total", "Tasks by final status.", []string{"status"}, nil)
 	descAttempts = prometheus.NewDesc("safepool_attempts_total", "Attempts of tasks, by how each ended.", []string{"status"}, nil)
@@ -136,8 +111,8 @@ func (c *Collector) ObserveTasks(ts []pool.TaskRecord) {
 	}
 	st := c.stripe(ts[0].WorkerPID)
 	st.mu.Lock()
-	// count's work, written out: a call per record would cost more than
-	// what it counts.
+	// The loop's body is written out here, not called per record: a call
+	// per record would cost more than what it counts.
 	for i := range ts {
 		t := &ts[i]
 		s := slot(t.Status)
@@ -164,13 +139,14 @@ func (c *Collector) ObserveTasks(ts []pool.TaskRecord) {
 func (c *Collector) Observe(e pool.Event) {
 	switch e.Kind {
 	case pool.EventTaskEnd:
-		ns := int64(-1)
+		d := time.Duration(-1)
 		if s := &e.Stats; !s.Start.IsZero() && !s.End.IsZero() {
-			ns = int64(max(s.End.Sub(s.Start), 0))
+			d = max(s.End.Sub(s.Start), 0)
 		}
-		c.stripe(e.WorkerPID).countOne(e.Status, true, false, ns, e.Stats.PeakMemory)
+		c.ObserveTasks([]pool.TaskRecord{{Ended: true, Status: e.Status, WorkerPID: e.WorkerPID,
+			Duration: d, PeakMemory: e.Stats.PeakMemory}})
 	case pool.EventTaskFinal:
-		c.stripe(e.WorkerPID).countOne(e.Status, false, true, -1, 0)
+		c.ObserveTasks([]pool.TaskRecord{{Final: true, Status: e.Status, WorkerPID: e.WorkerPID, Duration: -1}})
 	case pool.EventRetry:
 		c.retries[slot(e.Status)].Add(1)
 	case pool.EventNotRun:

@@ -9,8 +9,9 @@
 // are not reported), and each task comes as one small record, with no
 // Event built; the pool queues each worker's records apart, with no lock
 // per task, and hands over the records of a worker's answer together,
-// which the collector counts under one uncontended lock per batch. It reads [pool.Pool.Snapshot] and each worker's /proc/PID/status
-// when it is scraped:
+// which the collector counts under one uncontended lock per batch. It
+// reads [pool.Pool.Snapshot] and each worker's /proc/PID/status when it is
+// scraped:
 //
 //	c := metrics.New()
 //	cfg.TaskObserver = c

@@ -62,17 +62,10 @@ func TestHistogramsAcrossStripes(t *testing.T) {
 	c.Observe(end(2, 3000, 100<<10))    // second buckets
 	c.Observe(end(3, 3000, 1<<40))      // peak over every bound
 	c.Observe(end(4, 1_000_000_000, 0)) // no peak
-	var dur, peak *dto.Histogram
-	for _, m := range gather(c) {
-		var d dto.Metric
-		require.NoError(t, m.Write(&d))
-		switch m.Desc() {
-		case descDuration:
-			dur = d.GetHistogram()
-		case descPeak:
-			peak = d.GetHistogram()
-		}
-	}
+	ms := gather(t, c)
+	require.Len(t, ms[descDuration], 1)
+	require.Len(t, ms[descPeak], 1)
+	dur, peak := ms[descDuration][0].GetHistogram(), ms[descPeak][0].GetHistogram()
 	require.NotNil(t, dur)
 	require.NotNil(t, peak)
 	require.Equal(t, uint64(4), dur.GetSampleCount())
@@ -87,12 +80,16 @@ func TestHistogramsAcrossStripes(t *testing.T) {
 
 func timeNs(ns int64) time.Duration { return time.Duration(ns) }
 
-func gather(c *Collector) []prometheus.Metric {
+// gather collects c and returns each metric written out, by its Desc.
+func gather(t *testing.T, c *Collector) map[*prometheus.Desc][]*dto.Metric {
+	t.Helper()
 	ch := make(chan prometheus.Metric, 256)
 	go func() { c.Collect(ch); close(ch) }()
-	var ms []prometheus.Metric
+	ms := map[*prometheus.Desc][]*dto.Metric{}
 	for m := range ch {
-		ms = append(ms, m)
+		d := &dto.Metric{}
+		require.NoError(t, m.Write(d))
+		ms[m.Desc()] = append(ms[m.Desc()], d)
 	}
 	return ms
 }
@@ -109,22 +106,15 @@ func TestObserveTasksBatch(t *testing.T) {
 		{Ended: true, Final: true, Status: pool.StatusOK, WorkerPID: 4, Duration: 3000},
 	})
 	c.ObserveTasks(nil)
-	var dur *dto.Histogram
+	ms := gather(t, c)
 	counters := map[string]float64{}
-	for _, m := range gather(c) {
-		var d dto.Metric
-		require.NoError(t, m.Write(&d))
-		switch m.Desc() {
-		case descDuration:
-			dur = d.GetHistogram()
-		case descTasks, descAttempts:
-			name := "tasks"
-			if m.Desc() == descAttempts {
-				name = "attempts"
-			}
+	for name, desc := range map[string]*prometheus.Desc{"tasks": descTasks, "attempts": descAttempts} {
+		for _, d := range ms[desc] {
 			counters[name+"/"+d.GetLabel()[0].GetValue()] = d.GetCounter().GetValue()
 		}
 	}
+	require.Len(t, ms[descDuration], 1)
+	dur := ms[descDuration][0].GetHistogram()
 	require.Equal(t, map[string]float64{
 		"tasks/ok": 2, "tasks/killed": 1, "attempts/ok": 2, "attempts/killed": 1,
 		"tasks/error": 0, "attempts/error": 0, "tasks/memory_limit": 0, "attempts/memory_limit": 0,

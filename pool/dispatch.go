@@ -54,7 +54,8 @@ type outcome struct {
 	obs *obsBuf
 	// more says that the dispatcher hands the sink more outcomes of the
 	// same run next, from the same answer: without obs, the TaskObserver
-	// is told of them together, after the last.
+	// is told of them together, after the last. With obs it is not read:
+	// the buffer is handed over after the answer anyway.
 	more bool
 }
 

@@ -236,8 +236,7 @@ func (d *driver) receive() {
 			if j == nil {
 				continue // not ours: a worker never sends such a result
 			}
-			more := i+1 < len(jobs) && jobs[i+1] != nil && jobs[i+1].run == j.run
-			d.l.sink(outcome{job: j, res: resultFrom(j, &ev.Results[i], pid), obs: &d.obs, more: more})
+			d.l.sink(outcome{job: j, res: resultFrom(j, &ev.Results[i], pid), obs: &d.obs})
 		}
 		d.obs.flush()
 		clear(jobs)

@@ -52,12 +52,12 @@ func (p *Pool) MapAsync(ctx context.Context, fn string, inputs [][]byte, opts ..
 // (an unknown function, a closed pool, ctx done) the result has
 // StatusNotRun and the error says why.
 func (p *Pool) Apply(ctx context.Context, fn string, input []byte, opts ...CallOption) (Result, error) {
+	var rs []Result
 	m, err := p.MapAsync(ctx, fn, [][]byte{input}, opts...)
-	if err != nil {
-		return Result{Status: StatusNotRun, Error: notRunReason(err)}, err
+	if err == nil {
+		m.r.spinUntilDone(applySpin)
+		rs, err = m.Wait(context.Background())
 	}
-	m.r.spinUntilDone(applySpin)
-	rs, err := m.Wait(context.Background())
 	if len(rs) == 1 {
 		return rs[0], err
 	}
