@@ -228,10 +228,7 @@ def bounded(seconds, what):
         pids = child_pids()
         sys.stderr.write("%s: still running after %gs; SIGKILL to its worker processes %s\n" % (what, seconds, pids))
         for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill(pid)
     t = threading.Timer(seconds, kill_children)
     t.daemon = True
     t.start()
