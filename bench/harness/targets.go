@@ -306,7 +306,7 @@ func guestLabel(g string) string {
 
 // scenarioRan reports whether scenario ran in r, to its end.
 func scenarioRan(r *Results, scenario string) bool {
-	return r.Failures[scenario] == "" && (len(r.Options.Only) == 0 || slices.Contains(r.Options.Only, scenario))
+	return r.Failures[scenario] == "" && r.Options.wants(scenario)
 }
 
 // hasFreshMap reports whether r holds a FreshInstance Map row.
