@@ -111,10 +111,11 @@ func Targets(r *Results) []Target {
 	// harness measured it, and get no row rather than a false "not
 	// measured" (the README's table is rendered from such a run until the
 	// next full one).
-	for _, g := range r.Options.Guests {
-		if !hasFreshMap(r) && scenarioRan(r, ScenarioThroughput) {
-			break
-		}
+	freshMapGuests := r.Options.Guests
+	if !hasFreshMap(r) && scenarioRan(r, ScenarioThroughput) {
+		freshMapGuests = nil
+	}
+	for _, g := range freshMapGuests {
 		const name = "Fresh instance: Map time per task ÷ a shared instance's"
 		goal := fmt.Sprintf("≤ %.0f×", goalFreshMap)
 		shared, ok := findThroughput(r, SysSafepool, g)
