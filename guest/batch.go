@@ -58,7 +58,9 @@ func runRecords(buf []byte, off int, report reporter) (next int, err error) {
 }
 
 // record reads the record at off: its function name, its input and the
-// offset just past it, and false if buf ends inside it.
+// offset just past it, and false if buf ends inside it. A record is a
+// little-endian u32 name length, the name, a little-endian u32 input
+// length and the input.
 func record(buf []byte, off int) (name, in []byte, next int, ok bool) {
 	if name, next, ok = field(buf, off); !ok {
 		return nil, nil, 0, false
@@ -67,23 +69,6 @@ func record(buf []byte, off int) (name, in []byte, next int, ok bool) {
 		return nil, nil, 0, false
 	}
 	return name, in, next, true
-}
-
-// eachRecord calls fn with the function name and input of each record in
-// buf, in order. A record is a little-endian u32 name length, the name, a
-// little-endian u32 input length and the input. It returns an error, after
-// calling fn for the complete records before it, if buf ends inside a
-// record.
-func eachRecord(buf []byte, fn func(name, in []byte)) error {
-	for off := 0; off < len(buf); {
-		name, in, next, ok := record(buf, off)
-		if !ok {
-			return malformed(off, len(buf))
-		}
-		fn(name, in)
-		off = next
-	}
-	return nil
 }
 
 // field reads one length-prefixed field at off. It returns the field, the

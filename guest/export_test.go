@@ -44,10 +44,25 @@ func (a *arena) Cap() int { return len(a.buf) }
 
 var (
 	Invoke         = invoke
-	EachRecord     = eachRecord
 	HandlerNames   = handlerNames
 	UnknownMessage = unknownMessage
 )
+
+// EachRecord calls fn with the function name and input of each record in
+// buf, in order, read as runBatch reads them. It returns runBatch's error,
+// after calling fn for the complete records before it, if buf ends inside
+// a record.
+func EachRecord(buf []byte, fn func(name, in []byte)) error {
+	for off := 0; off < len(buf); {
+		name, in, next, ok := record(buf, off)
+		if !ok {
+			return malformed(off, len(buf))
+		}
+		fn(name, in)
+		off = next
+	}
+	return nil
+}
 
 // DecodeInt calls decodeInt.
 func DecodeInt[T any](in []byte, v *T) bool { return decodeInt(in, v) }

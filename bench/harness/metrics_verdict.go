@@ -3,6 +3,7 @@ package harness
 import (
 	"math"
 	"slices"
+	"time"
 )
 
 // The metrics scenario judges the collector's cost from paired rounds: in
@@ -133,11 +134,7 @@ func (m MetricsCost) ControlRatioInterval() (lo, hi float64) {
 // ExtraCPU is the median over the rounds of the CPU time per task the
 // collector added (on - off, host and workers), in nanoseconds.
 func (m MetricsCost) ExtraCPU() float64 {
-	var ds []float64
-	for i := range m.rounds() {
-		ds = append(ds, perTask(m.OnCPU[i]+m.OnWorkerCPU[i]-m.OffCPU[i]-m.OffWorkerCPU[i], m.Tasks))
-	}
-	return quantile(ds, 0.5)
+	return m.medianPerTask(m.rounds(), func(i int) time.Duration { return m.onCPU(i) - m.offCPU(i) })
 }
 
 // ControlExtraCPU is the median over the rounds of the control's CPU time
@@ -145,30 +142,34 @@ func (m MetricsCost) ExtraCPU() float64 {
 // workers), in nanoseconds: what the harness finds between two pools that
 // differ in nothing, beside ExtraCPU.
 func (m MetricsCost) ControlExtraCPU() float64 {
-	var ds []float64
-	for i := range m.controlRounds() {
-		ds = append(ds, perTask(m.ControlCPU[i]+m.ControlWorkerCPU[i]-m.OffCPU[i]-m.OffWorkerCPU[i], m.Tasks))
-	}
-	return quantile(ds, 0.5)
+	return m.medianPerTask(m.controlRounds(), func(i int) time.Duration { return m.controlCPU(i) - m.offCPU(i) })
 }
 
 // HostExtraCPU and ControlHostExtraCPU are ExtraCPU and ControlExtraCPU of
 // the host process alone, where the pool and the collector run.
 func (m MetricsCost) HostExtraCPU() float64 {
+	return m.medianPerTask(m.rounds(), func(i int) time.Duration { return m.OnCPU[i] - m.OffCPU[i] })
+}
+
+func (m MetricsCost) ControlHostExtraCPU() float64 {
+	return m.medianPerTask(m.controlRounds(), func(i int) time.Duration { return m.ControlCPU[i] - m.OffCPU[i] })
+}
+
+// medianPerTask is the median over the first n rounds of d(i), round i's
+// CPU time, per task, in nanoseconds.
+func (m MetricsCost) medianPerTask(n int, d func(i int) time.Duration) float64 {
 	var ds []float64
-	for i := range m.rounds() {
-		ds = append(ds, perTask(m.OnCPU[i]-m.OffCPU[i], m.Tasks))
+	for i := range n {
+		ds = append(ds, perTask(d(i), m.Tasks))
 	}
 	return quantile(ds, 0.5)
 }
 
-func (m MetricsCost) ControlHostExtraCPU() float64 {
-	var ds []float64
-	for i := range m.controlRounds() {
-		ds = append(ds, perTask(m.ControlCPU[i]-m.OffCPU[i], m.Tasks))
-	}
-	return quantile(ds, 0.5)
-}
+// offCPU, onCPU and controlCPU are a side's CPU time in round i, host and
+// workers.
+func (m MetricsCost) offCPU(i int) time.Duration     { return m.OffCPU[i] + m.OffWorkerCPU[i] }
+func (m MetricsCost) onCPU(i int) time.Duration      { return m.OnCPU[i] + m.OnWorkerCPU[i] }
+func (m MetricsCost) controlCPU(i int) time.Duration { return m.ControlCPU[i] + m.ControlWorkerCPU[i] }
 
 // judge is the verdict on a ratio whose 95% interval is lo–hi: false when
 // the counts are wrong or the whole interval is below 1 - goalMetricsCost,
@@ -197,32 +198,26 @@ func (m MetricsCost) controlRounds() int {
 // controlRatios are the rounds' CPU ratios, off ÷ control, host and
 // workers.
 func (m MetricsCost) controlRatios() []float64 {
-	var rs []float64
-	for i := range m.controlRounds() {
-		if c := m.ControlCPU[i] + m.ControlWorkerCPU[i]; c > 0 {
-			rs = append(rs, float64(m.OffCPU[i]+m.OffWorkerCPU[i])/float64(c))
-		}
-	}
-	return rs
+	return ratios(m.controlRounds(), m.offCPU, m.controlCPU)
 }
 
 // wallRatios are the rounds' throughput ratios, on ÷ off.
 func (m MetricsCost) wallRatios() []float64 {
-	var rs []float64
-	for i := range min(len(m.Off), len(m.On)) {
-		if m.On[i] > 0 {
-			rs = append(rs, float64(m.Off[i])/float64(m.On[i]))
-		}
-	}
-	return rs
+	return ratios(min(len(m.Off), len(m.On)), func(i int) time.Duration { return m.Off[i] }, func(i int) time.Duration { return m.On[i] })
 }
 
 // cpuRatios are the rounds' CPU ratios, off ÷ on, host and workers.
 func (m MetricsCost) cpuRatios() []float64 {
+	return ratios(m.rounds(), m.offCPU, m.onCPU)
+}
+
+// ratios are num(i) ÷ den(i) over the first n rounds, leaving out the
+// rounds whose den is not positive.
+func ratios(n int, num, den func(i int) time.Duration) []float64 {
 	var rs []float64
-	for i := range m.rounds() {
-		if on := m.OnCPU[i] + m.OnWorkerCPU[i]; on > 0 {
-			rs = append(rs, float64(m.OffCPU[i]+m.OffWorkerCPU[i])/float64(on))
+	for i := range n {
+		if d := den(i); d > 0 {
+			rs = append(rs, float64(num(i))/float64(d))
 		}
 	}
 	return rs

@@ -111,10 +111,11 @@ func Targets(r *Results) []Target {
 	// harness measured it, and get no row rather than a false "not
 	// measured" (the README's table is rendered from such a run until the
 	// next full one).
-	for _, g := range r.Options.Guests {
-		if !hasFreshMap(r) && scenarioRan(r, ScenarioThroughput) {
-			break
-		}
+	freshMapGuests := r.Options.Guests
+	if !hasFreshMap(r) && scenarioRan(r, ScenarioThroughput) {
+		freshMapGuests = nil
+	}
+	for _, g := range freshMapGuests {
 		const name = "Fresh instance: Map time per task ÷ a shared instance's"
 		goal := fmt.Sprintf("≤ %.0f×", goalFreshMap)
 		shared, ok := findThroughput(r, SysSafepool, g)
@@ -306,7 +307,7 @@ func guestLabel(g string) string {
 
 // scenarioRan reports whether scenario ran in r, to its end.
 func scenarioRan(r *Results, scenario string) bool {
-	return r.Failures[scenario] == "" && (len(r.Options.Only) == 0 || slices.Contains(r.Options.Only, scenario))
+	return r.Failures[scenario] == "" && r.Options.wants(scenario)
 }
 
 // hasFreshMap reports whether r holds a FreshInstance Map row.

@@ -34,6 +34,7 @@ Scenarios:
 import argparse
 import contextlib
 import functools
+import glob
 import json
 import math
 import multiprocessing
@@ -199,21 +200,16 @@ def timed(fn, samples):
 
 
 def child_pids():
-    """The PIDs of this process's children, from /proc."""
-    me, pids = os.getpid(), []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    """The PIDs of this process's children, from /proc, as the Go harness
+    reads them (procfs.go): each thread's children file."""
+    pids = []
+    for path in glob.glob("/proc/self/task/*/children"):
         try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
+            with open(path) as f:
+                pids += [int(p) for p in f.read().split()]
         except OSError:
             continue
-        # The command may hold spaces and parentheses: the fields after the
-        # last ")" are the state, then the parent's PID.
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == me:
-            pids.append(int(name))
-    return pids
+    return sorted(pids)
 
 
 @contextlib.contextmanager
@@ -228,10 +224,7 @@ def bounded(seconds, what):
         pids = child_pids()
         sys.stderr.write("%s: still running after %gs; SIGKILL to its worker processes %s\n" % (what, seconds, pids))
         for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill(pid)
     t = threading.Timer(seconds, kill_children)
     t.daemon = True
     t.start()
