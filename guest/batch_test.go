@@ -40,6 +40,8 @@ func TestEachRecord(t *testing.T) {
 		{"short name length", full[:2], nil, "the record at byte 0 runs past the end of the 2-byte batch"},
 		{"name past end", encode(record{"abcdef", ""})[:6], nil, "the record at byte 0 runs past the end"},
 		{"missing input length", full[:len(full)-10], []record{{"a", "1"}, {"", ""}}, "the record at byte 18 runs past the end"},
+		{"name ends the batch", full[:18+4+3], []record{{"a", "1"}, {"", ""}}, "the record at byte 18 runs past the end of the 25-byte batch"},
+		{"input length cut short", full[:18+4+3+2], []record{{"a", "1"}, {"", ""}}, "the record at byte 18 runs past the end of the 27-byte batch"},
 		{"input past end", full[:len(full)-1], []record{{"a", "1"}, {"", ""}}, "the record at byte 18 runs past the end of the 33-byte batch"},
 		{"huge length", []byte{0xff, 0xff, 0xff, 0xff, 'x'}, nil, "the record at byte 0 runs past the end"},
 	}

@@ -79,7 +79,7 @@ var (
 
 // lookup returns the handler called name, or nil.
 func lookup(name []byte) func(in []byte) ([]byte, error) {
-	if lastHandler != nil && string(name) == lastName {
+	if lastHandler != nil && sameName(name, lastName) {
 		return lastHandler
 	}
 	fn, ok := handlers[string(name)]
@@ -87,6 +87,21 @@ func lookup(name []byte) func(in []byte) ([]byte, error) {
 		lastName, lastHandler = string(name), fn
 	}
 	return fn
+}
+
+// sameName reports whether name spells s. It compares byte by byte, inline,
+// where string(name) == s calls the runtime's memequal: a handler's name is
+// a few bytes, shorter than the call is worth.
+func sameName(name []byte, s string) bool {
+	if len(name) != len(s) {
+		return false
+	}
+	for i, c := range name {
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // panicMessage formats a recovered panic value the way the ABI reports it.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // handlers maps a task function name to its handler. It is filled by
@@ -71,9 +72,11 @@ func HandleJSON[In, Out any](name string, fn func(In) (Out, error)) {
 	if fn == nil {
 		panic(fmt.Sprintf("guest: HandleJSON(%q) called with a nil function", name))
 	}
+	// The integer kinds are worked out once, here, not per task.
+	inKind, outKind := kindOf[In](), kindOf[Out]()
 	Handle(name, func(in []byte) ([]byte, error) {
 		var v In
-		if !decodeInt(in, &v) {
+		if !inKind.decode(in, unsafe.Pointer(&v)) {
 			var err error
 			if v, err = decodeJSON[In](name, in); err != nil {
 				return nil, err
@@ -85,9 +88,8 @@ func HandleJSON[In, Out any](name string, fn func(In) (Out, error)) {
 		}
 		// The host copies the output before the next task runs, so an
 		// integer's digits can go into one buffer that every task reuses.
-		if b, ok := appendInt(intOut[:0], &out); ok {
-			intOut = b
-			return b, nil
+		if outKind.size != 0 {
+			return outKind.format(unsafe.Pointer(&out)), nil
 		}
 		return encodeJSON(name, out)
 	})

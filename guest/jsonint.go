@@ -1,6 +1,6 @@
 package guest
 
-import "strconv"
+import "unsafe"
 
 // HandleJSON spends most of a small task's time in encoding/json's
 // reflection: in a wasip1 build, decoding 7 and encoding 49 cost about 6 µs,
@@ -9,111 +9,203 @@ import "strconv"
 // directly. They give exactly what encoding/json gives, and fall back to it
 // for anything else, including every input it would reject, so that errors
 // keep encoding/json's messages.
+//
+// They are written as two plain functions with no calls in them, on a kind
+// worked out once when the handler is registered: in a wasip1 build every
+// Go call costs a stack check and an unwinding check on return, and the
+// earlier path (a type switch per task, then strconv's AppendInt,
+// formatBits and formatBase10) spent as long on its calls as on its
+// digits (bench/README.md, "safepool run on the Go guest").
 
 // maxFastDigits keeps every canonical integer the fast path accepts inside
-// int64.
-const maxFastDigits = 18
+// uint64 while it is read: 19 nines are less than 1<<64.
+const maxFastDigits = 19
+
+// intKind describes a basic integer type: its size in bytes (0 for any
+// other type, named integer types included, which may have their own
+// MarshalJSON) and whether it is signed.
+type intKind struct {
+	size   uintptr
+	signed bool
+}
+
+// kindOf returns the intKind of T.
+func kindOf[T any]() intKind {
+	switch any((*T)(nil)).(type) {
+	case *int:
+		return intKind{unsafe.Sizeof(int(0)), true}
+	case *int64:
+		return intKind{8, true}
+	case *int32:
+		return intKind{4, true}
+	case *int16:
+		return intKind{2, true}
+	case *int8:
+		return intKind{1, true}
+	case *uint:
+		return intKind{unsafe.Sizeof(uint(0)), false}
+	case *uint64:
+		return intKind{8, false}
+	case *uint32:
+		return intKind{4, false}
+	case *uint16:
+		return intKind{2, false}
+	case *uint8:
+		return intKind{1, false}
+	default:
+		return intKind{}
+	}
+}
 
 // decodeInt stores the JSON number in into *v and returns true if in is a
-// canonical JSON integer (no sign but '-', no leading zero, no white space,
-// at most maxFastDigits digits), v points to a basic integer type and the
-// value fits it. Otherwise it leaves *v alone and returns false.
+// canonical JSON integer (no sign but '-', no leading zero, at most
+// maxFastDigits digits, JSON white space around it allowed), v points to a
+// basic integer type and the value fits it. Otherwise it leaves *v alone
+// and returns false.
 func decodeInt[T any](in []byte, v *T) bool {
-	n, ok := canonicalInt(in)
-	if !ok {
-		return false
-	}
-	// encoding/json refuses any minus sign for unsigned types, even on -0.
-	unsigned := in[0] != '-'
-	switch p := any(v).(type) {
-	case *int:
-		return set(p, n)
-	case *int64:
-		*p = n
-	case *int32:
-		return set(p, n)
-	case *int16:
-		return set(p, n)
-	case *int8:
-		return set(p, n)
-	case *uint:
-		return unsigned && set(p, n)
-	case *uint64:
-		return unsigned && set(p, n)
-	case *uint32:
-		return unsigned && set(p, n)
-	case *uint16:
-		return unsigned && set(p, n)
-	case *uint8:
-		return unsigned && set(p, n)
-	default:
-		return false
-	}
-	return true
+	return kindOf[T]().decode(in, unsafe.Pointer(v))
 }
 
-// set stores n in *p if it fits, and reports whether it did.
-func set[I int | int8 | int16 | int32 | uint | uint8 | uint16 | uint32 | uint64](p *I, n int64) bool {
-	if int64(I(n)) != n {
+// decode is decodeInt for a value of kind k at p.
+func (k intKind) decode(in []byte, p unsafe.Pointer) bool {
+	if k.size == 0 {
 		return false
 	}
-	*p = I(n)
-	return true
-}
-
-// canonicalInt parses in if it is a canonical JSON integer of at most
-// maxFastDigits digits.
-func canonicalInt(in []byte) (int64, bool) {
-	digits := in
-	if len(digits) > 0 && digits[0] == '-' {
-		digits = digits[1:]
+	i, j := 0, len(in)
+	for i < j && isSpace(in[i]) {
+		i++
 	}
-	if len(digits) == 0 || len(digits) > maxFastDigits || (digits[0] == '0' && len(digits) > 1) {
-		return 0, false
+	for j > i && isSpace(in[j-1]) {
+		j--
 	}
-	var n int64
-	for _, c := range digits {
+	neg := i < j && in[i] == '-'
+	if neg {
+		i++
+	}
+	n := j - i
+	if n == 0 || n > maxFastDigits || (in[i] == '0' && n > 1) {
+		return false
+	}
+	var u uint64
+	for _, c := range in[i:j] {
 		if c < '0' || c > '9' {
-			return 0, false
+			return false
 		}
-		n = n*10 + int64(c-'0')
+		u = u*10 + uint64(c-'0')
 	}
-	if len(digits) != len(in) {
-		n = -n
+	// The value's magnitude must fit: up to 1<<(bits-1) negative and one
+	// less positive when signed; up to 1<<bits - 1 when not, with no minus
+	// sign at all (encoding/json refuses one for unsigned types even on
+	// -0). A uint64 holds every 19-digit magnitude.
+	bits := 8 * k.size
+	switch {
+	case !k.signed && neg:
+		return false
+	case !k.signed:
+		if bits < 64 && u>>bits != 0 {
+			return false
+		}
+	case neg:
+		if u > 1<<(bits-1) {
+			return false
+		}
+		u = -u
+	default:
+		if u >= 1<<(bits-1) {
+			return false
+		}
 	}
-	return n, true
+	// The low bytes of the two's complement are the value in every size.
+	switch k.size {
+	case 8:
+		*(*uint64)(p) = u
+	case 4:
+		*(*uint32)(p) = uint32(u)
+	case 2:
+		*(*uint16)(p) = uint16(u)
+	default:
+		*(*uint8)(p) = uint8(u)
+	}
+	return true
+}
+
+// isSpace reports whether c is JSON white space.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r'
 }
 
 // intOut holds the last integer output of a [HandleJSON] handler; the host
-// copies it before the next task.
-var intOut = make([]byte, 0, 24)
+// copies it before the next task. It is as long as the longest integer.
+var intOut = make([]byte, 20)
 
 // appendInt appends the JSON encoding of *v to b and returns it and true if
-// v points to a basic integer type, and b and false otherwise. Unlike
-// encodeInt it does not box the value, so it does not allocate.
+// v points to a basic integer type, and b and false otherwise.
 func appendInt[T any](b []byte, v *T) ([]byte, bool) {
-	switch p := any(v).(type) {
-	case *int:
-		return strconv.AppendInt(b, int64(*p), 10), true
-	case *int64:
-		return strconv.AppendInt(b, *p, 10), true
-	case *int32:
-		return strconv.AppendInt(b, int64(*p), 10), true
-	case *int16:
-		return strconv.AppendInt(b, int64(*p), 10), true
-	case *int8:
-		return strconv.AppendInt(b, int64(*p), 10), true
-	case *uint:
-		return strconv.AppendUint(b, uint64(*p), 10), true
-	case *uint64:
-		return strconv.AppendUint(b, *p, 10), true
-	case *uint32:
-		return strconv.AppendUint(b, uint64(*p), 10), true
-	case *uint16:
-		return strconv.AppendUint(b, uint64(*p), 10), true
-	case *uint8:
-		return strconv.AppendUint(b, uint64(*p), 10), true
-	default:
+	k := kindOf[T]()
+	if k.size == 0 {
 		return b, false
 	}
+	return append(b, k.format(unsafe.Pointer(v))...), true
+}
+
+// digitPairs holds "00" to "99", for two digits a step.
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
+
+// format writes the decimal form of the value of kind k at p, which must
+// be an integer kind, at the end of intOut, and returns that part of it.
+func (k intKind) format(p unsafe.Pointer) []byte {
+	var u uint64
+	switch k.size {
+	case 8:
+		u = *(*uint64)(p)
+	case 4:
+		u = uint64(*(*uint32)(p))
+		if k.signed {
+			u = uint64(int64(int32(u)))
+		}
+	case 2:
+		u = uint64(*(*uint16)(p))
+		if k.signed {
+			u = uint64(int64(int16(u)))
+		}
+	default:
+		u = uint64(*(*uint8)(p))
+		if k.signed {
+			u = uint64(int64(int8(u)))
+		}
+	}
+	neg := k.signed && int64(u) < 0
+	if neg {
+		u = -u // the magnitude, 1<<63 for the least int64 included
+	}
+	b := intOut[:20:20]
+	i := len(b)
+	for u >= 100 {
+		q := u / 100
+		r := (u - q*100) * 2
+		i -= 2
+		b[i], b[i+1] = digitPairs[r], digitPairs[r+1]
+		u = q
+	}
+	if u >= 10 {
+		i -= 2
+		b[i], b[i+1] = digitPairs[2*u], digitPairs[2*u+1]
+	} else {
+		i--
+		b[i] = byte('0' + u)
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return b[i:]
 }

@@ -176,7 +176,10 @@ func (e *encoder) appendTask(rec *record, index int, in []byte, res pool.Result)
 	} else {
 		rec.status, rec.attempts, rec.notUTF8 = st, res.Attempts, problem != ""
 	}
-	status := st.String()
+	status := okName // nearly every task: no map lookup in String
+	if st != pool.StatusOK {
+		status = st.String()
+	}
 
 	b := rec.out
 	if b == nil {
@@ -225,6 +228,9 @@ func (e *encoder) appendTask(rec *record, index int, in []byte, res pool.Result)
 		rec.killed = append(rec.killed, e.line(killedRecord{Index: index, Input: inputValue(in, e.enc), Status: res.Status.String(), Reason: res.Error, Attempts: res.Attempts})...)
 	}
 }
+
+// okName is pool.StatusOK's name, looked up once.
+var okName = pool.StatusOK.String()
 
 // appendStamp appends stamp(t) without making a string.
 func appendStamp(b []byte, t time.Time) []byte {
