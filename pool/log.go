@@ -14,8 +14,10 @@ import (
 // one line each; what is said, and at which level, is here.
 
 // noteFinal reports a task's final result; policy is the one that made a
-// failed result final (zero for ok).
-func (p *Pool) noteFinal(j *job, res Result, policy Policy) {
+// failed result final (zero for ok). It takes res by pointer: a pool that
+// emits no task events (none, or only a TaskObserver, listens) then copies
+// nothing of the Result per task.
+func (p *Pool) noteFinal(j *job, res *Result, policy Policy) {
 	if !p.taskEvents() {
 		return
 	}

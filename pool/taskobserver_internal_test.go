@@ -153,7 +153,7 @@ func TestObserverBeforeEnd(t *testing.T) {
 		// A result the map no longer takes is an attempt's end, not a
 		// final result, and is handed over at once.
 		x := taskRecord(&jobs[5], &Result{Status: StatusOK})
-		require.False(t, r.deliver(Result{Index: 5, Status: StatusOK}, &x, nil, true))
+		require.False(t, r.deliver(&Result{Index: 5, Status: StatusOK}, &x, nil, true))
 		all := rec.all()
 		require.Len(t, all, 4)
 		require.True(t, all[3].Ended)
