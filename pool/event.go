@@ -169,10 +169,17 @@ func taskRecord(j *job, res *Result) TaskRecord {
 	return t
 }
 
-// fillRecord makes *t the record of an attempt that ended with res.
+// fillRecord makes *t the record of an attempt that ended with res. It
+// sets every field, one by one: assigning a composite literal builds the
+// record on the stack and copies it, and the copy's wide loads wait for
+// the narrow stores that built it (a failed store-to-load forwarding),
+// which cost more than the rest of an observed task's record.
 func fillRecord(t *TaskRecord, j *job, res *Result) {
-	*t = TaskRecord{Ended: true, Status: res.Status, Attempt: j.attempts, Index: j.index, WorkerPID: res.Stats.WorkerPID,
-		Duration: attemptDuration(&res.Stats), PeakMemory: res.Stats.PeakMemory}
+	t.Ended, t.Final = true, false
+	t.Status, t.Policy = res.Status, 0
+	t.Attempt, t.Index, t.WorkerPID = j.attempts, j.index, res.Stats.WorkerPID
+	t.Duration = attemptDuration(&res.Stats)
+	t.PeakMemory = res.Stats.PeakMemory
 }
 
 // attemptDuration is End - Start, or -1 when either is not known. It

@@ -14,11 +14,11 @@ import (
 // one line each; what is said, and at which level, is here.
 
 // noteFinal reports a task's final result; policy is the one that made a
-// failed result final (zero for ok).
-func (p *Pool) noteFinal(j *job, res Result, policy Policy) {
-	if !p.taskEvents() {
-		return
-	}
+// failed result final (zero for ok). Its callers check p.taskEvents()
+// first, so that a pool that emits no task events (none, or only a
+// TaskObserver, listens) pays a check per task, with no call and no copy
+// of the Result.
+func (p *Pool) noteFinal(j *job, res *Result, policy Policy) {
 	p.emit(Event{Kind: EventTaskFinal, Time: res.Stats.End, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: j.run.fn,
 		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Policy: policy})
 }

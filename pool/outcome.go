@@ -44,8 +44,8 @@ func (p *Pool) settle(o outcome) {
 			rec = o.obs.slot(&x)
 			fillRecord(rec, j, &res)
 		}
-		if r.deliver(res, rec, o.obs, o.more) {
-			p.noteFinal(j, res, policyInherit)
+		if r.deliver(&res, rec, o.obs, o.more) && p.taskEvents() {
+			p.noteFinal(j, &res, policyInherit)
 		}
 		return
 	}
@@ -113,8 +113,8 @@ func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error, ob
 		rec = &TaskRecord{Status: res.Status, Policy: policy, Attempt: j.attempts, Index: j.index,
 			WorkerPID: res.Stats.WorkerPID, Duration: -1}
 	}
-	if j.run.deliverOrAbort(res, kt, abortErr, rec, ob, more) {
-		p.noteFinal(j, res, policy)
+	if j.run.deliverOrAbort(&res, kt, abortErr, rec, ob, more) && p.taskEvents() {
+		p.noteFinal(j, &res, policy)
 	}
 }
 

@@ -93,7 +93,7 @@ func (r *run) seal() {
 
 // deliver records the final result of one task. It reports whether the
 // run took it (it had not ended).
-func (r *run) deliver(res Result, rec *TaskRecord, ob *obsBuf, more bool) bool {
+func (r *run) deliver(res *Result, rec *TaskRecord, ob *obsBuf, more bool) bool {
 	return r.deliverOrAbort(res, nil, nil, rec, ob, more)
 }
 
@@ -108,7 +108,7 @@ func (r *run) deliver(res Result, rec *TaskRecord, ob *obsBuf, more bool) bool {
 // in unobserved, so that the run's done closes only once it was handed
 // over; a result the run did not take is observed only when rec says an
 // attempt Ended.
-func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *TaskRecord, ob *obsBuf, more bool) bool {
+func (r *run) deliverOrAbort(res *Result, kt *KilledTask, abortErr error, rec *TaskRecord, ob *obsBuf, more bool) bool {
 	r.mu.Lock()
 	if r.isDone.Load() {
 		r.mu.Unlock()
@@ -125,14 +125,14 @@ func (r *run) deliverOrAbort(res Result, kt *KilledTask, abortErr error, rec *Ta
 		r.nKilled.Add(1)
 	}
 	if r.results != nil {
-		r.results[res.Index] = res
+		r.results[res.Index] = *res
 	}
 	if r.out != nil {
 		// Streams bound their outstanding tasks to the channel's capacity,
 		// so this never blocks. It is sent under mu, so that every result
 		// accepted before the run ended is in the channel by the time done
 		// is closed: a stream yields them all before the error.
-		r.out <- res
+		r.out <- *res
 	}
 	r.remaining--
 	end := (r.remaining == 0 && r.sealed) || abortErr != nil

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -153,7 +154,7 @@ func TestObserverBeforeEnd(t *testing.T) {
 		// A result the map no longer takes is an attempt's end, not a
 		// final result, and is handed over at once.
 		x := taskRecord(&jobs[5], &Result{Status: StatusOK})
-		require.False(t, r.deliver(Result{Index: 5, Status: StatusOK}, &x, nil, true))
+		require.False(t, r.deliver(&Result{Index: 5, Status: StatusOK}, &x, nil, true))
 		all := rec.all()
 		require.Len(t, all, 4)
 		require.True(t, all[3].Ended)
@@ -344,4 +345,27 @@ func TestObserverOtherBuffer(t *testing.T) {
 		require.Equal(t, []int{n}, rec.sizes())
 		require.Zero(t, rec.late)
 	})
+}
+
+// TestObserverRecordOverwrites checks that fillRecord, which sets a
+// record's fields one by one where the driver's buffer keeps it, leaves
+// nothing of the record that was there before: a field it forgot would
+// carry a stale value into the next batch.
+func TestObserverRecordOverwrites(t *testing.T) {
+	stale := TaskRecord{Ended: true, Final: true, Status: StatusKilled, Policy: Abort, Attempt: 9, Index: 99,
+		WorkerPID: 999, Duration: 9999, PeakMemory: 99999}
+	v := reflect.ValueOf(stale)
+	for i := range v.NumField() {
+		require.False(t, v.Field(i).IsZero(), "the stale record must set %s, so that the test sees it overwritten", v.Type().Field(i).Name)
+	}
+	start := time.Unix(0, 1_000_000)
+	j := &job{index: 5, attempts: 1}
+	res := &Result{Index: 5, Status: StatusOK, Stats: Stats{Start: start, End: start.Add(1500), WorkerPID: 4000, PeakMemory: 2 << 20}}
+	rec := stale
+	fillRecord(&rec, j, res)
+	require.Equal(t, TaskRecord{Ended: true, Status: StatusOK, Attempt: 1, Index: 5, WorkerPID: 4000, Duration: 1500, PeakMemory: 2 << 20}, rec)
+
+	res.Stats.Start = time.Time{}
+	fillRecord(&rec, j, res)
+	require.Equal(t, time.Duration(-1), rec.Duration, "no start: the duration is not known")
 }

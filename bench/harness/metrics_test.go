@@ -198,3 +198,116 @@ func TestMetricsControl(t *testing.T) {
 	require.Equal(t, met(true), ts[0].Met)
 	require.Contains(t, ts[0].Measured, "control without the collector 99.9% (+1 ns per task, 95% interval 99.8–100.0%)")
 }
+
+// shareRounds is a MetricsCost of 24 rounds (in blocks of one) whose
+// workers' CPU time moves by up to ±6% from round to round on every side,
+// so that the CPU ratio (host + workers) is too noisy to judge, while the
+// host CPU time per task the collector adds beyond the other two pools is
+// share of the CPU time a task takes in all, give or take 0.05%, and the
+// control's host CPU differs from the off pool's by ±ctlJitter of it.
+func shareRounds(share, ctlJitter float64) MetricsCost {
+	const n, host, workers = 24, 600_000.0, 800_000.0
+	m := MetricsCost{Correct: true, Tasks: 1000}
+	spread := func(i, step int) float64 { return 1 + 0.06*(float64((i*step)%n)-11.5)/11.5 }
+	for i := range n {
+		m.BlockRounds = append(m.BlockRounds, 1)
+		m.Off, m.On, m.Control = append(m.Off, 1000), append(m.On, 1000), append(m.Control, 1000)
+		m.OffCPU = append(m.OffCPU, time.Duration(host))
+		m.OffWorkerCPU = append(m.OffWorkerCPU, time.Duration(workers*spread(i, 7)))
+		m.ControlCPU = append(m.ControlCPU, time.Duration(host*(1+ctlJitter*(float64(i%5)-2)/2)))
+		m.ControlWorkerCPU = append(m.ControlWorkerCPU, time.Duration(workers*spread(i, 5)))
+		// The on side's host CPU h solves (h - base) ÷ (h + its workers) = s.
+		s := share + 0.0005*float64(i%3-1)
+		onWorkers := workers * spread(i, 11)
+		base := float64(m.OffCPU[i]+m.ControlCPU[i]) / 2
+		m.OnCPU = append(m.OnCPU, time.Duration((base+s*onWorkers)/(1-s)))
+		m.OnWorkerCPU = append(m.OnWorkerCPU, time.Duration(onWorkers))
+	}
+	return m
+}
+
+// TestMetricsHostShare checks the verdict from the host's share when the
+// CPU ratio is too noisy: met when its whole interval is below the goal,
+// not met when above, and too noisy when it straddles the goal, when the
+// control's host side is as noisy as the goal, with too few blocks, or
+// when the CPU ratio leaves out what the host's share says.
+func TestMetricsHostShare(t *testing.T) {
+	cheap := shareRounds(0.01, 0.001)
+	lo, hi := cheap.CPURatioInterval()
+	require.Less(t, lo, 0.98, "the CPU ratio must be too noisy for this test")
+	require.Greater(t, hi, 0.98)
+	require.Nil(t, cheap.CPUMet())
+	require.InDelta(t, 0.01, cheap.HostShare(), 0.0006)
+	slo, shi := cheap.HostShareInterval()
+	require.Less(t, shi, 0.02)
+	require.Greater(t, slo, 0.009)
+	require.InDelta(t, 0, cheap.ControlHostShare(), 0.001)
+	// 1% of about 1.43 µs: about 14 ns per task.
+	require.InDelta(t, 14, cheap.HostBeyondCPU(), 1)
+	require.Equal(t, met(true), cheap.HostShareMet())
+	v, by := cheap.Verdict()
+	require.Equal(t, met(true), v)
+	require.Equal(t, decidedByHostShare, by)
+
+	costly := shareRounds(0.03, 0.001)
+	require.Nil(t, costly.CPUMet())
+	require.Equal(t, met(false), costly.HostShareMet())
+	v, by = costly.Verdict()
+	require.Equal(t, met(false), v)
+	require.Equal(t, decidedByHostShare, by)
+
+	// About the goal, give or take the spread: not judged.
+	near := shareRounds(0.02, 0.001)
+	slo, shi = near.HostShareInterval()
+	require.Less(t, slo, 0.02)
+	require.Greater(t, shi, 0.02)
+	require.Nil(t, near.HostShareMet())
+	v, by = near.Verdict()
+	require.Nil(t, v)
+	require.Equal(t, decidedByNone, by)
+
+	// The control's host CPU moves by ±10% (±4% of a task's CPU): the harness cannot tell 2%
+	// from none on the host side either.
+	loose := shareRounds(0.01, 0.1)
+	clo, chi := loose.ControlHostShareInterval()
+	require.True(t, clo < -0.02 || chi > 0.02, "control interval %f to %f", clo, chi)
+	_, shi = loose.HostShareInterval()
+	require.Less(t, shi, 0.02, "the collector's own interval is below the goal: the control leaves it unjudged")
+	require.Nil(t, loose.HostShareMet())
+
+	// Five blocks give no 95% interval of their median.
+	few := cheap
+	few.BlockRounds = []int{5, 5, 5, 5, 4}
+	require.Len(t, few.units(few.hostShares()), 5)
+	require.Nil(t, few.HostShareMet())
+
+	// A CPU ratio that is near the goal with little spread, while the
+	// host's share is 0.9%: the workers' CPU time rose with the
+	// collector, which the host's share does not see, and it must not
+	// decide.
+	straddle := cpuRounds(around(0.98, 24)...)
+	require.Nil(t, straddle.CPUMet())
+	_, shi = straddle.HostShareInterval()
+	require.Less(t, shi, 0.01)
+	require.Nil(t, straddle.HostShareMet())
+
+	wrong := cheap
+	wrong.Correct = false
+	v, by = wrong.Verdict()
+	require.Equal(t, met(false), v, "wrong counts are never met")
+	require.Equal(t, decidedByCounts, by)
+
+	// The target says which measure decided.
+	r := &Results{Options: Options{Guests: []string{WATGuest}}}
+	cheap.Guest = WATGuest
+	r.Metrics = []MetricsCost{cheap}
+	ts := metricsTargets(r)
+	require.Equal(t, met(true), ts[0].Met)
+	require.Contains(t, ts[0].Measured, "host CPU beyond the pools without it +14 ns per task, +1.00% of a task's CPU")
+	require.Contains(t, ts[0].Measured, "decided by "+decidedByHostShare)
+	near.Guest = WATGuest
+	r.Metrics = []MetricsCost{near}
+	ts = metricsTargets(r)
+	require.Nil(t, ts[0].Met)
+	require.Contains(t, ts[0].Measured, metricsTooNoisy+": "+decidedByNone+" can tell")
+}

@@ -269,3 +269,141 @@ func quantile(xs []float64, q float64) float64 {
 	}
 	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
 }
+
+// The CPU ratio counts the workers' CPU time too, which the collector does
+// not spend (it runs in the host process) but which moves with where and
+// beside what the workers run: in a quiet, pinned run its interval still
+// spans ±3%, as wide as the goal. The host's share narrows that down to
+// where the collector runs:
+//
+//   - each round, the host CPU time per task of the pool with the
+//     collector minus the mean of the two pools' without it (off and
+//     control; off alone in results saved before the control was kept),
+//   - ÷ the CPU time per task of the pool with the collector, host and
+//     workers: the throughput the collector costs on these CPU-bound maps
+//     if it adds nothing to the workers' CPU time,
+//   - and, as for the ratios, the median over the blocks of each block's
+//     median, with a 95% interval from the blocks' order statistics.
+//
+// What it leaves out is what the collector might add to the workers' CPU
+// time (say, by answering them later, so that they poll their pipes
+// longer): the CPU ratio, which counts it, is judged first, and the host's
+// share decides only when that is too noisy, and only when it agrees with
+// the CPU ratio: 1 - HostShare must lie within the CPU ratio's interval,
+// or the workers' side moved with the collector beyond what the host's
+// share can see (or the two measures disagree for another reason), and
+// neither decides. The control gives the same
+// share between the two pools without the collector (control - off, ÷ the
+// control's CPU time per task): an A/A comparison of the host side, 0 if
+// the harness made no error; when its interval reaches beyond ±
+// goalMetricsCost, the host's share is not judged either.
+
+// minShareUnits is the fewest blocks (or rounds) the host's share is
+// judged on: with fewer, no pair of order statistics covers the median
+// with 95% confidence (with 5, the widest covers it with 94%).
+const minShareUnits = 6
+
+// HostShare is the host CPU time per task the collector adds beyond the
+// pools without it, ÷ the whole CPU time per task with it (host and
+// workers): the median over the blocks of each block's median.
+func (m MetricsCost) HostShare() float64 { return quantile(m.units(m.hostShares()), 0.5) }
+
+// HostShareInterval is a 95% confidence interval of HostShare (see
+// medianInterval).
+func (m MetricsCost) HostShareInterval() (lo, hi float64) {
+	return medianInterval(m.units(m.hostShares()))
+}
+
+// ControlHostShare and ControlHostShareInterval are HostShare and its
+// interval between the control and the pool without the collector: 0 if
+// the harness made no error.
+func (m MetricsCost) ControlHostShare() float64 {
+	return quantile(m.units(m.controlHostShares()), 0.5)
+}
+
+func (m MetricsCost) ControlHostShareInterval() (lo, hi float64) {
+	return medianInterval(m.units(m.controlHostShares()))
+}
+
+// HostBeyondCPU is the median over the rounds of the host CPU time per
+// task the collector adds beyond the pools without it (see hostBase), in
+// nanoseconds.
+func (m MetricsCost) HostBeyondCPU() float64 {
+	return m.medianPerTask(m.rounds(), func(i int) time.Duration { return m.OnCPU[i] - m.hostBase(i) })
+}
+
+// HostShareMet judges the host's share against goalMetricsCost: false
+// when the counts are wrong or its whole interval is above the goal, true
+// when its whole interval is below it, nil when the interval straddles the
+// goal, rests on fewer than minShareUnits blocks, the control's interval
+// reaches beyond ± the goal, or the CPU ratio's interval leaves out
+// 1 - HostShare (the workers' CPU time moved with the collector).
+func (m MetricsCost) HostShareMet() *bool {
+	if !m.Correct {
+		return met(false)
+	}
+	if len(m.units(m.hostShares())) < minShareUnits {
+		return nil
+	}
+	if lo, hi := m.CPURatioInterval(); 1-m.HostShare() < lo || 1-m.HostShare() > hi {
+		return nil
+	}
+	if m.HasControl() {
+		if clo, chi := m.ControlHostShareInterval(); clo < -goalMetricsCost || chi > goalMetricsCost {
+			return nil
+		}
+	}
+	switch lo, hi := m.HostShareInterval(); {
+	case hi < goalMetricsCost:
+		return met(true)
+	case lo > goalMetricsCost:
+		return met(false)
+	}
+	return nil
+}
+
+// What decided a metrics cost's verdict (see Verdict).
+const (
+	decidedByCounts    = "the collector's counts, which are wrong"
+	decidedByCPU       = "the CPU ratio (host + workers)"
+	decidedByHostShare = "the host's share (the CPU ratio too noisy)"
+	decidedByNone      = "neither the CPU ratio nor the host's share"
+)
+
+// Verdict is the metrics cost target's verdict and what decided it: wrong
+// counts are never met; else the CPU ratio (CPUMet) when it can tell;
+// else the host's share (HostShareMet); else nil, too noisy.
+func (m MetricsCost) Verdict() (*bool, string) {
+	if !m.Correct {
+		return met(false), decidedByCounts
+	}
+	if v := m.CPUMet(); v != nil {
+		return v, decidedByCPU
+	}
+	if v := m.HostShareMet(); v != nil {
+		return v, decidedByHostShare
+	}
+	return nil, decidedByNone
+}
+
+// hostBase is the host CPU time of round i without the collector: the
+// mean of the off pool's and the control's, or the off pool's alone
+// without a control.
+func (m MetricsCost) hostBase(i int) time.Duration {
+	if i < m.controlRounds() {
+		return (m.OffCPU[i] + m.ControlCPU[i]) / 2
+	}
+	return m.OffCPU[i]
+}
+
+// hostShares are the rounds' host shares: (on's host CPU - hostBase) ÷
+// on's CPU time, host and workers.
+func (m MetricsCost) hostShares() []float64 {
+	return ratios(m.rounds(), func(i int) time.Duration { return m.OnCPU[i] - m.hostBase(i) }, m.onCPU)
+}
+
+// controlHostShares are the control's: (control's host CPU - off's) ÷ the
+// control's CPU time, host and workers.
+func (m MetricsCost) controlHostShares() []float64 {
+	return ratios(m.controlRounds(), func(i int) time.Duration { return m.ControlCPU[i] - m.OffCPU[i] }, m.controlCPU)
+}
