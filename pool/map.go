@@ -4,7 +4,6 @@ import (
 	"context"
 	"iter"
 	"runtime"
-	"syscall"
 	"time"
 )
 
@@ -77,13 +76,6 @@ const applySpin = 30 * time.Microsecond
 // machine that wait was most of a slow Apply's time after its result came
 // back (see bench/README.md). A result that comes back within the budget
 // finds its caller still running.
-//
-// Between looks it yields twice: to the runtime (Gosched), so that the
-// driver that will end the run can use this P, and to the kernel
-// (sched_yield(2)), so that this thread does not keep a CPU that the worker
-// or the driver's thread is waiting for. The second returns at once on an
-// idle CPU; on a busy two-core machine it lowered both p50 and p99 (see
-// bench/README.md, "Apply p99: pollers that yield").
 func (r *run) spinUntilDone(budget time.Duration) {
 	start := time.Now()
 	for {
@@ -96,13 +88,8 @@ func (r *run) spinUntilDone(budget time.Duration) {
 			return
 		}
 		runtime.Gosched()
-		yieldCPU()
 	}
 }
-
-// yieldCPU gives up the CPU to any thread waiting for it and returns at
-// once when none is. Raw: the call does not block.
-func yieldCPU() { _, _, _ = syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // Imap runs fn on a stream of inputs and yields the results in input order.
 // At most window inputs are pulled and not yet yielded, so a stream of any
