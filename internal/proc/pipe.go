@@ -76,26 +76,28 @@ const (
 // microseconds, more than a whole round trip through a worker; polling
 // keeps a request–reply exchange (an Apply) at a few microseconds.
 //
-// Between two looks at the pipe the poller gives up its CPU with
-// sched_yield(2). On an idle CPU that returns at once (about a
-// microsecond), so the poll is as quick as a tight loop. On a busy machine
-// it lets whatever else wants this CPU run first: during a round trip the
-// host's poller, the caller and the worker all want a CPU, and on two
-// cores a tight loop took one of them from the worker, whose answer it was
-// waiting for. Yielding cut Apply's p99 by about a third under load (see
-// bench/README.md, "Apply p99: pollers that yield").
+// A yielding SpinReader (the worker's) gives up its CPU with
+// sched_yield(2) between two looks at the pipe. On an idle CPU that returns
+// at once (about a microsecond), so the poll is as quick as a tight loop;
+// on a busy machine it lets whatever else wants this CPU run first, such
+// as the host's caller and driver, which must run before the next batch
+// can come. On two loaded cores that halved Apply's p99 and left its p50
+// as it was; yielding on the host's side as well made p50 three to five
+// times slower (see bench/README.md, "Apply p99: pollers that yield"), so
+// the host's poller does not yield.
 type SpinReader struct {
 	f      *os.File
 	conn   syscall.RawConn // f's, nil when f has none (then reads just block)
 	budget time.Duration
+	yield  bool // sched_yield between looks
 	spin   atomic.Bool
 }
 
 // NewSpinReader returns a SpinReader on f, which must be a pollable (non-
 // blocking) descriptor, polling for up to budget on each read that has to
-// wait, until SetSpin(false).
-func NewSpinReader(f *os.File, budget time.Duration) *SpinReader {
-	s := &SpinReader{f: f, budget: budget}
+// wait, until SetSpin(false). With yield it gives up its CPU between looks.
+func NewSpinReader(f *os.File, budget time.Duration, yield bool) *SpinReader {
+	s := &SpinReader{f: f, budget: budget, yield: yield}
 	s.conn, _ = f.SyscallConn()
 	s.spin.Store(true)
 	return s
@@ -132,11 +134,13 @@ func (s *SpinReader) Read(p []byte) (int, error) {
 			}
 			if i == 0 {
 				start = time.Now()
-			} else if time.Since(start) > s.budget {
+			} else if (s.yield || i&31 == 0) && time.Since(start) > s.budget {
 				spin = false
 				return false
 			}
-			yield()
+			if s.yield {
+				yield()
+			}
 		}
 	})
 	if err != nil {
