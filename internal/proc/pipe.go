@@ -81,10 +81,10 @@ const (
 // at once (about a microsecond), so the poll is as quick as a tight loop;
 // on a busy machine it lets whatever else wants this CPU run first, such
 // as the host's caller and driver, which must run before the next batch
-// can come. On two loaded cores that halved Apply's p99 and left its p50
-// as it was; yielding on the host's side as well made p50 three to five
-// times slower (see bench/README.md, "Apply p99: pollers that yield"), so
-// the host's poller does not yield.
+// can come. On two loaded cores that cut Apply's p99 by about a third, at
+// a cost of a few microseconds of p50; yielding on the host's side as well
+// made p50 three to five times slower (see bench/README.md, "Apply p99:
+// pollers that yield"), so the host's poller does not yield.
 type SpinReader struct {
 	f      *os.File
 	conn   syscall.RawConn // f's, nil when f has none (then reads just block)
