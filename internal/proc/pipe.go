@@ -70,21 +70,27 @@ const (
 	WorkerSpin = 100 * time.Microsecond
 )
 
+// pollAlone is how long a yielding SpinReader looks in a tight loop before
+// it starts to yield: about the host's turn-around between an answer and
+// the next Apply's batch on an idle machine.
+const pollAlone = 20 * time.Microsecond
+
 // SpinReader reads from a non-blocking pipe, polling it for a short while
 // before it parks on the runtime's poller. Parking costs a thread wake-up
 // when the bytes come, which on a virtual machine with idle CPUs is tens of
 // microseconds, more than a whole round trip through a worker; polling
 // keeps a request–reply exchange (an Apply) at a few microseconds.
 //
-// A yielding SpinReader (the worker's) gives up its CPU with
-// sched_yield(2) between two looks at the pipe. On an idle CPU that returns
-// at once (about a microsecond), so the poll is as quick as a tight loop;
-// on a busy machine it lets whatever else wants this CPU run first, such
-// as the host's caller and driver, which must run before the next batch
-// can come. On two loaded cores that cut Apply's p99 by about a third, at
-// a cost of a few microseconds of p50; yielding on the host's side as well
-// made p50 three to five times slower (see bench/README.md, "Apply p99:
-// pollers that yield"), so the host's poller does not yield.
+// A yielding SpinReader (the worker's) looks in a tight loop for its first
+// pollAlone, where a quick caller's next batch comes, then gives up its CPU
+// with sched_yield(2) before each look. On an idle CPU that returns at once
+// (about a microsecond); on a busy machine it lets whatever else wants this
+// CPU run first, such as the host's caller and driver, which must run
+// before the next batch can come. On two loaded cores that cut Apply's p99
+// by about 40% at a cost of 1–2 µs of p50. Yielding from the first look
+// cost more p50, and yielding on the host's side as well made p50 three
+// to five times slower (see bench/README.md, "Apply p99: pollers that
+// yield"), so the host's poller does not yield.
 type SpinReader struct {
 	f      *os.File
 	conn   syscall.RawConn // f's, nil when f has none (then reads just block)
@@ -119,6 +125,8 @@ func (s *SpinReader) Read(p []byte) (int, error) {
 		rerr  error
 		start time.Time
 		spin  = s.spin.Load()
+		// past pollAlone, a yielding reader yields before each look
+		yielding bool
 	)
 	err := s.conn.Read(func(fd uintptr) bool {
 		for i := 0; ; i++ {
@@ -134,11 +142,15 @@ func (s *SpinReader) Read(p []byte) (int, error) {
 			}
 			if i == 0 {
 				start = time.Now()
-			} else if (s.yield || i&31 == 0) && time.Since(start) > s.budget {
-				spin = false
-				return false
+			} else if yielding || i&31 == 0 {
+				waited := time.Since(start)
+				if waited > s.budget {
+					spin = false
+					return false
+				}
+				yielding = s.yield && waited > pollAlone
 			}
-			if s.yield {
+			if yielding {
 				yield()
 			}
 		}
