@@ -86,7 +86,7 @@ var exit = os.Exit
 // done or gone; every error after the Init frame has been read has also
 // been sent to the host as a Fatal.
 func serve(end *proc.ChildEnd) error {
-	in := proc.NewSpinReader(end.In, proc.WorkerSpin)
+	in := proc.NewSpinReader(end.In, proc.WorkerSpin, true)
 	r := wire.NewReader(in)
 	w := &worker{ctx: context.Background(), end: end, w: wire.NewWriter(end.Out)}
 	w.hc.r = r

@@ -2,6 +2,7 @@ package proc
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"testing"
@@ -43,10 +44,16 @@ func TestPipeRoomClosed(t *testing.T) {
 // pipe, whether they come while it polls, after it has given up polling and
 // parked, or not at all (EOF), and that it stops polling after long waits.
 func TestSpinReader(t *testing.T) {
+	for _, yield := range []bool{false, true} {
+		t.Run(fmt.Sprintf("yield=%v", yield), func(t *testing.T) { testSpinReader(t, yield) })
+	}
+}
+
+func testSpinReader(t *testing.T, yield bool) {
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	defer r.Close()
-	s := NewSpinReader(r, 200*time.Microsecond)
+	s := NewSpinReader(r, 200*time.Microsecond, yield)
 	buf := make([]byte, 16)
 
 	_, err = w.Write([]byte("ready"))
@@ -99,7 +106,7 @@ func TestSpinReaderStream(t *testing.T) {
 		}
 		w.Close()
 	}()
-	got, err := io.ReadAll(NewSpinReader(r, 100*time.Microsecond))
+	got, err := io.ReadAll(NewSpinReader(r, 100*time.Microsecond, false))
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 }
@@ -108,7 +115,7 @@ func TestSpinReaderClosedUnder(t *testing.T) {
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	defer w.Close()
-	s := NewSpinReader(r, 0)
+	s := NewSpinReader(r, 0, false)
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.Read(make([]byte, 8))

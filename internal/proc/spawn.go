@@ -124,7 +124,7 @@ func Start(opts Options) (*Process, error) {
 		toW:     toWW,
 		toWSize: toWSize,
 		fromW:   fromWR,
-		reader:  NewSpinReader(fromWR, hostSpin),
+		reader:  NewSpinReader(fromWR, hostSpin, false),
 		slot:    slot,
 		stderr:  tail.New(opts.StderrTail),
 		exited:  make(chan struct{}),
