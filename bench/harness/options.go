@@ -81,6 +81,11 @@ type Options struct {
 	// ChaosEvery when calm is made longer, so that it sees enough kills.
 	ChaosN     int
 	ChaosEvery time.Duration
+	// ChaosGiveUp is the chaos pool's StartGiveUp: how long a storm that
+	// kills every worker before its handshake may last before the map
+	// ends with the pool's StartError, which the report then gives as the
+	// scenario's outcome.
+	ChaosGiveUp time.Duration
 	// StreamN is the number of items Imap streams while host memory is
 	// sampled; StreamWindow is Imap's window.
 	StreamN      int
@@ -137,6 +142,7 @@ func FullOptions() Options {
 		ColdGuests:      []string{GoGuest, WATGuest},
 		ChaosN:          1_000_000,
 		ChaosEvery:      100 * time.Millisecond,
+		ChaosGiveUp:     10 * time.Minute,
 		StreamN:         10_000_000,
 		StreamWindow:    4096,
 		HangTimeout:     8 * time.Second,
@@ -165,6 +171,7 @@ func QuickOptions() Options {
 		ColdGuests:      []string{WATGuest},
 		ChaosN:          30_000,
 		ChaosEvery:      100 * time.Millisecond,
+		ChaosGiveUp:     20 * time.Second,
 		StreamN:         100_000,
 		StreamWindow:    1024,
 		HangTimeout:     2 * time.Second,
@@ -188,7 +195,7 @@ func (o *Options) validate() error {
 		}
 	}
 	if o.Workers < 1 || o.ThroughputN < 1 || o.Rounds < 1 || o.LatencySamples < 10 || o.LatencyRounds < 1 || o.Kills < 1 ||
-		o.WarmStarts < 1 || o.ChaosN < 1 || o.ChaosEvery <= 0 || o.StreamN < 1 || o.StreamWindow < 1 || o.MemoryBudgetMiB < 1 {
+		o.WarmStarts < 1 || o.ChaosN < 1 || o.ChaosEvery <= 0 || o.ChaosGiveUp <= 0 || o.StreamN < 1 || o.StreamWindow < 1 || o.MemoryBudgetMiB < 1 {
 		return fmt.Errorf("harness: every size in Options must be positive (LatencySamples at least 10); start from FullOptions or QuickOptions")
 	}
 	if len(o.CLILines) == 0 || !slices.IsSorted(o.CLILines) || o.CLILines[0] < 1 {
