@@ -142,7 +142,7 @@ func FullOptions() Options {
 		ColdGuests:      []string{GoGuest, WATGuest},
 		ChaosN:          1_000_000,
 		ChaosEvery:      100 * time.Millisecond,
-		ChaosGiveUp:     10 * time.Minute,
+		ChaosGiveUp:     2 * time.Minute,
 		StreamN:         10_000_000,
 		StreamWindow:    4096,
 		HangTimeout:     8 * time.Second,
