@@ -111,19 +111,15 @@ func TestMetricsCPUVerdict(t *testing.T) {
 	require.Equal(t, met(false), under.CPUMet(), "wrong counts are never met")
 
 	// The target says met from the CPU ratio, with the throughput beside.
-	r := &Results{Options: Options{Guests: []string{WATGuest}}}
-	under.Guest, under.Correct = WATGuest, true
-	r.Metrics = []MetricsCost{under}
-	ts := metricsTargets(r)
+	under.Correct = true
+	ts := watTargets(under)
 	require.Len(t, ts, 1)
 	require.Equal(t, met(true), ts[0].Met)
 	require.Contains(t, ts[0].Measured, "CPU 98.1% (cost +1.9%, +26 ns per task; median of 24 paired rounds, 95% interval 98.1–98.2%)")
 	require.Contains(t, ts[0].Measured, "wall throughput")
 	require.NotContains(t, ts[0].Measured, metricsTooNoisy)
 
-	straddle.Guest = WATGuest
-	r.Metrics = []MetricsCost{straddle}
-	ts = metricsTargets(r)
+	ts = watTargets(straddle)
 	require.Nil(t, ts[0].Met)
 	require.Contains(t, ts[0].Measured, metricsTooNoisy)
 }
@@ -191,10 +187,7 @@ func TestMetricsControl(t *testing.T) {
 	wrong.Correct = false
 	require.Equal(t, met(false), wrong.CPUMet(), "wrong counts are never met")
 
-	r := &Results{Options: Options{Guests: []string{WATGuest}}}
-	tight.Guest = WATGuest
-	r.Metrics = []MetricsCost{tight}
-	ts := metricsTargets(r)
+	ts := watTargets(tight)
 	require.Equal(t, met(true), ts[0].Met)
 	require.Contains(t, ts[0].Measured, "control without the collector 99.9% (+1 ns per task, 95% interval 99.8–100.0%)")
 }
@@ -298,16 +291,18 @@ func TestMetricsHostShare(t *testing.T) {
 	require.Equal(t, decidedByCounts, by)
 
 	// The target says which measure decided.
-	r := &Results{Options: Options{Guests: []string{WATGuest}}}
-	cheap.Guest = WATGuest
-	r.Metrics = []MetricsCost{cheap}
-	ts := metricsTargets(r)
+	ts := watTargets(cheap)
 	require.Equal(t, met(true), ts[0].Met)
 	require.Contains(t, ts[0].Measured, "host CPU beyond the pools without it +14 ns per task, +1.00% of a task's CPU")
 	require.Contains(t, ts[0].Measured, "decided by "+decidedByHostShare)
-	near.Guest = WATGuest
-	r.Metrics = []MetricsCost{near}
-	ts = metricsTargets(r)
+	ts = watTargets(near)
 	require.Nil(t, ts[0].Met)
 	require.Contains(t, ts[0].Measured, metricsTooNoisy+": "+decidedByNone+" can tell")
+}
+
+// watTargets is the metrics target of a run of the WAT guest alone whose
+// metrics scenario measured m.
+func watTargets(m MetricsCost) []Target {
+	m.Guest = WATGuest
+	return metricsTargets(&Results{Options: Options{Guests: []string{WATGuest}}, Metrics: []MetricsCost{m}})
 }
