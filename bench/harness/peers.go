@@ -1,8 +1,6 @@
 package harness
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -179,14 +177,9 @@ func (r *peerRunner) run(scenario string, extra ...string) (*peerOutput, error) 
 }
 
 func (r *peerRunner) exec(exe, scenario string, args ...string) (*peerOutput, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, append([]string{r.script, "--only", scenario}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, stderr, err := runScript(20*time.Minute, exe, append([]string{r.script, "--only", scenario}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("peers.py %s: %v: %s", scenario, err, lastBytes(stderr.Bytes(), 2000))
+		return nil, fmt.Errorf("peers.py %s: %v: %s", scenario, err, lastBytes(stderr, 2000))
 	}
 	var po peerOutput
 	if err := json.Unmarshal(out, &po); err != nil {

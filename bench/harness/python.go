@@ -1,8 +1,6 @@
 package harness
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -127,14 +125,9 @@ func (r *pyRunner) run(scenario string, extra ...string) (*pyOutput, error) {
 		"--starts", strconv.Itoa(o.WarmStarts),
 	}
 	args = append(args, extra...)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, r.exe, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, stderr, err := runScript(20*time.Minute, r.exe, args...)
 	if err != nil {
-		return nil, fmt.Errorf("python baseline %s: %v: %s", scenario, err, lastBytes(stderr.Bytes(), 2000))
+		return nil, fmt.Errorf("python baseline %s: %v: %s", scenario, err, lastBytes(stderr, 2000))
 	}
 	var po pyOutput
 	if err := json.Unmarshal(out, &po); err != nil {
