@@ -30,14 +30,7 @@ func TestRunScriptLeftBehind(t *testing.T) {
 	out, errOut, err := runScript(time.Minute, "/bin/sh", "-c", `sleep 600 & echo $!; echo bye >&2`)
 	require.NoError(t, err, "%s", errOut)
 	require.Equal(t, "bye\n", string(errOut))
-	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	require.NoError(t, err, "stdout %q", out)
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	deadline := time.Now().Add(10 * time.Second)
-	for alive(pid) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	require.False(t, alive(pid), "the process the script left behind (pid %d) is still alive", pid)
+	requireDies(t, out, "the process the script left behind")
 }
 
 // TestRunScriptLimit: a script still running after its limit is killed, with
@@ -45,12 +38,19 @@ func TestRunScriptLeftBehind(t *testing.T) {
 func TestRunScriptLimit(t *testing.T) {
 	out, _, err := runScript(200*time.Millisecond, "/bin/sh", "-c", `sleep 600 & echo $!; wait`)
 	require.Error(t, err)
-	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
-	require.NoError(t, perr, "stdout %q", out)
+	requireDies(t, out, "the script's child, after the limit,")
+}
+
+// requireDies checks that the process whose PID a script printed dies
+// within 10 s.
+func requireDies(t *testing.T, printed []byte, what string) {
+	t.Helper()
+	pid, err := strconv.Atoi(strings.TrimSpace(string(printed)))
+	require.NoError(t, err, "stdout %q", printed)
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	deadline := time.Now().Add(10 * time.Second)
 	for alive(pid) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	require.False(t, alive(pid), "the script's child (pid %d) outlived its limit", pid)
+	require.False(t, alive(pid), "%s (pid %d) is still alive", what, pid)
 }
