@@ -3,6 +3,7 @@ package guest
 import (
 	"io"
 	"time"
+	"unsafe"
 )
 
 // This file lets the external guest_test package reach the module's plain-Go
@@ -64,11 +65,19 @@ func EachRecord(buf []byte, fn func(name, in []byte)) error {
 	return nil
 }
 
-// DecodeInt calls decodeInt.
-func DecodeInt[T any](in []byte, v *T) bool { return decodeInt(in, v) }
+// DecodeInt is HandleJSON's fast decoding of a T: it stores the JSON
+// number in into *v and returns true when the fast path takes it.
+func DecodeInt[T any](in []byte, v *T) bool { return kindOf[T]().decode(in, unsafe.Pointer(v)) }
 
-// AppendInt calls appendInt on a copy of v, with no buffer.
-func AppendInt[T any](v T) ([]byte, bool) { return appendInt(nil, &v) }
+// AppendInt is HandleJSON's fast encoding of a T: the JSON encoding of v,
+// in a slice of its own, and true if T is a basic integer type.
+func AppendInt[T any](v T) ([]byte, bool) {
+	k := kindOf[T]()
+	if k.size == 0 {
+		return nil, false
+	}
+	return append([]byte(nil), k.format(unsafe.Pointer(&v))...), true
+}
 
 // RunBatch runs a batch buffer, passing each outcome to report.
 func RunBatch(buf []byte, report func(status int32, data []byte)) { runBatch(buf, report) }

@@ -57,16 +57,11 @@ func kindOf[T any]() intKind {
 	}
 }
 
-// decodeInt stores the JSON number in into *v and returns true if in is a
-// canonical JSON integer (no sign but '-', no leading zero, at most
-// maxFastDigits digits, JSON white space around it allowed), v points to a
-// basic integer type and the value fits it. Otherwise it leaves *v alone
-// and returns false.
-func decodeInt[T any](in []byte, v *T) bool {
-	return kindOf[T]().decode(in, unsafe.Pointer(v))
-}
-
-// decode is decodeInt for a value of kind k at p.
+// decode stores the JSON number in into the value of kind k at p and
+// returns true if in is a canonical JSON integer (no sign but '-', no
+// leading zero, at most maxFastDigits digits, JSON white space around it
+// allowed), k is a basic integer kind and the value fits it. Otherwise it
+// leaves the value alone and returns false.
 func (k intKind) decode(in []byte, p unsafe.Pointer) bool {
 	if k.size == 0 {
 		return false
@@ -137,16 +132,6 @@ func isSpace(c byte) bool {
 // intOut holds the last integer output of a [HandleJSON] handler; the host
 // copies it before the next task. It is as long as the longest integer.
 var intOut = make([]byte, 20)
-
-// appendInt appends the JSON encoding of *v to b and returns it and true if
-// v points to a basic integer type, and b and false otherwise.
-func appendInt[T any](b []byte, v *T) ([]byte, bool) {
-	k := kindOf[T]()
-	if k.size == 0 {
-		return b, false
-	}
-	return append(b, k.format(unsafe.Pointer(v))...), true
-}
 
 // digitPairs holds "00" to "99", for two digits a step.
 const digitPairs = "00010203040506070809" +
