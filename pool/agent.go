@@ -526,7 +526,7 @@ func (a *agent) claim(p *apool, ch *achunk, c *remote.Chunk) {
 		if ref, ok := ch.refs[i]; ok {
 			in, err := a.tr.Object(a.ctx, ref)
 			if err != nil {
-				p.sink(outcome{job: j, res: Result{Status: StatusError, Error: "cluster: fetch the task's input: " + err.Error()}})
+				p.sink(&outcome{job: j, res: Result{Status: StatusError, Error: "cluster: fetch the task's input: " + err.Error()}})
 				p.kickFlush()
 				continue
 			}
@@ -604,7 +604,7 @@ func (a *agent) dropLocked(p *apool, ch *achunk) {
 }
 
 // sink takes the local dispatcher's outcomes.
-func (p *apool) sink(o outcome) {
+func (p *apool) sink(o *outcome) {
 	j := o.job
 	x := remote.Result{
 		ID: j.remoteID, Status: uint8(o.res.Status), Output: o.res.Output, Error: o.res.Error, Log: o.res.Log,

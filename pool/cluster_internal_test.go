@@ -175,7 +175,7 @@ func TestClusterDispatcherSettlesEachAttemptOnce(t *testing.T) {
 			var smu sync.Mutex
 			settled := map[uint64]int{}
 			sink := c.sink
-			c.sink = func(o outcome) {
+			c.sink = func(o *outcome) {
 				smu.Lock()
 				settled[o.job.id]++
 				n := settled[o.job.id]
@@ -259,7 +259,7 @@ func TestClusterDispatcherSettlesEachAttemptOnce(t *testing.T) {
 // is not heard: neither its results nor what it says it runs.
 func TestClusterResultsSayWhatRunsAndALostAgentIsNotHeard(t *testing.T) {
 	var settled []outcome
-	c := newCluster(Config{}, remote.Spec{}, newQueue(), func(o outcome) { settled = append(settled, o) }, func(Event) {}, func(error) {})
+	c := newCluster(Config{}, remote.Spec{}, newQueue(), func(o *outcome) { settled = append(settled, *o) }, func(Event) {}, func(error) {})
 	c.id = "p"
 	c.live.Store(true)
 	r := &run{done: make(chan struct{})}

@@ -31,6 +31,7 @@ type driver struct {
 	frame   []wire.Task
 	got     []*job        // receive's jobs of one message of results, reused
 	obs     obsBuf        // the TaskObserver's records of receive's outcomes
+	out     outcome       // the outcome receive hands the sink, filled anew for each result
 	wake    chan struct{} // capacity 1; the queue wakes this driver through it
 }
 
@@ -232,12 +233,19 @@ func (d *driver) receive() {
 			jobs = append(jobs, j)
 		}
 		d.mu.Unlock()
+		o := &d.out
 		for i, j := range jobs {
 			if j == nil {
 				continue // not ours: a worker never sends such a result
 			}
-			d.l.sink(outcome{job: j, res: resultFrom(j, &ev.Results[i], pid), obs: &d.obs})
+			// Filled in place, field by field: built as a literal and
+			// copied, the outcome's few hundred bytes cost more than
+			// the rest of handing it over.
+			o.job, o.obs = j, &d.obs
+			setResult(&o.res, j, &ev.Results[i], pid)
+			d.l.sink(o)
 		}
+		*o = outcome{} // keep no output or job alive
 		d.obs.flush()
 		clear(jobs)
 		d.got = jobs[:0]
@@ -247,8 +255,11 @@ func (d *driver) receive() {
 	}
 }
 
-func resultFrom(j *job, wr *wire.Result, pid int) Result {
-	return Result{
+// setResult sets res to the result wr of j's attempt on worker pid. Every
+// field is written (those wr does not have to zero), so res may hold the
+// last task's result.
+func setResult(res *Result, j *job, wr *wire.Result, pid int) {
+	*res = Result{
 		Index:  j.index,
 		Status: Status(wr.Status),
 		Output: wr.Output,
@@ -332,7 +343,7 @@ func (d *driver) onDeath(gone *hostconn.Death) {
 		res.Status = StatusTimeout
 		res.Error = fmt.Sprintf("worker stopped answering; killed %s after the task's timeout of %s", hangGrace, d.l.cfg.Timeout)
 	}
-	d.l.sink(outcome{job: blamed, res: res, obs: &d.obs, death: &death{Signal: gone.Exit.SignalName(), ExitCode: gone.Exit.Code, Hung: hung}})
+	d.l.sink(&outcome{job: blamed, res: res, obs: &d.obs, death: &death{Signal: gone.Exit.SignalName(), ExitCode: gone.Exit.Code, Hung: hung}})
 	d.obs.flush()
 	if d.l.delivered != nil {
 		d.l.delivered()

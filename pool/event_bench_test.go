@@ -91,7 +91,7 @@ func settleLoop(p *Pool, r *run, pid int, next func() bool) {
 		j := &jobs[i%n]
 		j.attempts = 0
 		more := i%64 != 63
-		p.settle(outcome{job: j, obs: &ob, more: more, res: Result{Index: j.index, Status: StatusOK, Output: out,
+		p.settle(&outcome{job: j, obs: &ob, more: more, res: Result{Index: j.index, Status: StatusOK, Output: out,
 			Stats: Stats{Start: start, End: start.Add(1500), WorkerPID: 4000 + pid, PeakMemory: 2 << 20, MemoryLimit: 64 << 20}}})
 		if !more {
 			ob.flush()

@@ -23,7 +23,7 @@ type local struct {
 	cfg    Config
 	init   wire.Init
 	q      *queue
-	sink   func(outcome)
+	sink   func(*outcome)
 	emit   func(Event)
 	onTrip func(error)
 	// delivered, when set, is called after each batch of outcomes a
@@ -68,7 +68,7 @@ type local struct {
 
 // newLocal starts the drivers (each starts its own worker), the hang
 // watchdog and the spare keeper.
-func newLocal(cfg Config, init wire.Init, q *queue, sink func(outcome), emit func(Event), onTrip func(error)) *local {
+func newLocal(cfg Config, init wire.Init, q *queue, sink func(*outcome), emit func(Event), onTrip func(error)) *local {
 	l := &local{
 		cfg: cfg, init: init, q: q, sink: sink, emit: emit, onTrip: onTrip,
 		quit: make(chan struct{}), health: newHealth(cfg.StartGiveUp),

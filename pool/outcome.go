@@ -13,9 +13,11 @@ import (
 )
 
 // settle applies the policy to one ended attempt: deliver it as final,
-// retry it, or abort its run. It is the dispatcher's sink.
-func (p *Pool) settle(o outcome) {
-	j, res := o.job, o.res
+// retry it, or abort its run. It is the dispatcher's sink. o is the
+// caller's, and settle may change it: a dispatcher hands every outcome in
+// one struct it fills anew, not a copy of a few hundred bytes per task.
+func (p *Pool) settle(o *outcome) {
+	j, res := o.job, &o.res
 	r := j.run
 	if r.finished() {
 		return
@@ -42,15 +44,15 @@ func (p *Pool) settle(o outcome) {
 			// room, rather than copied there (see obsBuf.slot).
 			var x TaskRecord
 			rec = o.obs.slot(&x)
-			fillRecord(rec, j, &res)
+			fillRecord(rec, j, res)
 		}
-		if r.deliver(&res, rec, o.obs, o.more) && p.taskEvents() {
-			p.noteFinal(j, &res, policyInherit)
+		if r.deliver(res, rec, o.obs, o.more) && p.taskEvents() {
+			p.noteFinal(j, res, policyInherit)
 		}
 		return
 	}
 	if observed {
-		r.observe(taskRecord(j, &res), o.obs, o.more)
+		r.observe(taskRecord(j, res), o.obs, o.more)
 	}
 	att := Attempt{Status: res.Status, Reason: res.Error, ExitCode: -1, Stats: res.Stats}
 	// A worker killed by a signal may mean the machine is short of
@@ -64,7 +66,7 @@ func (p *Pool) settle(o outcome) {
 	}
 	j.history = append(j.history, att)
 	if o.final {
-		p.final(j, res, att, o.obs, o.more)
+		p.final(j, *res, att, o.obs, o.more)
 		return
 	}
 
@@ -76,17 +78,17 @@ func (p *Pool) settle(o outcome) {
 				// The next attempt's record must not overtake this one's.
 				r.flushObs(o.obs)
 			}
-			p.noteRetry(j, res)
+			p.noteRetry(j, *res)
 			p.retryLater(j, res.Status)
 			return
 		} else {
 			res.Error += "; " + why
 		}
 	case Abort:
-		p.finalOrAbort(j, res, att, &TaskError{Index: j.index, Func: r.fn, Input: j.input, Status: res.Status, Reason: res.Error, Attempts: j.attempts}, o.obs, o.more)
+		p.finalOrAbort(j, *res, att, &TaskError{Index: j.index, Func: r.fn, Input: j.input, Status: res.Status, Reason: res.Error, Attempts: j.attempts}, o.obs, o.more)
 		return
 	}
-	p.final(j, res, att, o.obs, o.more)
+	p.final(j, *res, att, o.obs, o.more)
 }
 
 // final delivers a failed task's last result; ob and more are the

@@ -34,7 +34,7 @@ import (
 type cluster struct {
 	cfg    Config
 	q      *queue
-	sink   func(outcome)
+	sink   func(*outcome)
 	emit   func(Event)
 	onTrip func(error)
 	tr     remote.Coordinator
@@ -105,7 +105,7 @@ var clusterHeartbeatTimeout = 4 * agentHeartbeat
 // fails: every agent refuses it.
 const maxReleases = 20
 
-func newCluster(cfg Config, spec remote.Spec, q *queue, sink func(outcome), emit func(Event), onTrip func(error)) *cluster {
+func newCluster(cfg Config, spec remote.Spec, q *queue, sink func(*outcome), emit func(Event), onTrip func(error)) *cluster {
 	return &cluster{
 		cfg: cfg, spec: spec, q: q, sink: sink, emit: emit, onTrip: onTrip,
 		hbTimeout: clusterHeartbeatTimeout,
@@ -344,7 +344,7 @@ func (c *cluster) failChunkTask(ch *rchunk, i int, why string) {
 	}
 	c.mu.Unlock()
 	if j != nil {
-		c.sink(outcome{job: j, res: Result{Index: j.index, Status: StatusError, Error: why}, final: true})
+		c.sink(&outcome{job: j, res: Result{Index: j.index, Status: StatusError, Error: why}, final: true})
 	}
 }
 
@@ -409,7 +409,7 @@ func (c *cluster) giveBack(ch *rchunk, charge map[uint64]bool, why string) {
 			Index: j.index, Status: StatusKilled, Error: holder.String() + " lost while running the task: " + why,
 			Stats: Stats{End: now, MemoryLimit: j.memLimit, Agent: holder.Name, Host: holder.Host},
 		}
-		c.sink(outcome{job: j, res: res, death: &death{ExitCode: -1}})
+		c.sink(&outcome{job: j, res: res, death: &death{ExitCode: -1}})
 	}
 }
 
@@ -550,10 +550,11 @@ func (c *cluster) Results(rs *remote.Results) {
 	for _, e := range starts {
 		c.emit(e)
 	}
+	var o outcome // the sink's, for each result in turn
 	for i, g := range out {
-		o := c.outcomeOf(g.j, g.r, rs.Agent)
+		o = c.outcomeOf(g.j, g.r, rs.Agent)
 		o.more = i+1 < len(out) && out[i+1].j.run == g.j.run
-		c.sink(o)
+		c.sink(&o)
 	}
 }
 
@@ -677,7 +678,7 @@ func (c *cluster) Release(r *remote.Release) {
 	c.mu.Unlock()
 	c.q.pushFront(back)
 	for _, j := range failed {
-		c.sink(outcome{job: j, final: true, res: Result{Index: j.index, Status: StatusError,
+		c.sink(&outcome{job: j, final: true, res: Result{Index: j.index, Status: StatusError,
 			Error: fmt.Sprintf("cluster: agents gave the task back %d times; the last, %s, said: %s", j.releases, r.Agent, r.Why)}})
 	}
 }

@@ -82,6 +82,9 @@ func okOutcome(j *job, pid int, more bool) outcome {
 		Stats: Stats{Start: start, End: start.Add(time.Duration(1000 + j.index)), WorkerPID: pid}}}
 }
 
+// ptr is &o, for an outcome made by a call.
+func ptr(o outcome) *outcome { return &o }
+
 func isDone(r *run) bool {
 	select {
 	case <-r.done:
@@ -99,19 +102,19 @@ func TestObserverBatches(t *testing.T) {
 	p, r, jobs, rec := observedRun(t, n, Config{})
 	// An answer of five results, then one of one.
 	for i := range 5 {
-		p.settle(okOutcome(&jobs[i], 7, i < 4))
+		p.settle(ptr(okOutcome(&jobs[i], 7, i < 4)))
 		if i < 4 {
 			require.Empty(t, rec.sizes(), "nothing is handed over before the answer's last outcome")
 		}
 	}
 	require.Equal(t, []int{5}, rec.sizes())
-	p.settle(okOutcome(&jobs[5], 7, false))
+	p.settle(ptr(okOutcome(&jobs[5], 7, false)))
 	require.Equal(t, []int{5, 1}, rec.sizes())
 
 	// An answer of 290 results: handed over observeBatch at a time, then
 	// the rest after the last.
 	for i := 6; i < n-4; i++ {
-		p.settle(okOutcome(&jobs[i], 8, i < n-5))
+		p.settle(ptr(okOutcome(&jobs[i], 8, i < n-5)))
 	}
 	require.Equal(t, []int{5, 1, observeBatch, observeBatch, n - 10 - 2*observeBatch}, rec.sizes())
 	require.False(t, isDone(r))
@@ -133,7 +136,7 @@ func TestObserverBeforeEnd(t *testing.T) {
 		const n = 10
 		p, r, jobs, rec := observedRun(t, n, Config{})
 		for i := range n {
-			p.settle(okOutcome(&jobs[i], 7, true))
+			p.settle(ptr(okOutcome(&jobs[i], 7, true)))
 		}
 		require.True(t, isDone(r))
 		require.Len(t, rec.all(), n)
@@ -143,7 +146,7 @@ func TestObserverBeforeEnd(t *testing.T) {
 		const n = 10
 		p, r, jobs, rec := observedRun(t, n, Config{})
 		for i := range 3 {
-			p.settle(okOutcome(&jobs[i], 7, true))
+			p.settle(ptr(okOutcome(&jobs[i], 7, true)))
 		}
 		require.Empty(t, rec.sizes())
 		r.abort(errors.New("stop"))
@@ -172,12 +175,12 @@ func TestObserverFailedAttempts(t *testing.T) {
 		o.res.Status, o.res.Error = s, "failed"
 		return o
 	}
-	p.settle(failed(&jobs[0], StatusError, true)) // retried
+	p.settle(ptr(failed(&jobs[0], StatusError, true))) // retried
 	// A retry hands over the records queued before it, so that its next
 	// attempt's cannot overtake them.
 	require.Equal(t, []int{1}, rec.sizes())
-	p.settle(failed(&jobs[1], StatusKilled, true)) // skipped
-	p.settle(okOutcome(&jobs[2], 9, false))
+	p.settle(ptr(failed(&jobs[1], StatusKilled, true))) // skipped
+	p.settle(ptr(okOutcome(&jobs[2], 9, false)))
 	require.Equal(t, []int{1, 3}, rec.sizes())
 	all := rec.all()
 	want := []struct {
@@ -211,7 +214,7 @@ func TestObserverNoAllocs(t *testing.T) {
 			if driver {
 				o.obs = &ob
 			}
-			p.settle(o)
+			p.settle(&o)
 			if driver && !o.more {
 				ob.flush()
 			}
@@ -231,7 +234,7 @@ func TestObserverNoAllocs(t *testing.T) {
 			}
 			o := okOutcome(&jobs[0], 7, false)
 			o.obs = &ob
-			p.settle(o)
+			p.settle(&o)
 			ob.flush()
 		}
 	}
@@ -270,7 +273,7 @@ func TestObserverOutsideLock(t *testing.T) {
 		defer close(first)
 		o := okOutcome(&jobs[0], 7, false)
 		o.obs = &ob1
-		p.settle(o)
+		p.settle(&o)
 		ob1.flush()
 	}()
 	<-br.entered
@@ -281,7 +284,7 @@ func TestObserverOutsideLock(t *testing.T) {
 		for i := 1; i < 4; i++ {
 			o := okOutcome(&jobs[i], 8, true)
 			o.obs = &ob2
-			p.settle(o)
+			p.settle(&o)
 		}
 	}()
 	select {
@@ -322,7 +325,7 @@ func TestObserverOtherBuffer(t *testing.T) {
 			if i >= 3 {
 				o.obs = &b
 			}
-			p.settle(o)
+			p.settle(&o)
 		}
 		require.True(t, r.finished())
 		require.False(t, isDone(r), "a's three final records are not handed over yet")
@@ -339,7 +342,7 @@ func TestObserverOtherBuffer(t *testing.T) {
 		for i := range n {
 			o := okOutcome(&jobs[i], 7, true)
 			o.obs = &a
-			p.settle(o)
+			p.settle(&o)
 		}
 		require.True(t, isDone(r))
 		require.Equal(t, []int{n}, rec.sizes())
