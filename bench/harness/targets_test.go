@@ -135,3 +135,46 @@ func TestFreshMapVerdictFollowsTheRatio(t *testing.T) {
 		require.NotEqual(t, name, tg.Name, "a row for results that predate it: %+v", tg)
 	}
 }
+
+// The throughput row against Python's Pool.map asks the Go SDK guest to be
+// at least as fast (2× is its stretch) and the WAT guest twice as fast;
+// when in-process wazero on the same guest is already slower than the
+// goal, the row says that no pool can reach it here.
+func TestVsPythonGoalsAndReach(t *testing.T) {
+	const name = "Throughput vs Python Pool.map (default chunking)"
+	// Tasks of 1000 each: an Elapsed of 1 ms is 1 µs a task.
+	judge := func(guest string, python, pool, inProcess time.Duration) harness.Target {
+		r := &harness.Results{
+			Options: harness.Options{Guests: []string{guest}},
+			Throughput: []harness.Throughput{
+				{System: harness.SysPoolMap, Tasks: 1000, Elapsed: python},
+				{System: harness.SysSafepool, Guest: guest, Tasks: 1000, Elapsed: pool},
+				{System: harness.SysInProcess, Guest: guest, Tasks: 1000, Elapsed: inProcess},
+			},
+		}
+		return findTarget(t, harness.Targets(r), name, map[string]string{harness.GoGuest: "Go guest (tasks)", harness.WATGuest: "WAT guest (wsquare)"}[guest])
+	}
+	ms := time.Millisecond
+
+	// The Go guest at 1.25× Python meets its goal of 1×, not its stretch.
+	tg := judge(harness.GoGuest, 1250*time.Microsecond, ms, 500*time.Microsecond)
+	require.NotNil(t, tg.Met)
+	require.True(t, *tg.Met, "1.25× is at least 1×: %+v", tg)
+	require.Equal(t, "≥ 1× (stretch: 2×)", tg.Goal)
+	require.Equal(t, "1.25× (1.00 vs 1.25 µs/task)", tg.Measured)
+
+	// The WAT guest at the same 1.25× misses its 2×.
+	tg = judge(harness.WATGuest, 1250*time.Microsecond, ms, 500*time.Microsecond)
+	require.NotNil(t, tg.Met)
+	require.False(t, *tg.Met, "1.25× is under 2×: %+v", tg)
+	require.Equal(t, "≥ 2×", tg.Goal)
+	require.NotContains(t, tg.Measured, "out of reach", "in-process (0.50) is faster than the goal (0.625): %+v", tg)
+
+	// In process slower than the goal: out of reach, and still judged.
+	tg = judge(harness.WATGuest, 300*time.Microsecond, 800*time.Microsecond, 180*time.Microsecond)
+	require.NotNil(t, tg.Met)
+	require.False(t, *tg.Met)
+	require.Equal(t, "0.38× (0.80 vs 0.30 µs/task); out of reach for any pool here: the goal is 0.15 µs/task and in-process wazero alone takes 0.18", tg.Measured)
+	tg = judge(harness.GoGuest, 330*time.Microsecond, 1530*time.Microsecond, 450*time.Microsecond)
+	require.Contains(t, tg.Measured, "the goal is 0.33 µs/task and in-process wazero alone takes 0.45")
+}
