@@ -120,8 +120,13 @@ func serve(end *proc.ChildEnd) error {
 	// Compiling or loading the module leaves megabytes of garbage (a Go
 	// guest's decoded module) that an idle worker would otherwise hold for
 	// good: hand it back to the system, beside the first tasks rather than
-	// before them.
-	go debug.FreeOSMemory()
+	// before them. Start-up also touched megabytes of this binary's code
+	// and tables that a worker at work never uses again: unmap them too
+	// (proc.TrimFilePages).
+	go func() {
+		debug.FreeOSMemory()
+		proc.TrimFilePages()
+	}()
 	return w.loop(r, in)
 }
 
