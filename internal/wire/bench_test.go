@@ -34,7 +34,7 @@ func squareResults(n int) []wire.Result {
 		v := 500_000 + i
 		rs[i] = wire.Result{
 			ID: uint64(1_000_000 + i), Status: wire.StatusOK, Output: []byte(strconv.Itoa(v * v)),
-			Start: now + int64(i)*1000, End: now + int64(i)*1000 + 700, PeakMemory: 2 << 20,
+			Start: now + int64(i)*700, End: now + int64(i+1)*700, PeakMemory: 2 << 20, // each starts as the last ends
 		}
 	}
 	return rs
@@ -87,6 +87,23 @@ func BenchmarkDecodeResults(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		rs, err := wire.DecodeResults(payload)
+		if err != nil || len(rs) != benchBatch {
+			b.Fatalf("decode: %v, %d results", err, len(rs))
+		}
+	}
+	reportPerTask(b)
+}
+
+// BenchmarkDecodeResultsInto decodes into one slice of results used again,
+// as the host's connection to a worker does.
+func BenchmarkDecodeResultsInto(b *testing.B) {
+	payload := wire.AppendResults(nil, squareResults(benchBatch))
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	var rs []wire.Result
+	for b.Loop() {
+		var err error
+		rs, err = wire.DecodeResultsInto(rs, payload)
 		if err != nil || len(rs) != benchBatch {
 			b.Fatalf("decode: %v, %d results", err, len(rs))
 		}

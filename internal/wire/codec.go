@@ -17,9 +17,8 @@ func (e enc) bool(v bool) enc {
 	}
 	return append(e, 0)
 }
-func (e enc) fixed64(v uint64) enc { return binary.LittleEndian.AppendUint64(e, v) }
-func (e enc) bytes(b []byte) enc   { return append(e.uint(uint64(len(b))), b...) }
-func (e enc) str(s string) enc     { return append(e.uint(uint64(len(s))), s...) }
+func (e enc) bytes(b []byte) enc { return append(e.uint(uint64(len(b))), b...) }
+func (e enc) str(s string) enc   { return append(e.uint(uint64(len(s))), s...) }
 
 // strs encodes a count, then each string.
 func (e enc) strs(ss []string) enc {
@@ -76,19 +75,6 @@ func (d *dec) int(what string) int64 {
 		return 0
 	}
 	d.b = d.b[n:]
-	return v
-}
-
-func (d *dec) fixed64(what string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) < 8 {
-		d.fail(what)
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(d.b)
-	d.b = d.b[8:]
 	return v
 }
 

@@ -10,7 +10,7 @@ import (
 
 // Version is the protocol version carried by the handshake. A worker refuses
 // an [Init] whose version differs.
-const Version = 5
+const Version = 6
 
 // MaxFrame is the largest frame either side accepts, in bytes. A longer length
 // prefix is treated as a corrupt stream.

@@ -290,20 +290,35 @@ func DecodeBatchInto(dst []Task, p []byte) ([]Task, error) {
 	return tasks, nil
 }
 
-// AppendResult appends the encoding of one result to b. A Results payload is
-// a uvarint count followed by that many results. Start is fixed 8 bytes
-// (a varint of a Unix time in nanoseconds takes 9 and is slower to read);
-// End is sent as its distance from Start, a short varint.
-func AppendResult(b []byte, r *Result) []byte {
-	return enc(b).uint(r.ID).uint(uint64(r.Status)).bytes(r.Output).str(r.Error).
-		fixed64(uint64(r.Start)).int(r.End - r.Start).uint(r.PeakMemory).bytes(r.Log)
+// A Results payload is a uvarint count followed by that many results. The
+// numbers of a result that follow from the one before are sent as their
+// distance from it, a signed varint: its ID from the last ID (the tasks of
+// a batch run in order, so 1), its Start from the last End (a worker
+// starts the next task of a batch when it ends the last, so 0) and its
+// PeakMemory from the last one (an instance's memory seldom grows, so 0);
+// the first result's are from zero. End is sent as its distance from
+// Start. A result then takes a byte per number but its duration, and is
+// read mostly on the decoder's one-byte path. The distances wrap around,
+// so that any values survive the trip.
+type resultDeltas struct {
+	id, end, peak uint64
+}
+
+// appendResult appends the encoding of r to b, relative to p, which it
+// moves on to r.
+func (p *resultDeltas) appendResult(b []byte, r *Result) []byte {
+	b = enc(b).int(int64(r.ID - p.id)).uint(uint64(r.Status)).bytes(r.Output).str(r.Error).
+		int(int64(uint64(r.Start) - p.end)).int(r.End - r.Start).int(int64(r.PeakMemory - p.peak)).bytes(r.Log)
+	p.id, p.end, p.peak = r.ID, uint64(r.End), r.PeakMemory
+	return b
 }
 
 // AppendResults appends a whole Results payload to b.
 func AppendResults(b []byte, rs []Result) []byte {
 	b = enc(b).uint(uint64(len(rs)))
+	var p resultDeltas
 	for i := range rs {
-		b = AppendResult(b, &rs[i])
+		b = p.appendResult(b, &rs[i])
 	}
 	return b
 }
@@ -359,19 +374,21 @@ func DecodeResultsInto(rs []Result, p []byte) ([]Result, error) {
 		} else {
 			rs = make([]Result, n)
 		}
+		var p resultDeltas // see appendResult
 		for i := range rs {
 			r := &rs[i]
-			r.ID = d.uint("result id")
+			r.ID = p.id + uint64(d.int("result id"))
 			r.Status = Status(d.uint("status"))
 			if d.err == nil && !r.Status.Valid() {
 				d.fail("status")
 			}
 			r.Output = out.copy(d.view("output"), len(d.b))
 			r.Error = d.str("error")
-			r.Start = int64(d.fixed64("start"))
+			r.Start = int64(p.end + uint64(d.int("start")))
 			r.End = r.Start + d.int("end")
-			r.PeakMemory = d.uint("peak memory")
+			r.PeakMemory = p.peak + uint64(d.int("peak memory"))
 			r.Log = out.copy(d.view("log"), len(d.b))
+			p.id, p.end, p.peak = r.ID, uint64(r.End), r.PeakMemory
 		}
 	}
 	if err := d.end("results"); err != nil {

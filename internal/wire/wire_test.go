@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"testing"
 	"time"
 
@@ -68,6 +69,42 @@ func TestRoundTrip(t *testing.T) {
 		out, err := wire.DecodeResults(wire.AppendResults(nil, in))
 		require.NoError(t, err)
 		require.Equal(t, in, out)
+	})
+	t.Run("results' distances", func(t *testing.T) {
+		// Numbers are sent as distances from the last result's: any
+		// values survive, in any order, at the ends of their ranges too.
+		in := []wire.Result{
+			{ID: math.MaxUint64, Status: wire.StatusOK, Start: math.MaxInt64 - 5, End: math.MaxInt64, PeakMemory: math.MaxUint64},
+			{ID: 0, Status: wire.StatusOK, Start: math.MinInt64, End: math.MinInt64 + 3, PeakMemory: 0},
+			{ID: 7, Status: wire.StatusKilled, Start: -1, End: -1},
+			{ID: 5, Status: wire.StatusOK, Start: 1 << 62, End: 1<<62 + 1, PeakMemory: 1 << 40},
+			{ID: 5, Status: wire.StatusOK, Start: 3, End: 2, PeakMemory: 1 << 20},
+		}
+		out, err := wire.DecodeResults(wire.AppendResults(nil, in))
+		require.NoError(t, err)
+		require.Equal(t, in, out)
+	})
+	t.Run("results of a batch are small", func(t *testing.T) {
+		// A batch's results, as a worker sends them: IDs one apart, each
+		// task starting when the last ended, the same peak memory. Past
+		// the first, a result takes a byte for each number but its
+		// duration, beside its output.
+		const n = 256
+		start := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).UnixNano()
+		rs := make([]wire.Result, n)
+		for i := range rs {
+			end := start + 1500
+			rs[i] = wire.Result{ID: uint64(1_000_000 + i), Status: wire.StatusOK, Output: []byte("49"), Start: start, End: end, PeakMemory: 2 << 20}
+			start = end
+		}
+		p := wire.AppendResults(nil, rs)
+		first := len(wire.AppendResults(nil, rs[:1]))
+		// 11 bytes: ID, status, output (its length and 2 bytes), error,
+		// start, duration (2 bytes), peak memory, log.
+		require.Equal(t, first+(n-1)*11, len(p)-1, "bytes of results 2..n") // the count takes a byte more
+		out, err := wire.DecodeResults(p)
+		require.NoError(t, err)
+		require.Equal(t, rs, out)
 	})
 	t.Run("started", func(t *testing.T) {
 		id, err := wire.DecodeStarted(wire.AppendStarted(nil, 99))
