@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"context"
 	"strconv"
-	"syscall"
 	"testing"
 
 	"github.com/safepool/safepool/cluster"
@@ -36,16 +35,6 @@ func BenchmarkSend(b *testing.B) {
 	}
 }
 
-// hostCPU is this process's CPU time so far (user and system, without
-// its children: the workers), in nanoseconds.
-func hostCPU() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
-
 // BenchmarkMapCluster measures Map's throughput on the local pool and on
 // "embedded" side by side: one op is a map of "square" over n integers on
 // the WAT guest, two workers. ns/task is the figure to compare; the ratio
@@ -73,14 +62,14 @@ func BenchmarkMapCluster(b *testing.B) {
 				b.Fatal(err)
 			}
 			var rs []pool.Result
-			cpu0 := hostCPU()
+			cpu0 := enginetest.HostCPU(b)
 			for b.Loop() {
 				if rs, err = p.Map(ctx, "square", inputs); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/task")
-			b.ReportMetric(float64(hostCPU()-cpu0)/float64(b.N*n), "host-cpu-ns/task")
+			b.ReportMetric(float64(enginetest.HostCPU(b)-cpu0)/float64(b.N*n), "host-cpu-ns/task")
 			for i, r := range rs {
 				if r.Status != pool.StatusOK || string(r.Output) != strconv.Itoa(i*i) {
 					b.Fatalf("square(%d) = %s %q", i, r.Status, r.Output)

@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"context"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,7 +53,7 @@ func BenchmarkMapCollector(b *testing.B) {
 				if _, err := p.Map(ctx, "square", inputs[:1000]); err != nil {
 					b.Fatal(err)
 				}
-				cpu := selfCPU(b)
+				cpu := enginetest.HostCPU(b)
 				for b.Loop() {
 					if _, err := p.Map(ctx, "square", inputs); err != nil {
 						b.Fatal(err)
@@ -63,20 +62,10 @@ func BenchmarkMapCollector(b *testing.B) {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/task")
 				// The host's CPU, where the Observer runs, is steadier than
 				// the wall time on a loaded machine.
-				b.ReportMetric(float64(selfCPU(b)-cpu)/float64(b.N*n), "host-cpu-ns/task")
+				b.ReportMetric(float64(enginetest.HostCPU(b)-cpu)/float64(b.N*n), "host-cpu-ns/task")
 			})
 		}
 	}
-}
-
-// selfCPU is the CPU time this process (the host: workers are processes
-// of their own) has used, in nanoseconds.
-func selfCPU(b *testing.B) int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // nopObserver is a TaskObserver that does nothing.
@@ -118,7 +107,7 @@ func BenchmarkObserve(b *testing.B) {
 			c := metrics.New()
 			var pids atomic.Int64
 			pids.Store(4000)
-			cpu := selfCPU(b)
+			cpu := enginetest.HostCPU(b)
 			b.RunParallel(func(pb *testing.PB) {
 				pid := int(pids.Add(1))
 				recs := make([]pool.TaskRecord, batch)
@@ -138,7 +127,7 @@ func BenchmarkObserve(b *testing.B) {
 			})
 			// The process's CPU time per record moves less than ns/op
 			// when other work shares the cores.
-			b.ReportMetric(float64(selfCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(enginetest.HostCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

@@ -2,16 +2,12 @@ package pool_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/safepool/safepool/internal/enginetest"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/pool"
 )
@@ -82,7 +78,7 @@ func benchMap(b *testing.B, p *pool.Pool, n int) {
 	}
 	var rs []pool.Result
 	pids := p.Snapshot().Workers
-	host, workers := hostCPU(b), workerCPU(pids)
+	host, workers := enginetest.HostCPU(b), enginetest.WorkerCPU(pids)
 	for b.Loop() {
 		var err error
 		if rs, err = p.Map(ctx, "square", inputs); err != nil {
@@ -93,9 +89,9 @@ func benchMap(b *testing.B, p *pool.Pool, n int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/tasks, "ns/task")
 	// CPU time moves less than wall time when other work shares the
 	// cores: compare these between builds on a busy machine.
-	b.ReportMetric(float64(hostCPU(b)-host)/tasks, "host-cpu-ns/task")
+	b.ReportMetric(float64(enginetest.HostCPU(b)-host)/tasks, "host-cpu-ns/task")
 	if slices.Equal(p.Snapshot().Workers, pids) {
-		b.ReportMetric(float64(workerCPU(pids)-workers)/tasks, "worker-cpu-ns/task")
+		b.ReportMetric(float64(enginetest.WorkerCPU(pids)-workers)/tasks, "worker-cpu-ns/task")
 	}
 	if got := string(rs[n-1].Output); got != strconv.Itoa((n-1)*(n-1)) {
 		b.Fatalf("square(%d) = %q", n-1, got)
@@ -129,34 +125,4 @@ func BenchmarkApply(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 		})
 	}
-}
-
-// hostCPU is the CPU time this process has used, in nanoseconds.
-func hostCPU(b *testing.B) int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
-
-// workerCPU is the CPU time the processes pids have run, in nanoseconds:
-// the sum over their threads of /proc/PID/task/TID/schedstat's first
-// field (/proc/PID/stat counts 10 ms ticks).
-func workerCPU(pids []int) int64 {
-	var ns int64
-	for _, pid := range pids {
-		files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				continue // the thread ended
-			}
-			if fs := strings.Fields(string(data)); len(fs) > 0 {
-				v, _ := strconv.ParseInt(fs[0], 10, 64)
-				ns += v
-			}
-		}
-	}
-	return ns
 }
