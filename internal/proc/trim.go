@@ -35,26 +35,24 @@ func TrimFilePages() int64 {
 	}
 	defer f.Close()
 	var (
-		trimmed    int64
-		lo, hi     uintptr
-		candidate  bool
-		rss, anon  int64
-		haveHeader bool
+		trimmed   int64
+		lo, hi    uintptr
+		candidate bool // the mapping being read may be dropped
+		rss, anon int64
 	)
 	flush := func() {
-		if haveHeader && candidate && anon == 0 && rss > 0 {
+		if candidate && anon == 0 && rss > 0 {
 			if _, _, errno := unix.Syscall(unix.SYS_MADVISE, lo, hi-lo, unix.MADV_DONTNEED); errno == 0 {
 				trimmed += rss
 			}
 		}
-		haveHeader, candidate, rss, anon = false, false, 0, 0
+		candidate, rss, anon = false, 0, 0
 	}
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		line := s.Bytes()
 		if start, end, ok := mappingRange(line); ok {
 			flush()
-			haveHeader = true
 			lo, hi = start, end
 			candidate = trimmable(line)
 			continue
