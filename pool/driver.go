@@ -199,7 +199,7 @@ func (d *driver) receive() {
 		}
 		d.mu.Unlock()
 		if j != nil {
-			d.l.emit(Event{Kind: EventTaskStart, WorkerPID: d.wk.PID(), Index: j.index, Func: j.run.fn, Attempt: j.attempts + 1, job: j})
+			d.l.emit(Event{Kind: EventTaskStart, WorkerPID: d.wk.PID(), Index: j.index, Func: j.run.fn, Attempt: j.attempts + 1, Map: j.run.id, ctx: j.run.ctx, job: j})
 		}
 	default:
 		pid := d.wk.PID()

@@ -25,6 +25,7 @@ func TestEmbedded(t *testing.T) {
 	t.Run("several kills and two maps", TestSeveralKillsAndTwoMaps)
 	t.Run("imap", TestImap)
 	t.Run("imap with kills", TestImapWithKills)
+	t.Run("events name their map", TestEventsNameTheirMapAndContext)
 	t.Run("chaos", func(t *testing.T) {
 		for _, policy := range []pool.Policy{pool.Retry, pool.Skip, pool.Abort} {
 			t.Run(policy.String(), func(t *testing.T) {

@@ -1,6 +1,9 @@
 package pool
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // EventKind says what an Event reports.
 type EventKind uint8
@@ -81,6 +84,13 @@ type Event struct {
 	// Agent and Host name the cluster agent a task event happened on, and
 	// its machine; empty for a local pool.
 	Agent, Host string
+	// Map numbers the map a task event (task start, end, final, retry
+	// and not run) belongs to: 1 for the pool's first Map, MapAsync,
+	// Imap, ImapUnordered or Apply call, 2 for its second, and so on. It
+	// is 0 for other events, and for the events of a cluster agent's
+	// Observer (an agent runs other pools' maps).
+	Map uint64
+	ctx context.Context // the map's (see Context)
 
 	job *job // the task of a task start, for a cluster agent
 	// Stats are the attempt's (EventTaskEnd, EventTaskFinal).
@@ -99,6 +109,17 @@ type Event struct {
 	Signal string
 	// Count is how many tasks an EventNotRun covers.
 	Count int
+}
+
+// Context returns the context that the map of a task event was called
+// with, so that a tracer can hang an attempt's span under the caller's
+// span (package github.com/safepool/safepool/tracing does), or a logger
+// read the caller's values. It is context.Background() for other events.
+func (e Event) Context() context.Context {
+	if e.ctx == nil {
+		return context.Background()
+	}
+	return e.ctx
 }
 
 // TaskObserver is a cheaper Config.Observer, for a metrics collector

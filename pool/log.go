@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 
@@ -20,13 +19,15 @@ import (
 // of the Result.
 func (p *Pool) noteFinal(j *job, res *Result, policy Policy) {
 	p.emit(Event{Kind: EventTaskFinal, Time: res.Stats.End, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: j.run.fn,
-		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Policy: policy})
+		Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Policy: policy,
+		Agent: res.Stats.Agent, Host: res.Stats.Host, Map: j.run.id, ctx: j.run.ctx})
 }
 
 // noteRetry reports that j's failed attempt res runs again.
 func (p *Pool) noteRetry(j *job, res Result) {
 	p.emit(Event{Kind: EventRetry, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: j.run.fn,
-		Attempt: j.attempts, Status: res.Status, Reason: res.Error})
+		Attempt: j.attempts, Status: res.Status, Reason: res.Error,
+		Agent: res.Stats.Agent, Host: res.Stats.Host, Map: j.run.id, ctx: j.run.ctx})
 }
 
 // noteTrip reports a breaker that opened; err is what failAll ends the
@@ -44,7 +45,7 @@ func (p *Pool) noteNotRun(r *run) {
 	n := r.remaining
 	r.mu.Unlock()
 	if n > 0 {
-		p.emit(Event{Kind: EventNotRun, Func: r.fn, Count: int(n)})
+		p.emit(Event{Kind: EventNotRun, Func: r.fn, Count: int(n), Map: r.id, ctx: r.ctx})
 	}
 }
 
@@ -81,11 +82,14 @@ func startSignal(outside bool) string {
 // log writes e to Config.Logger at the level it deserves: debug for the
 // routine (a task's start and success, a worker retired), info for the
 // pool's own recoveries (a worker started, a retry), warn for what cost a
-// task or a worker, and error for what ended a map.
+// task or a worker, and error for what ended a map. A task's record is
+// logged under its map's context (Event.Context), so that a handler can
+// read the caller's values from it, such as the span a trace bridge puts
+// there.
 func (p *Pool) log(e Event) {
 	lg := p.cfg.Logger
 	level, msg := logLevel(e)
-	ctx := context.Background()
+	ctx := e.Context()
 	if !lg.Enabled(ctx, level) {
 		return
 	}
@@ -95,7 +99,7 @@ func (p *Pool) log(e Event) {
 	}
 	switch e.Kind {
 	case EventTaskStart, EventTaskEnd, EventTaskFinal, EventRetry:
-		attrs = append(attrs, slog.Int("index", e.Index), slog.String("func", e.Func), slog.Int("attempt", e.Attempt))
+		attrs = append(attrs, slog.Uint64("map", e.Map), slog.Int("index", e.Index), slog.String("func", e.Func), slog.Int("attempt", e.Attempt))
 	}
 	switch e.Kind {
 	case EventTaskEnd, EventTaskFinal, EventRetry:
@@ -111,7 +115,7 @@ func (p *Pool) log(e Event) {
 		}
 	}
 	if e.Kind == EventNotRun {
-		attrs = append(attrs, slog.String("func", e.Func), slog.Int("count", e.Count))
+		attrs = append(attrs, slog.Uint64("map", e.Map), slog.String("func", e.Func), slog.Int("count", e.Count))
 	}
 	if e.Reason != "" {
 		attrs = append(attrs, slog.String("reason", firstLine(e.Reason)))

@@ -32,7 +32,8 @@ func (p *Pool) settle(o *outcome) {
 	res.Attempts = j.attempts
 	if p.taskEvents() {
 		p.emit(Event{Kind: EventTaskEnd, Time: res.Stats.End, WorkerPID: res.Stats.WorkerPID, Index: j.index, Func: r.fn,
-			Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Agent: res.Stats.Agent, Host: res.Stats.Host})
+			Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Agent: res.Stats.Agent, Host: res.Stats.Host,
+			Map: r.id, ctx: r.ctx})
 	}
 	observed := p.cfg.TaskObserver != nil
 	if res.Status == StatusOK {

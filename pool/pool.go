@@ -32,6 +32,7 @@ type Pool struct {
 	mu          sync.Mutex
 	closed      bool
 	runs        map[*run]struct{}
+	lastRun     uint64 // the last run's id (Event.Map)
 	runsDone    *sync.Cond
 	killed      []KilledTask // the most recent, at most cfg.KilledLimit
 	killedCount int          // every killed task, kept or not
@@ -102,6 +103,8 @@ func (p *Pool) begin(ctx context.Context, fn string, n int, stream chan Result) 
 		return nil, err
 	}
 	r := p.newRun(ctx, fn, n, stream)
+	p.lastRun++
+	r.id = p.lastRun
 	p.runs[r] = struct{}{}
 	return r, nil
 }

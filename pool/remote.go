@@ -525,7 +525,8 @@ func (c *cluster) Results(rs *remote.Results) {
 			ag.byPID[x.WorkerPID], ag.running[x.ID] = x.ID, true
 			j := ch.jobs[k]
 			starts = append(starts, Event{Kind: EventTaskStart, Time: time.Unix(0, x.Start), WorkerPID: x.WorkerPID,
-				Index: j.index, Func: ch.run.fn, Attempt: j.attempts + 1, Agent: rs.Agent.Name, Host: rs.Agent.Host})
+				Index: j.index, Func: ch.run.fn, Attempt: j.attempts + 1, Agent: rs.Agent.Name, Host: rs.Agent.Host,
+				Map: ch.run.id, ctx: ch.run.ctx})
 			continue
 		}
 		out = append(out, got{ch.jobs[k], x})

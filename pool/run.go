@@ -17,6 +17,7 @@ type run struct {
 	hooks    *runHooks
 	tasks    TaskObserver // Config.TaskObserver, told of attempts and final results
 	fn       string
+	id       uint64        // Event.Map: 1 for the pool's first run
 	memLimit int64         // the memory cap its tasks start with
 	timeout  time.Duration // its tasks' own timeout (WithTimeout); 0: the pool's
 	total    atomic.Int64  // tasks submitted so far (streams grow it)
