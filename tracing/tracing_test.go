@@ -6,8 +6,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -219,4 +221,29 @@ func TestPendingIsBounded(t *testing.T) {
 	require.Equal(t, tracing.MaxPending, tr.Pending())
 	tr.Observe(pool.Event{Kind: pool.EventNotRun, Map: 3, Func: "f", Count: tracing.MaxPending + 10})
 	require.Zero(t, tr.Pending())
+}
+
+// New(nil) takes the global provider, read when New is called; an attempt
+// whose worker died before it said when the task started is a span of no
+// length at its end.
+func TestGlobalProviderAndUnknownStart(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	tr := tracing.New(nil)
+	end := time.Now()
+	tr.Observe(pool.Event{Kind: pool.EventTaskEnd, Time: end, Map: 1, Index: 7, Func: "f", Attempt: 1,
+		Status: pool.StatusKilled, Reason: "worker killed by SIGKILL before the task started",
+		WorkerPID: 99, Stats: pool.Stats{End: end, WorkerPID: 99}})
+	spans := rec.Ended()
+	require.Len(t, spans, 1)
+	require.Equal(t, "safepool f", spans[0].Name())
+	require.True(t, spans[0].StartTime().Equal(end))
+	require.True(t, spans[0].EndTime().Equal(end))
+	require.Equal(t, "99", attrs(spans[0])["safepool.worker.pid"])
+	require.Empty(t, attrs(spans[0])["safepool.task.peak_memory"], "not known, not said")
 }
