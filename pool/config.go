@@ -239,7 +239,10 @@ type Config struct {
 	// github.com/safepool/safepool/metrics). It is called from the pool's
 	// goroutines, sometimes from inside a call to the pool (such as
 	// MapHandle.Cancel), so it must return quickly and must not call the
-	// pool.
+	// pool. An event is sent once what it reports is done: a task's
+	// EventTaskFinal just after its result was delivered to its map, so
+	// that it can come after the map's call returned (its EventTaskEnd
+	// comes before).
 	Observer func(Event)
 	// TaskObserver, when set, is a cheaper Observer for a metrics
 	// collector: it is told of attempts' ends and final results as

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -47,6 +48,19 @@ func TestEventsNameTheirMapAndContext(t *testing.T) {
 	_, err = h.Wait(context.Background())
 	require.Error(t, err)
 
+	// A task's final event comes just after its result was delivered, so
+	// it can come after its map returned.
+	eventually(t, 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, e := range evs {
+			if e.Kind == pool.EventTaskFinal {
+				n++
+			}
+		}
+		return n == 5+3
+	}, "every task's final event")
 	mu.Lock()
 	defer mu.Unlock()
 	byKind := map[pool.EventKind]int{}
@@ -118,6 +132,17 @@ func TestLogRecordsCarryTheirMap(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, rs[1].Attempts)
 
+	eventually(t, 5*time.Second, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		n := 0
+		for _, r := range h.recs {
+			if r.msg == "task done" {
+				n++
+			}
+		}
+		return n == 2+3
+	}, "every task's final record")
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	msgs := map[string]int{}

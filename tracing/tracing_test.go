@@ -153,7 +153,9 @@ func TestSpanOfASkippedKill(t *testing.T) {
 	require.Equal(t, "killed", attrs(s)["safepool.task.status"])
 	require.Equal(t, codes.Error, s.Status().Code)
 	require.False(t, s.Parent().IsValid(), "a map with no span in its context: each attempt is a trace's root")
-	require.Zero(t, tr.Pending())
+	// The task's final event, which lets the tracer forget the attempt,
+	// comes just after its result was delivered: maybe after Map returned.
+	require.Eventually(t, func() bool { return tr.Pending() == 0 }, 5*time.Second, time.Millisecond)
 }
 
 // Attempts under a span that is not sampled make no span, and the tracer
