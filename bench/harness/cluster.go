@@ -166,7 +166,7 @@ func (b *bench) clusterScenario(ctx context.Context) error {
 		steps = append(steps,
 			func(ctx context.Context, cr *ClusterResults) error { return b.clusterAgentKill(ctx, cr, ac) },
 			func(ctx context.Context, cr *ClusterResults) error {
-				s, err := b.clusterStream(ctx, ClusterThree, ac.url, min(b.opts.StreamN, clusterAgentsStreamN))
+				s, err := b.clusterStream(ctx, ClusterThree, ac.url, b.opts.StreamN)
 				cr.CoordinatorStream = s
 				return err
 			},
@@ -191,10 +191,6 @@ func (b *bench) clusterScenario(ctx context.Context) error {
 	}
 	return nil
 }
-
-// clusterAgentsStreamN bounds the items streamed on the agents' cluster,
-// which runs each at a few times the local pool's cost.
-const clusterAgentsStreamN = 1_000_000
 
 // clusterLatency times Apply of square(7) on the local pool and on
 // "embedded", taking turns in LatencyRounds rounds.
