@@ -86,8 +86,8 @@ type Event struct {
 	Agent, Host string
 	// Map numbers the map a task event (task start, end, final, retry
 	// and not run) belongs to: 1 for the pool's first Map, MapAsync,
-	// Imap, ImapUnordered or Apply call, 2 for its second, and so on. It
-	// is 0 for other events, and for the events of a cluster agent's
+	// Imap, ImapUnordered or Apply call, 2 for its second, and so on (a
+	// MapAsync's is its handle's ID). It is 0 for other events, and for the events of a cluster agent's
 	// Observer (an agent runs other pools' maps).
 	Map uint64
 	ctx context.Context // the map's (see Context)

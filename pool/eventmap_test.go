@@ -44,6 +44,7 @@ func TestEventsNameTheirMapAndContext(t *testing.T) {
 	// ran are reported as not run, under its number.
 	h, err := p.MapAsync(ctxB, "sleep", [][]byte{[]byte("60000"), []byte("60000"), []byte("60000")})
 	require.NoError(t, err)
+	require.Equal(t, uint64(3), h.ID(), "the pool's third map")
 	h.Cancel()
 	_, err = h.Wait(context.Background())
 	require.Error(t, err)

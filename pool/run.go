@@ -220,6 +220,10 @@ func (r *run) abort(err error) {
 // for concurrent use.
 type MapHandle struct{ r *run }
 
+// ID is the map's number in its pool, which its task events carry as
+// Event.Map: 1 for the pool's first map, 2 for its second, and so on.
+func (m *MapHandle) ID() uint64 { return m.r.id }
+
 // Done is closed when the map has ended.
 func (m *MapHandle) Done() <-chan struct{} { return m.r.done }
 
