@@ -10,12 +10,12 @@ EXAMPLE_GUESTS := $(sort $(patsubst %/,%,$(dir $(wildcard examples/*/guest/*.go 
 FIXTURES       := $(sort $(patsubst %/,%,$(dir $(wildcard internal/testguest/testdata/*/*.go))))  # Go fixtures (wat and c are built otherwise)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test guests fmt lint bench soak check tidy-check report-png build install
+.PHONY: help demo test guests fmt lint bench bench-metrics soak check tidy-check report-png build install
 
 help: ## list the targets
 	@echo "usage: make TARGET"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 DEMO_REPORT ?= $(or $(TMPDIR),/tmp)/safepool-demo
 
@@ -57,6 +57,9 @@ bench: ## install the Python peers (Debian packages), run the hot-path benchmark
 	$(GO) test -run '^$$' -bench KillToDeath -benchtime 20x ./internal/hostconn
 	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md -readme README.md -readme-tables targets
 	$(GO) run ./bench/cmd/safepool-bench -only kills,oom -out bench/matrix/RESULTS.md -readme README.md
+
+bench-metrics: ## the metrics collector's cost alone, with nine times the full run's rounds so that its interval is narrow enough to judge 2% (about 8 minutes; writes bench/metrics/RESULTS.md)
+	$(GO) run ./bench/cmd/safepool-bench -only metrics -rounds 27 -python none -peer-python none -chart "" -out bench/metrics/RESULTS.md
 
 soak: ## the chaos test for minutes (SOAK=5m by default), then start-up storms, then the cluster's chaos (three servers, agent processes SIGKILLed and SIGSTOPped) for SOAK; prints tasks, kills, retries, breaker trips, recoveries, hangs, lost, doubled
 	SAFEPOOL_SOAK=$${SOAK:-5m} $(GO) test -run TestChaos -count=1 -timeout 0 -v ./pool/
