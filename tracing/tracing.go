@@ -125,7 +125,8 @@ func (t *Tracer) attempt(e pool.Event) {
 	if start.IsZero() || start.After(e.Time) {
 		start = e.Time // the worker died before it said when the task started
 	}
-	opts := []trace.SpanStartOption{trace.WithTimestamp(start), nil}[:1]
+	opts := make([]trace.SpanStartOption, 1, 2) // room for a link
+	opts[0] = trace.WithTimestamp(start)
 	if e.Attempt > 1 {
 		t.mu.Lock()
 		prev, ok := t.failed[key]
