@@ -2,7 +2,6 @@ package tracing_test
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/safepool/safepool/internal/enginetest"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/pool"
 	"github.com/safepool/safepool/tracing"
@@ -54,10 +54,7 @@ func BenchmarkObserve(b *testing.B) {
 //	go test -run '^$' -bench Map -benchtime 5x ./tracing/
 func BenchmarkMap(b *testing.B) {
 	const n = 20_000
-	inputs := make([][]byte, n)
-	for i := range inputs {
-		inputs[i] = []byte(strconv.Itoa(i))
-	}
+	inputs := enginetest.Ints(n)
 	for _, mode := range []string{"off", "sampled", "unsampled"} {
 		b.Run(mode, func(b *testing.B) {
 			sampler := sdktrace.AlwaysSample()
@@ -66,7 +63,7 @@ func BenchmarkMap(b *testing.B) {
 			}
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 			b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-			cfg := pool.Config{Module: testguest.Path(b, "tasks"), Workers: 2, CacheDir: b.TempDir()}
+			cfg := pool.Config{Module: testguest.Path(b, "tasks"), Workers: 2, CacheDir: enginetest.CacheDir(b)}
 			if mode != "off" {
 				cfg.Observer = tracing.New(tp).Observe
 			}

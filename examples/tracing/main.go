@@ -13,11 +13,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -99,20 +99,20 @@ func printTree(spans tracetest.SpanStubs, root trace.SpanContext) {
 			attempts = append(attempts, s)
 		}
 	}
-	attr := func(s tracetest.SpanStub, key string) string {
+	value := func(s tracetest.SpanStub, key string) attribute.Value {
 		for _, kv := range s.Attributes {
 			if string(kv.Key) == key {
-				return kv.Value.Emit()
+				return kv.Value
 			}
 		}
-		return ""
+		return attribute.Value{}
 	}
-	slices.SortFunc(attempts, func(a, b tracetest.SpanStub) int {
-		if c := strings.Compare(fmt.Sprintf("%3s", attr(a, "safepool.task.index")), fmt.Sprintf("%3s", attr(b, "safepool.task.index"))); c != 0 {
-			return c
-		}
-		return strings.Compare(attr(a, "safepool.task.attempt"), attr(b, "safepool.task.attempt"))
-	})
+	attr := func(s tracetest.SpanStub, key string) string { return value(s, key).Emit() }
+	// By task, then by attempt.
+	order := func(s tracetest.SpanStub) int64 {
+		return value(s, "safepool.task.index").AsInt64()<<16 | value(s, "safepool.task.attempt").AsInt64()
+	}
+	slices.SortFunc(attempts, func(a, b tracetest.SpanStub) int { return cmp.Compare(order(a), order(b)) })
 	byID := map[trace.SpanID]tracetest.SpanStub{}
 	for _, s := range attempts {
 		byID[s.SpanContext.SpanID()] = s
