@@ -21,12 +21,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/safepool/safepool/cluster"
 	"github.com/safepool/safepool/internal/enginetest"
 	"github.com/safepool/safepool/internal/remote"
 	"github.com/safepool/safepool/internal/testguest"
 	"github.com/safepool/safepool/pool"
+	"github.com/safepool/safepool/tracing"
 )
 
 // Fault tests of a pool on a cluster of three servers in this process,
@@ -260,6 +265,34 @@ func checkLost(t *testing.T, p *pool.Pool, rs []pool.Result, n int, victim, why 
 	require.Equal(t, killed, listed, "the killed list")
 }
 
+// checkSpans checks the spans a tracer made of a map's attempts (package
+// tracing): one per task, each naming the agent and host of its result,
+// and a task charged with its agent's loss ending in an error that says
+// so.
+func checkSpans(t *testing.T, rec *tracetest.SpanRecorder, rs []pool.Result) {
+	t.Helper()
+	spans := map[int][]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		for _, kv := range s.Attributes() {
+			if kv.Key == "safepool.task.index" {
+				spans[int(kv.Value.AsInt64())] = append(spans[int(kv.Value.AsInt64())], s)
+			}
+		}
+	}
+	require.Len(t, spans, len(rs), "tasks with spans")
+	for i, r := range rs {
+		require.Len(t, spans[i], 1, "task %d: one attempt, one span", i)
+		s := spans[i][0]
+		require.Contains(t, s.Attributes(), attribute.String("safepool.agent", r.Stats.Agent), "task %d", i)
+		require.Contains(t, s.Attributes(), attribute.String("safepool.host", r.Stats.Host), "task %d", i)
+		require.Contains(t, s.Attributes(), attribute.String("safepool.task.status", r.Status.String()), "task %d", i)
+		if r.Status == pool.StatusKilled {
+			require.Equal(t, codes.Error, s.Status().Code, "task %d", i)
+			require.Equal(t, r.Error, s.Status().Description, "task %d: the span says why, as the result does", i)
+		}
+	}
+}
+
 // wire watches the messages agents send their pools on a connection of
 // its own, in the order the servers deliver them: claims and the pool's
 // answers, heartbeats and results, by agent name.
@@ -428,7 +461,12 @@ func TestClusterFaults(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ev := &events{}
-			p := c.pool(t, opts, func(cfg *pool.Config) { cfg.OnEvent = ev.onEvent; cfg.BatchSize = 2 })
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			p := c.pool(t, opts, func(cfg *pool.Config) {
+				cfg.OnEvent, cfg.Observer, cfg.BatchSize = ev.onEvent, tracing.New(tp).Observe, 2
+			})
 			h, err := p.MapAsync(ctx, "sleep", sleeps(16, 600))
 			require.NoError(t, err)
 			victim := ev.wait(t, "a task starts", func(e pool.Event) bool { return e.Kind == pool.EventTaskStart }).Agent
@@ -443,6 +481,7 @@ func TestClusterFaults(t *testing.T) {
 			rs, err := h.Wait(ctx)
 			require.NoError(t, err)
 			checkLost(t, p, rs, 16, victim, why, at, time.Time{})
+			checkSpans(t, rec, rs)
 			c.agent() // a replacement
 		})
 	}
