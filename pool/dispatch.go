@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"time"
 
 	"github.com/safepool/safepool/module"
 )
@@ -57,6 +58,20 @@ type outcome struct {
 	// is told of them together, after the last. With obs it is not read:
 	// the buffer is handed over after the answer anyway.
 	more bool
+	// dur is the attempt's duration, when durKnown: a dispatcher that has
+	// the worker's start and end as numbers subtracts them, which costs
+	// less than subtracting the times in res.Stats (see duration).
+	dur      time.Duration
+	durKnown bool
+}
+
+// duration is the attempt's duration: End - Start, or -1 when either is
+// not known.
+func (o *outcome) duration() time.Duration {
+	if o.durKnown {
+		return o.dur
+	}
+	return attemptDuration(&o.res.Stats)
 }
 
 // death says how a worker's death ended an attempt.

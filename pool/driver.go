@@ -242,7 +242,9 @@ func (d *driver) receive() {
 			// copied, the outcome's few hundred bytes cost more than
 			// the rest of handing it over.
 			o.job, o.obs = j, &d.obs
-			setResult(&o.res, j, &ev.Results[i], pid)
+			wr := &ev.Results[i]
+			setResult(&o.res, j, wr, pid)
+			o.dur, o.durKnown = max(time.Duration(wr.End-wr.Start), 0), true
 			d.l.sink(o)
 		}
 		*o = outcome{} // keep no output or job alive

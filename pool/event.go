@@ -183,23 +183,24 @@ type TaskRecord struct {
 	PeakMemory int64
 }
 
-// taskRecord is the record of an attempt that ended with res.
-func taskRecord(j *job, res *Result) TaskRecord {
+// taskRecord is the record of an attempt that ended with res after dur.
+func taskRecord(j *job, res *Result, dur time.Duration) TaskRecord {
 	var t TaskRecord
-	fillRecord(&t, j, res)
+	fillRecord(&t, j, res, dur)
 	return t
 }
 
-// fillRecord makes *t the record of an attempt that ended with res. It
+// fillRecord makes *t the record of an attempt that ended with res after
+// dur (see outcome.duration). It
 // sets every field, one by one: assigning a composite literal builds the
 // record on the stack and copies it, and the copy's wide loads wait for
 // the narrow stores that built it (a failed store-to-load forwarding),
 // which cost more than the rest of an observed task's record.
-func fillRecord(t *TaskRecord, j *job, res *Result) {
+func fillRecord(t *TaskRecord, j *job, res *Result, dur time.Duration) {
 	t.Ended, t.Final = true, false
 	t.Status, t.Policy = res.Status, 0
 	t.Attempt, t.Index, t.WorkerPID = j.attempts, j.index, res.Stats.WorkerPID
-	t.Duration = attemptDuration(&res.Stats)
+	t.Duration = dur
 	t.PeakMemory = res.Stats.PeakMemory
 }
 
@@ -213,6 +214,13 @@ func attemptDuration(s *Stats) time.Duration {
 		return -1
 	}
 	return time.Duration(max(s.End.UnixNano()-s.Start.UnixNano(), 0))
+}
+
+// records reports whether the TaskObserver is told of tasks as
+// TaskRecords: it is set, and not a Tallier, whose tasks the pool counts
+// in its Tally instead.
+func (p *Pool) records() bool {
+	return p.cfg.TaskObserver != nil && p.tally == nil
 }
 
 // taskEvents reports whether task ends and finals go out as Events: to

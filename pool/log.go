@@ -39,14 +39,16 @@ func (p *Pool) noteTrip(err error) {
 	}
 }
 
-// noteNotRun reports the tasks of an ended run that have no result.
-func (p *Pool) noteNotRun(r *run) {
+// noteNotRun reports the tasks of an ended run that have no result, and
+// returns how many.
+func (p *Pool) noteNotRun(r *run) int64 {
 	r.mu.Lock()
 	n := r.remaining
 	r.mu.Unlock()
 	if n > 0 {
 		p.emit(Event{Kind: EventNotRun, Func: r.fn, Count: int(n), Map: r.id, ctx: r.ctx})
 	}
+	return n
 }
 
 // finalPolicy is the policy that made a failed result final.

@@ -35,7 +35,8 @@ func (p *Pool) settle(o *outcome) {
 			Attempt: j.attempts, Status: res.Status, Reason: res.Error, Stats: res.Stats, Agent: res.Stats.Agent, Host: res.Stats.Host,
 			Map: r.id, ctx: r.ctx})
 	}
-	observed := p.cfg.TaskObserver != nil
+	observed := p.records()
+	dur := o.duration()
 	if res.Status == StatusOK {
 		res.Failed = j.history
 		// The attempt's end and the task's final result are one record.
@@ -45,15 +46,18 @@ func (p *Pool) settle(o *outcome) {
 			// room, rather than copied there (see obsBuf.slot).
 			var x TaskRecord
 			rec = o.obs.slot(&x)
-			fillRecord(rec, j, res)
+			fillRecord(rec, j, res, dur)
 		}
-		if r.deliver(res, rec, o.obs, o.more) && p.taskEvents() {
+		if r.deliver(res, dur, rec, o.obs, o.more) && p.taskEvents() {
 			p.noteFinal(j, res, policyInherit)
 		}
 		return
 	}
 	if observed {
-		r.observe(taskRecord(j, res), o.obs, o.more)
+		r.observe(taskRecord(j, res, dur), o.obs, o.more)
+	}
+	if r.tally != nil {
+		r.countAttempt(res.Status, dur, res.Stats.PeakMemory)
 	}
 	att := Attempt{Status: res.Status, Reason: res.Error, ExitCode: -1, Stats: res.Stats}
 	// A worker killed by a signal may mean the machine is short of
@@ -112,11 +116,11 @@ func (p *Pool) finalOrAbort(j *job, res Result, last Attempt, abortErr error, ob
 	res.Failed = j.history
 	policy := finalPolicy(p.cfg.policyFor(res.Status), abortErr)
 	var rec *TaskRecord
-	if p.cfg.TaskObserver != nil {
+	if p.records() {
 		rec = &TaskRecord{Status: res.Status, Policy: policy, Attempt: j.attempts, Index: j.index,
 			WorkerPID: res.Stats.WorkerPID, Duration: -1}
 	}
-	if j.run.deliverOrAbort(&res, kt, abortErr, rec, ob, more) && p.taskEvents() {
+	if j.run.deliverOrAbort(&res, kt, abortErr, false, -1, rec, ob, more) && p.taskEvents() {
 		p.noteFinal(j, &res, policy)
 	}
 }

@@ -28,6 +28,7 @@ type Pool struct {
 	disp      dispatcher
 	hooks     *runHooks
 	sharedObs sharedObs // TaskRecords of outcomes that bring no buffer (taskobserver.go)
+	tally     *Tally    // the TaskObserver's, when it is a Tallier
 
 	mu          sync.Mutex
 	closed      bool
@@ -126,7 +127,10 @@ func (p *Pool) handlerNames() []string {
 }
 
 func (p *Pool) runEnded(r *run) {
-	p.noteNotRun(r)
+	notRun := p.noteNotRun(r)
+	if r.tally != nil {
+		r.tally.end(r, notRun)
+	}
 	p.mu.Lock()
 	delete(p.runs, r)
 	p.runsDone.Broadcast()

@@ -41,6 +41,11 @@ type run struct {
 	unobserved int
 	ending     bool
 	shared     *sharedObs // the pool's buffer for outcomes that bring none
+	// tc, when the pool counts its tasks in a Tally, is where this run
+	// counts them while it is live, under mu (see Tally); nil once the
+	// run's counts went to tally's own.
+	tally *Tally
+	tc    *tallyCounts
 
 	done    chan struct{}
 	stopCtx func() bool
@@ -66,6 +71,9 @@ func (p *Pool) newRun(ctx context.Context, fn string, n int, stream chan Result)
 		r.results = make([]Result, n)
 	}
 	r.stopCtx = context.AfterFunc(ctx, func() { r.abort(context.Cause(ctx)) })
+	if p.tally != nil {
+		p.tally.begin(r)
+	}
 	return r
 }
 
@@ -94,8 +102,8 @@ func (r *run) seal() {
 
 // deliver records the final result of one task. It reports whether the
 // run took it (it had not ended).
-func (r *run) deliver(res *Result, rec *TaskRecord, ob *obsBuf, more bool) bool {
-	return r.deliverOrAbort(res, nil, nil, rec, ob, more)
+func (r *run) deliver(res *Result, dur time.Duration, rec *TaskRecord, ob *obsBuf, more bool) bool {
+	return r.deliverOrAbort(res, nil, nil, true, dur, rec, ob, more)
 }
 
 // deliverOrAbort records the final result of one task and, when abortErr is
@@ -108,15 +116,26 @@ func (r *run) deliver(res *Result, rec *TaskRecord, ob *obsBuf, more bool) bool 
 // queued as Final in ob (see run.queue; more is outcome.more), and counted
 // in unobserved, so that the run's done closes only once it was handed
 // over; a result the run did not take is observed only when rec says an
-// attempt Ended.
-func (r *run) deliverOrAbort(res *Result, kt *KilledTask, abortErr error, rec *TaskRecord, ob *obsBuf, more bool) bool {
+// attempt Ended. ended says that res is also an attempt that ended now,
+// after dur (-1 when not known), which a Tally counts with the final
+// result (see Tally).
+func (r *run) deliverOrAbort(res *Result, kt *KilledTask, abortErr error, ended bool, dur time.Duration, rec *TaskRecord, ob *obsBuf, more bool) bool {
 	r.mu.Lock()
 	if r.isDone.Load() {
 		r.mu.Unlock()
 		if rec != nil && rec.Ended {
 			r.queue(ob, rec, false, false) // the shared buffer has no batch of r's to wait for
 		}
+		if ended && r.tally != nil {
+			r.tally.late(res.Status, dur, res.Stats.PeakMemory)
+		}
 		return false
+	}
+	if tc := r.tc; tc != nil {
+		if ended {
+			tc.attempt(r.tally, res.Status, dur, res.Stats.PeakMemory)
+		}
+		tc.status[tallySlot(res.Status)].tasks++
 	}
 	if abortErr != nil && r.err == nil {
 		r.err = abortErr

@@ -47,6 +47,9 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		}
 	}
 	p := &Pool{cfg: cfg, q: newQueue(), runs: map[*run]struct{}{}}
+	if t, ok := cfg.TaskObserver.(Tallier); ok {
+		p.tally = t.Tally()
+	}
 	p.runsDone = sync.NewCond(&p.mu)
 	p.hooks = &runHooks{killed: p.recordKilled, stop: p.stopRun, ended: p.runEnded}
 	if cfg.Cluster != "" {

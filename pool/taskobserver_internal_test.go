@@ -156,8 +156,8 @@ func TestObserverBeforeEnd(t *testing.T) {
 
 		// A result the map no longer takes is an attempt's end, not a
 		// final result, and is handed over at once.
-		x := taskRecord(&jobs[5], &Result{Status: StatusOK})
-		require.False(t, r.deliver(&Result{Index: 5, Status: StatusOK}, &x, nil, true))
+		x := taskRecord(&jobs[5], &Result{Status: StatusOK}, -1)
+		require.False(t, r.deliver(&Result{Index: 5, Status: StatusOK}, 0, &x, nil, true))
 		all := rec.all()
 		require.Len(t, all, 4)
 		require.True(t, all[3].Ended)
@@ -365,10 +365,10 @@ func TestObserverRecordOverwrites(t *testing.T) {
 	j := &job{index: 5, attempts: 1}
 	res := &Result{Index: 5, Status: StatusOK, Stats: Stats{Start: start, End: start.Add(1500), WorkerPID: 4000, PeakMemory: 2 << 20}}
 	rec := stale
-	fillRecord(&rec, j, res)
+	fillRecord(&rec, j, res, attemptDuration(&res.Stats))
 	require.Equal(t, TaskRecord{Ended: true, Status: StatusOK, Attempt: 1, Index: 5, WorkerPID: 4000, Duration: 1500, PeakMemory: 2 << 20}, rec)
 
 	res.Stats.Start = time.Time{}
-	fillRecord(&rec, j, res)
+	fillRecord(&rec, j, res, attemptDuration(&res.Stats))
 	require.Equal(t, time.Duration(-1), rec.Duration, "no start: the duration is not known")
 }
