@@ -11,21 +11,20 @@ import (
 	"github.com/safepool/safepool/pool"
 )
 
-// statusSlots bounds the status values counted in arrays: pool statuses
-// are small numbers (StatusNotRun is 16).
-const statusSlots = 32
-
 // Collector counts what a pool does. It is the pool's
-// Config.TaskObserver (or, at a higher cost per task, its Observe method is
-// the pool's Config.Observer); Watch adds the gauges read from the pool
-// when scraped. It implements prometheus.Collector. Its methods are safe
-// for concurrent use. A Collector watches one pool.
+// Config.TaskObserver, and a pool.Tallier: the pool counts the tasks in
+// the collector's pool.Tally, a few additions per task inside a lock it
+// takes anyway. Its Observe method, as the pool's Config.Observer
+// instead, counts the same from Events, two per task, at a higher cost.
+// Watch adds the gauges read from the pool when scraped. It implements
+// prometheus.Collector. Its methods are safe for concurrent use. A
+// Collector watches one pool.
 type Collector struct {
-	// stripes hold what every task adds: a batch of records (or an event)
-	// counts into the stripe its first worker's pid picks, so that the
-	// pool's goroutines, which handle different workers, seldom take the
-	// same lock or write the same cache line.
-	stripes  [stripeCount]stripe
+	tally *pool.Tally
+	// counting is set once a pool counts in tally: it counts the tasks
+	// not run too, which Observe then leaves to it.
+	counting atomic.Bool
+	notRun   atomic.Uint64 // tasks not run, counted from EventNotRun
 	retries  [statusSlots]atomic.Uint64
 	starts   atomic.Uint64
 	restarts atomic.Uint64
@@ -42,28 +41,13 @@ type Collector struct {
 	readRSS func(pid int) (int64, error)
 }
 
-var _ pool.TaskObserver = (*Collector)(nil)
+var _ pool.Tallier = (*Collector)(nil)
 
 type deathKey struct{ cause, signal string }
 
-// stripeCount is the number of stripes, a power of two.
-const stripeCount = 8
-
-// stripe is one share of the per-task counters, padded to keep apart the
-// cache lines of two stripes. A batch of records takes its stripe's lock
-// once.
-type stripe struct {
-	mu       sync.Mutex
-	tasks    [statusSlots]uint64
-	attempts [statusSlots]uint64
-	duration histogram
-	peak     histogram
-	_        [128]byte
-}
-
-func (c *Collector) stripe(pid int) *stripe {
-	return &c.stripes[uint(pid)&(stripeCount-1)]
-}
+// statusSlots bounds the status values counted in arrays: pool statuses
+// are small numbers (StatusNotRun is 16).
+const statusSlots = 32
 
 var (
 	descTasks    = prometheus.NewDesc("safepool_tasks_total", "Tasks by final status.", []string{"status"}, nil)
@@ -82,60 +66,61 @@ var (
 	descPeak     = prometheus.NewDesc("safepool_task_peak_memory_bytes", "Peak linear memory of task attempts.", nil, nil)
 )
 
-// The histograms' buckets: durations from 1µs to about 67s, in seconds and
-// in whole nanoseconds; peak memory from 64 KiB to 4 GiB, in bytes.
+// The histograms' upper bounds: durations from 1µs to about 67s, peak
+// memory from 64 KiB to 4 GiB. Each is four, or two, times the one before.
 var (
-	durationBuckets = newBuckets(prometheus.ExponentialBuckets(1e-6, 4, 14), 1e9)
-	peakBuckets     = newBuckets(prometheus.ExponentialBuckets(64<<10, 2, 17), 1)
+	durationBounds = func() []time.Duration {
+		b := make([]time.Duration, 14)
+		for i := range b {
+			b[i] = time.Microsecond << (2 * i)
+		}
+		return b
+	}()
+	peakBounds = func() []int64 {
+		b := make([]int64, 17)
+		for i := range b {
+			b[i] = 64 << 10 << i
+		}
+		return b
+	}()
 )
 
 // New returns a collector with every counter at zero.
 func New() *Collector {
+	t, err := pool.NewTally(durationBounds, peakBounds)
+	if err != nil {
+		panic(err) // the bounds above are valid
+	}
 	return &Collector{
+		tally:   t,
 		deaths:  map[deathKey]uint64{},
 		readRSS: readRSS,
 	}
 }
 
-// ObserveTasks counts attempts' ends and tasks' final results: it is how
-// the collector is the pool's Config.TaskObserver,
-//
-//	cfg.TaskObserver = c
-//
-// which costs one uncontended lock per batch of records (the pool hands
-// over the records of a worker's answer together), no Event, and
-// a few additions and a histogram bucket's search per record.
+// Tally makes the collector a pool.Tallier: a pool whose TaskObserver it
+// is counts its tasks there, and does not call ObserveTasks.
+func (c *Collector) Tally() *pool.Tally {
+	c.counting.Store(true)
+	return c.tally
+}
+
+// ObserveTasks counts TaskRecords: attempts' ends and tasks' final
+// results. A pool whose TaskObserver is the collector counts in its Tally
+// and does not call it; a TaskObserver that wraps the collector (to hand
+// the records to others as well) calls it, at a few tens of nanoseconds a
+// task.
 func (c *Collector) ObserveTasks(ts []pool.TaskRecord) {
-	if len(ts) == 0 {
-		return
+	if len(ts) > 0 {
+		c.tally.ObserveTasks(ts)
 	}
-	st := c.stripe(ts[0].WorkerPID)
-	st.mu.Lock()
-	// The loop's body is written out here, not called per record: a call
-	// per record would cost more than what it counts.
-	for i := range ts {
-		t := &ts[i]
-		s := slot(t.Status)
-		if t.Ended {
-			st.attempts[s]++
-			if t.Duration >= 0 {
-				st.duration.observe(&durationBuckets, uint64(t.Duration))
-			}
-			if t.PeakMemory > 0 {
-				st.peak.observe(&peakBuckets, uint64(t.PeakMemory))
-			}
-		}
-		if t.Final {
-			st.tasks[s]++
-		}
-	}
-	st.mu.Unlock()
 }
 
 // Observe counts one event. It is how the collector hears of workers,
 // retries and breaker trips as a TaskObserver; set as the pool's
-// Config.Observer instead, it counts tasks too (from EventTaskEnd and
-// EventTaskFinal), at the cost of the two Events the pool builds per task.
+// Config.Observer instead, it counts tasks too (from EventTaskEnd,
+// EventTaskFinal and EventNotRun), at the cost of the two Events the pool
+// builds per task.
 func (c *Collector) Observe(e pool.Event) {
 	switch e.Kind {
 	case pool.EventTaskEnd:
@@ -143,17 +128,17 @@ func (c *Collector) Observe(e pool.Event) {
 		if s := &e.Stats; !s.Start.IsZero() && !s.End.IsZero() {
 			d = max(s.End.Sub(s.Start), 0)
 		}
-		c.ObserveTasks([]pool.TaskRecord{{Ended: true, Status: e.Status, WorkerPID: e.WorkerPID,
+		c.tally.ObserveTasks([]pool.TaskRecord{{Ended: true, Status: e.Status, WorkerPID: e.WorkerPID,
 			Duration: d, PeakMemory: e.Stats.PeakMemory}})
 	case pool.EventTaskFinal:
-		c.ObserveTasks([]pool.TaskRecord{{Final: true, Status: e.Status, WorkerPID: e.WorkerPID, Duration: -1}})
+		c.tally.ObserveTasks([]pool.TaskRecord{{Final: true, Status: e.Status, WorkerPID: e.WorkerPID, Duration: -1}})
 	case pool.EventRetry:
 		c.retries[slot(e.Status)].Add(1)
 	case pool.EventNotRun:
-		st := &c.stripes[0]
-		st.mu.Lock()
-		st.tasks[slot(pool.StatusNotRun)] += uint64(e.Count)
-		st.mu.Unlock()
+		// A pool that counts in the tally counted these already.
+		if !c.counting.Load() {
+			c.notRun.Add(uint64(e.Count))
+		}
 	case pool.EventWorkerStart:
 		c.starts.Add(1)
 		c.replaced()
@@ -221,22 +206,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	var tasks, attempts [statusSlots]uint64
-	var duration, peak histogram
-	for i := range c.stripes {
-		st := &c.stripes[i]
-		st.mu.Lock()
-		for j := range statusSlots {
-			tasks[j] += st.tasks[j]
-			attempts[j] += st.attempts[j]
-		}
-		duration.add(&st.duration)
-		peak.add(&st.peak)
-		st.mu.Unlock()
-	}
+	n := c.tally.Read()
+	n.Tasks[pool.StatusNotRun] += c.notRun.Load()
 	for i := range statusSlots {
 		s := pool.Status(i)
-		t, a, r := tasks[i], attempts[i], c.retries[i].Load()
+		t, a, r := n.Tasks[s], n.Attempts[s], c.retries[i].Load()
 		if t+a+r == 0 && !isKnown(s) {
 			continue
 		}
@@ -258,8 +232,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	p := c.pool
 	c.mu.Unlock()
-	ch <- duration.metric(descDuration, &durationBuckets)
-	ch <- peak.metric(descPeak, &peakBuckets)
+	ch <- histogramMetric(descDuration, &n.Duration, 1e9)
+	ch <- histogramMetric(descPeak, &n.PeakMemory, 1)
 	if p == nil {
 		return
 	}

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"math"
 	"testing"
 	"time"
 
@@ -13,43 +12,10 @@ import (
 	"github.com/safepool/safepool/pool"
 )
 
-func TestBucketIndex(t *testing.T) {
-	b := &durationBuckets
-	require.Equal(t, 0, b.index(0))
-	require.Equal(t, 0, b.index(1000), "1µs is at most the first bound, 1e-06 s")
-	require.Equal(t, 1, b.index(1001))
-	require.Equal(t, 1, b.index(4000))
-	require.Equal(t, len(b.le)-1, b.index(b.units[len(b.units)-1]))
-	require.Equal(t, len(b.le), b.index(b.units[len(b.units)-1]+1), "over the last bound is +Inf")
-	require.Equal(t, 0, peakBuckets.index(64<<10))
-	require.Equal(t, 1, peakBuckets.index(64<<10+1))
-
-	// The table's start and its steps agree with a binary search at every
-	// bound, next to it, and at every power of two.
-	for _, b := range []*buckets{&durationBuckets, &peakBuckets} {
-		var vs []uint64
-		for _, u := range b.units {
-			vs = append(vs, u-1, u, u+1)
-		}
-		for n := range 64 {
-			vs = append(vs, 1<<n-1, 1<<n, 1<<n+1)
-		}
-		vs = append(vs, math.MaxUint64)
-		for _, v := range vs {
-			require.Equal(t, b.search(v), b.index(v), "value %d", v)
-		}
-	}
-
-	// Bounds closer than a doubling take more steps, and still agree.
-	near := newBuckets([]float64{10, 11, 12, 13, 1000}, 1)
-	for v := range uint64(1100) {
-		require.Equal(t, near.search(v), near.index(v), "value %d", v)
-	}
-}
-
-// TestHistogramsAcrossStripes checks that attempts observed on different
-// workers add up, bucket by bucket, in the scraped histograms.
-func TestHistogramsAcrossStripes(t *testing.T) {
+// TestHistogramsAcrossWorkers checks that attempts observed on different
+// workers add up, bucket by bucket, in the scraped histograms, whose bounds
+// are in seconds and bytes.
+func TestHistogramsAcrossWorkers(t *testing.T) {
 	c := New()
 	end := func(pid int, ns int64, peak int64) pool.Event {
 		e := pool.Event{Kind: pool.EventTaskEnd, Status: pool.StatusOK, WorkerPID: pid}
@@ -68,6 +34,13 @@ func TestHistogramsAcrossStripes(t *testing.T) {
 	dur, peak := ms[descDuration][0].GetHistogram(), ms[descPeak][0].GetHistogram()
 	require.NotNil(t, dur)
 	require.NotNil(t, peak)
+	require.Len(t, dur.GetBucket(), 14)
+	require.Equal(t, 1e-06, dur.GetBucket()[0].GetUpperBound())
+	require.Equal(t, 4e-06, dur.GetBucket()[1].GetUpperBound())
+	require.InDelta(t, 67.108864, dur.GetBucket()[13].GetUpperBound(), 1e-12)
+	require.Len(t, peak.GetBucket(), 17)
+	require.Equal(t, float64(64<<10), peak.GetBucket()[0].GetUpperBound())
+	require.Equal(t, float64(4<<30), peak.GetBucket()[16].GetUpperBound())
 	require.Equal(t, uint64(4), dur.GetSampleCount())
 	require.InDelta(t, 1.0000065, dur.GetSampleSum(), 1e-12)
 	require.Equal(t, uint64(1), dur.GetBucket()[0].GetCumulativeCount())
