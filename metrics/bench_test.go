@@ -21,7 +21,8 @@ import (
 //	event-nop  a Config.Observer that does nothing: the pool's cost of Events
 //	event      the collector as Config.Observer
 //	task-nop   a Config.TaskObserver that does nothing: the pool's cost of records
-//	task       the collector as Config.TaskObserver, the way to use it
+//	task       the collector as Config.TaskObserver, the way to use it: a
+//	           pool.Tallier, whose tasks the pool counts in its Tally
 //
 // Compare the ns/task, and the host's CPU per task (steadier on a loaded
 // machine), of the five run side by side.
@@ -77,9 +78,12 @@ func (nopObserver) Observe(pool.Event)             {}
 // BenchmarkObserve measures the collector's own cost per ok task, from
 // goroutines that each stand for one worker, as in a pool: as an Observer,
 // the two events the task brings (its attempt's end and its final result);
-// as a TaskObserver, its one record, handed over in batches of 64 (as the
-// pool does with the results of a worker's answer) or alone (task-1, as
-// when tasks are slow and each answer brings one result).
+// as a TaskObserver's records, its one record, handed over in batches of
+// 64 (as the pool does with the results of a worker's answer) or alone
+// (task-1, as when tasks are slow and each answer brings one result), as a
+// TaskObserver that wraps the collector would. (A pool with the collector
+// itself as its TaskObserver counts its tasks in the collector's Tally
+// and calls none of this: pool's BenchmarkSettleOK/tally.)
 func BenchmarkObserve(b *testing.B) {
 	b.Run("event", func(b *testing.B) {
 		c := metrics.New()

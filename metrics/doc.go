@@ -6,12 +6,12 @@
 // It is a package of its own so that programs that do not want it do not
 // link the Prometheus client. It watches a pool as its
 // Config.TaskObserver: workers keep running tasks in batches (task starts
-// are not reported), and each task comes as one small record, with no
-// Event built; the pool queues each worker's records apart, with no lock
-// per task, and hands over the records of a worker's answer together,
-// which the collector counts under one uncontended lock per batch. It
-// reads [pool.Pool.Snapshot] and each worker's /proc/PID/status when it is
-// scraped:
+// are not reported), and tasks are not reported one by one either: the
+// collector is a [pool.Tallier], and the pool counts each attempt's end
+// and each final result in the collector's [pool.Tally], a few additions
+// under the lock that delivers the result anyway, with no Event and no
+// record built. The collector reads the Tally, [pool.Pool.Snapshot] and
+// each worker's /proc/PID/status when it is scraped:
 //
 //	c := metrics.New()
 //	cfg.TaskObserver = c

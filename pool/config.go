@@ -248,8 +248,10 @@ type Config struct {
 	// collector: it is told of attempts' ends and final results as
 	// TaskRecords, a batch at a time (the results a worker's answer
 	// brought), with no Event built per task, and of the other events as
-	// Observer is (see TaskObserver). A *metrics.Collector is one. It does
-	// not change what Observer and OnEvent receive.
+	// Observer is (see TaskObserver). One that is a Tallier, such as a
+	// *metrics.Collector, is told of no task at all: the pool counts them
+	// in its Tally (see Tallier). It does not change what Observer and
+	// OnEvent receive.
 	TaskObserver TaskObserver
 	// Logger, when set, receives structured records of workers starting
 	// and ending, kills, retries, breaker trips and the policy's

@@ -20,15 +20,17 @@ func (nopTasks) Observe(Event)             {}
 // nothing ("event": the two Events built per task) and with a
 // Config.TaskObserver that does nothing ("task": the one TaskRecord,
 // queued in a driver's buffer and handed over after the 64 results of an
-// answer). The differences are the pool's cost of reporting, apart from
-// the observer's own (see metrics.BenchmarkObserve).
+// answer), and counting in a Tally ("tally": a Tallier's, such as the
+// metrics collector). The differences are the pool's cost of reporting,
+// apart from a TaskObserver's own (see metrics.BenchmarkObserve); a
+// Tally's is in "tally".
 //
 // The "parallel" ones settle the outcomes of one map from two goroutines,
 // as the drivers of two workers do: what they share (the map's lock and
 // counters) then moves between the cores, and what observing adds to it
 // shows.
 func BenchmarkSettleOK(b *testing.B) {
-	for _, mode := range []string{"off", "event", "task"} {
+	for _, mode := range []string{"off", "event", "task", "tally"} {
 		b.Run(mode, func(b *testing.B) {
 			p, r := settleBenchPool(mode)
 			cpu := processCPU(b)
@@ -36,7 +38,7 @@ func BenchmarkSettleOK(b *testing.B) {
 			b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
-	for _, mode := range []string{"off", "task"} {
+	for _, mode := range []string{"off", "task", "tally"} {
 		b.Run("parallel/"+mode, func(b *testing.B) {
 			p, r := settleBenchPool(mode)
 			var next atomic.Int64
@@ -69,6 +71,13 @@ func settleBenchPool(mode string) (*Pool, *run) {
 		p.cfg.Observer = func(Event) {}
 	case "task":
 		p.cfg.TaskObserver = nopTasks{}
+	case "tally":
+		p.cfg.TaskObserver = nopTasks{}
+		t, err := NewTally([]time.Duration{time.Microsecond, 4 * time.Microsecond, 16 * time.Microsecond}, []int64{1 << 20, 2 << 20, 4 << 20})
+		if err != nil {
+			panic(err)
+		}
+		p.tally = t
 	}
 	r := p.newRun(context.Background(), "square", 4096, nil)
 	r.add(1 << 60)
@@ -91,7 +100,7 @@ func settleLoop(p *Pool, r *run, pid int, next func() bool) {
 		j := &jobs[i%n]
 		j.attempts = 0
 		more := i%64 != 63
-		p.settle(&outcome{job: j, obs: &ob, more: more, res: Result{Index: j.index, Status: StatusOK, Output: out,
+		p.settle(&outcome{job: j, obs: &ob, more: more, dur: 1500, durKnown: true, res: Result{Index: j.index, Status: StatusOK, Output: out,
 			Stats: Stats{Start: start, End: start.Add(1500), WorkerPID: 4000 + pid, PeakMemory: 2 << 20, MemoryLimit: 64 << 20}}})
 		if !more {
 			ob.flush()

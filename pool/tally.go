@@ -86,9 +86,9 @@ func (h *Histogram) Count() uint64 {
 const maxTallyBounds = 31
 
 // tallySlots bounds the status values counted in arrays: the pool's
-// statuses are small numbers (StatusNotRun is 16); larger ones count in
-// slot 0, which no status uses.
-const tallySlots = 32
+// statuses are small numbers, StatusNotRun the largest; larger ones
+// count in slot 0, which no status uses.
+const tallySlots = int(StatusNotRun) + 1
 
 func tallySlot(s Status) int {
 	if int(s) < tallySlots {
@@ -120,11 +120,11 @@ func NewTally(duration []time.Duration, peakMemory []int64) (*Tally, error) {
 func (t *Tally) Read() TallyCounts {
 	var sum tallyCounts
 	t.mu.Lock()
-	sum.add(&t.rest)
+	sum.add(&t.rest, t.buckets())
 	for r := range t.runs {
 		r.mu.Lock()
 		if r.tc != nil {
-			sum.add(r.tc)
+			sum.add(r.tc, t.buckets())
 		}
 		r.mu.Unlock()
 	}
@@ -153,6 +153,9 @@ func (t *Tally) ObserveTasks(recs []TaskRecord) {
 	t.mu.Unlock()
 }
 
+// buckets is how many buckets t's histograms use, the longer's.
+func (t *Tally) buckets() int { return max(t.duration.n, t.peak.n) + 1 }
+
 // begin makes r count in t until it ends.
 func (t *Tally) begin(r *run) {
 	tc := tallyPool.Get().(*tallyCounts)
@@ -172,7 +175,7 @@ func (t *Tally) end(r *run, notRun int64) {
 	r.tc = nil
 	r.mu.Unlock()
 	if tc != nil {
-		t.rest.add(tc)
+		t.rest.add(tc, t.buckets())
 	}
 	t.rest.status[StatusNotRun].tasks += uint64(max(notRun, 0))
 	delete(t.runs, r)
@@ -249,14 +252,16 @@ func (c *tallyCounts) record(t *Tally, rec *TaskRecord) {
 	}
 }
 
-func (c *tallyCounts) add(o *tallyCounts) {
+// add adds o's counts to c's, o's first nb buckets: those its Tally
+// uses.
+func (c *tallyCounts) add(o *tallyCounts, nb int) {
 	c.durationSum += o.durationSum
 	c.peakSum += o.peakSum
 	for i := range c.status {
 		c.status[i].tasks += o.status[i].tasks
 		c.status[i].attempts += o.status[i].attempts
 	}
-	for i := range c.bucket {
+	for i := range c.bucket[:nb] {
 		c.bucket[i].duration += o.bucket[i].duration
 		c.bucket[i].peak += o.bucket[i].peak
 	}
