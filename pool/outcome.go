@@ -36,7 +36,10 @@ func (p *Pool) settle(o *outcome) {
 			Map: r.id, ctx: r.ctx})
 	}
 	observed := p.records()
-	dur := o.duration()
+	dur := time.Duration(-1)
+	if observed || r.tally != nil {
+		dur = o.duration()
+	}
 	if res.Status == StatusOK {
 		res.Failed = j.history
 		// The attempt's end and the task's final result are one record.
