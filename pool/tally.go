@@ -235,20 +235,11 @@ func (c *tallyCounts) attempt(t *Tally, s Status, d time.Duration, peak int64) {
 
 // record counts a TaskRecord.
 func (c *tallyCounts) record(t *Tally, rec *TaskRecord) {
-	s := tallySlot(rec.Status)
 	if rec.Ended {
-		c.status[s].attempts++
-		if d := rec.Duration; d >= 0 {
-			c.bucket[t.duration.index(uint64(d))&maxTallyBounds].duration++
-			c.durationSum += uint64(d)
-		}
-		if p := rec.PeakMemory; p > 0 {
-			c.bucket[t.peak.index(uint64(p))&maxTallyBounds].peak++
-			c.peakSum += uint64(p)
-		}
+		c.attempt(t, rec.Status, rec.Duration, rec.PeakMemory)
 	}
 	if rec.Final {
-		c.status[s].tasks++
+		c.status[tallySlot(rec.Status)].tasks++
 	}
 }
 
