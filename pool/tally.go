@@ -12,8 +12,8 @@ import (
 // attempt that ends and every final result, with a few additions made
 // inside the lock it takes anyway to deliver the result: it builds no
 // TaskRecord, and calls the observer's ObserveTasks never. Observe still
-// receives the other events, EventNotRun among them (which the Tally
-// counts as well). It is the cheapest way to count a pool's tasks, a few
+// receives the other events, EventNotRun among them, whose tasks the pool
+// has counted in the Tally already. It is the cheapest way to count a pool's tasks, a few
 // nanoseconds each where TaskRecords cost a few tens; a
 // *metrics.Collector is one.
 type Tallier interface {
@@ -47,7 +47,8 @@ type Tally struct {
 // TallyCounts is what a Tally has counted.
 type TallyCounts struct {
 	// Tasks counts final results by status. StatusNotRun counts the tasks
-	// that a map ended without running (EventNotRun).
+	// that a map ended without running, as the pool reports the map's end
+	// (with EventNotRun), which can come just after Map returns.
 	Tasks map[Status]uint64
 	// Attempts counts the attempts that ended, by status: each result a
 	// worker sent, and each attempt lost with its worker.
