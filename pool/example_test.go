@@ -143,6 +143,42 @@ func ExamplePool_KilledTasks() {
 // When workers cannot be kept up, here because each is SIGKILLed as soon as
 // it starts, a map does not wait for them forever: after StartGiveUp it ends
 // with a *StartError, which errors.Is matches to ErrCrashLoop.
+// A program that wants a pool's counts without a metrics system keeps a
+// Tally: as the pool's TaskObserver it counts every attempt and final
+// result, with histograms of their durations and peak memory.
+func ExampleTally() {
+	ctx := context.Background()
+	tally, err := pool.NewTally(
+		[]time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond},
+		[]int64{1 << 20, 16 << 20},
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := pool.New(ctx, pool.Config{Module: squareWasm, Workers: 2, TaskObserver: tally})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	var inputs [][]byte
+	for i := range 10 {
+		inputs = append(inputs, []byte(strconv.Itoa(i)))
+	}
+	if _, err := p.Map(ctx, "slow_square", inputs); err != nil {
+		log.Fatal(err)
+	}
+	c := tally.Read()
+	fmt.Println("ok tasks:", c.Tasks[pool.StatusOK], "attempts:", c.Attempts[pool.StatusOK])
+	// slow_square sleeps 30 ms: every attempt is in the bucket up to 100 ms.
+	fmt.Println("durations:", c.Duration.Counts)
+	fmt.Println("peak memory:", c.PeakMemory.Counts)
+	// Output:
+	// ok tasks: 10 attempts: 10
+	// durations: [0 0 10 0]
+	// peak memory: [10 0 0]
+}
+
 func ExampleStartError() {
 	ctx := context.Background()
 	p, err := pool.New(ctx, pool.Config{

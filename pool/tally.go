@@ -25,9 +25,15 @@ type Tallier interface {
 
 // A Tally counts tasks: final results and ended attempts by status, and
 // histograms of the attempts' durations and peak memory. Pools count in
-// it when it is their TaskObserver's (see Tallier); ObserveTasks counts
-// TaskRecords in it. Read returns what it has counted so far. Its methods
-// are safe for concurrent use, and one Tally may count for several pools.
+// it when it is their TaskObserver's (see Tallier), or their TaskObserver
+// itself:
+//
+//	t, err := pool.NewTally(durationBounds, peakBounds)
+//	cfg.TaskObserver = t
+//
+// ObserveTasks counts TaskRecords in it. Read returns what it has counted
+// so far. Its methods are safe for concurrent use, and one Tally may count
+// for several pools.
 //
 // A map's counts are kept with the map while it runs, under the lock that
 // guards its results, and added to the Tally's when it ends: once Map (or
@@ -156,6 +162,15 @@ func (t *Tally) ObserveTasks(recs []TaskRecord) {
 
 // buckets is how many buckets t's histograms use, the longer's.
 func (t *Tally) buckets() int { return max(t.duration.n, t.peak.n) + 1 }
+
+// Tally returns t: a Tally is a Tallier, whose pools count in it.
+func (t *Tally) Tally() *Tally { return t }
+
+// Observe ignores events: a pool that counts in t counted the tasks its
+// EventNotRun reports already.
+func (t *Tally) Observe(Event) {}
+
+var _ Tallier = (*Tally)(nil)
 
 // begin makes r count in t until it ends.
 func (t *Tally) begin(r *run) {

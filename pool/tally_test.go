@@ -201,6 +201,23 @@ func TestTallyReadWhileMapping(t *testing.T) {
 	require.Equal(t, uint64(2*n+100), c.Duration.Count())
 }
 
+// TestTallyIsATaskObserver runs a map with a Tally as the pool's
+// TaskObserver, as ExampleTally does, through a real SIGKILL under retry.
+func TestTallyIsATaskObserver(t *testing.T) {
+	tl := newTally(t)
+	p := newPool(t, "wchaos", func(cfg *pool.Config) {
+		cfg.TaskObserver = tl
+		cfg.KillPolicy = pool.Retry
+		cfg.OnEvent = killAt(2)
+	})
+	rs, err := p.Map(context.Background(), "slow_square", enginetest.Ints(6))
+	require.NoError(t, err)
+	require.Equal(t, 2, rs[2].Attempts)
+	c := tl.Read()
+	require.Equal(t, map[pool.Status]uint64{pool.StatusOK: 6}, c.Tasks)
+	require.Equal(t, map[pool.Status]uint64{pool.StatusOK: 6, pool.StatusKilled: 1}, c.Attempts)
+}
+
 // TestTallierNil checks that a Tallier whose Tally is nil is an ordinary
 // TaskObserver.
 func TestTallierNil(t *testing.T) {
