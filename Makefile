@@ -58,7 +58,7 @@ bench: ## install the Python peers (Debian packages), run the hot-path benchmark
 	$(GO) run ./bench/cmd/safepool-bench -out bench/RESULTS.md -readme README.md -readme-tables targets
 	$(GO) run ./bench/cmd/safepool-bench -only kills,oom -out bench/matrix/RESULTS.md -readme README.md
 
-bench-metrics: ## the metrics collector's cost alone, with nine times the full run's rounds so that its interval is narrow enough to judge 2% (about 8 minutes; writes bench/metrics/RESULTS.md)
+bench-metrics: ## the metrics collector's cost alone, with nine times the full run's rounds so that its interval is narrow enough to judge 2% (about 15 minutes; writes bench/metrics/RESULTS.md; -rounds is harness.MetricsLongRounds)
 	$(GO) run ./bench/cmd/safepool-bench -only metrics -rounds 27 -python none -peer-python none -chart "" -out bench/metrics/RESULTS.md
 
 soak: ## the chaos test for minutes (SOAK=5m by default), then start-up storms, then the cluster's chaos (three servers, agent processes SIGKILLed and SIGSTOPped) for SOAK; prints tasks, kills, retries, breaker trips, recoveries, hangs, lost, doubled

@@ -47,6 +47,10 @@ type MetricsCost struct {
 	BlockRounds []int
 }
 
+// MetricsLongRounds is the -rounds of make bench-metrics, which runs the
+// metrics scenario alone with rounds enough to judge its goal.
+const MetricsLongRounds = 27
+
 // metricsSize is the map size and the rounds of the metrics scenario.
 func (o *Options) metricsSize() (n, rounds int) {
 	return max(o.ThroughputN/10, 1000), 24 * o.Rounds
@@ -276,7 +280,11 @@ func (p *report) metricsCost() {
 	p.f("The workers' CPU time, which the collector does not spend (it runs in the host process) but which moves with where and beside what the workers run, makes most of that ratio's noise; so the report also gives the host's share: each round's host CPU per task with the collector minus the mean of the two pools' without it (\"host CPU beyond the pools without it\", median of the rounds), ÷ the CPU time per task, host and workers, with the collector, as a median over the blocks with its 95%% interval, and the control's share (control − off host CPU ÷ the control's CPU time), an A/A comparison of the host side, 0 if the harness made no error. ")
 	p.f("It leaves out what the collector might add to the workers' CPU time (by answering them later, so that they poll longer), which the CPU ratio counts. The host's share is met when its whole interval is below %.0f%%, not met when its whole interval is above it, and too noisy to tell when it straddles it, when the control's interval reaches beyond ±%.0f%%, with fewer than %d blocks, or when the CPU ratio's interval leaves out 1 − the host's share (the two measures disagree: the workers' CPU time moved with the collector, or something else did). ", 100*goalMetricsCost, 100*goalMetricsCost, minShareUnits)
 	p.f("The verdict is the CPU ratio's when it can tell, else the host's share's, else too noisy; \"decided by\" says which. The throughput ratio is judged on its interval alone beside them. ")
-	p.f("Every result is checked and the collector's count of ok tasks must match.\n\n")
+	p.f("Every result is checked and the collector's count of ok tasks must match.")
+	if r.Options.Rounds < MetricsLongRounds {
+		p.f(" %d rounds are seldom enough to tell a cost near %.0f%%: `make bench-metrics` runs this scenario alone with %d rounds, and writes [bench/metrics/RESULTS.md](metrics/RESULTS.md).", rounds, 100*goalMetricsCost, 24*MetricsLongRounds)
+	}
+	p.f("\n\n")
 	var rows [][]string
 	for _, m := range r.Metrics {
 		x := m.Ratio()
