@@ -26,6 +26,8 @@ func TestEmbedded(t *testing.T) {
 	t.Run("imap", TestImap)
 	t.Run("imap with kills", TestImapWithKills)
 	t.Run("events name their map", TestEventsNameTheirMapAndContext)
+	t.Run("tally after a kill", TestTallyAfterKill)
+	t.Run("tally matches records", TestTallyMatchesRecords)
 	t.Run("chaos", func(t *testing.T) {
 		for _, policy := range []pool.Policy{pool.Retry, pool.Skip, pool.Abort} {
 			t.Run(policy.String(), func(t *testing.T) {
