@@ -151,7 +151,9 @@ func (t *Tally) Read() TallyCounts {
 
 // ObserveTasks counts records as a TaskObserver is told of them: an
 // Ended one as an attempt, a Final one as a final result. A
-// TaskObserver that wraps a Tally hands its records on with it.
+// TaskObserver that wraps a Tally hands its records on with it. Tasks not
+// run come as no record (EventNotRun says how many): a Tally counts them
+// only for the pools that count in it themselves.
 func (t *Tally) ObserveTasks(recs []TaskRecord) {
 	t.mu.Lock()
 	for i := range recs {
