@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,17 +45,6 @@ type recordTally struct{ t *pool.Tally }
 func (x recordTally) ObserveTasks(ts []pool.TaskRecord) { x.t.ObserveTasks(ts) }
 func (x recordTally) Observe(pool.Event)                {}
 
-// killAt SIGKILLs, for real, the worker that starts task index's first
-// attempt.
-func killAt(index int) func(pool.Event) {
-	var once sync.Once
-	return func(e pool.Event) {
-		if e.Kind == pool.EventTaskStart && e.Index == index && e.Attempt == 1 {
-			once.Do(func() { _ = syscall.Kill(e.WorkerPID, syscall.SIGKILL) })
-		}
-	}
-}
-
 func countStatus(rs []pool.Result, s pool.Status) uint64 {
 	var n uint64
 	for _, r := range rs {
@@ -78,7 +66,7 @@ func TestTallyAfterKill(t *testing.T) {
 			p := newPool(t, "wchaos", func(cfg *pool.Config) {
 				cfg.KillPolicy = policy
 				cfg.TaskObserver = x
-				cfg.OnEvent = killAt(3)
+				cfg.OnEvent = newKiller(3).onEvent
 			})
 			rs, err := p.Map(context.Background(), "slow_square", enginetest.Ints(10))
 			c := x.t.Read()
@@ -208,7 +196,7 @@ func TestTallyIsATaskObserver(t *testing.T) {
 	p := newPool(t, "wchaos", func(cfg *pool.Config) {
 		cfg.TaskObserver = tl
 		cfg.KillPolicy = pool.Retry
-		cfg.OnEvent = killAt(2)
+		cfg.OnEvent = newKiller(2).onEvent
 	})
 	rs, err := p.Map(context.Background(), "slow_square", enginetest.Ints(6))
 	require.NoError(t, err)
