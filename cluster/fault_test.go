@@ -265,6 +265,28 @@ func checkLost(t *testing.T, p *pool.Pool, rs []pool.Result, n int, victim, why 
 	require.Equal(t, killed, listed, "the killed list")
 }
 
+// checkTally checks what the pool counted in a Tally of a map whose
+// results are rs: each final result by its status, and each attempt, the
+// failed ones (Result.Failed, those lost with an agent among them) and the
+// ok ones, by how it ended.
+func checkTally(t *testing.T, tally *pool.Tally, rs []pool.Result) {
+	t.Helper()
+	tasks, attempts := map[pool.Status]uint64{}, map[pool.Status]uint64{}
+	for _, r := range rs {
+		tasks[r.Status]++
+		for _, f := range r.Failed {
+			attempts[f.Status]++
+		}
+		if r.Status == pool.StatusOK {
+			attempts[pool.StatusOK]++
+		}
+	}
+	require.NotZero(t, attempts[pool.StatusKilled], "no attempt was lost: the test tested nothing")
+	c := tally.Read()
+	require.Equal(t, tasks, c.Tasks)
+	require.Equal(t, attempts, c.Attempts)
+}
+
 // checkSpans checks the spans a tracer made of a map's attempts (package
 // tracing): one per task, each naming the agent and host of its result,
 // and a task charged with its agent's loss ending in an error that says
@@ -464,8 +486,11 @@ func TestClusterFaults(t *testing.T) {
 			rec := tracetest.NewSpanRecorder()
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 			t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			tally, err := pool.NewTally([]time.Duration{time.Millisecond, time.Second}, []int64{1 << 20})
+			require.NoError(t, err)
 			p := c.pool(t, opts, func(cfg *pool.Config) {
 				cfg.OnEvent, cfg.Observer, cfg.BatchSize = ev.onEvent, tracing.New(tp).Observe, 2
+				cfg.TaskObserver = tally
 			})
 			h, err := p.MapAsync(ctx, "sleep", sleeps(16, 600))
 			require.NoError(t, err)
@@ -482,6 +507,7 @@ func TestClusterFaults(t *testing.T) {
 			require.NoError(t, err)
 			checkLost(t, p, rs, 16, victim, why, at, time.Time{})
 			checkSpans(t, rec, rs)
+			checkTally(t, tally, rs)
 			c.agent() // a replacement
 		})
 	}
